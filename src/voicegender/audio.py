@@ -1,0 +1,242 @@
+"""Audio input: decode any file to float32 mono at the rate a feature asks for.
+
+soundfile (libsndfile) reads WAV/FLAC/OGG (Vorbis, Opus)/MP3 and most other PCM containers; PyAV (FFmpeg
+libraries inside its wheel, no system ffmpeg needed) reads what libsndfile cannot: AAC/M4A from phones,
+WebM/Opus from browsers, and so on. Samples come back in [-1, 1] (int16 files divided by 32768, which is what
+soundfile does), so the int16 scale the seed project used is simply ``samples * INT16_SCALE``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from .errors import AudioDecodeError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000  # working rate of the log-mel models and the speech detector
+INT16_SCALE = 32_768.0  # float samples in [-1, 1) times this = the int16 sample values the seed used
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".mp4", ".webm", ".aiff", ".aif")
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Decoded audio: float32 mono samples in [-1, 1] at ``sample_rate``."""
+
+    samples: np.ndarray
+    sample_rate: int
+    source_rate: int  # the file's own sample rate, before resampling
+    source_channels: int  # channels in the file, before the mix-down to mono
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise AudioDecodeError(f"{path}: file not found")
+    if path.is_dir():
+        raise AudioDecodeError(f"{path}: is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioDecodeError(f"{path}: empty file (0 bytes)")
+
+
+def _wav_missing_bytes(path: Path) -> int:
+    """How many bytes of a RIFF/WAVE file's data chunk are missing (0 if complete or not a WAV).
+
+    libsndfile silently reads what is left of a cut-off WAV; we report it instead, since a truncated upload or
+    copy usually means the user has the wrong file.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:8], "little")
+            if chunk_id == b"data":
+                if chunk_size in (0, 0xFFFFFFFF):  # streaming writers leave the size unset
+                    return 0
+                return max(0, pos + 8 + chunk_size - size)
+            pos += 8 + chunk_size + (chunk_size & 1)
+    return 0
+
+
+def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    return data, rate
+
+
+def _read_pyav(path: Path) -> tuple[np.ndarray, int]:
+    import av  # imported lazily: only needed for formats libsndfile does not read
+
+    chunks: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            raise ValueError("no audio stream")
+        stream = container.streams.audio[0]
+        channels = stream.codec_context.channels or 1
+        # Resample every frame to packed float32 at the stream's own rate and channel count.
+        resampler = av.AudioResampler(format="flt", layout=stream.layout.name if stream.layout else None,
+                                      rate=stream.rate)
+        rate = stream.rate
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1, channels))
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1, channels))
+    if not chunks:
+        return np.zeros((0, 1), np.float32), rate
+    return np.concatenate(chunks).astype(np.float32, copy=False), rate
+
+
+def _decode(path: Path) -> tuple[np.ndarray, int]:
+    """Decode to (frames, channels) float32 and the file's rate; try soundfile, then PyAV."""
+    try:
+        return _read_soundfile(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as sf_error:
+        try:
+            return _read_pyav(path)
+        except Exception as av_error:  # PyAV raises many FFmpeg error types; all mean "cannot decode"
+            reason = str(av_error).strip() or type(av_error).__name__
+            raise AudioDecodeError(
+                f"{path}: not a readable audio file or truncated/corrupt "
+                f"(soundfile: {str(sf_error).strip()}; PyAV: {reason})"
+            ) from av_error
+
+
+def to_mono(frames: np.ndarray) -> np.ndarray:
+    """Average the channels of a (frames, channels) array into float32 mono."""
+    if frames.ndim == 1:
+        return frames.astype(np.float32, copy=False)
+    return frames.mean(axis=1, dtype=np.float32)
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample float32 mono audio with soxr (high quality); a no-op when the rates match."""
+    if from_rate == to_rate or len(samples) == 0:
+        return samples
+    return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def load_audio(path: str | Path, sr: int | None = SAMPLE_RATE) -> Audio:
+    """Decode an audio file to float32 mono.
+
+    Parameters
+    ----------
+    path : file in any format soundfile or PyAV can decode (WAV 8/16/24/32-bit int or float, FLAC,
+        OGG Vorbis/Opus, MP3, AAC/M4A, WebM, ...).
+    sr : sample rate in Hz to resample to, or None to keep the file's own rate. Default 16 kHz.
+
+    Raises
+    ------
+    AudioDecodeError naming the file when it is missing, empty, not audio, truncated, has no samples, or has
+    NaN/Inf samples.
+    """
+    path = Path(path)
+    _check_file(path)
+    frames, rate = _decode(path)
+    missing = _wav_missing_bytes(path)
+    if missing:
+        raise AudioDecodeError(f"{path}: truncated WAV file ({missing} bytes of audio data missing)")
+    if frames.shape[0] == 0:
+        raise AudioDecodeError(f"{path}: contains no audio samples (zero length)")
+    if not np.isfinite(frames).all():
+        raise AudioDecodeError(f"{path}: contains NaN or infinite sample values")
+    mono = to_mono(frames)
+    target = rate if sr is None else sr
+    return Audio(resample(mono, rate, target), target, rate, frames.shape[1])
+
+
+def audio_duration(path: str | Path) -> float:
+    """Duration in seconds from the file header when soundfile can read it, else by decoding."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+        if info.frames > 0:
+            return info.frames / info.samplerate
+    except (sf.LibsndfileError, RuntimeError):
+        pass
+    return load_audio(path, sr=None).duration_s
+
+
+def stream_audio(path: str | Path, sr: int = SAMPLE_RATE, block_s: float = 30.0) -> Iterator[np.ndarray]:
+    """Yield float32 mono blocks of about ``block_s`` seconds at ``sr`` without loading the whole file.
+
+    Memory stays bounded by the block size for formats soundfile reads; for the others PyAV decodes frame by
+    frame. Resampling is continuous across blocks (soxr's streaming resampler), so concatenating the blocks
+    equals resampling the whole file.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError):
+        info = None
+    if info is not None and info.frames > 0:
+        blocks = (to_mono(b) for b in sf.blocks(str(path), blocksize=max(1, int(block_s * info.samplerate)),
+                                                  dtype="float32", always_2d=True))
+        rate = info.samplerate
+    else:
+        blocks, rate = _pyav_blocks(path, block_s)
+    stream = soxr.ResampleStream(rate, sr, 1, dtype="float32", quality="HQ") if rate != sr else None
+    produced = 0
+    for block in blocks:
+        if not np.isfinite(block).all():
+            raise AudioDecodeError(f"{path}: contains NaN or infinite sample values")
+        out = stream.resample_chunk(block) if stream is not None else block
+        produced += len(out)
+        if len(out):
+            yield out
+    if stream is not None:
+        tail = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+        produced += len(tail)
+        if len(tail):
+            yield tail
+    if produced == 0:
+        raise AudioDecodeError(f"{path}: contains no audio samples (zero length)")
+
+
+def _pyav_blocks(path: Path, block_s: float) -> tuple[Iterator[np.ndarray], int]:
+    import av
+
+    try:
+        container = av.open(str(path))
+        stream = container.streams.audio[0]
+    except Exception as e:  # any FFmpeg open error means the file is not usable audio
+        raise AudioDecodeError(f"{path}: not a readable audio file ({e})") from e
+    rate = stream.rate
+    channels = stream.codec_context.channels or 1
+
+    def generate() -> Iterator[np.ndarray]:
+        pending: list[np.ndarray] = []
+        size = 0
+        resampler = av.AudioResampler(format="flt", layout=stream.layout.name if stream.layout else None,
+                                      rate=rate)
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    mono = to_mono(out.to_ndarray().reshape(-1, channels))
+                    pending.append(mono)
+                    size += len(mono)
+                if size >= block_s * rate:
+                    yield np.concatenate(pending)
+                    pending, size = [], 0
+        finally:
+            container.close()
+        if pending:
+            yield np.concatenate(pending)
+
+    return generate(), rate

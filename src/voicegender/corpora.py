@@ -1,0 +1,229 @@
+"""Corpora: tables of clips (path, speaker, gender, extras). Loaders never read audio.
+
+Three layouts are understood, and :func:`load_corpus` picks one from what it finds:
+
+- **AudioMNIST**: ``data/NN/D_NN_I.(wav|flac)`` plus ``audioMNIST_meta.txt`` (JSON keyed by speaker id).
+- **CSV manifest**: any CSV with columns ``path, speaker, gender`` (paths relative to the CSV); other columns
+  (age, digit, ...) are kept as extras. A folder holding ``manifest.csv`` means that manifest. Image paths
+  (the seed's MFCC JPEGs) make an image corpus.
+- **Gender folders**: ``<root>/female/...`` and ``<root>/male/...``; the speaker is the first sub-folder
+  under the gender folder, or the file stem for files directly inside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .audio import AUDIO_EXTENSIONS
+from .errors import CorpusError
+
+log = logging.getLogger(__name__)
+
+LABELS = ("female", "male")  # class index 0 = female (the seed's positive class), 1 = male
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+MANIFEST_NAME = "manifest.csv"
+AUDIOMNIST_META = "audioMNIST_meta.txt"
+_GENDER_WORDS = {"female": "female", "f": "female", "woman": "female", "w": "female",
+                 "male": "male", "m": "male", "man": "male"}
+_AUDIOMNIST_NAME = re.compile(r"^(\d+)_(\d+)_(\d+)$")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One recording (or, for the seed's image set, one MFCC image) of a known speaker."""
+
+    path: Path
+    speaker: str  # unique within the corpus; splits group by (corpus, speaker)
+    gender: str  # "female" | "male"
+    corpus: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)  # age, digit, duration_s, ...
+
+    @property
+    def label(self) -> int:
+        return LABELS.index(self.gender)
+
+    @property
+    def speaker_key(self) -> str:
+        return f"{self.corpus}/{self.speaker}"
+
+    @property
+    def age(self) -> float | None:
+        value = self.extra.get("age")
+        try:
+            return float(value) if value not in (None, "") else None
+        except (TypeError, ValueError):
+            return None
+
+
+@dataclass
+class Corpus:
+    """A named list of clips; ``kind`` is "audio" or "image" (the seed's MFCC JPEGs)."""
+
+    name: str
+    root: Path
+    clips: list[Clip]
+    kind: str = "audio"
+
+    def speakers(self, gender: str | None = None) -> list[str]:
+        return sorted({c.speaker for c in self.clips if gender is None or c.gender == gender})
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+
+def normalise_gender(value: str, where: str) -> str:
+    """Map female/f/woman/F and male/m/man/M to "female"/"male"; anything else is a CorpusError."""
+    gender = _GENDER_WORDS.get(str(value).strip().lower())
+    if gender is None:
+        raise CorpusError(f"{where}: gender {value!r} is neither female nor male (expected female/male/f/m)")
+    return gender
+
+
+def _kind_of(paths: list[Path], where: Path) -> str:
+    suffixes = Counter(p.suffix.lower() for p in paths)
+    if suffixes and all(s in IMAGE_EXTENSIONS for s in suffixes):
+        return "image"
+    odd = [s for s in suffixes if s not in AUDIO_EXTENSIONS and s not in IMAGE_EXTENSIONS]
+    if odd:
+        log.warning("%s: unusual file extensions %s; will try to decode them as audio", where, odd)
+    return "audio"
+
+
+def load_manifest(csv_path: str | Path, name: str | None = None) -> Corpus:
+    """Read a CSV manifest with columns path, speaker, gender (paths relative to the CSV's folder)."""
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise CorpusError(f"{csv_path}: manifest not found")
+    root = csv_path.parent
+    name = name or (root.name if csv_path.name == MANIFEST_NAME else csv_path.stem)
+    with csv_path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        missing = {"path", "speaker", "gender"} - set(columns)
+        if missing:
+            raise CorpusError(f"{csv_path}: manifest lacks column(s) {', '.join(sorted(missing))} "
+                              f"(it has: {', '.join(columns) or 'none'})")
+        clips = []
+        for line, row in enumerate(reader, start=2):
+            row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+            if not row["path"]:
+                raise CorpusError(f"{csv_path}:{line}: empty path")
+            extra = {k: v for k, v in row.items() if k not in ("path", "speaker", "gender")}
+            clips.append(Clip(root / row["path"], row["speaker"], normalise_gender(row["gender"], f"{csv_path}:{line}"),
+                              name, extra))
+    if not clips:
+        raise CorpusError(f"{csv_path}: manifest lists no clips")
+    return Corpus(name, root, clips, _kind_of([c.path for c in clips], csv_path))
+
+
+def load_audiomnist(root: str | Path, name: str | None = None) -> Corpus:
+    """Read an AudioMNIST-layout corpus: ``data/NN/D_NN_I.(wav|flac)`` and ``audioMNIST_meta.txt``."""
+    root = Path(root)
+    meta_path = root / AUDIOMNIST_META
+    if not meta_path.is_file():
+        meta_path = root / "data" / AUDIOMNIST_META  # the original repository keeps it inside data/
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError as e:
+        raise CorpusError(f"{root}: no {AUDIOMNIST_META} (AudioMNIST layout needs it)") from e
+    except json.JSONDecodeError as e:
+        raise CorpusError(f"{meta_path}: not valid JSON ({e})") from e
+    data = root / "data" if (root / "data").is_dir() else root
+    clips = []
+    for path in sorted(p for p in data.glob("*/*") if p.suffix.lower() in AUDIO_EXTENSIONS):
+        match = _AUDIOMNIST_NAME.match(path.stem)
+        if not match:
+            log.warning("%s: name is not D_NN_I; skipped", path)
+            continue
+        digit, speaker, repetition = match.groups()
+        info = meta.get(speaker) or meta.get(speaker.zfill(2))
+        if info is None:
+            raise CorpusError(f"{path}: speaker {speaker} is not in {meta_path.name}")
+        extra = {"digit": digit, "repetition": repetition}
+        if info.get("age") is not None:
+            extra["age"] = str(info["age"])
+        clips.append(Clip(path, speaker, normalise_gender(info.get("gender", ""), f"{meta_path} speaker {speaker}"),
+                          name or root.name, extra))
+    if not clips:
+        raise CorpusError(f"{root}: no D_NN_I audio files under {data}")
+    return Corpus(name or root.name, root, clips, "audio")
+
+
+def load_gender_folders(root: str | Path, name: str | None = None) -> Corpus:
+    """Read ``root/female/**`` and ``root/male/**`` audio; speaker = first sub-folder (or file stem)."""
+    root = Path(root)
+    clips = []
+    for gender_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() in _GENDER_WORDS):
+        gender = normalise_gender(gender_dir.name, str(gender_dir))
+        for path in sorted(gender_dir.rglob("*")):
+            if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
+                parts = path.relative_to(gender_dir).parts
+                speaker = parts[0] if len(parts) > 1 else path.stem
+                clips.append(Clip(path, speaker, gender, name or root.name))
+    if not clips:
+        raise CorpusError(f"{root}: no audio under female/ or male/ sub-folders")
+    return Corpus(name or root.name, root, clips, "audio")
+
+
+def load_corpus(path: str | Path, name: str | None = None) -> Corpus:
+    """Load any supported corpus: a CSV manifest, an AudioMNIST folder, a folder with manifest.csv, or
+    a folder with female/ and male/ sub-folders."""
+    path = Path(path)
+    if not path.exists():
+        raise CorpusError(f"{path}: no such file or folder")
+    if path.is_file():
+        if path.suffix.lower() != ".csv":
+            raise CorpusError(f"{path}: a corpus is a folder or a CSV manifest (path, speaker, gender)")
+        return load_manifest(path, name)
+    if (path / AUDIOMNIST_META).is_file() or (path / "data" / AUDIOMNIST_META).is_file():
+        return load_audiomnist(path, name)
+    if (path / MANIFEST_NAME).is_file():
+        return load_manifest(path / MANIFEST_NAME, name)
+    if any(p.is_dir() and p.name.lower() in _GENDER_WORDS for p in path.iterdir()):
+        return load_gender_folders(path, name)
+    raise CorpusError(f"{path}: not a corpus: expected {AUDIOMNIST_META}, {MANIFEST_NAME}, "
+                      "or female/ and male/ sub-folders")
+
+
+def write_manifest(clips: list[Clip], csv_path: str | Path) -> None:
+    """Write clips as a CSV manifest (absolute paths, corpus column, extras) — the record of a run's data."""
+    csv_path = Path(csv_path)
+    extras = sorted({k for c in clips for k in c.extra})
+    with csv_path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "speaker", "gender", "corpus", *extras])
+        for c in clips:
+            extra = (c.extra.get(k, "") for k in extras)
+            writer.writerow([str(c.path.resolve()), c.speaker, c.gender, c.corpus, *extra])
+
+
+@dataclass(frozen=True)
+class GenderSummary:
+    gender: str
+    clips: int
+    speakers: int
+    seconds: float | None  # None for image corpora
+
+
+def summarise(corpus: Corpus, durations: dict[Path, float] | None = None) -> list[GenderSummary]:
+    """Clips, speakers and total duration per gender (and a "total" row).
+
+    durations : seconds per clip path; clips without one use their ``duration_s`` extra when present.
+    """
+    rows = []
+    for gender in (*LABELS, "total"):
+        clips = [c for c in corpus.clips if gender == "total" or c.gender == gender]
+        seconds = None
+        if corpus.kind == "audio":
+            seconds = 0.0
+            for c in clips:
+                value = (durations or {}).get(c.path, c.extra.get("duration_s"))
+                seconds += float(value) if value not in (None, "") else 0.0
+        rows.append(GenderSummary(gender, len(clips), len({c.speaker for c in clips}), seconds))
+    return rows

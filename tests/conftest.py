@@ -1,0 +1,77 @@
+"""Shared fixtures: tiny synthetic voices written to tmp_path, and markers for optional resources."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from voicegender.synth import FEMALE_F0, MALE_F0, synth_voice
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED_DATA = SHARED / "data"
+SEED_FIXTURE = SHARED / "fixtures" / "seed_mfc"
+
+requires_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"needs the project's training corpora in {SHARED_DATA} (not on this machine)"
+)
+requires_seed_fixture = pytest.mark.skipif(
+    not SEED_FIXTURE.is_dir(), reason=f"needs the golden seed fixture in {SEED_FIXTURE} (not on this machine)"
+)
+
+
+def write_voice(path: Path, gender: str, seed: int = 0, seconds: float = 0.8, sr: int = 16_000) -> Path:
+    """Write a synthetic male (120 Hz) or female (220 Hz) voice clip; returns the path."""
+    f0 = FEMALE_F0 if gender == "female" else MALE_F0
+    f0 *= 1 + 0.05 * ((seed % 5) - 2)  # a little speaker variety
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, synth_voice(f0, seconds, sr, seed=seed), sr, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture
+def voice_pair(tmp_path: Path) -> dict[str, Path]:
+    """One female and one male synthetic clip (16 kHz WAV)."""
+    return {g: write_voice(tmp_path / f"{g}.wav", g) for g in ("female", "male")}
+
+
+@pytest.fixture
+def audiomnist_corpus(tmp_path: Path) -> Path:
+    """A tiny AudioMNIST-layout corpus: 4 speakers (02 male, 07 male, 12 female, 26 female), 2 digits x 2 reps."""
+    root = tmp_path / "amnist"
+    meta = {}
+    for speaker, gender in (("02", "male"), ("07", "male"), ("12", "female"), ("26", "female")):
+        meta[speaker] = {"gender": gender, "age": "30", "accent": None}
+        for digit in range(2):
+            for rep in range(2):
+                write_voice(root / "data" / speaker / f"{digit}_{speaker}_{rep}.wav", gender,
+                            seed=int(speaker) * 10 + digit * 2 + rep, seconds=0.5)
+    (root / "audioMNIST_meta.txt").write_text(json.dumps(meta))
+    return root
+
+
+@pytest.fixture
+def manifest_corpus(tmp_path: Path) -> Path:
+    """A CSV-manifest corpus of 8 speakers (4 F / 4 M), 3 clips each, with an age column; returns the CSV."""
+    root = tmp_path / "manifest_corpus"
+    rows = ["path,speaker,gender,age"]
+    for s in range(8):
+        gender = "female" if s % 2 == 0 else "male"
+        for i in range(3):
+            rel = f"clips/s{s}_{i}.flac"
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            f0 = FEMALE_F0 if gender == "female" else MALE_F0
+            sf.write(path, synth_voice(f0 * (1 + 0.03 * s), 0.5, 16_000, seed=s * 3 + i), 16_000)
+            rows.append(f"{rel},spk{s},{'F' if gender == 'female' else 'M'},{20 + s}")
+    csv_path = root / "manifest.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    return csv_path
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
