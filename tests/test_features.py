@@ -113,3 +113,18 @@ def test_feature_cache_round_trip_and_invalidation(tmp_path: Path):
     np.testing.assert_array_equal(cache.get(source, key), np.arange(6.0).reshape(2, 3))
     source.write_bytes(b"y" * 11)  # the file changed: the old entry must not be returned
     assert cache.get(source, key) is None
+
+
+def test_featurize_dispatches_on_the_checkpoint_description():
+    from voicegender.features import feature_config_dict, feature_sample_rate, featurize
+
+    wave = synth_voice(220, 0.6, 16_000)
+    mel_cfg = feature_config_dict("log_mel", LogMelConfig())
+    assert featurize(wave, 16_000, mel_cfg).shape == (64, 61)
+    assert featurize(wave, 16_000, feature_config_dict("seed_mfcc", SeedMfccConfig())).shape == (12, 98)
+    image = featurize(wave, 16_000, feature_config_dict("seed_image", SeedMfccConfig()))
+    assert image.shape == (224, 224, 3) and image.dtype == np.uint8
+    assert feature_sample_rate(mel_cfg) == 16_000
+    assert feature_sample_rate(feature_config_dict("seed_mfcc", SeedMfccConfig())) == 48_000
+    with pytest.raises(ValueError):
+        feature_config_dict("wavelets")

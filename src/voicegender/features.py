@@ -150,6 +150,54 @@ def log_mel(wave: np.ndarray, cfg: LogMelConfig = LogMelConfig()) -> np.ndarray:
     return np.log(mel + cfg.floor).astype(np.float32)
 
 
+# --- one entry point for every model input ------------------------------------------------------------------
+FEATURE_KINDS = ("seed_mfcc", "seed_image", "log_mel", "ge2e")
+# seed_mfcc: (12, 98) float MFCC; seed_image: (224, 224, 3) uint8, the seed's ResNet input;
+# log_mel: (n_mels, frames) float32; ge2e: (256,) speaker embedding from resemblyzer's encoder (embeddings.py).
+
+
+def feature_config_dict(kind: str, cfg: object | None = None) -> dict:
+    """The JSON-able description of a model's input stored in checkpoints: {"kind": ..., **config fields}."""
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"unknown feature kind {kind!r}; one of {FEATURE_KINDS}")
+    return {"kind": kind, **(asdict(cfg) if cfg is not None else {})}
+
+
+def _config_of(feature_config: dict) -> object:
+    fields = {k: v for k, v in feature_config.items() if k != "kind"}
+    kind = feature_config["kind"]
+    if kind in ("seed_mfcc", "seed_image"):
+        return SeedMfccConfig(**fields)
+    if kind == "log_mel":
+        return LogMelConfig(**fields)
+    raise ValueError(f"no array config for feature kind {kind!r}")
+
+
+def feature_sample_rate(feature_config: dict) -> int:
+    """The sample rate (Hz) audio should have before :func:`featurize`."""
+    if feature_config["kind"] == "ge2e":
+        return 16_000
+    return _config_of(feature_config).sample_rate
+
+
+def featurize(samples: np.ndarray, sample_rate: int, feature_config: dict,
+              rng: np.random.Generator | None = None) -> np.ndarray:
+    """Turn float mono audio into the input a checkpoint's model expects (see FEATURE_KINDS).
+
+    ``rng`` randomises the seed pipeline's padding offset (training); None centres it (inference).
+    """
+    kind = feature_config["kind"]
+    if kind == "ge2e":
+        from .embeddings import ge2e_embedding  # torch + resemblyzer: imported only when needed
+
+        return ge2e_embedding(resample(np.asarray(samples, np.float32), sample_rate, 16_000))
+    cfg = _config_of(feature_config)
+    if kind == "log_mel":
+        return log_mel(resample(np.asarray(samples, np.float32), sample_rate, cfg.sample_rate), cfg)
+    mfcc = seed_features(samples, sample_rate, cfg, rng=rng)
+    return seed_mfcc_image(mfcc) if kind == "seed_image" else mfcc
+
+
 # --- on-disk cache -------------------------------------------------------------------------------------------
 def config_key(cfg: object) -> str:
     """A short stable hash of a feature config dataclass (its class name and every field)."""
