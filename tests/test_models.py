@@ -75,9 +75,7 @@ def test_seed_resnet_shapes_groups_and_freeze() -> None:
     assert model.head[2].num_features == 1024 and model.head[4].out_features == 512
     assert model.head[3].p == 0.25 and model.head[7].p == 0.5
     assert model.head[4].bias is None and model.head[8].bias is None
-    assert model.cam_layer is model.body.layer4 and list(model.cam_layers) == [
-        f"layer{i}" for i in range(1, 5)
-    ]
+    assert model.cam_layer is model.body.layer4 and list(model.cam_layers) == [f"layer{i}" for i in range(1, 5)]
     # normalisation is internal and not persisted
     assert "mean" not in model.state_dict()
     model.eval()
@@ -94,9 +92,7 @@ def test_seed_resnet_shapes_groups_and_freeze() -> None:
     M.freeze_body(model, True)
     assert not model.body.conv1.weight.requires_grad
     assert not model.body.layer4[0].conv1.weight.requires_grad
-    assert (
-        model.body.bn1.weight.requires_grad and model.body.layer3[0].bn2.bias.requires_grad
-    )  # fastai train_bn
+    assert model.body.bn1.weight.requires_grad and model.body.layer3[0].bn2.bias.requires_grad  # fastai train_bn
     assert all(p.requires_grad for p in model.head.parameters())
     M.freeze_body(model, False)
     assert all(p.requires_grad for p in model.parameters())
@@ -104,14 +100,10 @@ def test_seed_resnet_shapes_groups_and_freeze() -> None:
     assert lrs[0] == pytest.approx(3e-4) and lrs[-1] == pytest.approx(3e-3)
 
 
-def _write_torchvision_style(
-    tmp_path: Path, arch: str = "resnet34", rename: bool = True
-) -> tuple[Path, dict]:
+def _write_torchvision_style(tmp_path: Path, arch: str = "resnet34", rename: bool = True) -> tuple[Path, dict]:
     torch.manual_seed(0)
     sd = M.ResNet(arch, num_classes=1000).state_dict()
-    sd = {
-        k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")
-    }  # old torchvision files lack them
+    sd = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}  # old torchvision files lack them
     raw = tmp_path / "raw.pth"
     torch.save(sd, raw)
     digest = hashlib.sha256(raw.read_bytes()).hexdigest()

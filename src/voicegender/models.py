@@ -75,9 +75,7 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
-    ) -> None:
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
         super().__init__()
         self.conv1 = _conv3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -99,9 +97,7 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None
-    ) -> None:
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
         super().__init__()
         self.conv1 = _conv1x1(inplanes, planes)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -328,9 +324,7 @@ class _ResBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample: nn.Module | None = None
         if cin != cout or stride != (1, 1):
-            self.downsample = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
-            )
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -395,9 +389,7 @@ class SmallCNN(nn.Module):
     def features(self, x: Tensor) -> Tensor:
         """The last block's feature map ``(B, 8·width, ⌈F/4⌉, ≈T/32)``."""
         if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != 1 or x.shape[2] != self.in_rows):
-            raise ValueError(
-                f"SmallCNN expects input (batch, 1, {self.in_rows}, frames); got {tuple(x.shape)}"
-            )
+            raise ValueError(f"SmallCNN expects input (batch, 1, {self.in_rows}, frames); got {tuple(x.shape)}")
         x = self.input_norm(x.squeeze(1)).unsqueeze(1)
         x = self.stem(x)
         return self.stage4(self.stage3(self.stage2(self.stage1(x))))
@@ -604,9 +596,7 @@ def _state_dict_from_file(path: Path) -> dict[str, Tensor]:
     return obj
 
 
-def load_imagenet_weights(
-    model: nn.Module, path: str | os.PathLike[str], sha256: str | None = None
-) -> nn.Module:
+def load_imagenet_weights(model: nn.Module, path: str | os.PathLike[str], sha256: str | None = None) -> nn.Module:
     """Load a torchvision ImageNet ResNet checkpoint into a model's trunk.
 
     The file is read with ``torch.load(..., weights_only=True)``. Its SHA-256 is checked against ``sha256``
@@ -771,9 +761,7 @@ def _check_jsonable(name: str, obj: Any) -> None:
     try:
         json.dumps(obj)
     except (TypeError, ValueError) as e:
-        raise TypeError(
-            f"checkpoint {name} must be JSON-serialisable (plain dict/list/str/number): {e}"
-        ) from e
+        raise TypeError(f"checkpoint {name} must be JSON-serialisable (plain dict/list/str/number): {e}") from e
 
 
 def save_checkpoint(
@@ -868,9 +856,7 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device | N
         raise ModelError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in _CKPT_KEYS[:4]):
         have = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ModelError(
-            f"{path}: not a voicegender checkpoint (needs keys {', '.join(_CKPT_KEYS[:4])}; has {have})"
-        )
+        raise ModelError(f"{path}: not a voicegender checkpoint (needs keys {', '.join(_CKPT_KEYS[:4])}; has {have})")
     try:
         cfg = ModelConfig.from_dict(ckpt["model_config"])
         model = build_model(cfg)
