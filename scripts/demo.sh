@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Quick start: set up .venv and run the main job — predict the gender of the bundled example recordings
+# with the shipped default model (no training, no internet).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+voicegender predict "$(python -c 'import voicegender.examples as e; print(e.EXAMPLES_DIR)')"
