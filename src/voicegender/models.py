@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # per-channel RGB mean of ImageNet, for images scaled to 0…1
 IMAGENET_STD = (0.229, 0.224, 0.225)  # per-channel RGB standard deviation of ImageNet, same scale
 
-ARCHS = ("resnet34", "resnet50", "small_cnn")
+ARCHS = ("resnet34", "resnet50", "small_cnn", "ge2e_head")
 
 # torchvision's ImageNet checkpoints: file name (its 8 hex digits start the file's SHA-256) and URL.
 IMAGENET_WEIGHTS: dict[str, tuple[str, str]] = {
@@ -416,6 +416,26 @@ class SmallCNN(nn.Module):
         ]
 
 
+class EmbeddingHead(nn.Module):
+    """A small MLP over a fixed-size embedding (e.g. resemblyzer's 256-d GE2E vector): ``(B, D)`` → logits.
+
+    BatchNorm (learned standardisation of each dimension) → Linear(D, hidden) → ReLU → Dropout →
+    Linear(hidden, n_classes). Used by the shipped default model (see ``voicegender.default_model``).
+    """
+
+    def __init__(self, in_features: int = 256, hidden: int = 64, n_classes: int = 2, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.input_norm = nn.BatchNorm1d(in_features)
+        self.body = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.head = nn.Linear(hidden, n_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not torch.jit.is_tracing() and (x.dim() != 2 or x.shape[1] != self.in_features):
+            raise ValueError(f"EmbeddingHead expects input (batch, {self.in_features}); got {tuple(x.shape)}")
+        return self.head(self.body(self.input_norm(x)))
+
+
 # ----------------------------------------------------------------------------------------------------
 # Config and construction
 # ----------------------------------------------------------------------------------------------------
@@ -425,12 +445,12 @@ class SmallCNN(nn.Module):
 class ModelConfig:
     """Everything needed to rebuild a network (stored in checkpoints as a plain dict)."""
 
-    arch: str = "resnet34"  # "resnet34" | "resnet50" (SeedResNet on 224×224 images) | "small_cnn"
+    arch: str = "resnet34"  # "resnet34" | "resnet50" (SeedResNet on 224×224 images) | "small_cnn" | "ge2e_head"
     n_classes: int = 2  # number of output logits (female, male)
-    in_rows: int = 64  # small_cnn only: feature rows F (12 for MFCC, 64 for log-mel)
+    in_rows: int = 64  # small_cnn: feature rows F (12 for MFCC, 64 for log-mel); ge2e_head: embedding size
     width: int = 16  # small_cnn only: channels of the first stage (later stages: ×2, ×4, ×8)
     dropout: float | None = None  # final dropout; None → 0.5 for resnets (fastai ps), 0.3 for small_cnn
-    hidden: int = 512  # resnets only: width of the head's hidden linear layer (fastai lin_ftrs)
+    hidden: int = 512  # resnets and ge2e_head: width of the head's hidden linear layer (fastai lin_ftrs)
     normalize: bool = True  # resnets only: apply ImageNet mean/std inside forward (callers pass 0…1 images)
 
     def __post_init__(self) -> None:
@@ -463,6 +483,13 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         A :class:`SeedResNet` for ``resnet34``/``resnet50`` (no ImageNet weights: see
         :func:`load_imagenet_weights`), a :class:`SmallCNN` for ``small_cnn``.
     """
+    if cfg.arch == "ge2e_head":
+        return EmbeddingHead(
+            in_features=cfg.in_rows,
+            hidden=cfg.hidden,
+            n_classes=cfg.n_classes,
+            dropout=0.2 if cfg.dropout is None else cfg.dropout,
+        )
     if cfg.arch == "small_cnn":
         return SmallCNN(
             in_rows=cfg.in_rows,
