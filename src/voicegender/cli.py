@@ -85,6 +85,28 @@ def corpus_info(
     out.print(table)
 
 
+# --- serve ------------------------------------------------------------------------------------------------------
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind; the default serves this machine only")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    model: Annotated[Path | None, typer.Option(help="checkpoint to serve (default: the shipped model)")] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="largest accepted upload in MB; bigger gets 413")] = 25.0,
+) -> None:
+    """Start the web page and JSON API (POST /api/predict, GET /api/health). Needs the [web] extra."""
+    try:
+        import uvicorn
+
+        from .web.app import create_app
+    except ImportError as e:
+        raise VoiceGenderError(f"the web page needs the web extra: pip install 'voicegender[web]' ({e})") from e
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"warning: serving on {host}: anyone who can reach this address can use the page")
+    web_app = create_app(model=model, max_upload_mb=max_upload_mb)
+    err.print(f"voicegender: open http://{'[' + host + ']' if ':' in host else host}:{port}/ (Ctrl+C to stop)")
+    uvicorn.run(web_app, host=host, port=port, log_level="warning")
+
+
 # --- entry point ------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: sys.argv[1:]); returns the exit code."""

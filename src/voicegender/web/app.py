@@ -1,0 +1,210 @@
+"""FastAPI app: a plain HTML/JS page and a small JSON API over predict / explain / segment.
+
+Routes
+------
+``GET /``                 the page (``static/index.html``; its JS and CSS under ``/static/``)
+``GET /api/health``       ``{"model", "version", "voicegender", "labels", "max_upload_mb"}``
+``POST /api/predict``     multipart field ``file`` → the fields of ``predict --format json``
+                          (``path, label, p_female, duration_s, speech_s``); with ``?explain=1`` also
+                          ``overlay_png`` (base64 PNG: spectrogram + class-activation map) and ``timeline``
+                          (female/male/no_speech segments for files longer than ``LONG_AUDIO_S``, else null)
+
+Safety: the model is loaded once; uploads are limited in size (Content-Length checked first, then counted while
+the body streams in); the upload is decoded from a private temporary file with a fixed suffix, deleted
+afterwards; the user's file name is only ever shown, never used as a path. Decoding runs in the threadpool and
+model calls in the threadpool behind a limiter, so the event loop never waits on the CPU.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import UploadFile
+from starlette.types import Message
+
+from .. import __version__
+from ..audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
+from ..errors import AudioDecodeError, VoiceGenderError
+from . import backend
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+PREDICT_FIELDS = ("path", "label", "p_female", "duration_s", "speech_s")  # = predict --format json
+MULTIPART_SLACK = 64 * 1024  # bytes of multipart headers/boundaries allowed on top of the file size limit
+MAX_PENDING = 64  # requests waiting for the model beyond this get 503 (a bounded queue, not an unbounded pile-up)
+COPY_BLOCK = 1 << 20  # bytes per read when copying the upload to the private temp file
+CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
+       "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+class _UploadTooLarge(Exception):
+    """The request body grew past the limit while it was streaming in."""
+
+
+def display_name(filename: str | None) -> str:
+    """The uploaded file's name reduced to a harmless label for display (never used as a path)."""
+    base = re.split(r"[\\/]", filename or "")[-1]
+    base = re.sub(r"[^\w.\- ()]+", "_", base).strip(" .")[:100]
+    return base or "upload"
+
+
+def _model_workers() -> int:
+    """How many model calls may run at once: cores / torch's threads per call (1 on a 2-core machine).
+
+    One is also the safe choice for explanations: class-activation maps hook the shared network's layers, so two
+    hooked forward passes at once could mix their activations.
+    """
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, torch.get_num_threads()))
+
+
+def create_app(model: Any = None, max_upload_mb: float = 25, model_workers: int | None = None) -> FastAPI:
+    """Build the web app with its model loaded once.
+
+    Parameters
+    ----------
+    model : None (the shipped default model), a checkpoint path, or a ``models.LoadedModel``.
+    max_upload_mb : largest accepted upload in MB (10^6 bytes); bigger requests get 413.
+    model_workers : model calls allowed at once (default: CPU cores / torch threads, at least 1). Keep 1 when
+        explanations are used concurrently (see :func:`_model_workers`).
+    """
+    if max_upload_mb <= 0:
+        raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
+    served = backend.load(model)
+    max_bytes = int(max_upload_mb * 1_000_000)
+    limiter = anyio.CapacityLimiter(model_workers or _model_workers())
+    pending = 0  # requests holding or waiting for the model (only touched on the event loop thread)
+
+    # No Swagger/ReDoc pages: they load their JS from a CDN, and this app must work offline.
+    app = FastAPI(title="voicegender", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url="/api/openapi.json")
+    app.state.served = served
+    app.state.max_upload_bytes = max_bytes
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        return response
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/health")
+    async def health() -> dict[str, Any]:
+        """The loaded model's name and version."""
+        return {"model": served.name, "version": served.version, "voicegender": __version__,
+                "labels": list(served.loaded.labels), "max_upload_mb": max_upload_mb}
+
+    def too_large(size: str = "") -> HTTPException:
+        return HTTPException(413, f"File too large{size}: the limit is {max_upload_mb:g} MB. "
+                                  "Trim or compress the recording and try again.")
+
+    async def read_upload(request: Request) -> UploadFile:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_bytes + MULTIPART_SLACK:
+            raise too_large(f" ({int(length) / 1e6:.1f} MB)")
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise HTTPException(400, "Send the audio as multipart/form-data in the field 'file'.")
+        received = 0
+
+        async def counting_receive() -> Message:  # enforce the limit on the stream itself (chunked uploads)
+            nonlocal received
+            message = await request.receive()
+            received += len(message.get("body", b""))
+            if received > max_bytes + MULTIPART_SLACK:
+                raise _UploadTooLarge
+            return message
+
+        try:
+            form = await Request(request.scope, counting_receive).form(max_files=1, max_fields=4)
+        except _UploadTooLarge:
+            raise too_large() from None
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise HTTPException(400, "No file: send the audio in the multipart field 'file'.")
+        if upload.size is not None and upload.size > max_bytes:
+            raise too_large(f" ({upload.size / 1e6:.1f} MB)")
+        if not upload.size:
+            raise HTTPException(400, f"{display_name(upload.filename)}: empty file (0 bytes).")
+        return upload
+
+    def decode(upload: UploadFile, name: str):
+        # A private temp file (mode 0600, random name, fixed suffix chosen from our own list) because
+        # load_audio reads paths; the suffix helps the decoders' format probing and is never the user's text.
+        ext = Path(upload.filename or "").suffix.lower()
+        suffix = ext if ext in AUDIO_EXTENSIONS else ".upload"
+        tmp = tempfile.NamedTemporaryFile(prefix="voicegender-", suffix=suffix, delete=False)
+        try:
+            with tmp:
+                upload.file.seek(0)
+                while block := upload.file.read(COPY_BLOCK):
+                    tmp.write(block)
+            try:
+                return load_audio(tmp.name, sr=SAMPLE_RATE)
+            except AudioDecodeError as e:  # name the user's file, not our temp path
+                raise AudioDecodeError(str(e).replace(tmp.name, name)) from e
+        finally:
+            Path(tmp.name).unlink(missing_ok=True)
+
+    def infer(samples, name: str, explain: bool) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        pred = backend.predict(samples, SAMPLE_RATE, served, name)
+        if pred.label == "error":
+            raise AudioDecodeError(f"{name}: {pred.error}")
+        result = {field: getattr(pred, field) for field in PREDICT_FIELDS}
+        result["path"] = name
+        if explain:
+            result["overlay_png"] = None
+            result["timeline"] = None
+            result["explain_error"] = None
+            try:
+                result["overlay_png"] = base64.b64encode(backend.overlay_png(samples, SAMPLE_RATE, served)).decode()
+            except (VoiceGenderError, ValueError) as e:  # e.g. too short for a map: still return the prediction
+                result["explain_error"] = str(e)
+            if pred.duration_s > backend.LONG_AUDIO_S:
+                result["timeline"] = backend.timeline(samples, SAMPLE_RATE, served)
+        log.info("%s: %s p_female=%s in %.2f s", name, pred.label, pred.p_female, time.perf_counter() - t0)
+        return result
+
+    @app.post("/api/predict")
+    async def predict(request: Request, explain: bool = False) -> JSONResponse:
+        """Predict from the uploaded audio (multipart field ``file``); ``?explain=1`` adds the map and timeline."""
+        nonlocal pending
+        upload = await read_upload(request)
+        name = display_name(upload.filename)
+        if pending >= MAX_PENDING:
+            raise HTTPException(503, "The server is busy; try again in a few seconds.", headers={"Retry-After": "5"})
+        pending += 1
+        try:
+            try:
+                audio = await anyio.to_thread.run_sync(decode, upload, name)
+                result = await anyio.to_thread.run_sync(infer, audio.samples, name, explain, limiter=limiter)
+            except AudioDecodeError as e:
+                raise HTTPException(415, f"Not usable audio: {e}") from e
+            except VoiceGenderError as e:
+                raise HTTPException(422, str(e)) from e
+        finally:
+            pending -= 1
+            await upload.close()
+        return JSONResponse(result, headers={"Cache-Control": "no-store"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

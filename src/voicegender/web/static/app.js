@@ -1,0 +1,247 @@
+// voicegender page: upload or record audio, POST it to api/predict?explain=1, show the answer.
+// Plain JS, no build step, no network beyond this server.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const LABELS = { female: "Female", male: "Male", no_speech: "No speech", error: "Error" };
+let maxUploadBytes = 25e6;
+let playerUrl = null;
+let busy = false;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function fmtSeconds(s) {
+  if (s === null || s === undefined) return "n/a";
+  if (s < 60) return `${s.toFixed(2)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${(s - 60 * m).toFixed(1)} s`;
+}
+
+function setStatus(text, spinning = false) {
+  const el = $("status");
+  el.textContent = text;
+  el.classList.toggle("spinning", spinning);
+}
+
+function showError(message) {
+  const el = $("error");
+  el.textContent = message;
+  el.hidden = !message;
+}
+
+function setBusy(on) {
+  busy = on;
+  $("record").disabled = on;
+  $("file-input").disabled = on;
+  $("drop").classList.toggle("disabled", on);
+}
+
+async function loadHealth() {
+  try {
+    const r = await fetch("api/health");
+    const h = await r.json();
+    maxUploadBytes = h.max_upload_mb * 1e6;
+    $("model-info").textContent = `Model: ${h.model} (v${h.version}) · uploads up to ${h.max_upload_mb} MB`;
+  } catch (e) {
+    $("model-info").textContent = "The server is not answering.";
+  }
+}
+
+// ---- sending audio -----------------------------------------------------------------------------------
+async function analyse(blob, filename) {
+  if (busy) return;
+  showError("");
+  if (blob.size === 0) { showError(`${filename}: the file is empty.`); return; }
+  if (blob.size > maxUploadBytes) {
+    showError(`${filename} is ${(blob.size / 1e6).toFixed(1)} MB: the limit is ${maxUploadBytes / 1e6} MB.`);
+    return;
+  }
+  setBusy(true);
+  setStatus(`Analysing ${filename}…`, true);
+  const form = new FormData();
+  form.append("file", blob, filename);
+  try {
+    const r = await fetch("api/predict?explain=1", { method: "POST", body: form });
+    let data;
+    try { data = await r.json(); } catch { data = {}; }
+    if (!r.ok) {
+      const detail = typeof data.detail === "string" ? data.detail : `${r.status} ${r.statusText}`;
+      throw new Error(detail);
+    }
+    showResult(data, blob);
+    setStatus("");
+  } catch (e) {
+    setStatus("");
+    $("result").hidden = true;
+    showError(e instanceof TypeError ? "Could not reach the server." : e.message);
+  } finally {
+    setBusy(false);
+  }
+}
+
+// ---- showing the answer ------------------------------------------------------------------------------
+function showResult(d, blob) {
+  const label = $("label");
+  label.textContent = LABELS[d.label] || d.label;
+  label.dataset.label = d.label;
+  label.className = `label-chip ${d.label}`;
+  $("result-file").textContent = d.path;
+
+  const bar = $("p-bar");
+  const fill = $("p-fill");
+  if (d.p_female === null || d.p_female === undefined) {
+    fill.style.width = "0";
+    $("p-female-text").textContent = "n/a";
+    bar.setAttribute("aria-valuenow", "0");
+    bar.setAttribute("aria-valuetext", "not applicable: no speech");
+    bar.classList.add("empty");
+  } else {
+    fill.style.width = `${(100 * d.p_female).toFixed(1)}%`;
+    fill.className = `bar-fill ${d.p_female >= 0.5 ? "female" : "male"}`;
+    $("p-female-text").textContent = `${(100 * d.p_female).toFixed(1)} %`;
+    bar.setAttribute("aria-valuenow", d.p_female.toFixed(3));
+    bar.setAttribute("aria-valuetext", `${(100 * d.p_female).toFixed(1)} percent`);
+    bar.classList.remove("empty");
+  }
+  $("duration").textContent = fmtSeconds(d.duration_s);
+  const share = d.duration_s > 0 ? ` (${Math.round((100 * d.speech_s) / d.duration_s)} %)` : "";
+  $("speech").textContent = fmtSeconds(d.speech_s) + share;
+
+  const fig = $("overlay-figure");
+  if (d.overlay_png) {
+    $("overlay").src = `data:image/png;base64,${d.overlay_png}`;
+    fig.hidden = false;
+  } else {
+    fig.hidden = true;
+  }
+  const note = $("explain-note");
+  note.hidden = !d.explain_error;
+  note.textContent = d.explain_error ? `No activation map: ${d.explain_error}` : "";
+
+  showTimeline(d.timeline, d.duration_s);
+
+  if (playerUrl) URL.revokeObjectURL(playerUrl);
+  playerUrl = URL.createObjectURL(blob);
+  $("player").src = playerUrl;
+  $("result").hidden = false;
+}
+
+function showTimeline(segments, duration) {
+  const block = $("timeline-block");
+  const tl = $("timeline");
+  tl.replaceChildren();
+  if (!segments || segments.length === 0) { block.hidden = true; return; }
+  const total = duration || segments[segments.length - 1].end_s;
+  const summary = [];
+  for (const s of segments) {
+    const len = Math.max(0, s.end_s - s.start_s);
+    const div = document.createElement("div");
+    div.className = `seg ${s.label}`;
+    div.style.flexGrow = String(len);
+    div.title = `${LABELS[s.label] || s.label}: ${s.start_s.toFixed(1)}–${s.end_s.toFixed(1)} s`;
+    tl.appendChild(div);
+    summary.push(`${LABELS[s.label] || s.label} from ${s.start_s.toFixed(1)} to ${s.end_s.toFixed(1)} s`);
+  }
+  tl.setAttribute("aria-label", `Timeline: ${summary.join("; ")}`);
+  $("timeline-end").textContent = fmtSeconds(total);
+  block.hidden = false;
+}
+
+// ---- file input and drag-and-drop --------------------------------------------------------------------
+function setupFileInput() {
+  const input = $("file-input");
+  const drop = $("drop");
+  input.addEventListener("change", () => {
+    if (input.files.length) analyse(input.files[0], input.files[0].name);
+    input.value = ""; // choosing the same file again fires change again
+  });
+  drop.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); }
+  });
+  for (const type of ["dragenter", "dragover"]) {
+    drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.add("over"); });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    drop.addEventListener(type, () => drop.classList.remove("over"));
+  }
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    const file = e.dataTransfer.files[0];
+    if (file) analyse(file, file.name);
+  });
+  // A file dropped next to the target would otherwise make the browser navigate away to it.
+  window.addEventListener("dragover", (e) => e.preventDefault());
+  window.addEventListener("drop", (e) => e.preventDefault());
+}
+
+// ---- microphone: 3-2-1, "Speak now!", N seconds --------------------------------------------------------
+let stopEarly = null;
+
+function recordingExtension(mime) {
+  if (mime.includes("ogg")) return "ogg";
+  if (mime.includes("mp4") || mime.includes("aac")) return "m4a";
+  return "webm";
+}
+
+async function record() {
+  if (busy) return;
+  showError("");
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !window.MediaRecorder) {
+    showError("This browser cannot record audio here (recording needs http://localhost or https).");
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (e) {
+    showError(`No microphone: ${e.message || e.name}. Allow microphone access, or upload a file instead.`);
+    return;
+  }
+  const seconds = Number($("seconds").value);
+  const box = $("countdown");
+  const text = $("countdown-text");
+  const fill = $("rec-progress-fill");
+  setBusy(true);
+  box.hidden = false;
+  box.classList.remove("live");
+  fill.style.width = "0";
+  for (const n of [3, 2, 1]) {
+    text.textContent = String(n);
+    await sleep(1000);
+  }
+  const chunks = [];
+  const recorder = new MediaRecorder(stream);
+  recorder.addEventListener("dataavailable", (e) => { if (e.data.size) chunks.push(e.data); });
+  const stopped = new Promise((resolve) => recorder.addEventListener("stop", resolve, { once: true }));
+  recorder.start();
+  box.classList.add("live");
+  $("stop").hidden = false;
+  const start = performance.now();
+  await new Promise((resolve) => {
+    stopEarly = resolve;
+    const tick = () => {
+      const elapsed = (performance.now() - start) / 1000;
+      const left = Math.max(0, seconds - elapsed);
+      text.textContent = `Speak now! ${left.toFixed(0)} s`;
+      fill.style.width = `${Math.min(100, (100 * elapsed) / seconds)}%`;
+      if (left <= 0) resolve(); else setTimeout(tick, 100);
+    };
+    tick();
+  });
+  stopEarly = null;
+  recorder.stop();
+  await stopped;
+  stream.getTracks().forEach((t) => t.stop());
+  $("stop").hidden = true;
+  box.hidden = true;
+  setBusy(false);
+  const mime = recorder.mimeType || "audio/webm";
+  await analyse(new Blob(chunks, { type: mime }), `recording.${recordingExtension(mime)}`);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  setupFileInput();
+  $("record").addEventListener("click", record);
+  $("stop").addEventListener("click", () => { if (stopEarly) stopEarly(); });
+  loadHealth();
+});
