@@ -1,0 +1,261 @@
+"""Predict the speaker gender of recordings: decode → 16 kHz → speech detection → model → calibrated p_female.
+
+Only speech is classified: the speech regions the VAD finds are concatenated and scored as one clip (speech
+longer than :data:`MAX_CHUNK_S` is scored in chunks whose logits are averaged, weighted by duration). A file with
+less than ``min_speech_s`` of speech is answered ``no_speech`` (``p_female`` None) instead of a guess.
+
+Concatenation rather than scoring fixed windows: every model kind takes variable-length input (the GE2E
+encoder reads 1.6 s windows itself; the CNNs pool over time), pauses carry no gender information, and one
+forward pass per file is the cheapest way to batch many short clips.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .audio import load_audio, resample
+from .errors import VoiceGenderError
+from .vad import VAD_SAMPLE_RATE, VadConfig, speech_only, speech_seconds, speech_segments
+
+log = logging.getLogger(__name__)
+
+LABELS = ("female", "male", "no_speech", "error")
+FIELDS = ("path", "label", "p_female", "duration_s", "speech_s")  # the JSON/CSV contract (+ "error" on errors)
+MIN_SPEECH_S = 0.3  # less speech than this (seconds) -> no_speech
+MAX_CHUNK_S = 15.0  # speech longer than this is scored in chunks of at most this many seconds
+P_CLIP = 1e-6  # probabilities are clipped to [P_CLIP, 1 - P_CLIP] before averaging logits
+
+
+@dataclass
+class Prediction:
+    """The answer for one recording."""
+
+    path: str  # the file (or a name given to an array)
+    label: str  # "female" | "male" | "no_speech" | "error"
+    p_female: float | None  # calibrated probability of a female speaker; None for no_speech and errors
+    duration_s: float | None  # length of the recording in seconds; None when it could not be decoded
+    speech_s: float | None  # seconds of detected speech (all of it with vad=False)
+    error: str | None = None  # what went wrong (label "error" only)
+
+    def as_dict(self) -> dict:
+        """The output record: exactly :data:`FIELDS`, plus ``error`` on error rows; floats rounded."""
+        d = {
+            "path": self.path,
+            "label": self.label,
+            "p_female": None if self.p_female is None else round(float(self.p_female), 4),
+            "duration_s": None if self.duration_s is None else round(float(self.duration_s), 3),
+            "speech_s": None if self.speech_s is None else round(float(self.speech_s), 3),
+        }
+        if self.label == "error":
+            d["error"] = self.error
+        return d
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How recordings are turned into answers."""
+
+    threshold: float = 0.5  # p_female >= threshold -> "female", else "male"
+    min_speech_s: float = MIN_SPEECH_S  # less detected speech (seconds) -> "no_speech"
+    vad: bool = True  # False: classify the whole recording as speech (no speech detection)
+    vad_config: VadConfig = field(default_factory=VadConfig)  # speech detector thresholds
+    batch_size: int = 32  # recordings decoded and scored together
+    workers: int = 0  # threads decoding and detecting speech; 0: one per CPU core (at most 4)
+
+
+def load_model(model: str | os.PathLike | object | None = None):
+    """A :class:`voicegender.models.LoadedModel`: the shipped default (None), a checkpoint path, or as given."""
+    from .default_model import load_default_model  # torch: imported on first use
+    from .models import LoadedModel, load_checkpoint
+
+    if model is None:
+        return load_default_model()
+    if isinstance(model, LoadedModel):
+        return model
+    return load_checkpoint(Path(model))
+
+
+def score_speech(loaded, waves16k: Sequence[np.ndarray]) -> np.ndarray:
+    """Calibrated p_female of each speech clip (16 kHz), long clips scored in chunks (logits averaged).
+
+    Returns float64 ``(len(waves16k),)``.
+    """
+    from .default_model import p_female
+
+    chunk = int(MAX_CHUNK_S * VAD_SAMPLE_RATE)
+    pieces: list[np.ndarray] = []
+    owner: list[int] = []
+    for i, wave in enumerate(waves16k):
+        n_chunks = max(1, -(-len(wave) // chunk))
+        for part in np.array_split(wave, n_chunks):  # equal parts: no short leftover chunk
+            pieces.append(part)
+            owner.append(i)
+    if not pieces:
+        return np.zeros(0)
+    p = np.clip(p_female(loaded, pieces), P_CLIP, 1 - P_CLIP)
+    if len(pieces) == len(waves16k):
+        return p
+    logits = np.log(p / (1 - p))
+    weights = np.array([len(x) for x in pieces], np.float64)
+    owner_arr = np.asarray(owner)
+    mean = np.bincount(owner_arr, logits * weights) / np.bincount(owner_arr, weights)
+    return 1 / (1 + np.exp(-mean))
+
+
+def _speech(samples16k: np.ndarray, options: PredictOptions) -> tuple[np.ndarray, float]:
+    """The speech to classify and its duration in seconds."""
+    if not options.vad:
+        return samples16k, len(samples16k) / VAD_SAMPLE_RATE
+    segments = speech_segments(samples16k, options.vad_config)
+    return speech_only(samples16k, segments), speech_seconds(segments)
+
+
+def _label(p: float, options: PredictOptions) -> str:
+    return "female" if p >= options.threshold else "male"
+
+
+@dataclass
+class _Prepared:
+    """A recording after decoding and speech detection, waiting for the model."""
+
+    path: str
+    duration_s: float | None = None
+    speech: np.ndarray | None = None
+    speech_s: float | None = None
+    error: str | None = None
+
+
+def _prepare(path: str | os.PathLike, options: PredictOptions) -> _Prepared:
+    name = str(path)
+    try:
+        audio = load_audio(path, sr=VAD_SAMPLE_RATE)
+        speech, speech_s = _speech(audio.samples, options)
+    except VoiceGenderError as e:
+        return _Prepared(name, error=str(e))
+    except (OSError, ValueError, RuntimeError, MemoryError) as e:  # anything else a strange file can raise
+        log.debug("unexpected error on %s", name, exc_info=True)
+        return _Prepared(name, error=f"{name}: {type(e).__name__}: {e}")
+    return _Prepared(name, audio.duration_s, speech, speech_s)
+
+
+def _finish(batch: list[_Prepared], loaded, options: PredictOptions) -> list[Prediction]:
+    """Score the batch's speech in one model call and build the predictions (input order)."""
+    todo = [i for i, r in enumerate(batch) if r.error is None and r.speech_s >= options.min_speech_s]
+    probs = dict(zip(todo, score_speech(loaded, [batch[i].speech for i in todo]), strict=True)) if todo else {}
+    out = []
+    for i, r in enumerate(batch):
+        if r.error is not None:
+            out.append(Prediction(r.path, "error", None, None, None, r.error))
+        elif i in probs:
+            p = float(probs[i])
+            out.append(Prediction(r.path, _label(p, options), p, r.duration_s, r.speech_s))
+        else:
+            out.append(Prediction(r.path, "no_speech", None, r.duration_s, r.speech_s))
+    return out
+
+
+def predict_waveform(samples: np.ndarray, sample_rate: int, model=None, options: PredictOptions = PredictOptions(),
+                     name: str = "<waveform>") -> Prediction:
+    """Predict from float mono samples in [-1, 1] at ``sample_rate`` Hz (any rate; resampled to 16 kHz).
+
+    ``model``: None (the shipped default), a checkpoint path, or a loaded model (see :func:`load_model`).
+    """
+    samples = np.asarray(samples, np.float32)
+    if samples.ndim != 1:
+        raise ValueError(f"expected mono samples (1-D), got shape {samples.shape}; average the channels first")
+    loaded = load_model(model)
+    wave = resample(samples, sample_rate, VAD_SAMPLE_RATE)
+    speech, speech_s = _speech(wave, options)
+    prepared = _Prepared(name, len(samples) / sample_rate, speech, speech_s)
+    return _finish([prepared], loaded, options)[0]
+
+
+def predict_file(path: str | os.PathLike, model=None, options: PredictOptions = PredictOptions()) -> Prediction:
+    """Predict the speaker gender of one recording.
+
+    Parameters
+    ----------
+    path : an audio file in any format :func:`voicegender.audio.load_audio` decodes.
+    model : None (the shipped default model), a checkpoint path, or a loaded model.
+    options : threshold, minimum speech (seconds), VAD on/off.
+
+    Returns
+    -------
+    Prediction with label "female" / "male" / "no_speech".
+
+    Raises
+    ------
+    AudioDecodeError naming the file when it cannot be decoded (use :func:`predict_files` for error rows).
+    """
+    loaded = load_model(model)
+    audio = load_audio(path, sr=VAD_SAMPLE_RATE)
+    speech, speech_s = _speech(audio.samples, options)
+    return _finish([_Prepared(str(path), audio.duration_s, speech, speech_s)], loaded, options)[0]
+
+
+def iter_predictions(paths: Iterable[str | os.PathLike], model=None, options: PredictOptions = PredictOptions(),
+                     show_progress: bool = True) -> Iterator[Prediction]:
+    """Predictions for many files, in input order, as each batch finishes; a bad file gives an "error" row.
+
+    Decoding and speech detection run in a thread pool (soundfile, soxr and onnxruntime release the GIL); the
+    speech of ``options.batch_size`` files then goes through the model in one call.
+    """
+    from .progress import progress
+
+    paths = list(paths)
+    loaded = load_model(model)
+    workers = options.workers or min(4, os.cpu_count() or 1)
+    bar = progress(range(len(paths)), desc="predict", unit="file") if show_progress else iter(range(len(paths)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(paths), options.batch_size):
+            chunk = paths[start:start + options.batch_size]
+            prepared = list(pool.map(lambda p: _prepare(p, options), chunk))
+            for prediction in _finish(prepared, loaded, options):
+                next(bar, None)
+                yield prediction
+    for _ in bar:  # close the bar
+        pass
+
+
+def predict_files(paths: Iterable[str | os.PathLike], model=None, options: PredictOptions = PredictOptions(),
+                  show_progress: bool = True) -> list[Prediction]:
+    """:func:`iter_predictions` as a list."""
+    return list(iter_predictions(paths, model, options, show_progress))
+
+
+# --- which files ------------------------------------------------------------------------------------------------
+_GLOB_CHARS = set("*?[")
+
+
+def expand_paths(inputs: Iterable[str | os.PathLike]) -> list[str]:
+    """Files from files, folders (searched recursively for audio extensions) and glob patterns, in order.
+
+    A path that does not exist (or a pattern matching nothing) is kept as it is, so that it becomes an error
+    row naming it instead of silently disappearing.
+    """
+    from glob import glob
+
+    from .audio import AUDIO_EXTENSIONS
+
+    out: list[str] = []
+    for item in inputs:
+        text = str(item)
+        p = Path(text)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            if not found:
+                log.warning("%s: no audio files (%s) in this folder", p, ", ".join(AUDIO_EXTENSIONS))
+            out.extend(found)
+        elif not p.exists() and _GLOB_CHARS & set(text):
+            matches = sorted(m for m in glob(text, recursive=True) if Path(m).is_file())
+            out.extend(matches if matches else [text])
+        else:
+            out.append(text)
+    return out
