@@ -24,7 +24,7 @@ class ServedModel:
 
     loaded: Any  # models.LoadedModel
     name: str  # shown by /api/health and on the page
-    version: str  # voicegender version that wrote the checkpoint (or the package version)
+    version: str  # the model's own version (``extra["version"]``), else the voicegender version that wrote it
 
 
 def load(model: Any = None) -> ServedModel:
@@ -41,7 +41,8 @@ def load(model: Any = None) -> ServedModel:
         name = str(loaded.extra.get("name") or "default")
     else:
         loaded, name = load_checkpoint(Path(model)), Path(model).stem
-    return ServedModel(loaded, name, loaded.voicegender_version or __version__)
+    version = loaded.extra.get("version") or loaded.voicegender_version or __version__
+    return ServedModel(loaded, name, str(version))
 
 
 def predict(samples: np.ndarray, sr: int, served: ServedModel, name: str) -> Any:

@@ -143,8 +143,27 @@ function showTimeline(segments, duration) {
     summary.push(`${LABELS[s.label] || s.label} from ${s.start_s.toFixed(1)} to ${s.end_s.toFixed(1)} s`);
   }
   tl.setAttribute("aria-label", `Timeline: ${summary.join("; ")}`);
-  $("timeline-end").textContent = fmtSeconds(total);
+  drawAxis(total);
   block.hidden = false;
+}
+
+// Ticks at a round step (1, 2, 5, 10, 15, 30 s, 1, 2, 5, 10 min ...) giving at most ~8 labels.
+function drawAxis(total) {
+  const axis = $("timeline-axis");
+  axis.replaceChildren();
+  const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+  const step = steps.find((s) => total / s <= 8) || Math.ceil(total / 8 / 3600) * 3600;
+  const label = (t) => (step >= 60 ? `${Math.round(t / 60)} min` : `${t} s`);
+  const add = (t, text, cls) => {
+    const span = document.createElement("span");
+    span.className = `tick ${cls}`;
+    span.style.left = `${(100 * t) / total}%`;
+    span.textContent = text;
+    axis.appendChild(span);
+  };
+  add(0, "0 s", "first");
+  for (let t = step; t < total - 0.6 * step; t += step) add(t, label(t), "");
+  add(total, fmtSeconds(total), "last");
 }
 
 // ---- file input and drag-and-drop --------------------------------------------------------------------

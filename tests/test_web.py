@@ -1,0 +1,186 @@
+"""JSON API of the web app, through FastAPI's TestClient (no server, no browser)."""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("fastapi", reason="the web app needs the web extra: pip install 'voicegender[web]'")
+pytest.importorskip("multipart", reason="the web app needs python-multipart (web extra)")
+with warnings.catch_warnings():  # starlette's TestClient warns that it will move to httpx2
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+from conftest import write_voice  # noqa: E402
+
+from voicegender.synth import FEMALE_F0, MALE_F0, synth_voice  # noqa: E402
+from voicegender.web.app import PREDICT_FIELDS, create_app, display_name  # noqa: E402
+
+LIMIT_MB = 0.2  # small limit so the oversized tests send little data
+LABELS = {"female", "male", "no_speech"}
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    """The app with the model `predict` uses by default (the shipped one), loaded once for the module."""
+    with TestClient(create_app(max_upload_mb=LIMIT_MB)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def voice_wav(tmp_path_factory) -> Path:
+    return write_voice(tmp_path_factory.mktemp("web") / "female.wav", "female", seconds=1.5)
+
+
+def _post(client: TestClient, name: str, data: bytes, query: str = ""):
+    return client.post(f"/api/predict{query}", files={"file": (name, data, "application/octet-stream")})
+
+
+def test_health_names_the_model(client):
+    r = client.get("/api/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["model"] and body["version"]
+    assert body["labels"] == ["female", "male"]
+    assert body["max_upload_mb"] == LIMIT_MB
+
+
+def test_predict_returns_exactly_the_predict_json_fields(client, voice_wav):
+    r = _post(client, "female.wav", voice_wav.read_bytes())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert tuple(body) == PREDICT_FIELDS == ("path", "label", "p_female", "duration_s", "speech_s")
+    assert body["path"] == "female.wav"
+    assert body["label"] in LABELS
+    assert body["duration_s"] == pytest.approx(1.5, abs=0.01)
+    assert 0 <= body["speech_s"] <= body["duration_s"] + 1e-6
+    assert body["p_female"] is None or 0 <= body["p_female"] <= 1
+
+
+def test_predict_agrees_with_the_library(client, voice_wav):
+    from voicegender.audio import load_audio
+    from voicegender.web import backend
+
+    audio = load_audio(voice_wav)
+    expected = backend.predict(audio.samples, audio.sample_rate, client.app.state.served, "female.wav")
+    body = _post(client, "female.wav", voice_wav.read_bytes()).json()
+    assert body["label"] == expected.label
+    assert body["p_female"] == pytest.approx(expected.p_female)
+
+
+def test_explain_adds_a_png_overlay(client, voice_wav):
+    r = _post(client, "female.wav", voice_wav.read_bytes(), "?explain=1")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert set(PREDICT_FIELDS) <= set(body)
+    assert body["timeline"] is None  # short file: no timeline
+    if body["overlay_png"] is None:
+        assert body["explain_error"]
+    else:
+        assert base64.b64decode(body["overlay_png"]).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_long_file_gets_a_timeline(tmp_path):
+    sr = 16_000
+    wave = np.concatenate([synth_voice(FEMALE_F0, 5.0, sr, seed=1), np.zeros(3 * sr, np.float32),
+                           synth_voice(MALE_F0, 5.0, sr, seed=2)])
+    path = tmp_path / "long.flac"
+    sf.write(path, wave, sr)
+    with TestClient(create_app(max_upload_mb=5)) as c:
+        r = _post(c, "long.flac", path.read_bytes(), "?explain=1")
+    assert r.status_code == 200, r.text
+    timeline = r.json()["timeline"]
+    assert timeline and {s["label"] for s in timeline} <= LABELS
+    assert timeline[0]["start_s"] == pytest.approx(0, abs=0.5)
+    assert timeline[-1]["end_s"] == pytest.approx(13.0, abs=0.5)
+    assert all(a["end_s"] <= b["start_s"] + 1e-6 for a, b in zip(timeline, timeline[1:], strict=False))
+
+
+def test_non_audio_is_415_naming_the_file_not_the_temp_path(client):
+    r = _post(client, "notes.txt", b"this is not audio\n" * 20)
+    assert r.status_code == 415
+    detail = r.json()["detail"]
+    assert "notes.txt" in detail and "not a readable audio file" in detail
+    assert tempfile.gettempdir() not in detail and "voicegender-" not in detail
+
+
+def test_empty_file_is_400(client):
+    r = _post(client, "empty.wav", b"")
+    assert r.status_code == 400
+    assert "empty" in r.json()["detail"]
+
+
+def test_missing_file_field_is_400(client):
+    r = client.post("/api/predict", files={"audio": ("a.wav", b"RIFF", "audio/wav")})
+    assert r.status_code == 400
+    assert "'file'" in r.json()["detail"]
+
+
+def test_oversized_upload_is_413_from_content_length(client):
+    r = _post(client, "big.wav", b"\0" * int(LIMIT_MB * 1e6 * 1.5))
+    assert r.status_code == 413
+    assert f"limit is {LIMIT_MB:g} MB" in r.json()["detail"]
+
+
+def test_oversized_upload_is_413_while_streaming(client):
+    """Chunked upload without Content-Length: the limit is enforced on the bytes as they arrive."""
+    # (TestClient builds the whole body before the app runs, so this checks the counting, not the early stop.)
+    head = (b'--XX\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n'
+            b"Content-Type: audio/wav\r\n\r\n")
+
+    def body():
+        yield head
+        for _ in range(20):  # 640 KB, 3x the limit
+            yield b"\0" * 32_768
+        yield b"\r\n--XX--\r\n"
+
+    r = client.post("/api/predict", content=body(), headers={"content-type": "multipart/form-data; boundary=XX"})
+    assert r.status_code == 413
+    assert "limit" in r.json()["detail"]
+    assert "content-length" not in {k.lower() for k in r.request.headers}
+
+
+def test_uploaded_name_is_only_displayed_and_temp_files_are_removed(client, voice_wav, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    r = _post(client, "../../etc/<script>x.wav", voice_wav.read_bytes())
+    assert r.status_code == 200
+    assert r.json()["path"] == "_script_x.wav"
+    assert list(tmp_path.iterdir()) == []  # the private temp copy is gone
+    assert not (Path("/etc") / "_script_x.wav").exists()
+
+
+def test_display_name():
+    assert display_name("C:\\Users\\me\\rec 1.m4a") == "rec 1.m4a"
+    assert display_name("../..") == "upload"
+    assert display_name(None) == "upload"
+    assert len(display_name("a" * 500 + ".wav")) <= 100
+
+
+def test_page_and_static_files_are_served_with_a_strict_csp(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "voicegender" in r.text
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert "http" not in r.text.split("<footer")[0].replace('href="api/', "")  # nothing fetched from outside
+    for name in ("app.js", "style.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+
+
+def test_concurrent_requests_all_succeed(client, voice_wav):
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = voice_wav.read_bytes()
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(lambda i: _post(client, f"c{i}.wav", data).status_code, range(6)))
+    assert codes == [200] * 6
+
+
+def test_serve_command_is_registered():
+    from voicegender.cli import main
+
+    assert main(["serve", "--help"]) == 0

@@ -1,0 +1,105 @@
+"""The page in a real browser: start the server on a free loopback port, upload a WAV with headless Chromium.
+
+Needs Debian's chromium (``apt-get install chromium``) and the playwright Python package; Playwright's own
+browser download is not used (it needs the internet). Set VOICEGENDER_SCREENSHOT=path.png to save a screenshot
+of the page after the prediction (that is how docs/img/web.png is made).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytest.importorskip("fastapi", reason="the web app needs the web extra: pip install 'voicegender[web]'")
+pytest.importorskip("uvicorn", reason="the web app needs uvicorn (web extra)")
+playwright_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (dev extra)")
+
+from conftest import write_voice  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="needs a chromium binary on PATH (Debian: apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    """uvicorn serving the app (default model) in a thread, on a loopback port the OS picked."""
+    import uvicorn
+
+    from voicegender.web.app import create_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))  # bound before the server starts: no race for the port
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the web server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser_page() -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser.new_page(viewport={"width": 1000, "height": 900})
+        finally:
+            browser.close()
+
+
+def test_upload_in_the_browser_shows_the_api_label(server_url, browser_page, tmp_path: Path):
+    wav = write_voice(tmp_path / "browser-test.wav", "female", seconds=1.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        api = httpx.post(f"{server_url}/api/predict", files={"file": (wav.name, wav.read_bytes())}, timeout=60)
+    assert api.status_code == 200, api.text
+
+    page = browser_page
+    page.goto(server_url)
+    page.wait_for_function("document.getElementById('model-info').textContent.startsWith('Model:')")
+    page.set_input_files("#file-input", str(wav))
+    label = page.locator("[data-testid=label]")
+    label.wait_for(state="visible", timeout=60_000)
+    assert label.get_attribute("data-label") in {"female", "male", "no_speech"}
+    assert label.get_attribute("data-label") == api.json()["label"]
+    assert page.text_content("#result-file") == "browser-test.wav"
+    assert page.is_hidden("#error")
+    if os.environ.get("VOICEGENDER_SCREENSHOT"):
+        page.wait_for_timeout(500)  # let the bar's transition finish
+        page.screenshot(path=os.environ["VOICEGENDER_SCREENSHOT"], full_page=True)
+
+
+def test_non_audio_shows_a_clear_error_on_the_page(server_url, browser_page, tmp_path: Path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not audio\n" * 10)
+    page = browser_page
+    page.goto(server_url)
+    page.set_input_files("#file-input", str(bad))
+    error = page.locator("#error")
+    error.wait_for(state="visible", timeout=30_000)
+    assert "notes.txt" in error.text_content() and "not a readable audio file" in error.text_content()
+    assert page.is_hidden("#result")
