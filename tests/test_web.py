@@ -63,15 +63,13 @@ def test_predict_returns_exactly_the_predict_json_fields(client, voice_wav):
     assert body["p_female"] is None or 0 <= body["p_female"] <= 1
 
 
-def test_predict_agrees_with_the_library(client, voice_wav):
-    from voicegender.audio import load_audio
-    from voicegender.web import backend
+def test_predict_agrees_with_predict_json(client, voice_wav):
+    """Same answer, same rounding as `voicegender predict --format json` on the same file."""
+    from voicegender.predict import predict_file
 
-    audio = load_audio(voice_wav)
-    expected = backend.predict(audio.samples, audio.sample_rate, client.app.state.served, "female.wav")
+    expected = predict_file(voice_wav, client.app.state.served.loaded).as_dict()
     body = _post(client, "female.wav", voice_wav.read_bytes()).json()
-    assert body["label"] == expected.label
-    assert body["p_female"] == pytest.approx(expected.p_female)
+    assert body == {**expected, "path": "female.wav"}
 
 
 def test_explain_adds_a_png_overlay(client, voice_wav):

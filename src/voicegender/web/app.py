@@ -36,12 +36,12 @@ from starlette.types import Message
 from .. import __version__
 from ..audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
 from ..errors import AudioDecodeError, VoiceGenderError
+from ..predict import FIELDS as PREDICT_FIELDS  # the fields of `predict --format json`
 from . import backend
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-PREDICT_FIELDS = ("path", "label", "p_female", "duration_s", "speech_s")  # = predict --format json
 MULTIPART_SLACK = 64 * 1024  # bytes of multipart headers/boundaries allowed on top of the file size limit
 MAX_PENDING = 64  # requests waiting for the model beyond this get 503 (a bounded queue, not an unbounded pile-up)
 COPY_BLOCK = 1 << 20  # bytes per read when copying the upload to the private temp file
@@ -169,8 +169,7 @@ def create_app(model: Any = None, max_upload_mb: float = 25, model_workers: int 
         pred = backend.predict(samples, SAMPLE_RATE, served, name)
         if pred.label == "error":
             raise AudioDecodeError(f"{name}: {pred.error}")
-        result = {field: getattr(pred, field) for field in PREDICT_FIELDS}
-        result["path"] = name
+        result = {field: pred.as_dict()[field] for field in PREDICT_FIELDS}  # as `predict --format json` rounds
         if explain:
             result["overlay_png"] = None
             result["timeline"] = None

@@ -30,26 +30,20 @@ class ServedModel:
 def load(model: Any = None) -> ServedModel:
     """Load the model once: None → the shipped default model, a path → that checkpoint, a LoadedModel → as is."""
     from .. import __version__
-    from ..models import LoadedModel, load_checkpoint
+    from ..predict import load_model
 
-    if isinstance(model, LoadedModel):
-        loaded, name = model, str(model.extra.get("name") or model.model_config.arch)
-    elif model is None:
-        from ..default_model import load_default_model
-
-        loaded = load_default_model()
-        name = str(loaded.extra.get("name") or "default")
-    else:
-        loaded, name = load_checkpoint(Path(model)), Path(model).stem
+    loaded = load_model(model)  # the same resolution as `voicegender predict --model`
+    fallback = Path(model).stem if isinstance(model, (str, Path)) else loaded.model_config.arch
+    name = str(loaded.extra.get("name") or fallback)
     version = loaded.extra.get("version") or loaded.voicegender_version or __version__
     return ServedModel(loaded, name, str(version))
 
 
 def predict(samples: np.ndarray, sr: int, served: ServedModel, name: str) -> Any:
-    """Prediction (label, p_female, duration_s, speech_s, error) for one decoded waveform."""
+    """``predict.Prediction`` (label, p_female, duration_s, speech_s, error) for one decoded waveform."""
     from ..predict import predict_waveform
 
-    return predict_waveform(samples, sr, served.loaded, path=name)
+    return predict_waveform(samples, sr, served.loaded, name=name)
 
 
 def overlay_png(samples: np.ndarray, sr: int, served: ServedModel) -> bytes:
