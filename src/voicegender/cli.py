@@ -107,6 +107,276 @@ def serve(
     uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 
+# --- predict / segment / record -------------------------------------------------------------------------------
+def _predict_options(threshold: float, min_speech: float, no_vad: bool):
+    from .predict import PredictOptions
+
+    if not 0.0 < threshold < 1.0:
+        raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
+    return PredictOptions(threshold=threshold, min_speech_s=min_speech, vad=not no_vad)
+
+
+_MODEL_HELP = "checkpoint from `voicegender train` (default: the model shipped with the package)"
+
+
+@app.command("predict")
+def predict_cmd(
+    paths: Annotated[list[str], typer.Argument(help="audio files, folders (searched recursively) or globs")],
+    model: Annotated[Path | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table | json (one object per line) | csv")] = "table",
+    threshold: Annotated[float, typer.Option(help="p_female at or above this is 'female'")] = 0.5,
+    min_speech: Annotated[float, typer.Option(help="seconds of speech below which the answer is no_speech")] = 0.3,
+    no_vad: Annotated[bool, typer.Option("--no-vad", help="classify the whole file (no speech detection)")] = False,
+) -> None:
+    """Predict the speaker gender (female / male / no_speech) of recordings. Exit code 1 if any file failed."""
+    from .export import prediction_csv_header, prediction_csv_row, prediction_json
+    from .predict import expand_paths, iter_predictions, load_model
+
+    if fmt not in ("table", "json", "csv"):
+        raise VoiceGenderError(f"--format must be table, json or csv, got {fmt!r}")
+    options = _predict_options(threshold, min_speech, no_vad)
+    files = expand_paths(paths)
+    if not files:
+        raise VoiceGenderError(f"no audio files found in {', '.join(paths)}")
+    loaded = load_model(model)
+    rows, failed = [], 0
+    if fmt == "csv":
+        sys.stdout.write(prediction_csv_header() + "\n")
+    for p in iter_predictions(files, loaded, options):
+        if p.label == "error":
+            failed += 1
+            err.print(f"error: {p.error}", markup=False, soft_wrap=True)
+        if fmt == "table":
+            rows.append(p)
+            continue
+        sys.stdout.write((prediction_json(p) if fmt == "json" else prediction_csv_row(p)) + "\n")
+        sys.stdout.flush()
+    if fmt == "table":
+        table = Table()
+        for column in ("path", "label", "p_female", "duration_s", "speech_s"):
+            table.add_column(column, justify="left" if column in ("path", "label") else "right")
+        for p in rows:
+            d = p.as_dict()
+            table.add_row(d["path"], d["label"], *("" if d[k] is None else f"{d[k]:.3f}"
+                                                   for k in ("p_female", "duration_s", "speech_s")))
+        out.print(table)
+    if failed:
+        err.print(f"{failed} of {len(files)} file(s) failed")
+        raise typer.Exit(1)
+
+
+@app.command("segment")
+def segment_cmd(
+    file: Annotated[Path, typer.Argument(help="audio file of any length")],
+    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="write x.csv, x.json or x.TextGrid")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="csv | json | textgrid (default: from --out; "
+                                                                   "a table without --out)")] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
+    threshold: Annotated[float, typer.Option(help="p_female at or above this is 'female'")] = 0.5,
+    min_segment: Annotated[float, typer.Option(help="seconds: shorter female/male runs are merged")] = 1.0,
+) -> None:
+    """Split a recording into a timeline of female / male / no_speech segments."""
+    import tempfile
+
+    from .export import timeline_csv, timeline_format, timeline_json, write_textgrid, write_timeline
+    from .segment import SegmentOptions, segment_file
+
+    if not 0.0 < threshold < 1.0:
+        raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
+    try:
+        kind = timeline_format(out_file, fmt) if out_file is not None else (fmt and timeline_format("-", fmt))
+    except ValueError as e:
+        raise VoiceGenderError(str(e)) from e
+    options = SegmentOptions(threshold=threshold, min_segment_s=min_segment)
+    segments, duration = segment_file(file, model, options)
+    if out_file is not None:
+        write_timeline(segments, out_file, kind, str(file), duration)
+        err.print(f"wrote {len(segments)} segments ({duration:.1f} s) to {out_file}", markup=False)
+    elif kind == "csv":
+        sys.stdout.write(timeline_csv(segments))
+    elif kind == "json":
+        sys.stdout.write(timeline_json(segments, str(file), duration))
+    elif kind == "textgrid":
+        with tempfile.TemporaryDirectory() as tmp:
+            sys.stdout.write(write_textgrid(segments, Path(tmp) / "t.TextGrid", duration).read_text())
+    else:
+        table = Table(title=f"{file} ({duration:.1f} s)")
+        for column in ("start_s", "end_s", "label", "p_female"):
+            table.add_column(column, justify="left" if column == "label" else "right")
+        for s in segments:
+            table.add_row(f"{s.start_s:.2f}", f"{s.end_s:.2f}", s.label,
+                          "" if s.p_female is None else f"{s.p_female:.3f}")
+        out.print(table)
+
+
+@app.command("record")
+def record_cmd(
+    seconds: Annotated[float, typer.Option(help="how long to record")] = 1.0,
+    rate: Annotated[int, typer.Option(help="sample rate in Hz")] = 48_000,
+    device: Annotated[str | None, typer.Option(help="input device index or name (see --list-devices)")] = None,
+    list_devices: Annotated[bool, typer.Option("--list-devices", help="list audio devices and exit")] = False,
+    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="WAV to save "
+                                                  "(default: recording-YYYYmmdd-HHMMSS.wav)")] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
+) -> None:
+    """Count down, record your voice from the microphone, save a WAV and print the predicted gender."""
+    from . import record as rec
+
+    if list_devices:
+        out.print(rec.list_devices(), markup=False, highlight=False)
+        return
+    path, p = rec.record_and_predict(seconds, rate, device, out_file, model,
+                                     say=lambda text: err.print(text, markup=False))
+    err.print(f"saved {path}", markup=False)
+    if p.label == "no_speech":
+        out.print(f"{path}: no speech detected ({p.speech_s:.2f} s of speech) - speak louder or longer",
+                  markup=False)
+    else:
+        out.print(f"{path}: {p.label} (p_female {p.p_female:.3f}, {p.speech_s:.2f} s of speech)", markup=False)
+
+
+# --- train / evaluate -----------------------------------------------------------------------------------------
+from .train_config import TrainConfig as _TC  # noqa: E402  (torch-free: only the defaults, for --help)
+
+
+def _metrics_line(name: str, m) -> str:
+    return (f"{name}\tclips={m.n}\taccuracy={m.accuracy:.4f}\terror_rate={m.error_rate:.4f}\t"
+            f"balanced_accuracy={m.balanced_accuracy:.4f}\tf1_female={m.f1_female:.4f}\troc_auc={m.roc_auc:.4f}")
+
+
+def _summary_lines(summary) -> list[str]:
+    return [f"mean±std\tfolds={len(summary.reports)}\t" + "\t".join(
+        f"{k}={summary.mean[k]:.4f}±{summary.std[k]:.4f}" for k in summary.mean)]
+
+
+@app.command("train")
+def train_cmd(
+    corpus: Annotated[list[Path], typer.Argument(help="corpus folders or CSV manifests (several are pooled)")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="run folder (with --all-folds: one fold<k>/ each)")
+                       ] = Path(_TC.out),
+    arch: Annotated[str, typer.Option(help="resnet34 | resnet50 (seed model) | small_cnn | ge2e_head")] = _TC.arch,
+    features: Annotated[str, typer.Option(help="seed_image (resnets) | seed_mfcc | log_mel | ge2e")] = _TC.features,
+    split: Annotated[str, typer.Option(help="audiomnist-4fold | speaker-kfold | random | corpus-out")] = _TC.split,
+    fold: Annotated[int, typer.Option(help="test fold (validation is the next one)")] = _TC.fold,
+    all_folds: Annotated[bool, typer.Option("--all-folds", help="train every fold, then mean ± std")] = False,
+    k: Annotated[int, typer.Option(help="folds of speaker-kfold")] = _TC.k,
+    epochs: Annotated[int | None, typer.Option(
+        help="small_cnn: epochs (default 15); resnets: unfrozen epochs (default 1)")] = _TC.epochs,
+    head_epochs: Annotated[int, typer.Option(help="resnets: frozen-body head epochs")] = _TC.head_epochs,
+    lr: Annotated[float | None, typer.Option(help="max lr (default 3e-3 small_cnn, 2e-3 resnet head)")] = _TC.lr,
+    finetune_lr: Annotated[float, typer.Option(help="resnets: max lr once unfrozen")] = _TC.finetune_lr,
+    batch_size: Annotated[int, typer.Option(help="clips per step")] = _TC.batch_size,
+    balance: Annotated[str, typer.Option(help="class imbalance: loss | sampler | none")] = _TC.balance,
+    augment: Annotated[bool, typer.Option(help="audio augmentation (gain, noise, band-limit, offset)")] = _TC.augment,
+    crop_seconds: Annotated[float, typer.Option(help="log_mel training crop (s)")] = _TC.crop_seconds,
+    weights: Annotated[Path | None, typer.Option(help="ImageNet .pth for the resnets (default: cache/download)")
+                       ] = _TC.weights,
+    seed: Annotated[int, typer.Option(help="random seed")] = _TC.seed,
+    threads: Annotated[int, typer.Option(help="torch CPU threads")] = _TC.threads,
+    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast on CPU")] = _TC.bf16,
+    max_train_clips: Annotated[int | None, typer.Option(help="cap the training part (stratified subset)")
+                               ] = _TC.max_train_clips,
+    cache_dir: Annotated[str, typer.Option(help="feature cache folder")] = _TC.cache_dir,
+) -> None:
+    """Train a model (best checkpoint by validation loss) and report on the held-out test part."""
+    from .evaluate import evaluate, summarise_folds
+    from .report import write_report
+    from .train import TrainConfig, train, train_folds
+
+    cfg = TrainConfig(arch=arch, features=features, split=split, fold=fold, k=k, seed=seed, epochs=epochs,
+                      head_epochs=head_epochs, lr=lr, finetune_lr=finetune_lr, batch_size=batch_size,
+                      balance=balance, augment=augment, crop_seconds=crop_seconds,
+                      weights=str(weights) if weights else None, bf16=bf16, max_train_clips=max_train_clips,
+                      threads=threads, cache_dir=cache_dir, out=str(out_dir))
+    runs = train_folds(cfg, corpus) if all_folds else [train(cfg, corpus)]
+    reports = []
+    for run in runs:
+        report = evaluate(run, cache_dir=cache_dir)
+        write_report(report, run)
+        reports.append(report)
+        out.print(_metrics_line(f"{run}\t{report.split}", report.metrics))
+    if all_folds:
+        summary = summarise_folds(reports)
+        write_report(summary, cfg.out)
+        for line in _summary_lines(summary):
+            out.print(line)
+    err.print(f"runs and reports in {cfg.out}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Annotated[Path, typer.Argument(help="run folder, checkpoint, or a folder of fold<k>/ runs")],
+    corpus: Annotated[list[Path] | None, typer.Argument(help="corpora to score (default: each run's test.csv)")
+                      ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="report folder (default: the run folder)")
+                       ] = None,
+    top_k: Annotated[int, typer.Option(help="highest-loss clips listed in the report")] = 20,
+    batch_size: Annotated[int, typer.Option(help="clips per forward pass")] = 64,
+    threads: Annotated[int, typer.Option(help="torch CPU threads")] = _TC.threads,
+    cache_dir: Annotated[str, typer.Option(help="feature cache folder")] = _TC.cache_dir,
+) -> None:
+    """Score a trained model: metrics.json + report.html (mean ± std when given a folder of folds)."""
+    from .evaluate import evaluate, summarise_folds
+    from .report import write_report
+
+    folds = sorted(p for p in run.glob("fold*") if (p / "model.pt").is_file()) if run.is_dir() else []
+    targets = folds if folds and not (run / "model.pt").is_file() else [run]
+    reports, failed = [], 0
+    for target in targets:
+        report = evaluate(target, list(corpus) if corpus else None, batch_size=batch_size, top_k=top_k,
+                          cache_dir=cache_dir, threads=threads)
+        dest = (out_dir / target.name if len(targets) > 1 else out_dir) if out_dir else (
+            target if target.is_dir() else target.parent)
+        write_report(report, dest)
+        reports.append(report)
+        failed += len(report.failed)
+        for message in report.failed:
+            err.print(f"warning: skipped {message}", markup=False)
+        out.print(_metrics_line(f"{target}\t{report.split}", report.metrics))
+    if len(reports) > 1:
+        summary = summarise_folds(reports)
+        write_report(summary, out_dir or run)
+        for line in _summary_lines(summary):
+            out.print(line)
+    if failed:
+        raise typer.Exit(1)
+
+
+# --- explain ----------------------------------------------------------------------------------------------------
+@app.command("explain")
+def explain_cmd(
+    model: Annotated[Path | None, typer.Argument(help="run folder or checkpoint (default: the shipped model)")
+                     ] = None,
+    corpus: Annotated[Path | None, typer.Option(help="clips to explain: corpus folder or CSV manifest "
+                                                     "(default: the run's test.csv)")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="folder for the PNGs, explain.html, summary.json")
+                       ] = Path("explain"),
+    max_clips: Annotated[int, typer.Option(help="class-balanced random sample of at most this many clips")] = 200,
+    methods: Annotated[str, typer.Option(help="comma-separated: gradcam | hirescam | layercam, each optionally "
+                                              "@stage (e.g. layercam@stage2)")] = "gradcam,hirescam,layercam",
+    bands: Annotated[int | None, typer.Option(help="occlusion band groups (default 16 log-mel, 12 MFCC)")] = None,
+    baseline: Annotated[str, typer.Option(help="masked band value: mean (clip set's average) | min")] = "mean",
+) -> None:
+    """Class-activation maps per class, per-band occlusion and their agreement, as pictures."""
+    from .corpora import load_corpus
+    from .explain import explain_corpus, resolve_model
+
+    loaded, run_dir = resolve_model(model)
+    if corpus is None:
+        if run_dir is None or not (run_dir / "test.csv").is_file():
+            raise VoiceGenderError("give --corpus (a corpus folder or CSV manifest): there is no run test.csv")
+        corpus = run_dir / "test.csv"
+    result = explain_corpus(loaded, load_corpus(corpus).clips, out_dir, [m for m in methods.split(",") if m],
+                            max_clips=max_clips, bands=bands, baseline=baseline)
+    for spec, m in result.summary["methods"].items():
+        rho = m["spearman_vs_occlusion_class_mean"]
+        out.print(f"{spec}\ttop row female={m['top_row']['female']} male={m['top_row']['male']}\t"
+                  f"spearman vs occlusion female={rho['female']:+.2f} male={rho['male']:+.2f}")
+    top = result.summary["occlusion_top_band"]
+    out.print(f"occlusion\ttop band female={top['female']} male={top['male']}")
+    err.print(f"{len(result.files)} files in {result.out_dir} (open explain.html)")
+
+
 # --- entry point ------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: sys.argv[1:]); returns the exit code."""

@@ -71,24 +71,29 @@ class PredictOptions:
 
 
 def load_model(model: str | os.PathLike | object | None = None):
-    """A :class:`voicegender.models.LoadedModel`: the shipped default (None), a checkpoint path, or as given."""
-    from .default_model import load_default_model  # torch: imported on first use
-    from .models import LoadedModel, load_checkpoint
+    """What scores speech: the shipped default model (None), a checkpoint path, or a model as given.
 
+    A model is a :class:`voicegender.models.LoadedModel` or any callable mapping a list of 16 kHz speech
+    arrays to an array of calibrated p_female (tests and experiments plug in their own scorers this way).
+    """
     if model is None:
+        from .default_model import load_default_model  # torch: imported on first use
+
         return load_default_model()
-    if isinstance(model, LoadedModel):
-        return model
-    return load_checkpoint(Path(model))
+    if isinstance(model, (str, os.PathLike)):
+        from .models import load_checkpoint
+
+        return load_checkpoint(Path(model))
+    return model
 
 
 def score_speech(loaded, waves16k: Sequence[np.ndarray]) -> np.ndarray:
     """Calibrated p_female of each speech clip (16 kHz), long clips scored in chunks (logits averaged).
 
+    ``loaded``: a LoadedModel (scored by :func:`voicegender.default_model.p_female`) or a scorer callable.
+
     Returns float64 ``(len(waves16k),)``.
     """
-    from .default_model import p_female
-
     chunk = int(MAX_CHUNK_S * VAD_SAMPLE_RATE)
     pieces: list[np.ndarray] = []
     owner: list[int] = []
@@ -99,7 +104,13 @@ def score_speech(loaded, waves16k: Sequence[np.ndarray]) -> np.ndarray:
             owner.append(i)
     if not pieces:
         return np.zeros(0)
-    p = np.clip(p_female(loaded, pieces), P_CLIP, 1 - P_CLIP)
+    if callable(loaded):
+        scores = loaded(pieces)
+    else:
+        from .default_model import p_female
+
+        scores = p_female(loaded, pieces)
+    p = np.clip(np.asarray(scores, np.float64), P_CLIP, 1 - P_CLIP)
     if len(pieces) == len(waves16k):
         return p
     logits = np.log(p / (1 - p))

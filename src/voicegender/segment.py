@@ -1,0 +1,304 @@
+"""Long recordings → a timeline of female / male / no_speech segments, in bounded memory.
+
+The file is streamed (:func:`voicegender.audio.stream_audio`, 30 s blocks at 16 kHz) through the speech
+detector; overlapping windows (1.5 s every 0.5 s) are classified on their speech frames only, as soon as the
+audio for a window has arrived, and the audio before the next window is dropped. Only small per-frame arrays
+(32 ms frames: 450 kB per hour) outlive the stream. At the end:
+
+1. speech regions come from the frame probabilities (:func:`voicegender.vad.segments_from_probs`, with a
+   longer minimum pause than for single clips so that breaths do not split turns);
+2. every speech frame takes the average logit of the windows that cover it, weighted by each window's speech
+   fraction, then a median filter over ``smooth_s``: a gender change is placed where the averaged evidence
+   crosses the threshold, not at a window edge;
+3. gender runs shorter than ``min_segment_s`` inside a speech region are merged into their longer neighbour
+   (no 100 ms flicker), and adjacent segments with the same label are joined.
+
+The result covers the whole file without gaps: no_speech segments fill everything that is not speech.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.ndimage import median_filter
+
+from .audio import stream_audio
+from .vad import FRAME_S, FRAME_SAMPLES, VAD_SAMPLE_RATE, StreamingVad, VadConfig, segments_from_probs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Segment:
+    """One stretch of the timeline."""
+
+    start_s: float  # seconds from the start of the file
+    end_s: float  # seconds
+    label: str  # "female" | "male" | "no_speech"
+    p_female: float | None = None  # mean calibrated probability over the segment; None for no_speech
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def as_dict(self) -> dict:
+        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "label": self.label,
+                "p_female": None if self.p_female is None else round(float(self.p_female), 4)}
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """Windows, smoothing and thresholds of the timeline (seconds unless said otherwise)."""
+
+    window_s: float = 1.5  # length of each classified window
+    hop_s: float = 0.5  # step between windows
+    min_window_speech_s: float = 0.5  # windows with less speech than this are not classified
+    smooth_s: float = 0.5  # median filter over frame logits
+    min_segment_s: float = 1.0  # shorter female/male runs inside speech are merged into a neighbour
+    threshold: float = 0.5  # p_female >= threshold -> "female"
+    vad_config: VadConfig = field(default_factory=lambda: VadConfig(min_silence_s=0.3))  # pauses < 0.3 s kept
+    block_s: float = 30.0  # seconds of audio decoded at a time (memory bound)
+    batch_windows: int = 64  # windows per model call
+
+
+def _window_speech(window: np.ndarray, start: int, frame_mask: np.ndarray) -> np.ndarray:
+    """The samples of a window (starting at sample ``start``) whose 32 ms frames are marked as speech.
+
+    ``frame_mask`` holds the frames from ``start // FRAME_SAMPLES`` on.
+    """
+    frame_of_sample = (start + np.arange(len(window))) // FRAME_SAMPLES - start // FRAME_SAMPLES
+    return window[frame_mask[frame_of_sample]]
+
+
+class _WindowScorer:
+    """Collects windows as audio streams in and scores them in batches; keeps (start_frame, n_frames, w, logit)."""
+
+    def __init__(self, loaded, options: SegmentOptions) -> None:
+        self.loaded, self.options = loaded, options
+        self.pending: list[tuple[int, int, float, np.ndarray]] = []
+        self.scored: list[tuple[int, int, float, float]] = []
+
+    def add(self, start_frame: int, n_frames: int, weight: float, speech: np.ndarray) -> None:
+        self.pending.append((start_frame, n_frames, weight, speech))
+        if len(self.pending) >= self.options.batch_windows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        from .predict import P_CLIP, score_speech
+
+        p = np.clip(score_speech(self.loaded, [x[3] for x in self.pending]), P_CLIP, 1 - P_CLIP)
+        for (start, n, w, _), pi in zip(self.pending, p, strict=True):
+            self.scored.append((start, n, w, float(np.log(pi / (1 - pi)))))
+        self.pending = []
+
+
+def _frame_scores(scored: list[tuple[int, int, float, float]], n_frames: int,
+                  threshold_logit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, from the windows covering it (weighted by their speech fraction): the vote in [-1, 1]
+    (+1: all say female) and the mean logit; NaN where no window covers the frame.
+
+    Votes, not mean logits, decide the label: a confident window must not pull a boundary into the
+    neighbouring speaker's turn (with mean logits a male window at p=0.05 outweighs a female one at p=0.8 and
+    moves a female->male change ~1 s early); with votes the change falls where half the windows flip.
+    """
+    vote = np.zeros(n_frames + 1)
+    num = np.zeros(n_frames + 1)
+    den = np.zeros(n_frames + 1)
+    for start, n, w, logit in scored:  # difference arrays: O(windows + frames)
+        end = min(start + n, n_frames)
+        v = 1.0 if logit >= threshold_logit else -1.0
+        vote[start] += w * v
+        vote[end] -= w * v
+        num[start] += w * logit
+        num[end] -= w * logit
+        den[start] += w
+        den[end] -= w
+    vote, num, den = np.cumsum(vote)[:n_frames], np.cumsum(num)[:n_frames], np.cumsum(den)[:n_frames]
+    covered = den > 1e-9
+    safe = np.where(covered, den, 1.0)
+    return np.where(covered, vote / safe, np.nan), np.where(covered, num / safe, np.nan)
+
+
+def _fill_nearest(values: np.ndarray) -> np.ndarray:
+    """Replace NaNs by the nearest finite value (all-NaN stays NaN)."""
+    ok = np.flatnonzero(np.isfinite(values))
+    if len(ok) == 0 or len(ok) == len(values):
+        return values
+    idx = np.arange(len(values))
+    pos = np.clip(np.searchsorted(ok, idx), 1, len(ok) - 1)
+    left, right = ok[pos - 1], ok[pos]
+    nearest = np.where(np.abs(idx - left) <= np.abs(right - idx), left, right)
+    return values[nearest]
+
+
+def _runs(labels: np.ndarray) -> list[list[int]]:
+    """[start, end, label] runs of equal values."""
+    if len(labels) == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(labels)) + 1
+    starts = np.r_[0, cuts]
+    ends = np.r_[cuts, len(labels)]
+    return [[int(s), int(e), int(labels[s])] for s, e in zip(starts, ends, strict=True)]
+
+
+def _merge_short(runs: list[list[int]], min_frames: int) -> list[list[int]]:
+    """Merge runs shorter than ``min_frames`` into their longer neighbour until none is left (or one run)."""
+    runs = [r[:] for r in runs]
+    while len(runs) > 1:
+        lengths = [e - s for s, e, _ in runs]
+        i = int(np.argmin(lengths))
+        if lengths[i] >= min_frames:
+            break
+        left = lengths[i - 1] if i > 0 else -1
+        right = lengths[i + 1] if i + 1 < len(runs) else -1
+        j = i - 1 if left >= right else i + 1
+        lo, hi = min(i, j), max(i, j)
+        keep = runs[j][2]
+        runs[lo:hi + 1] = [[runs[lo][0], runs[hi][1], keep]]
+        # joining may make two neighbours with the same label adjacent
+        merged: list[list[int]] = []
+        for r in runs:
+            if merged and merged[-1][2] == r[2]:
+                merged[-1][1] = r[1]
+            else:
+                merged.append(r)
+        runs = merged
+    return runs
+
+
+def build_timeline(probs: np.ndarray, scored: list[tuple[int, int, float, float]], duration_s: float,
+                   options: SegmentOptions = SegmentOptions()) -> list[Segment]:
+    """Timeline from frame speech probabilities and scored windows (start_frame, n_frames, weight, logit)."""
+    n = len(probs)
+    regions = segments_from_probs(probs, options.vad_config, duration_s)
+    threshold_logit = float(np.log(options.threshold / (1 - options.threshold)))
+    votes, logits = _frame_scores(scored, n, threshold_logit)
+    smooth = max(1, int(round(options.smooth_s / FRAME_S)) | 1)  # odd length
+    segments: list[Segment] = []
+    cursor = 0.0
+
+    def gap(until: float) -> None:
+        if until - cursor > 1e-6:
+            segments.append(Segment(cursor, until, "no_speech", None))
+
+    for start_s, end_s in regions:
+        f0, f1 = int(start_s / FRAME_S), max(int(start_s / FRAME_S) + 1, min(n, int(np.ceil(end_s / FRAME_S))))
+        region = _fill_nearest(votes[f0:f1].copy())
+        region_logits = _fill_nearest(logits[f0:f1].copy())
+        if not np.isfinite(region).any():  # no window held enough speech: borrow from the nearest scored frame
+            region, region_logits = _fill_nearest(votes.copy())[f0:f1], _fill_nearest(logits.copy())[f0:f1]
+        if not np.isfinite(region).any():  # nothing in the whole file could be classified
+            continue
+        if len(region) >= smooth:
+            region = median_filter(region, size=smooth, mode="nearest")
+        runs = _merge_short(_runs((region < 0).astype(int)), int(options.min_segment_s / FRAME_S))
+        gap(start_s)
+        for k, (s, e, male) in enumerate(runs):
+            seg_start = start_s if k == 0 else (f0 + s) * FRAME_S
+            seg_end = end_s if k == len(runs) - 1 else (f0 + e) * FRAME_S
+            p = float(1 / (1 + np.exp(-np.mean(region_logits[s:e]))))
+            label = "male" if male else "female"
+            if segments and segments[-1].label == label and abs(segments[-1].end_s - seg_start) < 1e-6:
+                prev = segments[-1]  # same label across a region edge: join, duration-weighted probability
+                w0, w1 = prev.duration_s, seg_end - seg_start
+                prev.p_female = (prev.p_female * w0 + p * w1) / (w0 + w1)
+                prev.end_s = seg_end
+            else:
+                segments.append(Segment(seg_start, seg_end, label, p))
+        cursor = end_s
+    gap(duration_s)
+    return segments
+
+
+def segment_stream(blocks: Iterable[np.ndarray], model=None, options: SegmentOptions = SegmentOptions(),
+                   show_progress: bool = False, total_s: float | None = None) -> tuple[list[Segment], float]:
+    """Timeline of 16 kHz float audio given as blocks; returns (segments, duration in seconds).
+
+    Memory: the current block plus one window of audio, and a few numbers per 32 ms frame.
+    """
+    from .predict import load_model
+    from .progress import progress
+
+    loaded = load_model(model)
+    win = int(options.window_s * VAD_SAMPLE_RATE)
+    hop = int(options.hop_s * VAD_SAMPLE_RATE)
+    min_speech = int(options.min_window_speech_s * VAD_SAMPLE_RATE)
+    thr = options.vad_config.off_threshold  # lenient frame mask inside windows; regions use the hysteresis
+    vad = StreamingVad()
+    scorer = _WindowScorer(loaded, options)
+    probs: list[np.ndarray] = []
+    buf = np.zeros(0, np.float32)  # audio from sample buf_start on
+    buf_start = 0
+    next_win = 0  # start sample of the next window
+    total = 0
+    all_probs = np.zeros(0, np.float32)
+
+    def emit(start: int, end: int) -> None:
+        frames = all_probs[start // FRAME_SAMPLES:-(-end // FRAME_SAMPLES)]
+        window = buf[start - buf_start:end - buf_start]
+        speech = _window_speech(window, start, frames >= thr)
+        if len(speech) >= min_speech:
+            scorer.add(start // FRAME_SAMPLES, len(frames), len(speech) / max(1, len(window)), speech)
+
+    it = progress(blocks, desc="segment", unit="block", total=None if total_s is None else
+                  int(np.ceil(total_s / options.block_s))) if show_progress else blocks
+    last_end = 0  # end sample of the last window
+    for block in it:
+        block = np.asarray(block, np.float32)
+        total += len(block)
+        probs.append(vad.feed(block))
+        all_probs = np.concatenate(probs) if len(probs) > 1 else probs[0]
+        probs = [all_probs]
+        buf = np.concatenate([buf, block])
+        ready = min(total, len(all_probs) * FRAME_SAMPLES)  # audio whose frames have probabilities
+        while next_win + win <= ready:
+            emit(next_win, next_win + win)
+            last_end = next_win + win
+            next_win += hop
+        keep_from = max(0, next_win - win)  # one window back: the last window may end at the end of the file
+        if keep_from > buf_start:
+            buf, buf_start = buf[keep_from - buf_start:], keep_from
+    all_probs = np.concatenate([all_probs, vad.finish()])
+    while next_win + win <= total:
+        emit(next_win, next_win + win)
+        last_end = next_win + win
+        next_win += hop
+    if last_end < total:  # a last window ending at the end of the file (the whole file if shorter than one)
+        emit(max(0, total - win), total)
+    scorer.flush()
+    duration_s = total / VAD_SAMPLE_RATE
+    return build_timeline(all_probs, scorer.scored, duration_s, options), duration_s
+
+
+def segment_file(path: str | os.PathLike, model=None, options: SegmentOptions = SegmentOptions(),
+                 show_progress: bool = True) -> tuple[list[Segment], float]:
+    """Timeline of female / male / no_speech segments of an audio file of any length.
+
+    Parameters
+    ----------
+    path : any file :func:`voicegender.audio.stream_audio` reads; decoded in ``options.block_s`` blocks.
+    model : None (the shipped default), a checkpoint path, or a loaded model.
+    options : window, hop, smoothing and minimum durations in seconds.
+
+    Returns
+    -------
+    (segments covering [0, duration] without gaps, duration in seconds)
+
+    Raises
+    ------
+    AudioDecodeError naming the file.
+    """
+    from .audio import audio_duration
+
+    try:
+        total_s = audio_duration(path)
+    except Exception:  # only for the progress bar; stream_audio reports real problems
+        total_s = None
+    blocks = stream_audio(path, VAD_SAMPLE_RATE, options.block_s)
+    return segment_stream(blocks, model, options, show_progress, total_s)
