@@ -80,7 +80,7 @@ def test_upload_in_the_browser_shows_the_api_label(server_url, browser_page, tmp
 
     page = browser_page
     page.goto(server_url)
-    page.wait_for_function("document.getElementById('model-info').textContent.startsWith('Model:')")
+    playwright_api.expect(page.locator("#model-info")).to_contain_text("Model:")  # /api/health answered
     page.set_input_files("#file-input", str(wav))
     label = page.locator("[data-testid=label]")
     label.wait_for(state="visible", timeout=60_000)

@@ -11,15 +11,14 @@ Routes
 
 Safety: the model is loaded once; uploads are limited in size (Content-Length checked first, then counted while
 the body streams in); the upload is decoded from a private temporary file with a fixed suffix, deleted
-afterwards; the user's file name is only ever shown, never used as a path. Decoding runs in the threadpool and
-model calls in the threadpool behind a limiter, so the event loop never waits on the CPU.
+afterwards; the user's file name is only ever shown, never used as a path. Saving, decoding and model calls run
+in the threadpool, so the event loop never waits on the CPU; concurrent uploads are batched (see create_app).
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import os
 import re
 import tempfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -35,7 +35,7 @@ from starlette.types import Message
 
 from .. import __version__
 from ..audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
-from ..errors import AudioDecodeError, VoiceGenderError
+from ..errors import VoiceGenderError
 from ..predict import FIELDS as PREDICT_FIELDS  # the fields of `predict --format json`
 from . import backend
 
@@ -60,33 +60,24 @@ def display_name(filename: str | None) -> str:
     return base or "upload"
 
 
-def _model_workers() -> int:
-    """How many model calls may run at once: cores / torch's threads per call (1 on a 2-core machine).
-
-    One is also the safe choice for explanations: class-activation maps hook the shared network's layers, so two
-    hooked forward passes at once could mix their activations.
-    """
-    import torch
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, torch.get_num_threads()))
-
-
-def create_app(model: Any = None, max_upload_mb: float = 25, model_workers: int | None = None) -> FastAPI:
+def create_app(model: Any = None, max_upload_mb: float = 25) -> FastAPI:
     """Build the web app with its model loaded once.
 
     Parameters
     ----------
     model : None (the shipped default model), a checkpoint path, or a ``models.LoadedModel``.
     max_upload_mb : largest accepted upload in MB (10^6 bytes); bigger requests get 413.
-    model_workers : model calls allowed at once (default: CPU cores / torch threads, at least 1). Keep 1 when
-        explanations are used concurrently (see :func:`_model_workers`).
+
+    Concurrency: uploads are saved in the threadpool; predictions go through a
+    :class:`~voicegender.web.backend.PredictBatcher` (uploads that arrive while the model is busy are predicted
+    together in one call, in the threadpool); explanations take the same lock, so one model call runs at a time
+    (on 2 cores one call already uses both: the speech detector and decoders run in predict's thread pool).
     """
     if max_upload_mb <= 0:
         raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
     served = backend.load(model)
     max_bytes = int(max_upload_mb * 1_000_000)
-    limiter = anyio.CapacityLimiter(model_workers or _model_workers())
+    batcher = backend.PredictBatcher(served)
     pending = 0  # requests holding or waiting for the model (only touched on the event loop thread)
 
     # No Swagger/ReDoc pages: they load their JS from a CDN, and this app must work offline.
@@ -146,42 +137,27 @@ def create_app(model: Any = None, max_upload_mb: float = 25, model_workers: int 
             raise HTTPException(400, f"{display_name(upload.filename)}: empty file (0 bytes).")
         return upload
 
-    def decode(upload: UploadFile, name: str):
-        # A private temp file (mode 0600, random name, fixed suffix chosen from our own list) because
-        # load_audio reads paths; the suffix helps the decoders' format probing and is never the user's text.
+    def save_private(upload: UploadFile) -> str:
+        # A private temp file (mode 0600, random name, a suffix from our own list) because the decoders read
+        # paths; the suffix helps their format probing, and nothing of the user's file name reaches the disk.
         ext = Path(upload.filename or "").suffix.lower()
         suffix = ext if ext in AUDIO_EXTENSIONS else ".upload"
-        tmp = tempfile.NamedTemporaryFile(prefix="voicegender-", suffix=suffix, delete=False)
-        try:
-            with tmp:
-                upload.file.seek(0)
-                while block := upload.file.read(COPY_BLOCK):
-                    tmp.write(block)
-            try:
-                return load_audio(tmp.name, sr=SAMPLE_RATE)
-            except AudioDecodeError as e:  # name the user's file, not our temp path
-                raise AudioDecodeError(str(e).replace(tmp.name, name)) from e
-        finally:
-            Path(tmp.name).unlink(missing_ok=True)
+        with tempfile.NamedTemporaryFile(prefix="voicegender-", suffix=suffix, delete=False) as tmp:
+            upload.file.seek(0)
+            while block := upload.file.read(COPY_BLOCK):
+                tmp.write(block)
+        return tmp.name
 
-    def infer(samples, name: str, explain: bool) -> dict[str, Any]:
-        t0 = time.perf_counter()
-        pred = backend.predict(samples, SAMPLE_RATE, served, name)
-        if pred.label == "error":
-            raise AudioDecodeError(f"{name}: {pred.error}")
-        result = {field: pred.as_dict()[field] for field in PREDICT_FIELDS}  # as `predict --format json` rounds
-        if explain:
-            result["overlay_png"] = None
-            result["timeline"] = None
-            result["explain_error"] = None
-            try:
-                result["overlay_png"] = base64.b64encode(backend.overlay_png(samples, SAMPLE_RATE, served)).decode()
-            except (VoiceGenderError, ValueError) as e:  # e.g. too short for a map: still return the prediction
-                result["explain_error"] = str(e)
-            if pred.duration_s > backend.LONG_AUDIO_S:
-                result["timeline"] = backend.timeline(samples, SAMPLE_RATE, served)
-        log.info("%s: %s p_female=%s in %.2f s", name, pred.label, pred.p_female, time.perf_counter() - t0)
-        return result
+    def explain_upload(samples: np.ndarray, path: str, name: str, duration_s: float) -> dict[str, Any]:
+        """The overlay (and the timeline of long files) for an upload already predicted (caller holds the lock)."""
+        out: dict[str, Any] = {"overlay_png": None, "timeline": None, "explain_error": None}
+        try:
+            out["overlay_png"] = base64.b64encode(backend.overlay_png(samples, SAMPLE_RATE, served)).decode()
+        except (VoiceGenderError, ValueError) as e:  # e.g. too short for a map: the prediction still stands
+            out["explain_error"] = str(e).replace(path, name)
+        if duration_s > backend.LONG_AUDIO_S:
+            out["timeline"] = backend.timeline(samples, served)
+        return out
 
     @app.post("/api/predict")
     async def predict(request: Request, explain: bool = False) -> JSONResponse:
@@ -190,19 +166,31 @@ def create_app(model: Any = None, max_upload_mb: float = 25, model_workers: int 
         upload = await read_upload(request)
         name = display_name(upload.filename)
         if pending >= MAX_PENDING:
+            await upload.close()
             raise HTTPException(503, "The server is busy; try again in a few seconds.", headers={"Retry-After": "5"})
         pending += 1
+        path = None
+        t0 = time.perf_counter()
         try:
-            try:
-                audio = await anyio.to_thread.run_sync(decode, upload, name)
-                result = await anyio.to_thread.run_sync(infer, audio.samples, name, explain, limiter=limiter)
-            except AudioDecodeError as e:
-                raise HTTPException(415, f"Not usable audio: {e}") from e
-            except VoiceGenderError as e:
-                raise HTTPException(422, str(e)) from e
+            path = await anyio.to_thread.run_sync(save_private, upload)
+            pred = await batcher.predict(path)
+            if pred.label == "error":  # name the user's file, not our temp path
+                raise HTTPException(415, f"Not usable audio: {(pred.error or '').replace(path, name)}")
+            result = {field: pred.as_dict()[field] for field in PREDICT_FIELDS}  # rounded as predict --format json
+            result["path"] = name
+            if explain:
+                audio = await anyio.to_thread.run_sync(load_audio, path, SAMPLE_RATE)
+                async with batcher.lock:
+                    result.update(await anyio.to_thread.run_sync(explain_upload, audio.samples, path, name,
+                                                                 pred.duration_s))
+        except VoiceGenderError as e:
+            raise HTTPException(422, str(e).replace(path or "\0", name)) from e
         finally:
             pending -= 1
             await upload.close()
+            if path is not None:
+                Path(path).unlink(missing_ok=True)
+        log.info("%s: %s p_female=%s in %.2f s", name, pred.label, pred.p_female, time.perf_counter() - t0)
         return JSONResponse(result, headers={"Cache-Control": "no-store"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
