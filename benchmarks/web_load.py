@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         health = wait_ready(url, proc)
         print(f"server {url}  model {health['model']} v{health['version']}  cores {os.cpu_count()}")
-        asyncio.run(upload(httpx.AsyncClient(timeout=args.timeout), url, *clips[0], args.explain))  # warm-up
+        asyncio.run(run(url, clips[:1], 1, args.explain, args.timeout))  # warm-up: first-call model setup
         results, wall = asyncio.run(run(url, clips, args.concurrency, args.explain, args.timeout))
     finally:
         proc.terminate()

@@ -72,16 +72,32 @@ def test_predict_agrees_with_predict_json(client, voice_wav):
     assert body == {**expected, "path": "female.wav"}
 
 
-def test_explain_adds_a_png_overlay(client, voice_wav):
+def test_explain_adds_a_png_picture(client, voice_wav):
     r = _post(client, "female.wav", voice_wav.read_bytes(), "?explain=1")
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(PREDICT_FIELDS) <= set(body)
     assert body["timeline"] is None  # short file: no timeline
-    if body["overlay_png"] is None:
-        assert body["explain_error"]
-    else:
-        assert base64.b64decode(body["overlay_png"]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert base64.b64decode(body["overlay_png"]).startswith(b"\x89PNG\r\n\x1a\n")
+    # a map when the model reads a spectrogram; otherwise the plain spectrogram and why there is no map
+    assert body["cam"] is (body["explain_note"] is None)
+
+
+def test_explain_draws_the_cam_of_a_spectrogram_model(tmp_path, voice_wav):
+    import torch
+
+    from voicegender import features, models
+
+    torch.manual_seed(0)
+    cfg = models.ModelConfig(arch="small_cnn", in_rows=64, width=4)
+    path = models.save_checkpoint(tmp_path / "tiny.pt", models.build_model(cfg), cfg,
+                                  features.feature_config_dict("log_mel", features.LogMelConfig()),
+                                  ["female", "male"], extra={"name": "tiny-log-mel"})
+    with TestClient(create_app(model=path)) as c:
+        assert c.get("/api/health").json()["model"] == "tiny-log-mel"
+        body = _post(c, "female.wav", voice_wav.read_bytes(), "?explain=1").json()
+    assert body["cam"] is True and body["explain_note"] is None
+    assert base64.b64decode(body["overlay_png"]).startswith(b"\x89PNG")
 
 
 def test_long_file_gets_a_timeline(tmp_path):

@@ -6,8 +6,10 @@ Routes
 ``GET /api/health``       ``{"model", "version", "voicegender", "labels", "max_upload_mb"}``
 ``POST /api/predict``     multipart field ``file`` → the fields of ``predict --format json``
                           (``path, label, p_female, duration_s, speech_s``); with ``?explain=1`` also
-                          ``overlay_png`` (base64 PNG: spectrogram + class-activation map) and ``timeline``
-                          (female/male/no_speech segments for files longer than ``LONG_AUDIO_S``, else null)
+                          ``overlay_png`` (base64 PNG: log-mel spectrogram with the class-activation map
+                          when ``cam`` is true; plain spectrogram and the reason in ``explain_note`` for models
+                          without maps) and ``timeline`` (female/male/no_speech segments with p_female, for
+                          files longer than ``backend.LONG_AUDIO_S`` = 10 s; else null)
 
 Safety: the model is loaded once; uploads are limited in size (Content-Length checked first, then counted while
 the body streams in); the upload is decoded from a private temporary file with a fixed suffix, deleted
@@ -150,11 +152,12 @@ def create_app(model: Any = None, max_upload_mb: float = 25) -> FastAPI:
 
     def explain_upload(samples: np.ndarray, path: str, name: str, duration_s: float) -> dict[str, Any]:
         """The overlay (and the timeline of long files) for an upload already predicted (caller holds the lock)."""
-        out: dict[str, Any] = {"overlay_png": None, "timeline": None, "explain_error": None}
+        out: dict[str, Any] = {"overlay_png": None, "cam": False, "explain_note": None, "timeline": None}
         try:
-            out["overlay_png"] = base64.b64encode(backend.overlay_png(samples, SAMPLE_RATE, served)).decode()
+            png, out["cam"], out["explain_note"] = backend.picture_png(samples, served)
+            out["overlay_png"] = base64.b64encode(png).decode()
         except (VoiceGenderError, ValueError) as e:  # e.g. too short for a map: the prediction still stands
-            out["explain_error"] = str(e).replace(path, name)
+            out["explain_note"] = str(e).replace(path, name)
         if duration_s > backend.LONG_AUDIO_S:
             out["timeline"] = backend.timeline(samples, served)
         return out

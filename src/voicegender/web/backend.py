@@ -7,6 +7,7 @@ in one place.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+SAMPLE_RATE = 16_000  # Hz: uploads are decoded at this rate for the picture and the timeline
 LONG_AUDIO_S = 10.0  # files longer than this (seconds) also get a female/male/no_speech timeline
 
 
@@ -93,11 +95,45 @@ class PredictBatcher:
         return predict_files(paths, self.served.loaded, show_progress=False)
 
 
-def overlay_png(samples: np.ndarray, sr: int, served: ServedModel) -> bytes:
-    """PNG of the spectrogram with the class-activation overlay."""
-    from ..explain import clip_overlay_png, explain_waveform
+def picture_png(samples16k: np.ndarray, served: ServedModel) -> tuple[bytes, bool, str | None]:
+    """The recording's picture: (PNG, has_cam, note).
 
-    return clip_overlay_png(explain_waveform(samples, sr, served.loaded))
+    The log-mel spectrogram with the model's class-activation map over it (``explain.explain_clip_png``) when the
+    model works on a time-frequency input; for models that do not (the GE2E-embedding head), the plain log-mel
+    spectrogram and explain's reason why there is no map.
+    """
+    from ..errors import ModelError
+    from ..explain import explain_clip_png
+
+    try:
+        return explain_clip_png(samples16k, SAMPLE_RATE, served.loaded, title=""), True, None
+    except ModelError as e:
+        return spectrogram_png(samples16k), False, str(e)
+
+
+def spectrogram_png(samples16k: np.ndarray) -> bytes:
+    """Plain log-mel spectrogram (time in s across, Hz up) as PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ..features import LogMelConfig, log_mel
+
+    cfg = LogMelConfig()
+    mel = log_mel(samples16k, cfg)
+    fig = Figure(figsize=(8, 3.0))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    top = float(mel.max())
+    im = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=top - 16, vmax=top,  # 16 nepers ≈ 70 dB
+                   extent=(0.0, mel.shape[1] * cfg.hop_seconds, -0.5, cfg.n_mels - 0.5), interpolation="nearest")
+    ticks = np.unique(np.linspace(0, cfg.n_mels - 1, 8).round().astype(int))
+    ax.set_yticks(ticks, [f"{hz:.0f}" for hz in cfg.band_centres_hz()[ticks]])
+    ax.set_ylabel("frequency (Hz, mel-spaced bands)")
+    ax.set_xlabel("time (s)")
+    fig.colorbar(im, ax=ax, label="log power")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return buf.getvalue()
 
 
 def timeline(samples16k: np.ndarray, served: ServedModel) -> list[dict[str, Any]]:

@@ -109,14 +109,19 @@ function showResult(d, blob) {
 
   const fig = $("overlay-figure");
   if (d.overlay_png) {
-    $("overlay").src = `data:image/png;base64,${d.overlay_png}`;
+    const img = $("overlay");
+    img.src = `data:image/png;base64,${d.overlay_png}`;
+    img.alt = d.cam ? "Log-mel spectrogram of the recording with the class-activation map over it"
+                    : "Log-mel spectrogram of the recording";
+    $("caption-cam").hidden = !d.cam;
+    $("caption-plain").hidden = d.cam;
     fig.hidden = false;
   } else {
     fig.hidden = true;
   }
   const note = $("explain-note");
-  note.hidden = !d.explain_error;
-  note.textContent = d.explain_error ? `No activation map: ${d.explain_error}` : "";
+  note.hidden = !d.explain_note;
+  note.textContent = d.explain_note ? `No activation map: ${d.explain_note}` : "";
 
   showTimeline(d.timeline, d.duration_s);
 
