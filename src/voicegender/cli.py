@@ -154,7 +154,8 @@ def predict_cmd(
     if fmt == "table":
         table = Table()
         for column in ("path", "label", "p_female", "duration_s", "speech_s"):
-            table.add_column(column, justify="left" if column in ("path", "label") else "right")
+            table.add_column(column, justify="left" if column in ("path", "label") else "right",
+                             overflow="fold")
         for p in rows:
             d = p.as_dict()
             table.add_row(d["path"], d["label"], *("" if d[k] is None else f"{d[k]:.3f}"
@@ -191,7 +192,7 @@ def segment_cmd(
     segments, duration = segment_file(file, model, options)
     if out_file is not None:
         write_timeline(segments, out_file, kind, str(file), duration)
-        err.print(f"wrote {len(segments)} segments ({duration:.1f} s) to {out_file}", markup=False)
+        err.print(f"wrote {len(segments)} segments ({duration:.1f} s) to {out_file}", markup=False, soft_wrap=True)
     elif kind == "csv":
         sys.stdout.write(timeline_csv(segments))
     elif kind == "json":
@@ -226,13 +227,14 @@ def record_cmd(
         out.print(rec.list_devices(), markup=False, highlight=False)
         return
     path, p = rec.record_and_predict(seconds, rate, device, out_file, model,
-                                     say=lambda text: err.print(text, markup=False))
-    err.print(f"saved {path}", markup=False)
+                                     say=lambda text: err.print(text, markup=False, soft_wrap=True))
+    err.print(f"saved {path}", markup=False, soft_wrap=True)
     if p.label == "no_speech":
         out.print(f"{path}: no speech detected ({p.speech_s:.2f} s of speech) - speak louder or longer",
-                  markup=False)
+                  markup=False, soft_wrap=True)
     else:
-        out.print(f"{path}: {p.label} (p_female {p.p_female:.3f}, {p.speech_s:.2f} s of speech)", markup=False)
+        out.print(f"{path}: {p.label} (p_female {p.p_female:.3f}, {p.speech_s:.2f} s of speech)",
+                  markup=False, soft_wrap=True)
 
 
 # --- train / evaluate -----------------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def list_devices() -> str:
 
 def record(seconds: float = RECORD_SECONDS, rate: int = RECORD_RATE, device: str | int | None = None,
            countdown: int = COUNTDOWN, say: Callable[[str], None] = print,
-           sleep: Callable[[float], None] = time.sleep) -> np.ndarray:
+           sleep: Callable[[float], None] | None = None) -> np.ndarray:
     """Count down, say "Speak now!", and record ``seconds`` of mono audio: float32 samples at ``rate`` Hz.
 
     Parameters
@@ -67,6 +67,7 @@ def record(seconds: float = RECORD_SECONDS, rate: int = RECORD_RATE, device: str
     device : input device index or (part of) its name; None: the system default.
     countdown : seconds counted down before recording (3-2-1).
     say : where the prompts go (the CLI passes a stderr printer).
+    sleep : the countdown's clock (default :func:`time.sleep`).
 
     Raises
     ------
@@ -86,7 +87,7 @@ def record(seconds: float = RECORD_SECONDS, rate: int = RECORD_RATE, device: str
                                "(see `voicegender record --list-devices`)") from e
     for n in range(countdown, 0, -1):
         say(f"{n}...")
-        sleep(1.0)
+        (sleep or time.sleep)(1.0)
     say("Speak now!")
     try:
         data = sd.rec(int(round(seconds * rate)), samplerate=rate, channels=1, dtype="float32", device=dev)

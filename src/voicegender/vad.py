@@ -90,9 +90,13 @@ class _JitBackend:
     name = "torchscript"
 
     def __init__(self) -> None:
+        import warnings
+
         from silero_vad import load_silero_vad
 
-        self.model = load_silero_vad(onnx=False)
+        with warnings.catch_warnings():  # importlib.resources.path and torch.jit.load deprecations inside silero
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.model = load_silero_vad(onnx=False)
         self.lock = threading.Lock()
         self.streams = 0  # the model holds one stream's state: keep track of whose it is
         self._current: int | None = None
