@@ -1,0 +1,186 @@
+"""Waveform augmentations for robustness to channels a training corpus never had (numpy/scipy only).
+
+Every function takes float mono audio and its sample rate and returns float32 audio at the same rate (and the
+same length unless it says otherwise); random ones take a ``numpy.random.Generator`` so a seed reproduces them.
+
+- :func:`telephone`: band-limit to 300–3400 Hz, resample through 8 kHz and (optionally) 8-bit µ-law (G.711).
+- :func:`mu_law`: µ-law companding and 8-bit quantisation.
+- :func:`add_noise`: white, pink or babble-like noise at a chosen SNR (dB).
+- :func:`reverberate`: a synthetic room (exponentially decaying noise impulse response, RT60 in seconds).
+- :func:`gain`, :func:`speed` (pitch-preserving time stretch), :func:`random_crop`.
+- :func:`random_augment`: a random chain of the above, as used to train the default model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import butter, fftconvolve, sosfiltfilt
+
+from .audio import resample
+
+TELEPHONE_BAND = (300.0, 3400.0)  # Hz, the G.712 telephone channel's pass band
+TELEPHONE_RATE = 8_000  # Hz, narrow-band telephony
+MU = 255  # µ of G.711 µ-law
+
+
+def _f32(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32)
+
+
+def band_limit(wave: np.ndarray, sr: int, low: float = TELEPHONE_BAND[0], high: float = TELEPHONE_BAND[1],
+               order: int = 8) -> np.ndarray:
+    """Zero-phase Butterworth band-pass ``low``…``high`` Hz (``order`` per edge, applied forward and back)."""
+    high = min(high, 0.45 * sr)
+    sos = butter(order, [low, high], btype="bandpass", fs=sr, output="sos")
+    x = np.asarray(wave, np.float64)
+    if len(x) <= 3 * (2 * sos.shape[0] + 1):  # too short for filtfilt's padding
+        return _f32(x)
+    return _f32(sosfiltfilt(sos, x))
+
+
+def mu_law(wave: np.ndarray, mu: int = MU, bits: int = 8) -> np.ndarray:
+    """µ-law compand, quantise to ``bits`` bits and expand back (the G.711 round trip). Clips to [-1, 1]."""
+    x = np.clip(np.asarray(wave, np.float64), -1.0, 1.0)
+    y = np.sign(x) * np.log1p(mu * np.abs(x)) / np.log1p(mu)
+    levels = 2 ** (bits - 1)
+    y = np.round(y * levels) / levels
+    return _f32(np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu)
+
+
+def telephone(wave: np.ndarray, sr: int, codec: bool = True) -> np.ndarray:
+    """Narrow-band telephone channel: band-pass 300–3400 Hz, down to 8 kHz, µ-law (if ``codec``), back to ``sr``.
+
+    The level is raised to a -20 dBFS RMS before the codec, as a phone's automatic gain would, so quiet clips are
+    not lost to 8-bit quantisation, and restored afterwards.
+    """
+    x = band_limit(wave, sr)
+    x = resample(x, sr, TELEPHONE_RATE)
+    if codec:
+        rms = float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2))) if len(x) else 0.0
+        scale = 10 ** (-20 / 20) / rms if rms > 1e-8 else 1.0
+        x = mu_law(x * scale) / scale
+    x = resample(x, TELEPHONE_RATE, sr)
+    n = len(wave)
+    return _f32(np.pad(x, (0, max(0, n - len(x))))[:n])
+
+
+def rms(wave: np.ndarray) -> float:
+    """Root-mean-square level."""
+    x = np.asarray(wave, np.float64)
+    return float(np.sqrt(np.mean(x**2))) if x.size else 0.0
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Noise with a 1/f power spectrum (shaped in the frequency domain), unit RMS."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(len(spectrum), dtype=np.float64)
+    f[0] = 1.0
+    x = np.fft.irfft(spectrum / np.sqrt(f), n)
+    return x / max(rms(x), 1e-12)
+
+
+def babble_noise(n: int, others: list[np.ndarray], rng: np.random.Generator, talkers: int = 4) -> np.ndarray:
+    """Babble: the sum of ``talkers`` random excerpts of other clips (each looped to ``n`` and normalised), unit
+    RMS. Falls back to pink noise when no other clips are given."""
+    usable = [o for o in others if len(o) > 0 and rms(o) > 1e-8]
+    if not usable:
+        return pink_noise(n, rng)
+    out = np.zeros(n)
+    for _ in range(talkers):
+        o = np.asarray(usable[int(rng.integers(len(usable)))], np.float64)
+        o = np.tile(o, int(np.ceil(n / len(o))) + 1)
+        start = int(rng.integers(0, len(o) - n + 1))
+        piece = o[start:start + n]
+        out += piece / max(rms(piece), 1e-12)
+    return out / max(rms(out), 1e-12)
+
+
+def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator, kind: str = "white",
+              others: list[np.ndarray] | None = None) -> np.ndarray:
+    """Add ``kind`` noise ("white", "pink" or "babble" made from ``others``) so the SNR is ``snr_db`` dB exactly
+    (signal power over noise power, measured over the whole clip)."""
+    x = np.asarray(wave, np.float64)
+    n = len(x)
+    if kind == "white":
+        noise = rng.standard_normal(n)
+    elif kind == "pink":
+        noise = pink_noise(n, rng)
+    elif kind == "babble":
+        noise = babble_noise(n, others or [], rng)
+    else:
+        raise ValueError(f"unknown noise kind {kind!r}; one of white, pink, babble")
+    signal_rms = rms(x)
+    if signal_rms < 1e-10:
+        return _f32(x)
+    noise = noise * (signal_rms / max(rms(noise), 1e-12)) * 10 ** (-snr_db / 20)
+    return _f32(x + noise)
+
+
+def room_impulse_response(sr: int, rt60: float, rng: np.random.Generator, direct_ratio: float = 0.5) -> np.ndarray:
+    """A synthetic room impulse response: a direct-path spike plus noise decaying by 60 dB in ``rt60`` seconds.
+
+    direct_ratio : share of the response's energy in the direct path (0…1); lower is a more distant microphone.
+    """
+    n = max(2, int(rt60 * sr))
+    t = np.arange(n) / sr
+    tail = rng.standard_normal(n) * np.exp(-6.9078 * t / rt60)  # ln(1000) = 6.9078: -60 dB at t = rt60
+    tail[0] = 0.0
+    tail *= np.sqrt((1 - direct_ratio) / max(np.sum(tail**2), 1e-12))
+    tail[0] = np.sqrt(direct_ratio)
+    return tail
+
+
+def reverberate(wave: np.ndarray, sr: int, rng: np.random.Generator, rt60: float = 0.4,
+                direct_ratio: float = 0.5) -> np.ndarray:
+    """Convolve with :func:`room_impulse_response`; same length as the input, RMS level kept."""
+    x = np.asarray(wave, np.float64)
+    if not len(x):
+        return _f32(x)
+    y = fftconvolve(x, room_impulse_response(sr, rt60, rng, direct_ratio))[: len(x)]
+    return _f32(y * (rms(x) / max(rms(y), 1e-12)))
+
+
+def gain(wave: np.ndarray, db: float) -> np.ndarray:
+    """Scale by ``db`` decibels (no clipping)."""
+    return _f32(np.asarray(wave, np.float64) * 10 ** (db / 20))
+
+
+def speed(wave: np.ndarray, rate: float) -> np.ndarray:
+    """Pitch-preserving tempo change (phase vocoder, librosa.effects.time_stretch): ``rate`` > 1 is faster and
+    shorter; the output has ``round(len / rate)`` samples."""
+    import librosa
+
+    x = np.asarray(wave, np.float32)
+    if len(x) < 2048:  # too short for the STFT to mean anything
+        return x.copy()
+    return _f32(librosa.effects.time_stretch(x, rate=rate))
+
+
+def random_crop(wave: np.ndarray, sr: int, rng: np.random.Generator, min_s: float = 0.5,
+                max_s: float = 4.0) -> np.ndarray:
+    """A random window of ``min_s``…``max_s`` seconds (the whole clip if shorter)."""
+    n = len(wave)
+    length = int(rng.uniform(min_s, max_s) * sr)
+    if length >= n:
+        return _f32(wave).copy()
+    start = int(rng.integers(0, n - length + 1))
+    return _f32(wave[start:start + length]).copy()
+
+
+def random_augment(wave: np.ndarray, sr: int, rng: np.random.Generator, others: list[np.ndarray] | None = None,
+                   p_telephone: float = 0.3, p_noise: float = 0.4, p_reverb: float = 0.3,
+                   p_speed: float = 0.2, crop: bool = False) -> np.ndarray:
+    """A random chain: crop (if ``crop``) → speed → reverb → noise (5–25 dB SNR) → telephone → gain (±10 dB)."""
+    x = _f32(wave)
+    if crop:
+        x = random_crop(x, sr, rng)
+    if rng.random() < p_speed:
+        x = speed(x, float(rng.uniform(0.85, 1.15)))
+    if rng.random() < p_reverb:
+        x = reverberate(x, sr, rng, rt60=float(rng.uniform(0.2, 0.9)), direct_ratio=float(rng.uniform(0.2, 0.8)))
+    if rng.random() < p_noise:
+        kind = str(rng.choice(["white", "pink", "babble"] if others else ["white", "pink"]))
+        x = add_noise(x, float(rng.uniform(5, 25)), rng, kind, others)
+    if rng.random() < p_telephone:
+        x = telephone(x, sr, codec=bool(rng.random() < 0.7))
+    return gain(x, float(rng.uniform(-10, 10)))

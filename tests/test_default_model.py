@@ -1,0 +1,117 @@
+"""The shipped default model: loads from package resources, honours the scoring contract, calibration helpers."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from voicegender import default_model as dm
+from voicegender.features import feature_config_dict
+from voicegender.models import ModelConfig, build_model, load_checkpoint, save_checkpoint
+from voicegender.synth import FEMALE_F0, MALE_F0, synth_voice
+
+needs_resemblyzer = pytest.mark.skipif(importlib.util.find_spec("resemblyzer") is None,
+                                       reason="the default model's encoder weights ship in the resemblyzer wheel")
+
+
+def test_asset_is_inside_the_package_and_small():
+    path = dm.default_model_path()
+    assert path.parent.name == "assets" and path.parent.parent.name == "voicegender"
+    assert path == dm.DEFAULT_MODEL_PATH
+    assert path.stat().st_size < 5_000_000
+
+
+def test_default_model_metadata():
+    loaded = dm.load_default_model()
+    assert loaded.labels == ["female", "male"]
+    assert loaded.feature_config["kind"] in ("ge2e", "log_mel", "seed_mfcc", "seed_image")
+    assert dm.calibration_temperature(loaded) > 0
+    assert "calibration_temperature" in loaded.extra
+    assert dm.load_default_model() is loaded  # cached
+
+
+@needs_resemblyzer
+def test_p_female_contract_on_synthetic_voices():
+    loaded = dm.load_default_model()
+    waves = [synth_voice(MALE_F0, 1.0, seed=1), synth_voice(FEMALE_F0, 1.0, seed=2),
+             synth_voice(FEMALE_F0, 0.5, seed=3)]
+    p = dm.p_female(loaded, waves)
+    assert p.shape == (3,) and np.all((p >= 0) & (p <= 1))
+    # the documented contract: featurize -> model -> softmax(logits / T)[:, 0]
+    from voicegender.features import featurize
+
+    x = torch.from_numpy(np.stack([featurize(w, 16_000, loaded.feature_config) for w in waves]))
+    with torch.inference_mode():
+        ref = torch.softmax(loaded.model(x) / dm.calibration_temperature(loaded), 1)[:, 0].numpy()
+    np.testing.assert_allclose(p, ref, atol=1e-5)
+    assert dm.p_female(loaded, []).shape == (0,)
+
+
+def test_p_female_works_for_a_small_cnn_checkpoint(tmp_path):
+    from voicegender.features import LogMelConfig
+
+    cfg = ModelConfig(arch="small_cnn", in_rows=64, width=4)
+    path = save_checkpoint(tmp_path / "cnn.pt", build_model(cfg).eval(), cfg,
+                           feature_config_dict("log_mel", LogMelConfig()), ["female", "male"],
+                           {"calibration_temperature": 2.0})
+    loaded = load_checkpoint(path)
+    p = dm.p_female(loaded, [synth_voice(150, 0.2), synth_voice(150, 1.3)])
+    assert p.shape == (2,) and np.all((p >= 0) & (p <= 1))
+    # temperature 2 pulls probabilities towards 0.5
+    p1 = dm.p_female(loaded, [synth_voice(150, 1.3)], temperature=1.0)
+    assert abs(p[1] - 0.5) <= abs(p1[0] - 0.5) + 1e-9
+
+
+def test_p_female_works_for_the_seed_resnet_on_mfcc_images(tmp_path):
+    from voicegender.features import SeedMfccConfig
+
+    cfg = ModelConfig(arch="resnet34", hidden=8)
+    path = save_checkpoint(tmp_path / "seed.pt", build_model(cfg).eval(), cfg,
+                           feature_config_dict("seed_image", SeedMfccConfig()), ["female", "male"])
+    loaded = load_checkpoint(path)
+    assert dm.calibration_temperature(loaded) == 1.0
+    p = dm.p_female(loaded, [synth_voice(150, 1.0), synth_voice(220, 0.7)])
+    assert p.shape == (2,) and np.all((p >= 0) & (p <= 1))
+
+
+def test_expected_calibration_error_known_cases():
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0], bool)
+    # always confident (0.99 / 0.01) and right: ECE = 1 - 0.99
+    assert dm.expected_calibration_error(np.where(y, 0.99, 0.01), y) == pytest.approx(0.01)
+    # confident at 0.9 but right only 3 of 4 times per class -> |0.75 - 0.9| = 0.15
+    p = np.array([0.9, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.9])
+    assert dm.expected_calibration_error(p, y) == pytest.approx(0.15)
+
+
+def test_fit_temperature_recovers_a_known_scale():
+    rng = np.random.default_rng(0)
+    n = 20_000
+    true_logit = rng.normal(0, 2, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-true_logit))).astype(int)  # class 1 with sigmoid(true_logit)
+    logits = np.stack([np.zeros(n), true_logit * 3.0], axis=1)  # a model 3x over-confident
+    t = dm.fit_temperature(logits, y)
+    assert t == pytest.approx(3.0, rel=0.08)
+    before = dm.expected_calibration_error(1 / (1 + np.exp(logits[:, 1])), y == 0)
+    after = dm.expected_calibration_error(1 / (1 + np.exp(logits[:, 1] / t)), y == 0)
+    assert after < before / 3
+
+
+def test_balanced_weights():
+    labels = np.array([0, 0, 1, 1, 1, 1, 1, 1])
+    speakers = np.array(["a", "a", "b", "b", "b", "b", "b", "c"])
+    w = dm.balanced_weights(labels, speakers)
+    assert w.mean() == pytest.approx(1.0)
+    assert w[labels == 0].sum() == pytest.approx(w[labels == 1].sum())
+    assert w[speakers == "b"].sum() == pytest.approx(w[speakers == "c"].sum())
+
+
+def test_train_head_separates_easy_data():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, (100, 8)), rng.normal(1.5, 1, (100, 8))]).astype(np.float32)
+    y = np.repeat([0, 1], 100)
+    model, cfg = dm.train_head(x, y, hidden=8, epochs=100, lr=1e-2, batch_size=64)
+    assert cfg.arch == "ge2e_head" and cfg.in_rows == 8
+    assert (dm.head_logits(model, x).argmax(1) == y).mean() > 0.95
