@@ -88,6 +88,32 @@ def test_upload_in_the_browser_shows_the_api_label(server_url, browser_page, tmp
     assert label.get_attribute("data-label") == api.json()["label"]
     assert page.text_content("#result-file") == "browser-test.wav"
     assert page.is_hidden("#error")
+
+
+def test_long_recording_shows_the_timeline(server_url, browser_page, tmp_path: Path):
+    """A 20 s "conversation" of the bundled example voices: the page draws the female/male/no_speech timeline."""
+    import numpy as np
+    import soundfile as sf
+
+    from voicegender.audio import load_audio
+    from voicegender.examples import EXAMPLES_DIR
+
+    def voice(name: str) -> np.ndarray:
+        return load_audio(EXAMPLES_DIR / f"{name}.ogg").samples
+
+    pause = np.zeros(16_000, np.float32)
+    wave = np.concatenate([voice("espeak_female_en"), pause, pause, voice("espeak_male_en"),
+                           0.3 * voice("noise"), voice("espeak_female_de"), pause[:8000], voice("espeak_male_de")])
+    path = tmp_path / "conversation.ogg"
+    sf.write(path, wave, 16_000)
+    page = browser_page
+    page.goto(server_url)
+    page.set_input_files("#file-input", str(path))
+    segments = page.locator("#timeline .seg")
+    segments.first.wait_for(state="visible", timeout=90_000)
+    labels = {segments.nth(i).get_attribute("class").split()[-1] for i in range(segments.count())}
+    assert labels <= {"female", "male", "no_speech"} and "no_speech" in labels
+    assert page.is_visible("#overlay")
     if os.environ.get("VOICEGENDER_SCREENSHOT"):
         page.wait_for_timeout(500)  # let the bar's transition finish
         page.screenshot(path=os.environ["VOICEGENDER_SCREENSHOT"], full_page=True)

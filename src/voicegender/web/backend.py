@@ -120,7 +120,7 @@ def spectrogram_png(samples16k: np.ndarray) -> bytes:
 
     cfg = LogMelConfig()
     mel = log_mel(samples16k, cfg)
-    fig = Figure(figsize=(8, 3.0))
+    fig = Figure(figsize=(10, 3.2))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     top = float(mel.max())

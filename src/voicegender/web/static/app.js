@@ -119,11 +119,12 @@ function showResult(d, blob) {
   } else {
     fig.hidden = true;
   }
-  const note = $("explain-note");
-  note.hidden = !d.explain_note;
-  note.textContent = d.explain_note ? `No activation map: ${d.explain_note}` : "";
+  $("explain-note").hidden = !d.explain_note;
+  $("explain-note-text").textContent = d.explain_note || "";
 
   showTimeline(d.timeline, d.duration_s);
+  const said = new Set((d.timeline || []).map((seg) => seg.label));
+  $("mixed").hidden = !(said.has("female") && said.has("male"));
 
   if (playerUrl) URL.revokeObjectURL(playerUrl);
   playerUrl = URL.createObjectURL(blob);
