@@ -1,0 +1,497 @@
+"""Why did the model say female or male? Class-activation maps, per-band occlusion, and how well they agree.
+
+The seed project averaged 7×7 Grad-CAM maps of its ResNet over the 12×98 MFCC axes and read the per-row means
+as frequencies. Here the same analysis is reproduced and then made sound:
+
+* :func:`cam` computes Grad-CAM (captum ``LayerGradCam``) and two finer members of the family, HiResCAM
+  (channel sum of gradient × activation, captum ``LayerGradientXActivation``) and LayerCAM (channel sum of
+  ReLU(gradient) × activation), on any named stage, upsampled to the input's (rows, frames) grid.
+* :func:`band_occlusion` is the ground truth: replace a group of input rows (mel bands or MFCC coefficients)
+  by a neutral value and measure how much the probability of the true class drops (captum ``FeatureAblation``).
+* :func:`profile_agreement` states whether a map's per-row profile ranks the bands the way occlusion does
+  (Spearman rank correlation).
+
+Method specs are ``"method"`` or ``"method@stage"`` (e.g. ``"gradcam"``, ``"layercam@stage2"``); without a stage,
+Grad-CAM uses the model's last block (``model.cam_layer``, as the seed did) and the finer methods use
+:data:`FINE_LAYER` (stage2 of SmallCNN: F/2 rows; layer2 of the ResNet: 28×28).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .corpora import LABELS, Clip
+from .errors import ModelError, VoiceGenderError
+
+log = logging.getLogger(__name__)
+
+CAM_METHODS = ("gradcam", "hirescam", "layercam")
+DEFAULT_METHODS = ("gradcam", "layercam")  # the seed's method on the last block + a finer one
+CLIP_METHOD = "layercam"  # single-clip overlays (predict --explain, web page): the finest readable map
+FINE_LAYER = {"SmallCNN": "stage2", "SeedResNet": "layer2"}  # default stage of hirescam / layercam
+SEED_GRID = (12, 98)  # the seed's MFCC matrix: coefficients × 10 ms frames
+CLIP_FRAMES = 100  # frames per clip for class means (log-mel: 1 s at a 10 ms hop)
+OCCLUSION_BANDS = {"log_mel": 16, "seed_mfcc": 12, "seed_image": 12}  # band groups per feature kind
+
+
+# --- maps ------------------------------------------------------------------------------------------------------
+def parse_method(spec: str) -> tuple[str, str | None]:
+    """``"layercam@stage2"`` → ``("layercam", "stage2")``; ``"gradcam"`` → ``("gradcam", None)``."""
+    method, _, layer = spec.strip().partition("@")
+    if method not in CAM_METHODS:
+        raise VoiceGenderError(f"unknown explanation method {method!r}; choose from {', '.join(CAM_METHODS)} "
+                               "(optionally with @<stage>, e.g. layercam@stage2)")
+    return method, layer or None
+
+
+def resolve_layer(model: nn.Module, layer: str | nn.Module | None, method: str = "gradcam") -> nn.Module:
+    """The module to hook: a module, a name from ``model.cam_layers``, or the method's default."""
+    if isinstance(layer, nn.Module):
+        return layer
+    if not hasattr(model, "cam_layers"):
+        raise ModelError(f"{type(model).__name__} has no cam_layers: class-activation maps need a conv net")
+    if layer is None:
+        if method == "gradcam":
+            return model.cam_layer
+        layer = FINE_LAYER.get(type(model).__name__)
+        if layer is None:
+            return model.cam_layer
+    names = model.cam_layers
+    if layer not in names:
+        raise VoiceGenderError(f"no layer {layer!r} in {type(model).__name__}; choose from {', '.join(names)}")
+    return names[layer]
+
+
+def cam(model: nn.Module, inputs: Tensor, target_class: int | Sequence[int], layer: str | nn.Module | None = None,
+        method: str = "gradcam", normalise: bool = True) -> np.ndarray:
+    """Class-activation maps of ``target_class`` upsampled to the input grid: float32 ``(B, rows, frames)``.
+
+    Parameters
+    ----------
+    model : SmallCNN ``(B, 1, F, T)`` or SeedResNet ``(B, 3, 224, 224)``; put in eval mode here.
+    inputs : the batch the model takes.
+    target_class : class index (0 = female, 1 = male) for all clips, or one per clip.
+    layer : a name from ``model.cam_layers`` (e.g. ``"stage3"``), a module, or None for the method's default.
+    method : ``"gradcam"`` (channel weights = mean gradient), ``"hirescam"`` (element-wise gradient ×
+        activation summed over channels) or ``"layercam"`` (ReLU(gradient) × activation summed over channels).
+    normalise : divide each map by its maximum so every clip weighs the same in class means (maps are ≥ 0).
+    """
+    from captum.attr import LayerActivation, LayerAttribution, LayerGradCam, LayerGradientXActivation
+
+    if method not in CAM_METHODS:
+        raise VoiceGenderError(f"unknown CAM method {method!r}; choose from {', '.join(CAM_METHODS)}")
+    model.eval()
+    module = resolve_layer(model, layer, method)
+    target = [int(target_class)] * len(inputs) if np.isscalar(target_class) else [int(t) for t in target_class]
+    x = inputs.detach().clone().requires_grad_(True)
+    if method == "gradcam":
+        maps = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
+    elif method == "hirescam":
+        maps = LayerGradientXActivation(model, module).attribute(x, target=target).sum(1, keepdim=True).relu()
+    else:
+        grads = LayerGradientXActivation(model, module, multiply_by_inputs=False).attribute(x, target=target)
+        acts = LayerActivation(model, module).attribute(x)
+        maps = (grads.relu() * acts).sum(1, keepdim=True).relu()
+    maps = LayerAttribution.interpolate(maps.detach(), tuple(inputs.shape[-2:]), "bilinear")[:, 0]
+    if normalise:
+        maps = maps / maps.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
+    return maps.numpy().astype(np.float32)
+
+
+def to_grid(maps: np.ndarray, grid: tuple[int, int] = SEED_GRID) -> np.ndarray:
+    """Area-average ``(B, H, W)`` maps (e.g. 224×224 over the seed's image) onto a coarser grid (12×98 MFCC)."""
+    t = torch.from_numpy(np.asarray(maps, np.float32))[:, None]
+    return F.adaptive_avg_pool2d(t, grid)[:, 0].numpy()
+
+
+def class_mean_maps(maps: np.ndarray, labels: Sequence[int], names: Sequence[str] = LABELS) -> dict[str, np.ndarray]:
+    """Mean map per class: ``{"female": (rows, frames), "male": ...}`` (classes without clips are left out)."""
+    labels = np.asarray(labels)
+    return {name: maps[labels == k].mean(0) for k, name in enumerate(names) if (labels == k).any()}
+
+
+def row_profile(map_: np.ndarray) -> np.ndarray:
+    """Mean over time (last axis): one value per row — the seed's per-coefficient bar plot."""
+    return np.asarray(map_).mean(-1)
+
+
+# --- occlusion ------------------------------------------------------------------------------------------------
+def band_slices(n_rows: int, bands: int | Sequence[slice]) -> list[slice]:
+    """``bands`` equal (±1 row) contiguous groups of ``n_rows`` rows, or the given slices unchanged."""
+    if not isinstance(bands, int):
+        return list(bands)
+    if not 1 <= bands <= n_rows:
+        raise ValueError(f"bands must be 1..{n_rows}, got {bands}")
+    edges = np.linspace(0, n_rows, bands + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def band_occlusion(model: nn.Module, inputs: Tensor, target: int | Sequence[int], bands: int | Sequence[slice] = 16,
+                   baseline: str | float | Tensor = "mean", batch_size: int = 64) -> np.ndarray:
+    """Drop in the target-class probability when each band of input rows is masked: ``(B, n_bands)``.
+
+    Rows are the second-to-last input axis (mel bands, MFCC coefficients, or image rows of the seed's 224×224
+    MFCC picture). ``baseline`` is what a masked band becomes: ``"mean"`` (default) = that row's mean over the
+    given clips and all their frames — the clip set's average spectrum, so masking removes what is particular
+    to this clip in that band without inventing a spectral hole; ``"min"`` = the global minimum (silence for
+    log-mel); or a number / a tensor broadcastable to ``inputs``. Positive values: the band helped the decision.
+    """
+    from captum.attr import FeatureAblation
+
+    if inputs.dim() != 4:
+        raise ValueError(f"inputs must be (batch, channels, rows, frames), got {tuple(inputs.shape)}")
+    model.eval()
+    n_rows = inputs.shape[-2]
+    slices = band_slices(n_rows, bands)
+    if isinstance(baseline, str):
+        if baseline == "mean":
+            base = inputs.mean(dim=(0, 3), keepdim=True).expand_as(inputs[:1])  # per channel and row
+        elif baseline == "min":
+            base = float(inputs.min())
+        else:
+            raise ValueError(f"baseline must be 'mean', 'min', a number or a tensor, got {baseline!r}")
+    else:
+        base = baseline
+    mask = torch.full((n_rows,), -1, dtype=torch.long)
+    for k, s in enumerate(slices):
+        mask[s] = k
+    if (mask < 0).any():
+        raise ValueError("band slices must cover every row")
+    shape = [1] * inputs.dim()
+    shape[-2] = n_rows
+    mask = mask.view(shape).expand_as(inputs[:1])
+    target = [int(target)] * len(inputs) if np.isscalar(target) else [int(t) for t in target]
+    ablation = FeatureAblation(lambda x: torch.softmax(model(x), dim=1))
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(inputs), batch_size):
+            xb = inputs[i:i + batch_size]
+            bb = base[: 1].expand_as(xb) if isinstance(base, Tensor) and base.dim() == inputs.dim() else base
+            attr = ablation.attribute(xb, baselines=bb, target=target[i:i + batch_size],
+                                      feature_mask=mask.expand_as(xb))
+            out.append(torch.stack([attr[:, 0, s.start, 0] for s in slices], dim=1))
+    return torch.cat(out).numpy()
+
+
+def band_profile(profile: np.ndarray, bands: Sequence[slice]) -> np.ndarray:
+    """Average a per-row profile over each band group (to compare a CAM profile with occlusion)."""
+    return np.array([np.asarray(profile)[s].mean() for s in bands])
+
+
+def profile_agreement(cam_profile: np.ndarray, occlusion_profile: np.ndarray) -> float:
+    """Spearman rank correlation between a CAM band profile and an occlusion band profile (1 = same ranking)."""
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(cam_profile, float), np.asarray(occlusion_profile, float)
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+# --- features of one clip or recording --------------------------------------------------------------------------
+def feature_axes(feature_config: dict) -> tuple[float, np.ndarray | None]:
+    """(seconds per frame, centre Hz of each row or None for MFCC rows) of a checkpoint's map grid."""
+    from .features import LogMelConfig, SeedMfccConfig
+
+    fields = {k: v for k, v in feature_config.items() if k != "kind"}
+    kind = feature_config["kind"]
+    if kind == "log_mel":
+        cfg = LogMelConfig(**fields)
+        return cfg.hop_seconds, cfg.band_centres_hz()
+    if kind in ("seed_mfcc", "seed_image"):
+        return SeedMfccConfig(**fields).hop_seconds, None
+    raise ModelError(_not_explainable(kind))
+
+
+def _not_explainable(kind: str) -> str:
+    if kind == "ge2e":
+        return ("this model classifies GE2E speaker embeddings (a 256-number summary of the whole clip from "
+                "resemblyzer's LSTM encoder), not a spectrogram, so it has no time-frequency map to show; explain a "
+                "SmallCNN or ResNet checkpoint instead (e.g. a run trained with --features log_mel)")
+    return f"feature kind {kind!r} cannot be explained (supported: log_mel, seed_mfcc, seed_image)"
+
+
+def model_input(feature: np.ndarray, kind: str) -> Tensor:
+    """One clip's feature → the model's batch of one: (1, 1, rows, frames), or (1, 3, 224, 224) in 0…1."""
+    if kind == "seed_image":
+        return torch.from_numpy(np.asarray(feature, np.float32) / 255.0).permute(2, 0, 1)[None]
+    return torch.from_numpy(np.asarray(feature, np.float32))[None, None]
+
+
+def display_grid(feature: np.ndarray, kind: str) -> np.ndarray:
+    """The (rows, frames) picture of a feature that maps are drawn over (the seed image → its 12×98 grid)."""
+    if kind == "seed_image":
+        return to_grid(np.asarray(feature, np.float32)[None, :, :, 0])[0]
+    return np.asarray(feature, np.float32)
+
+
+def loudest_window(feature: np.ndarray, frames: int) -> np.ndarray:
+    """The ``frames`` consecutive columns of a log-mel with the most energy (padded with its minimum if short)."""
+    n = feature.shape[1]
+    if n <= frames:
+        return np.pad(feature, ((0, 0), (0, frames - n)), constant_values=feature.min())
+    energy = np.convolve(np.exp(feature).sum(0), np.ones(frames), mode="valid")
+    start = int(energy.argmax())
+    return feature[:, start:start + frames]
+
+
+def clip_feature(clip: Clip | str | Path, feature_config: dict, frames: int = CLIP_FRAMES) -> np.ndarray:
+    """A corpus clip → the model's input feature. Audio goes through ``features.featurize`` (log-mel cut to
+    its loudest ``frames`` frames); the seed's JPEGs are read as they are (seed_image) or their first channel
+    area-averaged to 12×98 (seed_mfcc, the way the MFCC models on those images are trained)."""
+    from .audio import load_audio
+    from .corpora import IMAGE_EXTENSIONS
+    from .features import feature_sample_rate, featurize
+
+    path = Path(clip.path if isinstance(clip, Clip) else clip)
+    kind = feature_config["kind"]
+    if kind not in ("log_mel", "seed_mfcc", "seed_image"):
+        raise ModelError(_not_explainable(kind))
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        from PIL import Image
+
+        if kind == "log_mel":
+            raise VoiceGenderError(f"{path}: an MFCC image cannot feed a log-mel model; give an audio corpus")
+        image = np.asarray(Image.open(path).convert("RGB"))
+        return image if kind == "seed_image" else display_grid(image, "seed_image")
+    rate = feature_sample_rate(feature_config)
+    feature = featurize(load_audio(path, rate).samples, rate, feature_config)
+    return loudest_window(feature, frames) if kind == "log_mel" else feature
+
+
+# --- one recording: the overlay for predict --explain and the web page ------------------------------------------
+def explain_waveform(samples: np.ndarray, sample_rate: int, loaded: Any, method: str = CLIP_METHOD,
+                     target: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Map one recording through a checkpoint's own feature pipeline.
+
+    Parameters
+    ----------
+    samples : float mono audio in [-1, 1]; sample_rate : its rate in Hz.
+    loaded : a ``models.LoadedModel`` (SmallCNN on log_mel / seed_mfcc, or SeedResNet on seed_image).
+    method : a method spec (see :func:`parse_method`); default LayerCAM on the fine stage.
+    target : class to explain; None = the predicted class.
+
+    Returns
+    -------
+    (spectrogram, cam_map, p_female): two (rows, frames) arrays — log-mel (whole recording) or the seed's 12×98
+    MFCC grid — and the model's probability of "female".
+    """
+    fc = loaded.feature_config
+    kind = fc["kind"]
+    if kind not in ("log_mel", "seed_mfcc", "seed_image"):
+        raise ModelError(_not_explainable(kind))
+    from .features import featurize
+
+    feature = featurize(np.asarray(samples, np.float32), sample_rate, fc)
+    x = model_input(feature, kind)
+    model = loaded.model.eval()
+    with torch.no_grad():
+        probs = torch.softmax(model(x), 1)[0].numpy()
+    name, layer = parse_method(method)
+    cls = int(probs.argmax()) if target is None else int(target)
+    maps = cam(model, x, cls, layer, name)
+    if kind == "seed_image":
+        maps = to_grid(maps)
+    p_female = float(probs[list(loaded.labels).index("female")]) if "female" in loaded.labels else float("nan")
+    return display_grid(feature, kind), maps[0], p_female
+
+
+def explain_clip_png(samples: np.ndarray, sample_rate: int, loaded: Any, method: str = CLIP_METHOD,
+                     title: str | None = None) -> bytes:
+    """:func:`explain_waveform` drawn by :func:`plots.clip_overlay_png`: PNG bytes of one recording's map."""
+    from .plots import clip_overlay_png
+
+    spec, map_, p_female = explain_waveform(samples, sample_rate, loaded, method)
+    frame_s, hz = feature_axes(loaded.feature_config)
+    said = "female" if p_female >= 0.5 else "male"
+    title = title if title is not None else f"{method}: why '{said}' (p_female = {p_female:.2f})"
+    return clip_overlay_png(spec, map_, frame_s, hz, title)
+
+
+# --- a set of clips: class means, occlusion, agreement, pictures --------------------------------------------------
+@dataclass
+class ExplainResult:
+    """What :func:`explain_corpus` found and wrote."""
+
+    out_dir: Path
+    files: list[Path]  # PNGs, explain.html, summary.json
+    summary: dict[str, Any]  # JSON-able numbers (also in summary.json)
+    html: str  # a <section> with the pictures inlined (base64), for the HTML report
+    maps: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)  # method → class → mean map
+    occlusion: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # class → mean drop per band
+
+
+def _balanced_sample(clips: Sequence[Clip], max_clips: int | None, seed: int) -> list[Clip]:
+    if max_clips is None or len(clips) <= max_clips:
+        return list(clips)
+    rng = np.random.default_rng(seed)
+    out = []
+    for k, gender in enumerate(LABELS):
+        pool = [c for c in clips if c.gender == gender]
+        want = max_clips // 2 + (max_clips % 2 if k == 0 else 0)
+        out += [pool[i] for i in sorted(rng.choice(len(pool), min(want, len(pool)), replace=False))]
+    return out
+
+
+def _band_labels(slices: Sequence[slice], hz: np.ndarray | None) -> list[str]:
+    if hz is None:
+        return [f"{s.start}" if s.stop - s.start == 1 else f"{s.start}-{s.stop - 1}" for s in slices]
+    return [f"{hz[s].mean():.0f}" for s in slices]
+
+
+def _batched(fn, x: Tensor, y: np.ndarray, batch_size: int) -> np.ndarray:
+    return np.concatenate([fn(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, methods: Sequence[str] = DEFAULT_METHODS,
+                   max_clips: int | None = 200, bands: int | None = None, baseline: str = "mean",
+                   batch_size: int = 32, seed: int = 0, frames: int = CLIP_FRAMES) -> ExplainResult:
+    """Class-mean maps, per-row profiles, per-band occlusion and their agreement over a set of clips.
+
+    Parameters
+    ----------
+    loaded : a ``models.LoadedModel`` whose feature kind is log_mel, seed_mfcc or seed_image.
+    clips : labelled clips (audio, or the seed's MFCC JPEGs for seed_* models).
+    out_dir : where the PNGs, ``explain.html`` and ``summary.json`` go (created).
+    methods : CAM method specs (:func:`parse_method`); maps target each clip's true class.
+    max_clips : a class-balanced random sample of at most this many clips (None: all).
+    bands : occlusion band groups (default :data:`OCCLUSION_BANDS` for the feature kind).
+    baseline : occlusion mask value, see :func:`band_occlusion`.
+    frames : log-mel frames per clip (its loudest window), so maps of clips can be averaged.
+    """
+    from . import plots
+    from .progress import progress
+
+    fc = loaded.feature_config
+    kind = fc["kind"]
+    if kind not in OCCLUSION_BANDS:
+        raise ModelError(_not_explainable(kind))
+    if baseline not in ("mean", "min"):
+        raise VoiceGenderError(f"occlusion baseline must be 'mean' or 'min', got {baseline!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chosen = _balanced_sample(clips, max_clips, seed)
+    feats, labels, used = [], [], []
+    for clip in progress(chosen, desc="features", unit="clip"):
+        try:
+            feats.append(clip_feature(clip, fc, frames))
+        except VoiceGenderError as e:  # a bad file: say which and carry on
+            log.warning("skipped %s", e)
+            continue
+        labels.append(LABELS.index(clip.gender))
+        used.append(clip)
+    if not feats or len(set(labels)) < 2:
+        raise VoiceGenderError(f"need readable clips of both genders to explain; got {len(feats)} clip(s) "
+                               f"of {sorted({LABELS[k] for k in labels})}")
+    x = torch.cat([model_input(f, kind) for f in feats])
+    y = np.array(labels)
+    model = loaded.model.eval()
+    with torch.no_grad():
+        probs = torch.cat([torch.softmax(model(x[i:i + batch_size]), 1) for i in range(0, len(x), batch_size)])
+    pred = probs.argmax(1).numpy()
+    frame_s, hz = feature_axes(fc)
+    grid = display_grid(feats[0], kind).shape
+    n_bands = bands or OCCLUSION_BANDS[kind]
+    occl_slices = band_slices(x.shape[-2], n_bands)  # over input rows (224 for the seed image)
+    grid_slices = band_slices(grid[0], n_bands)  # the same bands over the map grid's rows
+    band_names = _band_labels(grid_slices, hz)
+    row_names = [f"{h:.0f}" for h in hz] if hz is not None else [str(i) for i in range(grid[0])]
+    axis_name = "band centre (Hz)" if hz is not None else "MFCC coefficient"
+
+    drops = _batched(lambda xb, yb: band_occlusion(model, xb, yb, occl_slices, baseline), x, y, batch_size)
+    occl = {LABELS[k]: drops[y == k].mean(0) for k in (0, 1)}
+    summary: dict[str, Any] = {
+        "feature_kind": kind, "arch": loaded.model_config.arch, "clips": len(y),
+        "clips_per_class": {LABELS[k]: int((y == k).sum()) for k in (0, 1)},
+        "balanced_accuracy": float(np.mean([(pred[y == k] == k).mean() for k in (0, 1)])),
+        "bands": band_names, "occlusion_baseline": baseline,
+        "occlusion_drop": {c: v.round(4).tolist() for c, v in occl.items()},
+        "occlusion_top_band": {c: band_names[int(v.argmax())] for c, v in occl.items()},
+        "methods": {},
+    }
+    files: list[Path] = []
+    pictures: list[tuple[str, str, bytes]] = []  # (file name, caption, png)
+
+    def save(name: str, caption: str, png: bytes) -> None:
+        (out_dir / name).write_bytes(png)
+        files.append(out_dir / name)
+        pictures.append((name, caption, png))
+
+    class_maps: dict[str, dict[str, np.ndarray]] = {}
+    curves = {c: {f"occlusion ({baseline})": occl[c]} for c in occl}
+    first = {k: int(np.flatnonzero((y == k) & (pred == k))[0]) if ((y == k) & (pred == k)).any() else None
+             for k in (0, 1)}
+    for spec in methods:
+        name, layer = parse_method(spec)
+        maps = _batched(lambda xb, yb, n=name, la=layer: cam(model, xb, yb, la, n), x, y, batch_size)
+        if kind == "seed_image":
+            maps = to_grid(maps, grid)
+        means = class_mean_maps(maps, y)
+        class_maps[spec] = means
+        profiles = {c: row_profile(m) for c, m in means.items()}
+        per_clip = [profile_agreement(band_profile(row_profile(maps[i]), grid_slices), drops[i])
+                    for i in range(len(y))]
+        agree = {c: profile_agreement(band_profile(profiles[c], grid_slices), occl[c]) for c in occl}
+        summary["methods"][spec] = {
+            "row_profile": {c: v.round(4).tolist() for c, v in profiles.items()},
+            "top_row": {c: row_names[int(v.argmax())] for c, v in profiles.items()},
+            "spearman_vs_occlusion_class_mean": {c: round(v, 3) for c, v in agree.items()},
+            "spearman_vs_occlusion_per_clip_median": {
+                LABELS[k]: round(float(np.nanmedian(np.array(per_clip)[y == k])), 3) for k in (0, 1)},
+        }
+        for c in occl:
+            curves[c][spec] = band_profile(profiles[c], grid_slices)
+        slug = spec.replace("@", "_")
+        save(f"{slug}_class_maps.png", f"{spec}: mean map per class (true-class target)",
+             plots.class_maps_png(means, frame_s, hz, f"{spec} class-mean maps ({len(y)} clips)"))
+        save(f"{slug}_row_profile.png", f"{spec}: mean over time per row (the seed's bar plot)",
+             plots.grouped_bars_png(profiles, row_names, axis_name, "mean relevance", f"{spec}: row profile"))
+        for k, idx in first.items():
+            if idx is not None:
+                save(f"{slug}_example_{LABELS[k]}.png", f"{spec}: one correctly classified {LABELS[k]} clip",
+                     plots.clip_overlay_png(display_grid(feats[idx], kind), maps[idx], frame_s, hz,
+                                            f"{spec}: {used[idx].path.name} ({LABELS[k]})"))
+    save("occlusion.png", f"drop in true-class probability when a band is masked (baseline: {baseline})",
+         plots.grouped_bars_png(occl, band_names, axis_name, "drop in p(true class)", "band occlusion"))
+    for c in occl:
+        rhos = ", ".join(f"{s} ρ={summary['methods'][s]['spearman_vs_occlusion_class_mean'][c]:+.2f}"
+                         for s in methods)
+        save(f"profiles_{c}.png", f"{c}: band profiles of each map vs occlusion ({rhos})",
+             plots.profiles_png(curves[c], band_names, axis_name, f"{c} clips: CAM vs occlusion ({rhos})"))
+    html = plots.html_section(pictures, summary)
+    (out_dir / "explain.html").write_text(f"<!doctype html><meta charset='utf-8'><title>explain</title>{html}")
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    files += [out_dir / "explain.html", out_dir / "summary.json"]
+    return ExplainResult(out_dir, files, summary, html, class_maps, occl)
+
+
+def resolve_model(model: str | Path | None = None) -> tuple[Any, Path | None]:
+    """A checkpoint, a run folder (its ``model.pt``), or None (the shipped default model) → (LoadedModel, run dir).
+
+    The run dir is returned so a caller can default to its ``test.csv`` (the clips the model never saw).
+    """
+    from .models import load_checkpoint
+
+    if model is None:
+        from .default_model import load_default_model
+
+        return load_default_model(), None
+    path = Path(model).expanduser()
+    if path.is_dir():
+        found = [path / n for n in ("model.pt", "best.pt") if (path / n).is_file()] or sorted(path.glob("*.pt"))
+        if not found:
+            folds = sorted(p.name for p in path.glob("fold*") if p.is_dir())
+            hint = f"; pick one fold, e.g. {path / folds[0]}" if folds else ""
+            raise ModelError(f"{path}: no model.pt (or other .pt checkpoint) in this run folder{hint}")
+        return load_checkpoint(found[0]), path
+    return load_checkpoint(path), path.parent
