@@ -1,0 +1,476 @@
+"""Training: ``train(cfg, corpus_paths) -> run_dir``, with the seed's recipe for the ResNets and a fast one for
+SmallCNN.
+
+A run folder holds everything needed to trust and reuse a run::
+
+    config.json                     the resolved TrainConfig (+ the corpus paths)
+    train.csv / val.csv / test.csv  the clips of each part (corpora.write_manifest): the record of the data
+    log.jsonl                       one JSON line per epoch (stage, lr, train/val loss, val metrics, seconds)
+    model.pt                        best checkpoint by validation loss (models.save_checkpoint; extra = corpus,
+                                    split, metrics, config)
+    state.pt                        last finished epoch (model + optimiser + scheduler) for resuming
+
+Recipes
+-------
+``small_cnn``: AdamW + one-cycle (fastai's shape: 25 % warm-up, cosine, div 25, final div 1e5) for ``epochs``.
+
+``resnet34``/``resnet50`` (the seed): ``head_epochs`` one-cycle epochs at ``lr`` (2e-3) on the head with the body
+frozen, then ``epochs`` one-cycle epochs of the whole network with discriminative learning rates rising from
+``finetune_lr/10`` (early layers) to ``finetune_lr`` (3e-3, head). Differences from fastai, on purpose:
+
+* With ``cache_body=True`` (default) the frozen stage runs the body **once** in eval mode over the train and
+  validation images and trains the head on the cached pooled features (the head's first op, concat pooling,
+  is deterministic, so 1024/4096 numbers per image suffice). That is exact only because the body is frozen
+  **and** its BatchNorm layers use their running statistics. fastai instead keeps body BatchNorm layers
+  trainable and in train mode (``train_bn=True``: batch statistics, updated running stats, trained affine
+  weights), which needs a full forward pass every step; ``cache_body=False`` does that (3-5× slower).
+* Without ImageNet weights (no file on this machine, no network) the body is random. Frozen random features
+  with BatchNorm running statistics at their initial 0/1 would be badly scaled, so the running statistics are
+  first re-estimated on ``bn_calibration_batches`` training batches (forward only). The head stage then
+  learns a probe of random features, and nearly all real learning happens in the unfrozen epoch(s): expect
+  much worse results than the seed's pretrained model for the same number of epochs.
+
+Speed on CPU: bfloat16 autocast (``bf16``; AMX on this CPU) and channels_last memory layout (``channels_last``)
+for the ResNets; see benchmarks/model_speed.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+
+from .corpora import LABELS, Clip, load_corpus, write_manifest
+from .dataset import Augment, ClipDataset, FeatureAugment, pad_collate
+from .errors import VoiceGenderError
+from .evaluate import predict_dataset
+from .features import LogMelConfig, SeedMfccConfig, feature_config_dict
+from .metrics import compute_metrics
+from .models import (
+    ModelConfig,
+    build_model,
+    discriminative_lrs,
+    freeze_body,
+    load_imagenet_weights,
+    param_groups,
+    resolve_imagenet_weights,
+    save_checkpoint,
+)
+from .progress import progress
+from .splits import make_split, n_folds
+from .train_config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class EpochLog:
+    """One line of log.jsonl."""
+
+    stage: str  # "head" (frozen body), "full" (unfrozen) or "train" (small_cnn)
+    epoch: int  # 0-based over the whole run
+    train_loss: float
+    val_loss: float
+    val: dict = field(default_factory=dict)  # validation Metrics as a dict
+    seconds: float = 0.0
+    best: bool = False
+
+
+# --- small helpers ----------------------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def feature_config_for(kind: str) -> dict:
+    """The feature description of a model input kind (features.feature_config_dict with default settings)."""
+    if kind in ("seed_mfcc", "seed_image"):
+        return feature_config_dict(kind, SeedMfccConfig())
+    if kind == "log_mel":
+        return feature_config_dict(kind, LogMelConfig())
+    return feature_config_dict(kind)
+
+
+def model_config_for(cfg: TrainConfig, feature_config: dict) -> ModelConfig:
+    if cfg.is_resnet:
+        return ModelConfig(arch=cfg.arch)
+    if cfg.arch == "ge2e_head":
+        return ModelConfig(arch="ge2e_head", in_rows=256)  # resemblyzer's GE2E embedding size
+    rows = feature_config.get("n_mfcc") if cfg.features == "seed_mfcc" else feature_config.get("n_mels")
+    return ModelConfig(arch="small_cnn", in_rows=int(rows), width=cfg.width)
+
+
+def stratified_subset(clips: list[Clip], n: int | None, seed: int) -> list[Clip]:
+    """A seeded random subset of ``n`` clips keeping the gender proportions (all clips when n is None or more)."""
+    if n is None or n >= len(clips):
+        return clips
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for label in range(len(LABELS)):
+        idx = [i for i, c in enumerate(clips) if c.label == label]
+        take = int(round(n * len(idx) / len(clips)))
+        keep += list(rng.permutation(idx)[:take])
+    return [clips[i] for i in sorted(keep)]
+
+
+def class_weights(labels: np.ndarray, n_classes: int = len(LABELS)) -> torch.Tensor:
+    """Inverse-frequency weights n / (classes · count), so each class contributes equally to the loss."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, max_lrs: float | list[float], steps: int
+              ) -> torch.optim.lr_scheduler.OneCycleLR:
+    """fastai's fit_one_cycle schedule: 25 % warm-up from max/25, cosine down to max/(25·1e5), β1 0.95→0.85.
+
+    At least 8 steps (torch divides by the warm-up length); tiny runs stop before the end of the cycle.
+    """
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lrs, total_steps=max(8, steps), pct_start=0.25,
+                                               div_factor=25.0, final_div_factor=1e5, anneal_strategy="cos",
+                                               cycle_momentum=True, base_momentum=0.85, max_momentum=0.95)
+
+
+def adamw(params: list, weight_decay: float) -> torch.optim.AdamW:
+    return torch.optim.AdamW(params, betas=(0.9, 0.99), eps=1e-5, weight_decay=weight_decay)  # fastai's Adam
+
+
+def autocast(enabled: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else nullcontext()
+
+
+def load_clips(corpus_paths: list[str | Path]) -> list[Clip]:
+    """The clips of every corpus (corpora.load_corpus each); names must be distinct."""
+    if not corpus_paths:
+        raise VoiceGenderError("no corpus given")
+    clips: list[Clip] = []
+    names = set()
+    for path in corpus_paths:
+        corpus = load_corpus(path)
+        if corpus.name in names:
+            raise VoiceGenderError(f"{path}: two corpora are named {corpus.name!r}; speakers would be merged")
+        names.add(corpus.name)
+        clips += corpus.clips
+    return clips
+
+
+# --- training loops ---------------------------------------------------------------------------------------
+def _train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler, loss_fn: nn.Module, bf16: bool,
+                 channels_last: bool, desc: str) -> float:
+    model.train()
+    total, count = 0.0, 0
+    bar = progress(loader, desc=desc, unit="batch")
+    for x, y in bar:
+        if channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(bf16):
+            logits = model(x)
+        loss = loss_fn(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total += float(loss.detach()) * len(y)
+        count += len(y)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{total / count:.4f}")
+    return total / max(count, 1)
+
+
+def _validate(model: nn.Module, dataset: ClipDataset | TensorDataset, loss_fn: nn.Module, bf16: bool,
+              channels_last: bool, batch_size: int) -> tuple[float, dict]:
+    p_female, labels, losses = predict_dataset(model, dataset, batch_size=batch_size, bf16=bf16,
+                                               channels_last=channels_last, desc="validating")
+    weights = loss_fn.weight.numpy() if getattr(loss_fn, "weight", None) is not None else np.ones(len(LABELS))
+    w = weights[labels]
+    val_loss = float((losses * w).sum() / w.sum()) if len(labels) else float("nan")
+    return val_loss, compute_metrics(labels, p_female).to_dict()
+
+
+@torch.no_grad()
+def calibrate_batchnorm(body: nn.Module, loader: DataLoader, batches: int, bf16: bool, channels_last: bool) -> None:
+    """Re-estimate every BatchNorm's running mean/var as the plain average over ``batches`` batches (forward
+    only). Makes a randomly initialised, frozen body give well-scaled features in eval mode."""
+    bns = [m for m in body.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    body.train()
+    for i, (x, _) in enumerate(progress(loader, desc="calibrating BatchNorm", unit="batch", total=batches)):
+        if i >= batches:
+            break
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(bf16):
+            body(x)
+    for m, momentum in zip(bns, momenta, strict=True):
+        m.momentum = momentum
+    body.eval()
+
+
+@torch.no_grad()
+def pooled_body_features(model: nn.Module, dataset: ClipDataset, batch_size: int, bf16: bool,
+                         channels_last: bool, desc: str) -> TensorDataset:
+    """Run the (frozen, eval-mode) body once and keep the head's concat-pooled input: (N, 2·C) float32."""
+    model.eval()
+    feats, labels = [], []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for x, y in progress(loader, desc=desc, unit="batch"):
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(bf16):
+            feats.append(model.head[0](model.body(x)).flatten(1).float())
+        labels.append(y)
+    return TensorDataset(torch.cat(feats), torch.cat(labels))
+
+
+# --- run folder ---------------------------------------------------------------------------------------------
+def _save_state(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None, scheduler, epoch: int,
+                stage: str, best_val: float) -> None:
+    payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None,
+               "scheduler": scheduler.state_dict() if scheduler else None, "epoch": epoch, "stage": stage,
+               "best_val": best_val}
+    tmp = run_dir / "state.pt.tmp"
+    torch.save(payload, tmp)
+    tmp.replace(run_dir / "state.pt")
+
+
+def _same_config(run_dir: Path, cfg: TrainConfig, corpus_paths: list[str]) -> bool:
+    """Whether ``run_dir`` was made by a resumable run with the same settings (threads and paths aside)."""
+    config_path = run_dir / "config.json"
+    if not (cfg.resume and config_path.is_file()):
+        return False
+    saved = json.loads(config_path.read_text())
+    current = {**asdict(cfg), "corpus_paths": corpus_paths}
+    ignore = {"resume", "threads", "out"}
+    return {k: v for k, v in saved.items() if k not in ignore} == {k: v for k, v in current.items() if k not in ignore}
+
+
+def _load_state(run_dir: Path, cfg: TrainConfig, corpus_paths: list[str]) -> dict | None:
+    if not (cfg.resume and (run_dir / "state.pt").is_file()):
+        return None
+    if not _same_config(run_dir, cfg, corpus_paths):
+        raise VoiceGenderError(f"{run_dir}: holds an interrupted run with a different config; "
+                               "choose another --out or delete it")
+    log.info("resuming %s", run_dir)
+    return torch.load(run_dir / "state.pt", map_location="cpu", weights_only=True)
+
+
+def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
+    """Train one model on one fold of ``corpus_paths`` and write a run folder (see the module docstring).
+
+    Parameters
+    ----------
+    cfg : the run's settings (see :class:`TrainConfig`).
+    corpus_paths : corpus folders or CSV manifests (corpora.load_corpus); several are pooled.
+
+    Returns
+    -------
+    Path of the run folder (``cfg.out``), holding ``model.pt``, the best checkpoint by validation loss.
+    """
+    torch.set_num_threads(max(1, cfg.threads))
+    seed_everything(cfg.seed)
+    run_dir = Path(cfg.out).expanduser()
+    corpus_paths = [str(Path(p)) for p in corpus_paths]
+    clips = load_clips(corpus_paths)
+    split = make_split(clips, cfg.split, cfg.fold, cfg.k, cfg.seed)
+    train_clips = stratified_subset(split.train, cfg.max_train_clips, cfg.seed)
+    val_clips = stratified_subset(split.val, cfg.max_val_clips, cfg.seed + 1)
+    if not train_clips or not val_clips:
+        raise VoiceGenderError(f"split {split.name}: {len(train_clips)} training and {len(val_clips)} validation "
+                               "clips; need both")
+    if len({c.label for c in train_clips}) < 2:
+        raise VoiceGenderError(f"split {split.name}: the training part has only one gender")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state = _load_state(run_dir, cfg, corpus_paths)
+    if state is None:  # a fresh run: forget what an earlier run left here
+        for stale in ("state.pt", "body_features.pt", "log.jsonl", "model.pt"):
+            if stale != "body_features.pt" or not _same_config(run_dir, cfg, corpus_paths):
+                (run_dir / stale).unlink(missing_ok=True)
+    (run_dir / "config.json").write_text(json.dumps({**asdict(cfg), "corpus_paths": corpus_paths}, indent=2))
+    for name, part in (("train", train_clips), ("val", val_clips), ("test", split.test)):
+        write_manifest(part, run_dir / f"{name}.csv")
+    log.info("%s: %d train / %d val / %d test clips", split.name, len(train_clips), len(val_clips), len(split.test))
+
+    fc = feature_config_for(cfg.features)
+    mc = model_config_for(cfg, fc)
+    model = build_model(mc)
+    imagenet = None
+    if cfg.is_resnet and state is None:
+        imagenet = resolve_imagenet_weights(cfg.arch, cfg.weights)
+        if imagenet is not None:
+            load_imagenet_weights(model, imagenet)
+    if cfg.is_resnet and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    bf16 = cfg.bf16
+    channels_last = cfg.channels_last and cfg.is_resnet
+
+    crop = int(round(cfg.crop_seconds / fc.get("hop_seconds", 0.01))) + 1  # frames of a centred STFT
+    augment = Augment() if cfg.augment else None
+    feature_augment = FeatureAugment() if cfg.augment and not cfg.is_resnet and cfg.features != "ge2e" else None
+    train_ds = ClipDataset(train_clips, fc, train=True, augment=augment, feature_augment=feature_augment,
+                           crop_frames=crop if cfg.features == "log_mel" else None, cache_dir=cfg.cache_dir,
+                           seed=cfg.seed, desc="train features")
+    val_ds = ClipDataset(val_clips, fc, train=False, cache_dir=cfg.cache_dir, desc="val features")
+    weights = class_weights(train_ds.labels) if cfg.balance == "loss" else None
+    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    generator = torch.Generator().manual_seed(cfg.seed)
+
+    def loader(ds, shuffle: bool = True) -> DataLoader:
+        labels = ds.labels if isinstance(ds, ClipDataset) else ds.tensors[1].numpy()
+        if cfg.balance == "sampler" and shuffle:
+            per_class = class_weights(labels).numpy()[labels]
+            sampler = WeightedRandomSampler(per_class.tolist(), len(labels), generator=generator)
+            return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, collate_fn=_collate(ds))
+        return DataLoader(ds, batch_size=cfg.batch_size, shuffle=shuffle, generator=generator,
+                          collate_fn=_collate(ds), drop_last=shuffle and len(labels) > cfg.batch_size)
+
+    extra = {"corpus_paths": corpus_paths, "split": split.name, "split_method": cfg.split, "fold": cfg.fold,
+             "n_train": len(train_clips), "n_val": len(val_clips), "n_test": len(split.test),
+             "imagenet_weights": str(imagenet) if imagenet else None, "config": asdict(cfg)}
+    if state is not None:
+        extra["imagenet_weights"] = json.loads((run_dir / "config.json").read_text()).get("weights")
+    best_val = state["best_val"] if state else math.inf
+    done = state["epoch"] + 1 if state else 0
+    if state:
+        model.load_state_dict(state["model"])
+    log_path = run_dir / "log.jsonl"
+    if not state and log_path.exists():
+        log_path.unlink()
+
+    def finish_epoch(entry: EpochLog, optimizer, scheduler) -> None:
+        nonlocal best_val
+        if entry.val_loss < best_val or not (run_dir / "model.pt").exists():
+            best_val = min(best_val, entry.val_loss)
+            entry.best = True
+            save_checkpoint(run_dir / "model.pt", model, mc, fc, LABELS,
+                            extra={**extra, "epoch": entry.epoch, "stage": entry.stage, "val_loss": entry.val_loss,
+                                   "val_metrics": entry.val})
+        with log_path.open("a") as f:
+            f.write(json.dumps(asdict(entry)) + "\n")
+        _save_state(run_dir, model, optimizer, scheduler, entry.epoch, entry.stage, best_val)
+        log.info("epoch %d (%s): train loss %.4f, val loss %.4f, val acc %.4f%s", entry.epoch, entry.stage,
+                 entry.train_loss, entry.val_loss, entry.val.get("accuracy", float("nan")),
+                 " (best)" if entry.best else "")
+
+    if not cfg.is_resnet:
+        epochs = cfg.resolved_epochs()
+        optimizer = adamw([p for p in model.parameters()], cfg.weight_decay)
+        scheduler = one_cycle(optimizer, cfg.resolved_lr(), epochs * len(loader(train_ds)))
+        if state:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        for epoch in range(done, epochs):
+            t0 = time.perf_counter()
+            train_ds.set_epoch(epoch)
+            generator.manual_seed(cfg.seed * 1000 + epoch)
+            train_loss = _train_epoch(model, loader(train_ds), optimizer, scheduler, loss_fn, bf16, False,
+                                      f"epoch {epoch + 1}/{epochs}")
+            val_loss, val = _validate(model, val_ds, loss_fn, bf16, False, cfg.batch_size)
+            finish_epoch(EpochLog("train", epoch, train_loss, val_loss, val, time.perf_counter() - t0), optimizer,
+                         scheduler)
+        return run_dir
+
+    # --- the seed's recipe: frozen-body head stage, then the unfrozen network -------------------------------
+    head_epochs, full_epochs = cfg.head_epochs, cfg.resolved_epochs()
+    if done < head_epochs:
+        t0 = time.perf_counter()
+        freeze_body(model, True)
+        if cfg.cache_body:
+            for p in model.body.parameters():  # eval-mode BN: nothing in the body trains (see module doc)
+                p.requires_grad_(False)
+            cached = run_dir / "body_features.pt"
+            if cached.is_file():
+                saved = torch.load(cached, map_location="cpu", weights_only=True)
+                model.body.load_state_dict(saved["body"])  # the calibrated BN statistics the features came from
+                train_feats = TensorDataset(saved["train_x"], saved["train_y"])
+                val_feats = TensorDataset(saved["val_x"], saved["val_y"])
+            else:
+                if imagenet is None and cfg.bn_calibration_batches > 0:
+                    calibrate_batchnorm(model.body, loader(train_ds), cfg.bn_calibration_batches, bf16, channels_last)
+                train_feats = pooled_body_features(model, train_ds, cfg.batch_size, bf16, channels_last,
+                                                   "body features (train)")
+                val_feats = pooled_body_features(model, val_ds, cfg.batch_size, bf16, channels_last,
+                                                 "body features (val)")
+                torch.save({"body": model.body.state_dict(), "train_x": train_feats.tensors[0],
+                            "train_y": train_feats.tensors[1], "val_x": val_feats.tensors[0],
+                            "val_y": val_feats.tensors[1]}, cached)
+            log.info("body features cached in %.0f s", time.perf_counter() - t0)
+            head = model.head[1:]  # the head after its (deterministic) concat pooling
+            optimizer = adamw(list(head.parameters()), cfg.weight_decay)
+            scheduler = one_cycle(optimizer, cfg.resolved_lr(), head_epochs * len(loader(train_feats)))
+            if state:
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+            for epoch in range(done, head_epochs):
+                t1 = time.perf_counter()
+                generator.manual_seed(cfg.seed * 1000 + epoch)
+                model.body.eval()
+                train_loss = _train_epoch(head, loader(train_feats), optimizer, scheduler, loss_fn, False, False,
+                                          f"head epoch {epoch + 1}/{head_epochs}")
+                val_loss, val = _validate(head, val_feats, loss_fn, False, False, 512)
+                finish_epoch(EpochLog("head", epoch, train_loss, val_loss, val,
+                                      time.perf_counter() - t1 + (t1 - t0 if epoch == done else 0)), optimizer,
+                             scheduler)
+        else:
+            optimizer = adamw([p for p in model.parameters() if p.requires_grad], cfg.weight_decay)
+            scheduler = one_cycle(optimizer, cfg.resolved_lr(), head_epochs * len(loader(train_ds)))
+            if state:
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+            for epoch in range(done, head_epochs):
+                t1 = time.perf_counter()
+                generator.manual_seed(cfg.seed * 1000 + epoch)
+                train_loss = _train_epoch(model, loader(train_ds), optimizer, scheduler, loss_fn, bf16,
+                                          channels_last, f"head epoch {epoch + 1}/{head_epochs}")
+                val_loss, val = _validate(model, val_ds, loss_fn, bf16, channels_last, cfg.batch_size)
+                finish_epoch(EpochLog("head", epoch, train_loss, val_loss, val, time.perf_counter() - t1),
+                             optimizer, scheduler)
+        done = max(done, head_epochs)
+        state = None  # the optimiser state above belongs to the head stage
+
+    freeze_body(model, False)
+    groups = param_groups(model)
+    lrs = discriminative_lrs(cfg.finetune_lr, len(groups))
+    optimizer = adamw([{"params": g, "lr": lr} for g, lr in zip(groups, lrs, strict=True)], cfg.weight_decay)
+    scheduler = one_cycle(optimizer, lrs, full_epochs * len(loader(train_ds)))
+    if state and state["stage"] == "full":
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    for epoch in range(done, head_epochs + full_epochs):
+        t0 = time.perf_counter()
+        generator.manual_seed(cfg.seed * 1000 + epoch)
+        train_loss = _train_epoch(model, loader(train_ds), optimizer, scheduler, loss_fn, bf16, channels_last,
+                                  f"epoch {epoch + 1}/{head_epochs + full_epochs} (unfrozen)")
+        val_loss, val = _validate(model, val_ds, loss_fn, bf16, channels_last, cfg.batch_size)
+        finish_epoch(EpochLog("full", epoch, train_loss, val_loss, val, time.perf_counter() - t0), optimizer,
+                     scheduler)
+    return run_dir
+
+
+def _collate(ds):
+    return pad_collate if isinstance(ds, ClipDataset) else None
+
+
+def train_folds(cfg: TrainConfig, corpus_paths: list[str | Path], folds: list[int] | None = None) -> list[Path]:
+    """Train every fold (or ``folds``) of ``cfg.split``: one run folder ``<cfg.out>/fold<k>`` each."""
+    clips = load_clips(corpus_paths)
+    folds = list(range(n_folds(clips, cfg.split, cfg.k))) if folds is None else folds
+    runs = []
+    for fold in folds:
+        fold_cfg = TrainConfig(**{f.name: getattr(cfg, f.name) for f in fields(cfg)})
+        fold_cfg.fold, fold_cfg.out = fold, str(Path(cfg.out) / f"fold{fold}")
+        runs.append(train(fold_cfg, corpus_paths))
+    return runs
