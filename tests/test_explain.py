@@ -159,11 +159,25 @@ def test_explain_waveform_uses_the_checkpoint_features(tmp_path, kind):
     assert Image.open(io.BytesIO(png)).format == "PNG"
 
 
-def test_ge2e_models_are_refused_with_a_reason():
-    class Fake:
-        feature_config = {"kind": "ge2e"}
+def test_ge2e_head_is_explained_over_the_encoder_log_mel(tmp_path, monkeypatch):
+    pytest.importorskip("resemblyzer")
+    monkeypatch.setattr(explain, "IG_STEPS", 2)  # the LSTM is slow on CPU; 2 path points check the plumbing
+    mcfg = ModelConfig(arch="ge2e_head", in_rows=256, hidden=16)
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "g.pt", build_model(mcfg), mcfg, feature_config_dict("ge2e"), ["female", "male"])
+    loaded = load_checkpoint(path)
+    spec, map_, p_female = explain.explain_waveform(synth_voice(FEMALE_F0, 0.5, 16_000), 16_000, loaded)
+    assert spec.shape == map_.shape and spec.shape[0] == 40 and spec.shape[1] >= 160  # tiled to 1.6 s
+    assert 0 <= p_female <= 1 and map_.max() <= 1
+    x = torch.from_numpy(spec)[None, None]
+    assert explain.band_occlusion(explain.explainable_model(loaded), x, [0], 2).shape == (1, 2)
 
-    with pytest.raises(ModelError, match="embedding"):
+
+def test_unknown_feature_kinds_are_refused():
+    class Fake:
+        feature_config = {"kind": "wav2vec"}
+
+    with pytest.raises(ModelError, match="cannot be explained"):
         explain.explain_waveform(np.zeros(16_000, np.float32), 16_000, Fake())
 
 

@@ -354,8 +354,9 @@ def explain_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="folder for the PNGs, explain.html, summary.json")
                        ] = Path("explain"),
     max_clips: Annotated[int, typer.Option(help="class-balanced random sample of at most this many clips")] = 200,
-    methods: Annotated[str, typer.Option(help="comma-separated: gradcam | hirescam | layercam, each optionally "
-                                              "@stage (e.g. layercam@stage2)")] = "gradcam,hirescam,layercam",
+    methods: Annotated[str, typer.Option(help="comma-separated: gradcam | hirescam | layercam (optionally @stage, "
+                                              "e.g. layercam@stage2) | ig; GE2E models: ig only")
+                       ] = "gradcam,hirescam,layercam",
     bands: Annotated[int | None, typer.Option(help="occlusion band groups (default 16 log-mel, 12 MFCC)")] = None,
     baseline: Annotated[str, typer.Option(help="masked band value: mean (clip set's average) | min")] = "mean",
 ) -> None:
@@ -373,10 +374,10 @@ def explain_cmd(
     for spec, m in result.summary["methods"].items():
         rho = m["spearman_vs_occlusion_class_mean"]
         out.print(f"{spec}\ttop row female={m['top_row']['female']} male={m['top_row']['male']}\t"
-                  f"spearman vs occlusion female={rho['female']:+.2f} male={rho['male']:+.2f}")
+                  f"spearman vs occlusion female={rho['female']:+.2f} male={rho['male']:+.2f}", soft_wrap=True)
     top = result.summary["occlusion_top_band"]
-    out.print(f"occlusion\ttop band female={top['female']} male={top['male']}")
-    err.print(f"{len(result.files)} files in {result.out_dir} (open explain.html)")
+    out.print(f"occlusion\ttop band female={top['female']} male={top['male']}", soft_wrap=True)
+    err.print(f"{len(result.files)} files in {result.out_dir} (open explain.html)", markup=False, soft_wrap=True)
 
 
 # --- entry point ------------------------------------------------------------------------------------------------

@@ -35,13 +35,15 @@ from .errors import ModelError, VoiceGenderError
 
 log = logging.getLogger(__name__)
 
-CAM_METHODS = ("gradcam", "hirescam", "layercam")
+CAM_METHODS = ("gradcam", "hirescam", "layercam", "ig")  # ig: Integrated Gradients on the input (any model)
 DEFAULT_METHODS = ("gradcam", "layercam")  # the seed's method on the last block + a finer one
 CLIP_METHOD = "layercam"  # single-clip overlays (predict --explain, web page): the finest readable map
 FINE_LAYER = {"SmallCNN": "stage2", "SeedResNet": "layer2"}  # default stage of hirescam / layercam
 SEED_GRID = (12, 98)  # the seed's MFCC matrix: coefficients × 10 ms frames
 CLIP_FRAMES = 100  # frames per clip for class means (log-mel: 1 s at a 10 ms hop)
-OCCLUSION_BANDS = {"log_mel": 16, "seed_mfcc": 12, "seed_image": 12}  # band groups per feature kind
+OCCLUSION_BANDS = {"log_mel": 16, "seed_mfcc": 12, "seed_image": 12, "ge2e": 10}  # band groups per feature kind
+GE2E_FLOOR = 1e-10  # added to the encoder's mel power before the log (its input is exp of what we perturb)
+IG_STEPS = 16  # Integrated Gradients: points on the path from silence to the input
 
 
 # --- maps ------------------------------------------------------------------------------------------------------
@@ -83,18 +85,31 @@ def cam(model: nn.Module, inputs: Tensor, target_class: int | Sequence[int], lay
     target_class : class index (0 = female, 1 = male) for all clips, or one per clip.
     layer : a name from ``model.cam_layers`` (e.g. ``"stage3"``), a module, or None for the method's default.
     method : ``"gradcam"`` (channel weights = mean gradient), ``"hirescam"`` (element-wise gradient ×
-        activation summed over channels) or ``"layercam"`` (ReLU(gradient) × activation summed over channels).
+        activation summed over channels), ``"layercam"`` (ReLU(gradient) × activation summed over channels), or
+        ``"ig"`` (captum IntegratedGradients on the input itself from a silent baseline — each clip's minimum —
+        positive part summed over channels; no layer, so it also works for the GE2E encoder).
     normalise : divide each map by its maximum so every clip weighs the same in class means (maps are ≥ 0).
     """
-    from captum.attr import LayerActivation, LayerAttribution, LayerGradCam, LayerGradientXActivation
+    from captum.attr import (
+        IntegratedGradients,
+        LayerActivation,
+        LayerAttribution,
+        LayerGradCam,
+        LayerGradientXActivation,
+    )
 
     if method not in CAM_METHODS:
         raise VoiceGenderError(f"unknown CAM method {method!r}; choose from {', '.join(CAM_METHODS)}")
     model.eval()
-    module = resolve_layer(model, layer, method)
     target = [int(target_class)] * len(inputs) if np.isscalar(target_class) else [int(t) for t in target_class]
     x = inputs.detach().clone().requires_grad_(True)
-    if method == "gradcam":
+    module = resolve_layer(model, layer, method) if method != "ig" else None
+    if method == "ig":
+        silence = inputs.detach().flatten(1).amin(1).view(-1, *[1] * (inputs.dim() - 1)).expand_as(inputs)
+        attr = IntegratedGradients(model).attribute(x, baselines=silence.contiguous(), target=target,
+                                                    n_steps=IG_STEPS, internal_batch_size=len(x) * 4)
+        maps = attr.detach().sum(1, keepdim=True).relu()
+    elif method == "gradcam":
         maps = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
     elif method == "hirescam":
         maps = LayerGradientXActivation(model, module).attribute(x, target=target).sum(1, keepdim=True).relu()
@@ -210,15 +225,58 @@ def feature_axes(feature_config: dict) -> tuple[float, np.ndarray | None]:
         return cfg.hop_seconds, cfg.band_centres_hz()
     if kind in ("seed_mfcc", "seed_image"):
         return SeedMfccConfig(**fields).hop_seconds, None
+    if kind == "ge2e":
+        import librosa
+
+        from .embeddings import MEL_BANDS, MEL_HOP, SAMPLE_RATE
+
+        return MEL_HOP / SAMPLE_RATE, librosa.mel_frequencies(MEL_BANDS + 2, fmin=0.0, fmax=SAMPLE_RATE / 2)[1:-1]
     raise ModelError(_not_explainable(kind))
 
 
 def _not_explainable(kind: str) -> str:
+    return f"feature kind {kind!r} cannot be explained (supported: log_mel, seed_mfcc, seed_image, ge2e)"
+
+
+class GE2EOnMel(nn.Module):
+    """A GE2E-embedding classifier as one differentiable network over the encoder's own input.
+
+    Input ``(B, 1, 40, T)``: natural log of the encoder's 40-band mel power frames (T ≥ 160, 10 ms hop).
+    Forward: exp → 1.6 s windows (as ``embeddings.partial_windows``) → resemblyzer's LSTM encoder → mean of the
+    window embeddings, L2-normalised (as ``embeddings.ge2e_embeddings``) → the checkpoint's head → logits. So
+    occlusion and Integrated Gradients can ask which mel bands and moments the embedding model relies on.
+    """
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        from .embeddings import load_encoder
+
+        self.encoder = load_encoder()
+        self.head = head
+
+    def forward(self, x: Tensor) -> Tensor:
+        from .embeddings import partial_windows
+
+        frames = torch.exp(x[:, 0]).transpose(1, 2)  # (B, T, 40) mel power
+        embs = torch.stack([self.encoder(frames[:, s]) for s in partial_windows(frames.shape[1])]).sum(0)
+        return self.head(embs / embs.norm(dim=1, keepdim=True).clamp_min(1e-12))
+
+
+def explainable_model(loaded: Any) -> nn.Module:
+    """The network maps are computed on: the checkpoint's own, or :class:`GE2EOnMel` for a GE2E head."""
+    kind = loaded.feature_config["kind"]
     if kind == "ge2e":
-        return ("this model classifies GE2E speaker embeddings (a 256-number summary of the whole clip from "
-                "resemblyzer's LSTM encoder), not a spectrogram, so it has no time-frequency map to show; explain a "
-                "SmallCNN or ResNet checkpoint instead (e.g. a run trained with --features log_mel)")
-    return f"feature kind {kind!r} cannot be explained (supported: log_mel, seed_mfcc, seed_image)"
+        return GE2EOnMel(loaded.model).eval()
+    if kind not in OCCLUSION_BANDS:
+        raise ModelError(_not_explainable(kind))
+    return loaded.model.eval()
+
+
+def ge2e_log_mel(samples16k: np.ndarray) -> np.ndarray:
+    """The GE2E encoder's input for 16 kHz audio as a picture: log mel power (40, frames), ≥ 160 frames."""
+    from .embeddings import mel_frames, prepare
+
+    return np.log(mel_frames(prepare(samples16k)).T + GE2E_FLOOR).astype(np.float32)
 
 
 def model_input(feature: np.ndarray, kind: str) -> Tensor:
@@ -246,25 +304,31 @@ def loudest_window(feature: np.ndarray, frames: int) -> np.ndarray:
 
 
 def clip_feature(clip: Clip | str | Path, feature_config: dict, frames: int = CLIP_FRAMES) -> np.ndarray:
-    """A corpus clip → the model's input feature. Audio goes through ``features.featurize`` (log-mel cut to
-    its loudest ``frames`` frames); the seed's JPEGs are read as they are (seed_image) or their first channel
-    area-averaged to 12×98 (seed_mfcc, the way the MFCC models on those images are trained)."""
+    """A corpus clip → the model's input feature.
+
+    Audio goes through ``features.featurize`` (log-mel cut to its loudest ``frames`` frames; GE2E: the encoder's
+    log-mel, its loudest 1.6 s window). The seed's JPEGs are read as they are (seed_image) or their first channel
+    area-averaged to 12×98 (seed_mfcc, as ``dataset.image_feature`` does for training)."""
     from .audio import load_audio
     from .corpora import IMAGE_EXTENSIONS
     from .features import feature_sample_rate, featurize
 
     path = Path(clip.path if isinstance(clip, Clip) else clip)
     kind = feature_config["kind"]
-    if kind not in ("log_mel", "seed_mfcc", "seed_image"):
+    if kind not in OCCLUSION_BANDS:
         raise ModelError(_not_explainable(kind))
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         from PIL import Image
 
-        if kind == "log_mel":
+        if kind in ("log_mel", "ge2e"):
             raise VoiceGenderError(f"{path}: an MFCC image cannot feed a log-mel model; give an audio corpus")
         image = np.asarray(Image.open(path).convert("RGB"))
         return image if kind == "seed_image" else display_grid(image, "seed_image")
     rate = feature_sample_rate(feature_config)
+    if kind == "ge2e":  # one 1.6 s encoder window: the loudest
+        from .embeddings import PARTIAL_FRAMES
+
+        return loudest_window(ge2e_log_mel(load_audio(path, rate).samples), PARTIAL_FRAMES)
     feature = featurize(load_audio(path, rate).samples, rate, feature_config)
     return loudest_window(feature, frames) if kind == "log_mel" else feature
 
@@ -277,24 +341,29 @@ def explain_waveform(samples: np.ndarray, sample_rate: int, loaded: Any, method:
     Parameters
     ----------
     samples : float mono audio in [-1, 1]; sample_rate : its rate in Hz.
-    loaded : a ``models.LoadedModel`` (SmallCNN on log_mel / seed_mfcc, or SeedResNet on seed_image).
-    method : a method spec (see :func:`parse_method`); default LayerCAM on the fine stage.
+    loaded : a ``models.LoadedModel`` (SmallCNN on log_mel / seed_mfcc, SeedResNet on seed_image, or a GE2E
+        head — explained over the encoder's 40-band log-mel input with Integrated Gradients, see :class:`GE2EOnMel`).
+    method : a method spec (see :func:`parse_method`); default LayerCAM on the fine stage (``ig`` for GE2E).
     target : class to explain; None = the predicted class.
 
     Returns
     -------
-    (spectrogram, cam_map, p_female): two (rows, frames) arrays — log-mel (whole recording) or the seed's 12×98
-    MFCC grid — and the model's probability of "female".
+    (spectrogram, cam_map, p_female): two (rows, frames) arrays — log-mel (whole recording; for GE2E tiled to at
+    least 1.6 s) or the seed's 12×98 MFCC grid — and the model's (uncalibrated) probability of "female".
     """
     fc = loaded.feature_config
     kind = fc["kind"]
-    if kind not in ("log_mel", "seed_mfcc", "seed_image"):
-        raise ModelError(_not_explainable(kind))
-    from .features import featurize
+    model = explainable_model(loaded)
+    if kind == "ge2e":
+        from .audio import resample
 
-    feature = featurize(np.asarray(samples, np.float32), sample_rate, fc)
+        feature = ge2e_log_mel(resample(np.asarray(samples, np.float32), sample_rate, 16_000))
+        method = "ig" if parse_method(method)[0] != "ig" else method  # no conv layers: gradients on the input
+    else:
+        from .features import featurize
+
+        feature = featurize(np.asarray(samples, np.float32), sample_rate, fc)
     x = model_input(feature, kind)
-    model = loaded.model.eval()
     with torch.no_grad():
         probs = torch.softmax(model(x), 1)[0].numpy()
     name, layer = parse_method(method)
@@ -313,6 +382,7 @@ def explain_clip_png(samples: np.ndarray, sample_rate: int, loaded: Any, method:
 
     spec, map_, p_female = explain_waveform(samples, sample_rate, loaded, method)
     frame_s, hz = feature_axes(loaded.feature_config)
+    method = "ig" if loaded.feature_config["kind"] == "ge2e" else method
     said = "female" if p_female >= 0.5 else "male"
     title = title if title is not None else f"{method}: why '{said}' (p_female = {p_female:.2f})"
     return clip_overlay_png(spec, map_, frame_s, hz, title)
@@ -363,7 +433,8 @@ def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, meth
     loaded : a ``models.LoadedModel`` whose feature kind is log_mel, seed_mfcc or seed_image.
     clips : labelled clips (audio, or the seed's MFCC JPEGs for seed_* models).
     out_dir : where the PNGs, ``explain.html`` and ``summary.json`` go (created).
-    methods : CAM method specs (:func:`parse_method`); maps target each clip's true class.
+    methods : CAM method specs (:func:`parse_method`); maps target each clip's true class. A GE2E model gets
+        ``ig`` only (Integrated Gradients over the encoder's log-mel; occlusion likewise over its 40 bands).
     max_clips : a class-balanced random sample of at most this many clips (None: all).
     bands : occlusion band groups (default :data:`OCCLUSION_BANDS` for the feature kind).
     baseline : occlusion mask value, see :func:`band_occlusion`.
@@ -374,8 +445,10 @@ def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, meth
 
     fc = loaded.feature_config
     kind = fc["kind"]
-    if kind not in OCCLUSION_BANDS:
-        raise ModelError(_not_explainable(kind))
+    model = explainable_model(loaded)
+    if kind == "ge2e" and any(parse_method(m)[0] != "ig" for m in methods):
+        log.warning("a GE2E model has no convolutional layers: using Integrated Gradients (ig) for its maps")
+        methods = ["ig"]
     if baseline not in ("mean", "min"):
         raise VoiceGenderError(f"occlusion baseline must be 'mean' or 'min', got {baseline!r}")
     out_dir = Path(out_dir)
@@ -395,7 +468,6 @@ def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, meth
                                f"of {sorted({LABELS[k] for k in labels})}")
     x = torch.cat([model_input(f, kind) for f in feats])
     y = np.array(labels)
-    model = loaded.model.eval()
     with torch.no_grad():
         probs = torch.cat([torch.softmax(model(x[i:i + batch_size]), 1) for i in range(0, len(x), batch_size)])
     pred = probs.argmax(1).numpy()
