@@ -141,6 +141,434 @@ def cmd_cache(args: argparse.Namespace) -> None:
                  time.time() - t0, len(clips) / (time.time() - t0))
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# step 2: compare candidates
+# ------------------------------------------------------------------------------------------------------------------
+
+
+class Cache:
+    """The arrays written by ``cache``: clip table, and per variant GE2E embeddings, log-mels and median f0."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.meta = json.loads((self.root / "clips.json").read_text())
+        self.y = np.array([0 if m["gender"] == "female" else 1 for m in self.meta])  # 0 = female
+        self.speaker = np.array([m["speaker"] for m in self.meta])
+        self.corpus = np.array([m["corpus"] for m in self.meta])
+        self.child = np.array([m["age"] is not None and m["age"] <= CHILD_MAX_AGE for m in self.meta])
+        self.variants = [v for v in VARIANTS if (self.root / f"ge2e_{v}.npy").exists()]
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, kind: str, variant: str) -> np.ndarray:
+        key = f"{kind}_{variant}"
+        while not (self.root / f"ge2e_{variant}.npy").exists():  # a concurrent `cache` run is still writing it
+            log.info("waiting for the %s variant to be cached", variant)
+            time.sleep(60)
+        if key not in self._arrays:
+            self._arrays[key] = np.load(self.root / f"{key}.npy", mmap_mode="r" if kind == "logmel" else None)
+        return self._arrays[key]
+
+
+def metrics(y: np.ndarray, p_female: np.ndarray, child: np.ndarray) -> dict:
+    """Accuracy and balanced accuracy for all clips, adults and children (NaN where a group is empty)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    pred = np.where(p_female >= 0.5, 0, 1)
+    out = {}
+    for name, mask in (("all", np.ones_like(child)), ("adult", ~child), ("child", child)):
+        if mask.sum() == 0:
+            out[f"acc_{name}"] = out[f"bacc_{name}"] = float("nan")
+            continue
+        out[f"acc_{name}"] = float((pred[mask] == y[mask]).mean())
+        out[f"bacc_{name}"] = (float(balanced_accuracy_score(y[mask], pred[mask]))
+                               if len(np.unique(y[mask])) == 2 else float("nan"))
+        out[f"n_{name}"] = int(mask.sum())
+    return out
+
+
+def _softmax_female(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e[:, 0] / e.sum(axis=1)
+
+
+# Each candidate: fit(cache, train_idx, seed) -> predictor(variant, test_idx) -> logits (n, 2), class 0 = female.
+
+
+def cand_ge2e_lr(train_variants: tuple[str, ...]):
+    def fit(cache: Cache, idx: np.ndarray, seed: int = 0):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        from voicegender.default_model import balanced_weights
+
+        x = np.concatenate([cache.get("ge2e", v)[idx] for v in train_variants])
+        y = np.tile(cache.y[idx], len(train_variants))
+        w = np.tile(balanced_weights(cache.y[idx], cache.speaker[idx]), len(train_variants))
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+        clf.fit(x, y, logisticregression__sample_weight=w)
+
+        def predict(variant: str, test: np.ndarray) -> np.ndarray:
+            d = clf.decision_function(cache.get("ge2e", variant)[test])  # log-odds of male
+            return np.stack([np.zeros_like(d), d], axis=1)
+
+        return predict
+
+    return fit
+
+
+def cand_ge2e_mlp(train_variants: tuple[str, ...], hidden: int = 64, epochs: int = 40):
+    def fit(cache: Cache, idx: np.ndarray, seed: int = 0):
+        from voicegender.default_model import balanced_weights, head_logits, train_head
+
+        x = np.concatenate([cache.get("ge2e", v)[idx] for v in train_variants])
+        y = np.tile(cache.y[idx], len(train_variants))
+        w = np.tile(balanced_weights(cache.y[idx], cache.speaker[idx]), len(train_variants))
+        model, _ = train_head(x, y, w, hidden=hidden, epochs=epochs, seed=seed)
+        return lambda variant, test: head_logits(model, cache.get("ge2e", variant)[test])
+
+    return fit
+
+
+def cand_f0(train_variants: tuple[str, ...] = ("clean", "tel")):
+    """Pitch baseline: logistic regression on log median f0 (NaN -> training median)."""
+
+    def fit(cache: Cache, idx: np.ndarray, seed: int = 0):
+        from sklearn.linear_model import LogisticRegression
+
+        from voicegender.default_model import balanced_weights
+
+        f = np.concatenate([cache.get("f0", v)[idx] for v in train_variants])
+        fill = float(np.nanmedian(f))
+        x = np.log(np.where(np.isfinite(f), f, fill))[:, None]
+        y = np.tile(cache.y[idx], len(train_variants))
+        w = np.tile(balanced_weights(cache.y[idx], cache.speaker[idx]), len(train_variants))
+        clf = LogisticRegression().fit(x, y, sample_weight=w)
+
+        def predict(variant: str, test: np.ndarray) -> np.ndarray:
+            f = cache.get("f0", variant)[test]
+            d = clf.decision_function(np.log(np.where(np.isfinite(f), f, fill))[:, None])
+            return np.stack([np.zeros_like(d), d], axis=1)
+
+        return predict
+
+    return fit
+
+
+def _norm_mel(m: np.ndarray) -> np.ndarray:
+    """Per-utterance mean normalisation of a batch of log-mels (gain invariance)."""
+    m = np.asarray(m, np.float32)
+    return m - m.mean(axis=(-2, -1), keepdims=True)
+
+
+def cand_small_cnn(train_variants: tuple[str, ...], steps: int = 200, crop: int = 100, width: int = 8):
+    """SmallCNN on 64-band log-mel: ``steps`` batches of 64 random 1 s crops of the cached 3 s, frequency masking,
+    per-utterance mean normalisation, sampling balanced by gender and speaker. A modest CPU budget."""
+
+    def fit(cache: Cache, idx: np.ndarray, seed: int = 0):
+        import torch
+
+        from voicegender.default_model import balanced_weights
+        from voicegender.models import ModelConfig, build_model
+
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        model = build_model(ModelConfig(arch="small_cnn", in_rows=64, width=width))
+        pairs = [(v, i) for v in train_variants for i in idx]
+        w = np.tile(balanced_weights(cache.y[idx], cache.speaker[idx]), len(train_variants))
+        opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-3)
+        bs = 64
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+        model.train()
+        for _ in range(steps):
+            pick = rng.choice(len(pairs), bs, p=w / w.sum())  # balanced by gender and speaker
+            xb = np.empty((bs, 1, 64, crop), np.float32)
+            for j, k in enumerate(pick):
+                v, i = pairs[k]
+                start = int(rng.integers(0, LOGMEL_FRAMES - crop + 1))
+                m = np.asarray(cache.get("logmel", v)[i, :, start:start + crop], np.float32)
+                f0 = int(rng.integers(0, 56))
+                m = m - m.mean()
+                m[f0:f0 + int(rng.integers(0, 8)), :] = 0.0  # frequency mask
+                xb[j, 0] = m
+            yb = torch.from_numpy(np.array([cache.y[pairs[k][1]] for k in pick]))
+            loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(xb)), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        model.eval()
+
+        def predict(variant: str, test: np.ndarray) -> np.ndarray:
+            out = []
+            with torch.inference_mode():
+                for s in range(0, len(test), 128):
+                    m = _norm_mel(cache.get("logmel", variant)[test[s:s + 128]])[:, None]
+                    out.append(model(torch.from_numpy(m)).numpy())
+            return np.concatenate(out).astype(np.float64)
+
+        return predict
+
+    return fit
+
+
+def run_protocol(cache: Cache, fit, folds: list[tuple[str, np.ndarray, np.ndarray]], test_variants=("clean", "tel")):
+    """Out-of-fold logits per test variant: {variant: (n, 2) array, NaN for clips never tested}."""
+    oof = {v: np.full((len(cache.y), 2), np.nan) for v in test_variants}
+    for name, train, test in folds:
+        t0 = time.time()
+        predict = fit(cache, train)
+        for v in oof:
+            oof[v][test] = predict(v, test)
+        log.info("  fold %s: %d train / %d test clips, %.0f s", name, len(train), len(test), time.time() - t0)
+    return oof
+
+
+def loco_folds(cache: Cache, exclude_children: bool = False):
+    folds = []
+    for c in CORPORA:
+        train = np.flatnonzero((cache.corpus != c) & ~(exclude_children & cache.child))
+        folds.append((c, train, np.flatnonzero(cache.corpus == c)))
+    return folds
+
+
+def kfold_folds(cache: Cache, k: int = 5, seed: int = 0, exclude_children: bool = False):
+    """Speaker-disjoint, gender-stratified k folds over the pooled corpora (voicegender.splits.speaker_folds)."""
+    from voicegender.corpora import Clip
+    from voicegender.splits import speaker_folds
+
+    clips = [Clip(Path(m["path"]), m["speaker"], m["gender"], "") for m in cache.meta]  # speaker already unique
+    groups = speaker_folds(clips, k, seed)
+    key = np.array([f"/{s}" for s in cache.speaker])
+    folds = []
+    for i, g in enumerate(groups):
+        in_test = np.isin(key, g)
+        folds.append((f"fold{i}", np.flatnonzero(~in_test & ~(exclude_children & cache.child)),
+                      np.flatnonzero(in_test)))
+    return folds
+
+
+def _fmt(x: float) -> str:
+    return "–" if not np.isfinite(x) else f"{100 * x:.1f}"
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    cache = Cache(Path(args.cache))
+    aug = tuple(v for v in VARIANTS if v in cache.variants)
+    log.info("variants cached: %s", aug)
+    if args.only_cnn:  # the slow candidate runs as its own job: LOCO only, its own results file
+        train_v = tuple(args.cnn_variants)
+        fit = cand_small_cnn(train_v, steps=args.cnn_steps)
+        results = {"train_variants": list(train_v), "steps": args.cnn_steps, "loco": {}}
+        oof = run_protocol(cache, fit, loco_folds(cache))
+        name = f"SmallCNN log-mel, {'+'.join(train_v)}"
+        results["loco"][name] = _metric_rows(cache, oof)
+        results["calibration"] = {name: _calibration(cache, oof)}
+        _save(results, args)
+        return
+    candidates = {
+        "f0 (median pitch) + LR": cand_f0(tuple(v for v in ("clean", "tel") if v in aug)),
+        "GE2E + LR, clean only": cand_ge2e_lr(("clean",)),
+        "GE2E + LR, clean+aug": cand_ge2e_lr(aug),
+        "GE2E + MLP, clean+aug": cand_ge2e_mlp(aug),
+    }
+    results: dict = {"variants": list(aug), "loco": {}, "kfold": {}, "children": {}, "calibration": {}}
+    oof_store = {}
+    for name, fit in candidates.items():
+        protocols = [("loco", loco_folds(cache))]
+        if not name.startswith("SmallCNN"):
+            protocols.append(("kfold", kfold_folds(cache)))
+        for proto, folds in protocols:
+            log.info("%s / %s", name, proto)
+            oof = run_protocol(cache, fit, folds)
+            oof_store[(name, proto)] = oof
+            results[proto][name] = _metric_rows(cache, oof)
+            _save(results, args)
+    # children: does training on age <= 12 help adults?  (the best GE2E recipe, with vs without children)
+    best = "GE2E + MLP, clean+aug"
+    for proto, maker in (("loco", loco_folds), ("kfold", kfold_folds)):
+        log.info("children ablation / %s", proto)
+        oof = run_protocol(cache, candidates[best], maker(cache, exclude_children=True))
+        res = {}
+        for v, logits in oof.items():
+            p = _softmax_female(logits)
+            with_kids = _softmax_female(oof_store[(best, proto)][v])
+            res[v] = {"without_children": metrics(cache.y, p, cache.child),
+                      "with_children": metrics(cache.y, with_kids, cache.child)}
+            for c in CORPORA:
+                m = cache.corpus == c
+                res[v][f"without_children/{c}"] = metrics(cache.y[m], p[m], cache.child[m])
+                res[v][f"with_children/{c}"] = metrics(cache.y[m], with_kids[m], cache.child[m])
+        results["children"][proto] = res
+        _save(results, args)
+    # calibration: temperature fitted on two held-out corpora's out-of-fold logits, ECE measured on the third
+    for name in candidates:
+        results["calibration"][name] = _calibration(cache, oof_store[(name, "loco")])
+    _save(results, args)
+    log.info("done")
+
+
+def _metric_rows(cache: Cache, oof: dict) -> dict:
+    rows = {}
+    for v, logits in oof.items():
+        p = _softmax_female(logits)
+        rows[v] = {"pooled": metrics(cache.y, p, cache.child)}
+        for c in CORPORA:
+            m = cache.corpus == c
+            rows[v][c] = metrics(cache.y[m], p[m], cache.child[m])
+    return rows
+
+
+def _calibration(cache: Cache, oof: dict) -> dict:
+    """ECE before/after temperature scaling, the temperature cross-fitted: for each held-out corpus, T is fitted
+    on the out-of-fold logits of the two others (clean and telephone copies) and applied to it."""
+    from voicegender.default_model import expected_calibration_error, fit_temperature
+
+    pb, pa, ys, temps = [], [], [], []
+    for c in CORPORA:
+        fit_mask = cache.corpus != c
+        t = fit_temperature(np.concatenate([oof[v][fit_mask] for v in oof]), np.tile(cache.y[fit_mask], len(oof)))
+        temps.append(t)
+        m = cache.corpus == c
+        for v in oof:
+            pb.append(_softmax_female(oof[v][m]))
+            pa.append(_softmax_female(oof[v][m] / t))
+            ys.append(cache.y[m] == 0)
+    pb, pa, ys = np.concatenate(pb), np.concatenate(pa), np.concatenate(ys)
+    t_all = fit_temperature(np.concatenate([oof[v] for v in oof]), np.tile(cache.y, len(oof)))
+    return {"ece_before": expected_calibration_error(pb, ys), "ece_after": expected_calibration_error(pa, ys),
+            "fold_temperatures": temps, "temperature_all": t_all}
+
+
+def _save(results: dict, args: argparse.Namespace) -> None:
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# step 3: ship
+# ------------------------------------------------------------------------------------------------------------------
+
+SHIP_VARIANTS = ("clean", "tel", "noise", "reverb")  # every training clip is used clean and in three degraded copies
+SHIP_HIDDEN = 64  # EmbeddingHead hidden units
+SHIP_EPOCHS = 40
+SHIP_CANDIDATE = "GE2E + MLP, clean+aug"  # the compare-table row whose recipe this is
+
+
+def cmd_ship(args: argparse.Namespace) -> None:
+    import torch
+
+    from voicegender.default_model import (
+        DEFAULT_MODEL_NAME,
+        DEFAULT_MODEL_VERSION,
+        balanced_weights,
+        head_logits,
+        train_head,
+    )
+    from voicegender.features import feature_config_dict
+    from voicegender.models import save_checkpoint
+
+    torch.set_num_threads(1)
+    cache = Cache(Path(args.cache))
+    compare = json.loads(Path(args.compare_json).read_text())
+    idx = np.arange(len(cache.y))
+    x = np.concatenate([cache.get("ge2e", v) for v in SHIP_VARIANTS])
+    y = np.tile(cache.y, len(SHIP_VARIANTS))
+    w = np.tile(balanced_weights(cache.y, cache.speaker), len(SHIP_VARIANTS))
+    model, cfg = train_head(x, y, w, hidden=SHIP_HIDDEN, epochs=SHIP_EPOCHS, seed=args.seed)
+    train_acc = float((head_logits(model, cache.get("ge2e", "clean")[idx]).argmax(1) == cache.y).mean())
+    calib = compare["calibration"][SHIP_CANDIDATE]
+    loco = compare["loco"][SHIP_CANDIDATE]
+    extra = {
+        "name": DEFAULT_MODEL_NAME,
+        "version": DEFAULT_MODEL_VERSION,
+        "date": datetime.date.today().isoformat(),
+        "training_corpora": list(CORPORA),
+        "n_clips": int(len(cache.y)), "n_speakers": int(len(np.unique(cache.speaker))),
+        "recipe": (f"resemblyzer GE2E embedding (256-d, voicegender.embeddings) of each clip (DC removed, silence "
+                   f"trimmed) and of its telephone, noise and reverberation copies -> EmbeddingHead(hidden="
+                   f"{SHIP_HIDDEN}), AdamW one-cycle {SHIP_EPOCHS} epochs, loss weighted to balance genders and "
+                   f"speakers; seed {args.seed}"),
+        "command": "python scripts/train_default_model.py cache && python scripts/train_default_model.py compare "
+                   "&& python scripts/train_default_model.py ship",
+        "encoder": "resemblyzer pretrained.pt (GE2E, ships in the resemblyzer wheel; not in this file)",
+        "calibration_temperature": float(calib["temperature_all"]),
+        "calibration": {"method": "temperature scaling fitted on leave-one-corpus-out logits (clean + telephone)",
+                        "ece_before": calib["ece_before"], "ece_after": calib["ece_after"]},
+        "metrics": {"loco_clean": loco["clean"]["pooled"], "loco_telephone": loco.get("tel", {}).get("pooled"),
+                    "training_accuracy_clean": train_acc},
+    }
+    path = Path(args.out)
+    save_checkpoint(path, model, cfg, feature_config_dict("ge2e"), ["female", "male"], extra)
+    path.chmod(0o644)
+    log.info("wrote %s (%d bytes); T=%.3f; training accuracy %.3f", path, path.stat().st_size,
+             extra["calibration_temperature"], train_acc)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# report: markdown tables from the compare JSON files
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def _loco_table(loco: dict, variant: str) -> list[str]:
+    lines = ["| candidate | " + " | ".join(f"{c} acc / bacc" for c in CORPORA) + " | pooled acc / bacc "
+             "| adults acc / bacc | children acc / bacc |",
+             "|---" * (len(CORPORA) + 4) + "|"]
+    for name, rows in loco.items():
+        if variant not in rows:
+            continue
+        r = rows[variant]
+        cells = [f"{_fmt(r[c]['acc_all'])} / {_fmt(r[c]['bacc_all'])}" for c in CORPORA]
+        p = r["pooled"]
+        cells += [f"{_fmt(p['acc_all'])} / {_fmt(p['bacc_all'])}", f"{_fmt(p['acc_adult'])} / {_fmt(p['bacc_adult'])}",
+                  f"{_fmt(p['acc_child'])} / {_fmt(p['bacc_child'])}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    results = json.loads(Path(args.json).read_text())
+    for extra_json in args.extra_json:
+        if Path(extra_json).exists():
+            other = json.loads(Path(extra_json).read_text())
+            results["loco"].update(other.get("loco", {}))
+            results["calibration"].update(other.get("calibration", {}))
+    out = []
+    for title, variant in (("clean test audio", "clean"), ("telephone-degraded test audio (300–3400 Hz, 8 kHz, "
+                                                           "µ-law)", "tel")):
+        out += [f"### Leave-one-corpus-out, {title}", "", *_loco_table(results["loco"], variant), ""]
+    for title, variant in (("clean", "clean"), ("telephone", "tel")):
+        out += [f"### Speaker-disjoint 5-fold (pooled corpora), {title} test audio", "",
+                "| candidate | all acc / bacc | adults acc / bacc | children acc / bacc |", "|---|---|---|---|"]
+        for name, rows in results["kfold"].items():
+            if variant in rows:
+                p = rows[variant]["pooled"]
+                out.append(f"| {name} | {_fmt(p['acc_all'])} / {_fmt(p['bacc_all'])} | {_fmt(p['acc_adult'])} / "
+                           f"{_fmt(p['bacc_adult'])} | {_fmt(p['acc_child'])} / {_fmt(p['bacc_child'])} |")
+        out.append("")
+    out += ["### Does training on children (age ≤ 12) help adults?", "",
+            "| protocol | test audio | trained | adults acc / bacc | children acc / bacc | "
+            "speechocean762 adults acc / bacc |", "|---|---|---|---|---|---|"]
+    for proto, res in results["children"].items():
+        for variant, r in res.items():
+            for which in ("with_children", "without_children"):
+                p, so = r[which], r[f"{which}/speechocean762_train"]
+                out.append(f"| {proto} | {variant} | {which.replace('_', ' ')} | {_fmt(p['acc_adult'])} / "
+                           f"{_fmt(p['bacc_adult'])} | {_fmt(p['acc_child'])} / {_fmt(p['bacc_child'])} | "
+                           f"{_fmt(so['acc_adult'])} / {_fmt(so['bacc_adult'])} |")
+    out += ["", "### Calibration (leave-one-corpus-out logits, clean + telephone; T cross-fitted on the other two "
+            "corpora)", "", "| candidate | ECE before | ECE after | fold temperatures | T on all |",
+            "|---|---|---|---|---|"]
+    for name, c in results["calibration"].items():
+        temps = ", ".join(f"{t:.2f}" for t in c["fold_temperatures"])
+        out.append(f"| {name} | {c['ece_before']:.3f} | {c['ece_after']:.3f} | {temps} | {c['temperature_all']:.2f} |")
+    print("\n".join(out))
+
+
 def main() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -150,8 +578,23 @@ def main() -> None:
     c.add_argument("--data", default="/work/shared/data")
     c.add_argument("--cache", default="/work/cache/vg_default")
     c.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    c = sub.add_parser("compare", help="candidates on leave-one-corpus-out and speaker k-fold; results JSON")
+    c.add_argument("--cache", default="/work/cache/vg_default")
+    c.add_argument("--json", default="/work/runs/default_model/compare.json")
+    c.add_argument("--only-cnn", action="store_true", help="run only the SmallCNN candidate (the slow one)")
+    c.add_argument("--cnn-steps", type=int, default=200)
+    c.add_argument("--cnn-variants", nargs="+", default=["clean", "noise"], choices=VARIANTS)
+    c = sub.add_parser("ship", help="train the chosen recipe on everything; write the package asset")
+    c.add_argument("--cache", default="/work/cache/vg_default")
+    c.add_argument("--compare-json", default="/work/runs/default_model/compare.json")
+    repo = Path(__file__).resolve().parents[1]
+    c.add_argument("--out", default=str(repo / "src/voicegender/assets/default_model.pt"))
+    c.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("report", help="print markdown tables from compare JSON files")
+    c.add_argument("--json", default="/work/runs/default_model/compare.json")
+    c.add_argument("--extra-json", nargs="*", default=["/work/runs/default_model/compare_cnn.json"])
     args = p.parse_args()
-    {"cache": cmd_cache}[args.cmd](args)
+    {"cache": cmd_cache, "compare": cmd_compare, "ship": cmd_ship, "report": cmd_report}[args.cmd](args)
 
 
 if __name__ == "__main__":
