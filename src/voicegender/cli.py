@@ -355,8 +355,8 @@ def explain_cmd(
                        ] = Path("explain"),
     max_clips: Annotated[int, typer.Option(help="class-balanced random sample of at most this many clips")] = 200,
     methods: Annotated[str, typer.Option(help="comma-separated: gradcam | hirescam | layercam (optionally @stage, "
-                                              "e.g. layercam@stage2) | ig; GE2E models: ig only")
-                       ] = "gradcam,hirescam,layercam",
+                                              "e.g. layercam@stage2) | ig (default: gradcam,hirescam,layercam; "
+                                              "GE2E models: ig)")] = "",
     bands: Annotated[int | None, typer.Option(help="occlusion band groups (default 16 log-mel, 12 MFCC)")] = None,
     baseline: Annotated[str, typer.Option(help="masked band value: mean (clip set's average) | min")] = "mean",
 ) -> None:
@@ -369,7 +369,7 @@ def explain_cmd(
         if run_dir is None or not (run_dir / "test.csv").is_file():
             raise VoiceGenderError("give --corpus (a corpus folder or CSV manifest): there is no run test.csv")
         corpus = run_dir / "test.csv"
-    result = explain_corpus(loaded, load_corpus(corpus).clips, out_dir, [m for m in methods.split(",") if m],
+    result = explain_corpus(loaded, load_corpus(corpus).clips, out_dir, [m for m in methods.split(",") if m] or None,
                             max_clips=max_clips, bands=bands, baseline=baseline)
     for spec, m in result.summary["methods"].items():
         rho = m["spearman_vs_occlusion_class_mean"]

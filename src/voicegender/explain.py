@@ -36,10 +36,11 @@ from .errors import ModelError, VoiceGenderError
 log = logging.getLogger(__name__)
 
 CAM_METHODS = ("gradcam", "hirescam", "layercam", "ig")  # ig: Integrated Gradients on the input (any model)
-DEFAULT_METHODS = ("gradcam", "layercam")  # the seed's method on the last block + a finer one
+DEFAULT_METHODS = ("gradcam", "hirescam", "layercam")  # the seed's method on the last block + two finer ones
 CLIP_METHOD = "layercam"  # single-clip overlays (predict --explain, web page): the finest readable map
 FINE_LAYER = {"SmallCNN": "stage2", "SeedResNet": "layer2"}  # default stage of hirescam / layercam
 SEED_GRID = (12, 98)  # the seed's MFCC matrix: coefficients × 10 ms frames
+REPORT_TITLE = "What the model listens to"  # heading of the explain section in the HTML report
 CLIP_FRAMES = 100  # frames per clip for class means (log-mel: 1 s at a 10 ms hop)
 OCCLUSION_BANDS = {"log_mel": 16, "seed_mfcc": 12, "seed_image": 12, "ge2e": 10}  # band groups per feature kind
 GE2E_FLOOR = 1e-10  # added to the encoder's mel power before the log (its input is exp of what we perturb)
@@ -396,7 +397,7 @@ class ExplainResult:
     out_dir: Path
     files: list[Path]  # PNGs, explain.html, summary.json
     summary: dict[str, Any]  # JSON-able numbers (also in summary.json)
-    html: str  # a <section> with the pictures inlined (base64), for the HTML report
+    html: str  # a <section> with the pictures inlined (base64): report.Section(REPORT_TITLE, result.html)
     maps: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)  # method → class → mean map
     occlusion: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # class → mean drop per band
 
@@ -423,7 +424,7 @@ def _batched(fn, x: Tensor, y: np.ndarray, batch_size: int) -> np.ndarray:
     return np.concatenate([fn(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, methods: Sequence[str] = DEFAULT_METHODS,
+def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, methods: Sequence[str] | None = None,
                    max_clips: int | None = 200, bands: int | None = None, baseline: str = "mean",
                    batch_size: int = 32, seed: int = 0, frames: int = CLIP_FRAMES) -> ExplainResult:
     """Class-mean maps, per-row profiles, per-band occlusion and their agreement over a set of clips.
@@ -433,7 +434,8 @@ def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, meth
     loaded : a ``models.LoadedModel`` whose feature kind is log_mel, seed_mfcc or seed_image.
     clips : labelled clips (audio, or the seed's MFCC JPEGs for seed_* models).
     out_dir : where the PNGs, ``explain.html`` and ``summary.json`` go (created).
-    methods : CAM method specs (:func:`parse_method`); maps target each clip's true class. A GE2E model gets
+    methods : CAM method specs (:func:`parse_method`), default :data:`DEFAULT_METHODS`; maps target each clip's
+        true class. A GE2E model gets
         ``ig`` only (Integrated Gradients over the encoder's log-mel; occlusion likewise over its 40 bands).
     max_clips : a class-balanced random sample of at most this many clips (None: all).
     bands : occlusion band groups (default :data:`OCCLUSION_BANDS` for the feature kind).
@@ -446,9 +448,11 @@ def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, meth
     fc = loaded.feature_config
     kind = fc["kind"]
     model = explainable_model(loaded)
-    if kind == "ge2e" and any(parse_method(m)[0] != "ig" for m in methods):
-        log.warning("a GE2E model has no convolutional layers: using Integrated Gradients (ig) for its maps")
+    if kind == "ge2e":
+        if methods and any(parse_method(m)[0] != "ig" for m in methods):
+            log.warning("a GE2E model has no convolutional layers: using Integrated Gradients (ig) for its maps")
         methods = ["ig"]
+    methods = list(methods or DEFAULT_METHODS)
     if baseline not in ("mean", "min"):
         raise VoiceGenderError(f"occlusion baseline must be 'mean' or 'min', got {baseline!r}")
     out_dir = Path(out_dir)
@@ -541,7 +545,8 @@ def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, meth
         save(f"profiles_{c}.png", f"{c}: band profiles of each map vs occlusion ({rhos})",
              plots.profiles_png(curves[c], band_names, axis_name, f"{c} clips: CAM vs occlusion ({rhos})"))
     html = plots.html_section(pictures, summary)
-    (out_dir / "explain.html").write_text(f"<!doctype html><meta charset='utf-8'><title>explain</title>{html}")
+    page = plots.html_section(pictures, summary, REPORT_TITLE)
+    (out_dir / "explain.html").write_text(f"<!doctype html><meta charset='utf-8'><title>{REPORT_TITLE}</title>{page}")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     files += [out_dir / "explain.html", out_dir / "summary.json"]
     return ExplainResult(out_dir, files, summary, html, class_maps, occl)

@@ -122,8 +122,11 @@ def profiles_png(curves: dict[str, np.ndarray], labels: Sequence[str], xlabel: s
     return _png(fig)
 
 
-def html_section(pictures: Sequence[tuple[str, str, bytes]], summary: dict) -> str:
-    """An HTML ``<section>`` with the explain pictures inlined as base64 PNGs and the agreement numbers."""
+def html_section(pictures: Sequence[tuple[str, str, bytes]], summary: dict, heading: str | None = None) -> str:
+    """An HTML ``<section>`` with the explain pictures inlined as base64 PNGs and the agreement numbers.
+
+    ``heading`` adds an ``<h2>`` (the stand-alone page); the HTML report supplies its own from ``Section.title``.
+    """
     import base64
     import html
 
@@ -133,7 +136,7 @@ def html_section(pictures: Sequence[tuple[str, str, bytes]], summary: dict) -> s
                   f"<td>{m['spearman_vs_occlusion_per_clip_median'][c]:+.2f}</td>" for c in ("female", "male"))
         + "</tr>"
         for spec, m in summary["methods"].items())
-    unit = "Hz" if summary["feature_kind"] == "log_mel" else "coefficient"
+    unit = "Hz" if summary["feature_kind"] in ("log_mel", "ge2e") else "coefficient"
     table = ("<table border='1' cellpadding='3'><tr><th rowspan='2'>map</th><th colspan='3'>female</th>"
              "<th colspan='3'>male</th></tr><tr>" + f"<th>top row ({unit})</th><th>ρ class mean</th>"
              "<th>ρ per clip (median)</th>" * 2 + f"</tr>{rows}</table>")
@@ -143,7 +146,7 @@ def html_section(pictures: Sequence[tuple[str, str, bytes]], summary: dict) -> s
         f"<figcaption>{html.escape(caption)} — <code>{html.escape(name)}</code></figcaption></figure>"
         for name, caption, png in pictures)
     return (
-        "<section id='explain'><h2>What the model listens to</h2>"
+        "<section id='explain'>" + (f"<h2>{html.escape(heading)}</h2>" if heading else "") +
         f"<p>{summary['clips']} clips ({summary['feature_kind']}, {summary['arch']}), balanced accuracy "
         f"{summary['balanced_accuracy']:.3f}. Occlusion (ground truth): masking the band around "
         f"<b>{top['female']}</b> ({unit}) hurts female clips most, <b>{top['male']}</b> male clips. "
