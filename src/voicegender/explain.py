@@ -417,7 +417,7 @@ def _balanced_sample(clips: Sequence[Clip], max_clips: int | None, seed: int) ->
 def _band_labels(slices: Sequence[slice], hz: np.ndarray | None) -> list[str]:
     if hz is None:
         return [f"{s.start}" if s.stop - s.start == 1 else f"{s.start}-{s.stop - 1}" for s in slices]
-    return [f"{hz[s].mean():.0f}" for s in slices]
+    return [f"{hz[s][0]:.0f}" if s.stop - s.start == 1 else f"{hz[s][0]:.0f}-{hz[s][-1]:.0f}" for s in slices]
 
 
 def _batched(fn, x: Tensor, y: np.ndarray, batch_size: int) -> np.ndarray:
@@ -482,7 +482,7 @@ def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, meth
     grid_slices = band_slices(grid[0], n_bands)  # the same bands over the map grid's rows
     band_names = _band_labels(grid_slices, hz)
     row_names = [f"{h:.0f}" for h in hz] if hz is not None else [str(i) for i in range(grid[0])]
-    axis_name = "band centre (Hz)" if hz is not None else "MFCC coefficient"
+    axis_name = "band centres (Hz)" if hz is not None else "MFCC coefficient"
 
     drops = _batched(lambda xb, yb: band_occlusion(model, xb, yb, occl_slices, baseline), x, y, batch_size)
     occl = {LABELS[k]: drops[y == k].mean(0) for k in (0, 1)}
