@@ -300,5 +300,8 @@ def segment_file(path: str | os.PathLike, model=None, options: SegmentOptions = 
         total_s = audio_duration(path)
     except Exception:  # only for the progress bar; stream_audio reports real problems
         total_s = None
+    from .predict import blas_single_thread
+
     blocks = stream_audio(path, VAD_SAMPLE_RATE, options.block_s)
-    return segment_stream(blocks, model, options, show_progress, total_s)
+    with blas_single_thread():
+        return segment_stream(blocks, model, options, show_progress, total_s)
