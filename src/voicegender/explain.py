@@ -540,10 +540,10 @@ def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, meth
     save("occlusion.png", f"drop in true-class probability when a band is masked (baseline: {baseline})",
          plots.grouped_bars_png(occl, band_names, axis_name, "drop in p(true class)", "band occlusion"))
     for c in occl:
-        rhos = ", ".join(f"{s} ρ={summary['methods'][s]['spearman_vs_occlusion_class_mean'][c]:+.2f}"
-                         for s in methods)
-        save(f"profiles_{c}.png", f"{c}: band profiles of each map vs occlusion ({rhos})",
-             plots.profiles_png(curves[c], band_names, axis_name, f"{c} clips: CAM vs occlusion ({rhos})"))
+        rho = {spec: summary["methods"][spec]["spearman_vs_occlusion_class_mean"][c] for spec in methods}
+        named = {(k if k not in rho else f"{k} (ρ={rho[k]:+.2f})"): v for k, v in curves[c].items()}
+        save(f"profiles_{c}.png", f"{c}: band profile of each map vs occlusion (ρ: Spearman)",
+             plots.profiles_png(named, band_names, axis_name, f"{c} clips: maps vs occlusion"))
     html = plots.html_section(pictures, summary)
     page = plots.html_section(pictures, summary, REPORT_TITLE)
     (out_dir / "explain.html").write_text(f"<!doctype html><meta charset='utf-8'><title>{REPORT_TITLE}</title>{page}")
