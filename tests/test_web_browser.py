@@ -63,10 +63,14 @@ def server_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser_page() -> Iterator[object]:
+    # Chromium's fake microphone (a beeping tone) with permission granted, for the recording test
+    args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
         try:
-            yield browser.new_page(viewport={"width": 1000, "height": 900})
+            context = browser.new_context(viewport={"width": 1000, "height": 900})
+            context.grant_permissions(["microphone"])
+            yield context.new_page()
         finally:
             browser.close()
 
@@ -129,3 +133,18 @@ def test_non_audio_shows_a_clear_error_on_the_page(server_url, browser_page, tmp
     error.wait_for(state="visible", timeout=30_000)
     assert "notes.txt" in error.text_content() and "not a readable audio file" in error.text_content()
     assert page.is_hidden("#result")
+
+
+def test_microphone_recording_counts_down_and_is_predicted(server_url, browser_page):
+    """Record button: 3-2-1, "Speak now!", 3 s of Chromium's fake microphone (a tone), sent as WebM → an answer."""
+    page = browser_page
+    page.goto(server_url)
+    page.select_option("#seconds", "3")
+    page.click("#record")
+    countdown = page.locator("#countdown-text")
+    playwright_api.expect(countdown).to_have_text("3")
+    playwright_api.expect(countdown).to_contain_text("Speak now!", timeout=5_000)
+    label = page.locator("[data-testid=label]")
+    label.wait_for(state="visible", timeout=30_000)
+    assert page.text_content("#result-file") == "recording.webm"
+    assert label.get_attribute("data-label") in {"female", "male", "no_speech"}  # a tone: usually no_speech

@@ -152,12 +152,9 @@ def create_app(model: Any = None, max_upload_mb: float = 25) -> FastAPI:
 
     def explain_upload(samples: np.ndarray, path: str, name: str, duration_s: float) -> dict[str, Any]:
         """The overlay (and the timeline of long files) for an upload already predicted (caller holds the lock)."""
-        out: dict[str, Any] = {"overlay_png": None, "cam": False, "explain_note": None, "timeline": None}
-        try:
-            png, out["cam"], out["explain_note"] = backend.picture_png(samples, served)
-            out["overlay_png"] = base64.b64encode(png).decode()
-        except (VoiceGenderError, ValueError) as e:  # e.g. too short for a map: the prediction still stands
-            out["explain_note"] = str(e).replace(path, name)
+        png, has_map, note = backend.picture_png(samples, served)
+        out: dict[str, Any] = {"overlay_png": base64.b64encode(png).decode(), "cam": has_map,
+                               "explain_note": note and note.replace(path, name), "timeline": None}
         if duration_s > backend.LONG_AUDIO_S:
             out["timeline"] = backend.timeline(samples, served)
         return out

@@ -96,19 +96,23 @@ class PredictBatcher:
 
 
 def picture_png(samples16k: np.ndarray, served: ServedModel) -> tuple[bytes, bool, str | None]:
-    """The recording's picture: (PNG, has_cam, note).
+    """The recording's picture: (PNG, has_map, note).
 
-    The log-mel spectrogram with the model's class-activation map over it (``explain.explain_clip_png``) when the
-    model works on a time-frequency input; for models that do not (the GE2E-embedding head), the plain log-mel
-    spectrogram and explain's reason why there is no map.
+    The log-mel spectrogram with the model's attribution map over it (``explain.explain_clip_png``: class
+    activations for the CNNs, integrated gradients over the encoder's log-mel for the GE2E head). When the map
+    cannot be made, the plain log-mel spectrogram and the reason: the prediction stands either way.
     """
-    from ..errors import ModelError
+    from ..errors import VoiceGenderError
     from ..explain import explain_clip_png
 
     try:
         return explain_clip_png(samples16k, SAMPLE_RATE, served.loaded, title=""), True, None
-    except ModelError as e:
-        return spectrogram_png(samples16k), False, str(e)
+    except (VoiceGenderError, ValueError) as e:  # a model without maps, a clip too short for one
+        reason = str(e)
+    except Exception as e:  # a failure inside the attribution code must not cost the user the prediction
+        log.exception("activation map failed")
+        reason = f"the map could not be computed ({type(e).__name__}: {e})"
+    return spectrogram_png(samples16k), False, reason
 
 
 def spectrogram_png(samples16k: np.ndarray) -> bytes:

@@ -111,7 +111,7 @@ function showResult(d, blob) {
   if (d.overlay_png) {
     const img = $("overlay");
     img.src = `data:image/png;base64,${d.overlay_png}`;
-    img.alt = d.cam ? "Log-mel spectrogram of the recording with the class-activation map over it"
+    img.alt = d.cam ? "Log-mel spectrogram of the recording with the model's attribution map over it"
                     : "Log-mel spectrogram of the recording";
     $("caption-cam").hidden = !d.cam;
     $("caption-plain").hidden = d.cam;
@@ -247,7 +247,7 @@ async function record() {
     const tick = () => {
       const elapsed = (performance.now() - start) / 1000;
       const left = Math.max(0, seconds - elapsed);
-      text.textContent = `Speak now! ${left.toFixed(0)} s`;
+      text.textContent = `Speak now! ${Math.ceil(left)} s`;
       fill.style.width = `${Math.min(100, (100 * elapsed) / seconds)}%`;
       if (left <= 0) resolve(); else setTimeout(tick, 100);
     };
