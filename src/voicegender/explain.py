@@ -402,6 +402,17 @@ class ExplainResult:
     occlusion: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # class → mean drop per band
 
 
+def _json_safe(obj: Any) -> Any:
+    """NaN (e.g. ρ of a flat profile) → None, so summary.json is standard JSON."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def _balanced_sample(clips: Sequence[Clip], max_clips: int | None, seed: int) -> list[Clip]:
     if max_clips is None or len(clips) <= max_clips:
         return list(clips)
@@ -547,7 +558,7 @@ def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, meth
     html = plots.html_section(pictures, summary)
     page = plots.html_section(pictures, summary, REPORT_TITLE)
     (out_dir / "explain.html").write_text(f"<!doctype html><meta charset='utf-8'><title>{REPORT_TITLE}</title>{page}")
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out_dir / "summary.json").write_text(json.dumps(_json_safe(summary), indent=1))
     files += [out_dir / "explain.html", out_dir / "summary.json"]
     return ExplainResult(out_dir, files, summary, html, class_maps, occl)
 
