@@ -40,6 +40,12 @@ def _row_axis(ax, n_rows: int, row_labels_hz: Sequence[float] | None, axis: str 
         set_label("frequency (Hz, mel-spaced bands)")
 
 
+def _tick_labels(ax, labels: Sequence[str]) -> None:
+    """Category labels under bars / points, slanted when they would overlap (many, or Hz ranges)."""
+    slanted = len(labels) > 12 or max(len(str(lab)) for lab in labels) > 5
+    ax.set_xticklabels(labels, rotation=45 if slanted else 0, ha="right" if slanted else "center", fontsize=8)
+
+
 def _image(ax, array: np.ndarray, frame_seconds: float, **kw):
     n_rows, n_frames = array.shape
     extent = (0.0, n_frames * frame_seconds, -0.5, n_rows - 0.5)
@@ -94,7 +100,7 @@ def grouped_bars_png(values: dict[str, np.ndarray], labels: Sequence[str], xlabe
     for k, (name, v) in enumerate(values.items()):
         ax.bar(x + (k - (n - 1) / 2) * 0.8 / n, v, 0.8 / n, label=name, color=CLASS_COLOURS.get(name))
     ax.set_xticks(x)
-    ax.set_xticklabels(labels, rotation=60 if len(labels) > 12 else 0, fontsize=8)
+    _tick_labels(ax, labels)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.axhline(0, color="black", linewidth=0.5)
@@ -114,7 +120,7 @@ def profiles_png(curves: dict[str, np.ndarray], labels: Sequence[str], xlabel: s
         ax.plot(x, v / peak if peak > 0 else v, marker="o", label=name,
                 linewidth=2.5 if name.startswith("occlusion") else 1.2)
     ax.set_xticks(x)
-    ax.set_xticklabels(labels, rotation=60 if len(labels) > 12 else 0, fontsize=8)
+    _tick_labels(ax, labels)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("profile / its max")
     ax.legend(fontsize=8)
