@@ -63,6 +63,7 @@ class SegmentOptions:
     vad_config: VadConfig = field(default_factory=lambda: VadConfig(min_silence_s=0.3))  # pauses < 0.3 s kept
     block_s: float = 30.0  # seconds of audio decoded at a time (memory bound)
     batch_windows: int = 64  # windows per model call
+    torch_threads: int = 1  # torch threads for the model (see voicegender.predict.torch_threads); 0: unchanged
 
 
 def _window_speech(window: np.ndarray, start: int, frame_mask: np.ndarray) -> np.ndarray:
@@ -300,8 +301,8 @@ def segment_file(path: str | os.PathLike, model=None, options: SegmentOptions = 
         total_s = audio_duration(path)
     except Exception:  # only for the progress bar; stream_audio reports real problems
         total_s = None
-    from .predict import blas_single_thread
+    from .predict import blas_single_thread, torch_threads
 
     blocks = stream_audio(path, VAD_SAMPLE_RATE, options.block_s)
-    with blas_single_thread():
+    with blas_single_thread(), torch_threads(options.torch_threads):
         return segment_stream(blocks, model, options, show_progress, total_s)
