@@ -259,7 +259,9 @@ class GE2EOnMel(nn.Module):
         from .embeddings import partial_windows
 
         frames = torch.exp(x[:, 0]).transpose(1, 2)  # (B, T, 40) mel power
-        embs = torch.stack([self.encoder(frames[:, s]) for s in partial_windows(frames.shape[1])]).sum(0)
+        windows = torch.stack([frames[:, s] for s in partial_windows(frames.shape[1])], dim=1)  # (B, W, 160, 40)
+        b, w = windows.shape[:2]
+        embs = self.encoder(windows.flatten(0, 1)).view(b, w, -1).sum(1)  # every window in one LSTM call
         return self.head(embs / embs.norm(dim=1, keepdim=True).clamp_min(1e-12))
 
 
