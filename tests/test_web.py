@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import socket
 import tempfile
+import threading
+import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +29,30 @@ from voicegender.web.app import PREDICT_FIELDS, create_app, display_name  # noqa
 
 LIMIT_MB = 0.2  # small limit so the oversized tests send little data
 LABELS = {"female", "male", "no_speech"}
+
+
+@contextlib.contextmanager
+def running_server(app) -> Iterator[str]:
+    """uvicorn serving ``app`` in a thread on a loopback port the OS picks; yields the base URL."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))  # bound before the server starts: no race for the port
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the web server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +187,30 @@ def test_oversized_upload_is_413_while_streaming(client):
     assert r.status_code == 413
     assert "limit" in r.json()["detail"]
     assert "content-length" not in {k.lower() for k in r.request.headers}
+
+
+def test_real_server_stops_a_chunked_upload_at_the_limit(client):
+    """Over a socket, chunked, no Content-Length: the 413 arrives after about the limit, not after the whole body."""
+    pytest.importorskip("uvicorn", reason="needs uvicorn (web extra)")
+    with running_server(client.app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
+                      b"Content-Type: multipart/form-data; boundary=XX\r\n\r\n")
+            head = b'--XX\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n'
+            s.sendall(b"%x\r\n%s\r\n" % (len(head), head))
+            sent, reply, chunk = 0, b"", b"\0" * 16_384
+            s.settimeout(0.02)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                while sent < 20 * LIMIT_MB * 1e6 and not reply:
+                    s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    sent += len(chunk)
+                    with contextlib.suppress(TimeoutError):
+                        reply = s.recv(4096)
+            s.settimeout(10)
+            reply += s.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 413")
+    assert sent < 3 * LIMIT_MB * 1e6
 
 
 def test_uploaded_name_is_only_displayed_and_temp_files_are_removed(client, voice_wav, tmp_path, monkeypatch):

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +21,7 @@ pytest.importorskip("uvicorn", reason="the web app needs uvicorn (web extra)")
 playwright_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (dev extra)")
 
 from conftest import write_voice  # noqa: E402
+from test_web import running_server  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -37,28 +35,10 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
     """uvicorn serving the app (default model) in a thread, on a loopback port the OS picked."""
-    import uvicorn
-
     from voicegender.web.app import create_app
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))  # bound before the server starts: no race for the port
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the web server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with running_server(create_app()) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
