@@ -93,7 +93,7 @@ def serve(
     model: Annotated[Path | None, typer.Option(help="checkpoint to serve (default: the shipped model)")] = None,
     max_upload_mb: Annotated[float, typer.Option(help="largest accepted upload in MB; bigger gets 413")] = 25.0,
 ) -> None:
-    """Start the web page and JSON API (POST /api/predict, GET /api/health). Needs the [web] extra."""
+    """Start the web page and JSON API (POST /api/predict, GET /api/health); needs the web extra."""
     try:
         import uvicorn
 
