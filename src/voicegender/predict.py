@@ -34,6 +34,14 @@ MAX_CHUNK_S = 15.0  # speech longer than this is scored in chunks of at most thi
 P_CLIP = 1e-6  # probabilities are clipped to [P_CLIP, 1 - P_CLIP] before averaging logits
 
 
+# For whole clips the decision "is there speech?" is made on the total (min_speech_s), so the detector keeps
+# short bursts (0.1 s instead of silero's 0.25 s) and pads regions by 0.1 s (word onsets and tails). Measured
+# on 300 clips each: clips answered no_speech fell from 2.7 % to 0 % (AudioMNIST-AZ digits), 7.3 % to 2.1 %
+# (espeak-ng digits), 5.0 % to 4.7 % (BAVED; the rest are mostly 5-6-year-old speakers), with still no speech
+# found in white noise, a tone or synthetic melodies.
+PREDICT_VAD = VadConfig(min_speech_s=0.1, pad_s=0.1)
+
+
 @dataclass
 class Prediction:
     """The answer for one recording."""
@@ -66,7 +74,7 @@ class PredictOptions:
     threshold: float = 0.5  # p_female >= threshold -> "female", else "male"
     min_speech_s: float = MIN_SPEECH_S  # less detected speech (seconds) -> "no_speech"
     vad: bool = True  # False: classify the whole recording as speech (no speech detection)
-    vad_config: VadConfig = field(default_factory=VadConfig)  # speech detector thresholds
+    vad_config: VadConfig = field(default_factory=lambda: PREDICT_VAD)  # speech detector thresholds
     batch_size: int = 32  # recordings decoded and scored together
     workers: int = 0  # threads decoding and detecting speech; 0: one per CPU core (at most 4)
     torch_threads: int = 1  # torch threads for the model during batch runs; 0: leave torch's setting (see below)
