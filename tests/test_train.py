@@ -51,6 +51,7 @@ def test_end_to_end_train_checkpoint_evaluate(corpus: Path, tmp_path: Path):
     loaded = load_checkpoint(run / "model.pt")
     assert loaded.extra["split"] == "speaker-kfold3/0" and loaded.feature_config["kind"] == "log_mel"
     assert loaded.extra["config"]["arch"] == "small_cnn" and "val_metrics" in loaded.extra
+    assert loaded.extra["feature_source"] == "audio"
     report = evaluate(run, cache_dir=tmp_path / "cache")
     assert report.metrics.n == len(read_run_manifest(run / "test.csv"))
     assert report.metrics.accuracy >= 0.9, report.metrics  # 120 Hz vs 220 Hz voices are easy

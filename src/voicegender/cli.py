@@ -278,6 +278,8 @@ def train_cmd(
     bf16: Annotated[bool, typer.Option(help="bfloat16 autocast on CPU")] = _TC.bf16,
     max_train_clips: Annotated[int | None, typer.Option(help="cap the training part (stratified subset)")
                                ] = _TC.max_train_clips,
+    max_val_clips: Annotated[int | None, typer.Option(help="cap the validation part (stratified subset)")
+                             ] = _TC.max_val_clips,
     cache_dir: Annotated[str, typer.Option(help="feature cache folder")] = _TC.cache_dir,
 ) -> None:
     """Train a model (best checkpoint by validation loss) and report on the held-out test part."""
@@ -289,6 +291,7 @@ def train_cmd(
                       head_epochs=head_epochs, lr=lr, finetune_lr=finetune_lr, batch_size=batch_size,
                       balance=balance, augment=augment, crop_seconds=crop_seconds,
                       weights=str(weights) if weights else None, bf16=bf16, max_train_clips=max_train_clips,
+                      max_val_clips=max_val_clips,
                       threads=threads, cache_dir=cache_dir, out=str(out_dir))
     runs = train_folds(cfg, corpus) if all_folds else [train(cfg, corpus)]
     reports = []

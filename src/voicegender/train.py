@@ -51,7 +51,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from .corpora import LABELS, Clip, load_corpus, write_manifest
-from .dataset import Augment, ClipDataset, FeatureAugment, pad_collate
+from .dataset import Augment, ClipDataset, FeatureAugment, is_image, pad_collate
 from .errors import VoiceGenderError
 from .evaluate import predict_dataset
 from .features import LogMelConfig, SeedMfccConfig, feature_config_dict
@@ -339,7 +339,9 @@ def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
 
     extra = {"corpus_paths": corpus_paths, "split": split.name, "split_method": cfg.split, "fold": cfg.fold,
              "n_train": len(train_clips), "n_val": len(val_clips), "n_test": len(split.test),
-             "imagenet_weights": str(imagenet) if imagenet else None, "config": asdict(cfg)}
+             "imagenet_weights": str(imagenet) if imagenet else None, "config": asdict(cfg),
+             # "image": features came from the seed's pictures (seed_mfcc then means clip(MFCC, 0, 255); see dataset)
+             "feature_source": _feature_source(train_clips)}
     if state is not None:
         extra["imagenet_weights"] = json.loads((run_dir / "config.json").read_text()).get("weights")
     best_val = state["best_val"] if state else math.inf
@@ -458,6 +460,11 @@ def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
         finish_epoch(EpochLog("full", epoch, train_loss, val_loss, val, time.perf_counter() - t0), optimizer,
                      scheduler)
     return run_dir
+
+
+def _feature_source(clips: list[Clip]) -> str:
+    kinds = {is_image(c) for c in clips}
+    return "mixed" if len(kinds) > 1 else ("image" if kinds == {True} else "audio")
 
 
 def _collate(ds):
