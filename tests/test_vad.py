@@ -109,3 +109,22 @@ def test_state_machine_thresholds_and_durations():
     padded = vad.segments_from_probs(_probs((0.9, 0.32), (0.0, 0.128), (0.9, 0.32)),
                                      vad.VadConfig(pad_s=0.1, min_silence_s=0.1), duration_s=0.7)
     assert padded == [(0.0, 0.7)]
+
+
+@pytest.mark.parametrize("cfg", [vad.VadConfig(), vad.VadConfig(min_speech_s=0.1, pad_s=0.1),
+                                 vad.VadConfig(threshold=0.3, min_silence_s=0.5, pad_s=0.3)])
+def test_stream_speech_equals_whole_file(cfg):
+    rng = np.random.default_rng(0)
+    parts = []
+    for i in range(8):  # voice-like bursts (silero takes their starts for speech) between noise and silence
+        parts += [synth_voice(float(rng.choice([110, 230])), float(rng.uniform(0.4, 2.5)), seed=i),
+                  synth_noise(float(rng.uniform(0.05, 1.5)), seed=i, level=0.003)]
+    x = np.concatenate(parts)
+    regions = vad.speech_segments(x, cfg)
+    assert regions, "the test signal should hold some speech"
+    for block in (1000, 16_000, len(x)):
+        speech, streamed, duration = vad.stream_speech((x[i:i + block] for i in range(0, len(x), block)), cfg)
+        assert streamed == regions and duration == len(x) / SR
+        assert np.array_equal(speech, vad.speech_only(x, regions))
+    empty, none, _ = vad.stream_speech([np.zeros(5000, np.float32)], cfg)
+    assert none == [] and len(empty) == 0

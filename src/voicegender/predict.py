@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
-from .audio import load_audio, resample
+from .audio import load_audio, resample, stream_audio
 from .errors import VoiceGenderError
-from .vad import VAD_SAMPLE_RATE, VadConfig, speech_only, speech_seconds, speech_segments
+from .vad import VAD_SAMPLE_RATE, VadConfig, speech_only, speech_seconds, speech_segments, stream_speech
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ LABELS = ("female", "male", "no_speech", "error")
 FIELDS = ("path", "label", "p_female", "duration_s", "speech_s")  # the JSON/CSV contract (+ "error" on errors)
 MIN_SPEECH_S = 0.3  # less speech than this (seconds) -> no_speech
 MAX_CHUNK_S = 15.0  # speech longer than this is scored in chunks of at most this many seconds
+STREAM_ABOVE_S = 300.0  # longer files (by their header) are streamed: only speech is held in memory
+STREAM_ABOVE_BYTES = 20_000_000  # the same for files whose header soundfile cannot read (m4a, webm, ...)
+STREAM_BLOCK_S = 10.0  # seconds decoded at a time when streaming (48 kHz stereo: ~14 MB peak)
 P_CLIP = 1e-6  # probabilities are clipped to [P_CLIP, 1 - P_CLIP] before averaging logits
 
 
@@ -190,17 +194,38 @@ class _Prepared:
     error: str | None = None
 
 
+def _is_long(path: Path) -> bool:
+    try:
+        info = sf.info(str(path))
+        if info.frames > 0:
+            return info.frames / info.samplerate > STREAM_ABOVE_S
+    except (sf.LibsndfileError, RuntimeError):
+        pass
+    return path.stat().st_size > STREAM_ABOVE_BYTES
+
+
+def _load_speech(path: str | os.PathLike, options: PredictOptions) -> tuple[float, np.ndarray, float]:
+    """(duration, speech samples at 16 kHz, speech seconds) of a file; long files are streamed."""
+    path = Path(path)
+    if options.vad and path.is_file() and path.stat().st_size > 0 and _is_long(path):
+        speech, segments, duration = stream_speech(stream_audio(path, VAD_SAMPLE_RATE, STREAM_BLOCK_S),
+                                                   options.vad_config)
+        return duration, speech, speech_seconds(segments)
+    audio = load_audio(path, sr=VAD_SAMPLE_RATE)
+    speech, speech_s = _speech(audio.samples, options)
+    return audio.duration_s, speech, speech_s
+
+
 def _prepare(path: str | os.PathLike, options: PredictOptions) -> _Prepared:
     name = str(path)
     try:
-        audio = load_audio(path, sr=VAD_SAMPLE_RATE)
-        speech, speech_s = _speech(audio.samples, options)
+        duration, speech, speech_s = _load_speech(path, options)
     except VoiceGenderError as e:
         return _Prepared(name, error=str(e))
     except (OSError, ValueError, RuntimeError, MemoryError) as e:  # anything else a strange file can raise
         log.debug("unexpected error on %s", name, exc_info=True)
         return _Prepared(name, error=f"{name}: {type(e).__name__}: {e}")
-    return _Prepared(name, audio.duration_s, speech, speech_s)
+    return _Prepared(name, duration, speech, speech_s)
 
 
 def _finish(batch: list[_Prepared], loaded, options: PredictOptions) -> list[Prediction]:
@@ -241,7 +266,8 @@ def predict_file(path: str | os.PathLike, model=None, options: PredictOptions = 
 
     Parameters
     ----------
-    path : an audio file in any format :func:`voicegender.audio.load_audio` decodes.
+    path : an audio file in any format :func:`voicegender.audio.load_audio` decodes. Files longer than
+        :data:`STREAM_ABOVE_S` are streamed through the speech detector: memory holds their speech, not the file.
     model : None (the shipped default model), a checkpoint path, or a loaded model.
     options : threshold, minimum speech (seconds), VAD on/off.
 
@@ -255,9 +281,8 @@ def predict_file(path: str | os.PathLike, model=None, options: PredictOptions = 
     """
     loaded = load_model(model)
     with blas_single_thread():
-        audio = load_audio(path, sr=VAD_SAMPLE_RATE)
-        speech, speech_s = _speech(audio.samples, options)
-        return _finish([_Prepared(str(path), audio.duration_s, speech, speech_s)], loaded, options)[0]
+        duration, speech, speech_s = _load_speech(path, options)
+        return _finish([_Prepared(str(path), duration, speech, speech_s)], loaded, options)[0]
 
 
 def iter_predictions(paths: Iterable[str | os.PathLike], model=None, options: PredictOptions = PredictOptions(),

@@ -257,6 +257,70 @@ def speech_segments(samples16k: np.ndarray, cfg: VadConfig = VadConfig()) -> lis
     return segments_from_probs(frame_probabilities(samples16k), cfg, len(samples16k) / VAD_SAMPLE_RATE)
 
 
+def stream_speech(blocks: Iterable[np.ndarray], cfg: VadConfig = VadConfig()
+                  ) -> tuple[np.ndarray, list[tuple[float, float]], float]:
+    """Speech of 16 kHz audio given block by block, holding only the frames near speech in memory.
+
+    Equal to ``speech_only(x, speech_segments(x, cfg))`` on the whole audio ``x``, but a long recording never
+    sits in memory: each block's frames are dropped once their neighbourhood (min silence + padding + 2 frames
+    either side) is known to hold no frame above ``cfg.off_threshold``.
+
+    Returns
+    -------
+    (speech samples concatenated, speech regions [(start_s, end_s), ...], duration in seconds)
+    """
+    from scipy.ndimage import maximum_filter1d
+
+    reach = int(np.ceil((cfg.min_silence_s + cfg.pad_s) / FRAME_S)) + 2  # frames a region can extend beyond
+    stream = StreamingVad()
+    probs = np.zeros(0, np.float32)
+    audio = np.zeros(0, np.float32)  # samples from frame ``first`` on, not yet settled
+    first = 0
+    kept_frames: list[np.ndarray] = []
+    kept_audio: list[np.ndarray] = []
+    total = 0
+
+    def settle(upto: int) -> None:
+        """Decide frames [first, upto): keep those within ``reach`` of a speech-like frame."""
+        nonlocal audio, first
+        if upto <= first:
+            return
+        lo, hi = max(0, first - reach), min(len(probs), upto + reach)
+        near = maximum_filter1d((probs[lo:hi] >= cfg.off_threshold).astype(np.uint8), 2 * reach + 1,
+                                mode="constant")[first - lo:upto - lo].astype(bool)
+        n_samples = min(len(audio), (upto - first) * FRAME_SAMPLES)
+        if near.any():
+            idx = np.flatnonzero(near)
+            frames = np.zeros((upto - first) * FRAME_SAMPLES, np.float32)
+            frames[:n_samples] = audio[:n_samples]
+            kept_frames.append(first + idx)
+            kept_audio.append(frames.reshape(-1, FRAME_SAMPLES)[idx].reshape(-1))
+        audio, first = audio[n_samples:], upto
+
+    for block in blocks:
+        block = np.asarray(block, np.float32).reshape(-1)
+        total += len(block)
+        audio = np.concatenate([audio, block])
+        probs = np.concatenate([probs, stream.feed(block)])
+        settle(len(probs) - reach)
+    probs = np.concatenate([probs, stream.finish()])
+    settle(len(probs))
+    duration = total / VAD_SAMPLE_RATE
+    regions = segments_from_probs(probs, cfg, duration)
+    index = np.concatenate(kept_frames) if kept_frames else np.zeros(0, np.int64)
+    kept = np.concatenate(kept_audio) if kept_audio else np.zeros(0, np.float32)
+    pieces = []
+    for s, e in regions:
+        a, b = int(s * VAD_SAMPLE_RATE), min(int(e * VAD_SAMPLE_RATE), total)
+        fa, fb = a // FRAME_SAMPLES, (b - 1) // FRAME_SAMPLES
+        pos = int(np.searchsorted(index, fa))
+        assert pos + fb - fa < len(index) and index[pos + fb - fa] == fb, "a speech region lost frames"
+        start = pos * FRAME_SAMPLES + a - fa * FRAME_SAMPLES
+        pieces.append(kept[start:start + b - a])
+    speech = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    return speech, regions, duration
+
+
 def speech_seconds(segments: Iterable[tuple[float, float]]) -> float:
     """Total duration in seconds of speech regions."""
     return float(sum(e - s for s, e in segments))
