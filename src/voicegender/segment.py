@@ -223,10 +223,17 @@ def segment_stream(blocks: Iterable[np.ndarray], model=None, options: SegmentOpt
 
     Memory: the current block plus one window of audio, and a few numbers per 32 ms frame.
     """
-    from .predict import load_model
-    from .progress import progress
+    from .predict import blas_single_thread, load_model, torch_threads
 
     loaded = load_model(model)
+    with blas_single_thread(), torch_threads(options.torch_threads):
+        return _segment_stream(blocks, loaded, options, show_progress, total_s)
+
+
+def _segment_stream(blocks: Iterable[np.ndarray], loaded, options: SegmentOptions, show_progress: bool,
+                    total_s: float | None) -> tuple[list[Segment], float]:
+    from .progress import progress
+
     win = int(options.window_s * VAD_SAMPLE_RATE)
     hop = int(options.hop_s * VAD_SAMPLE_RATE)
     min_speech = int(options.min_window_speech_s * VAD_SAMPLE_RATE)
@@ -301,8 +308,5 @@ def segment_file(path: str | os.PathLike, model=None, options: SegmentOptions = 
         total_s = audio_duration(path)
     except Exception:  # only for the progress bar; stream_audio reports real problems
         total_s = None
-    from .predict import blas_single_thread, torch_threads
-
     blocks = stream_audio(path, VAD_SAMPLE_RATE, options.block_s)
-    with blas_single_thread(), torch_threads(options.torch_threads):
-        return segment_stream(blocks, model, options, show_progress, total_s)
+    return segment_stream(blocks, model, options, show_progress, total_s)
