@@ -81,7 +81,7 @@ class PredictOptions:
     vad_config: VadConfig = field(default_factory=lambda: PREDICT_VAD)  # speech detector thresholds
     batch_size: int = 32  # recordings decoded and scored together
     workers: int = 0  # threads decoding and detecting speech; 0: one per CPU core (at most 4)
-    torch_threads: int = 1  # torch threads for the model during batch runs; 0: leave torch's setting (see below)
+    torch_threads: int = 1  # torch threads for the model in batch runs (see torch_threads()); 0: unchanged
 
 
 def blas_single_thread() -> contextlib.AbstractContextManager:
