@@ -92,11 +92,15 @@ def test_predict_returns_exactly_the_predict_json_fields(client, voice_wav):
     assert body["p_female"] is None or 0 <= body["p_female"] <= 1
 
 
-def test_predict_agrees_with_predict_json(client, voice_wav):
-    """Same answer, same rounding as `voicegender predict --format json` on the same file."""
-    from voicegender.predict import predict_file
+def test_predict_agrees_with_predict_json(client, voice_wav, capsys):
+    """Same answer, same fields, same rounding as `voicegender predict --format json` on the same file."""
+    import json
 
-    expected = predict_file(voice_wav, client.app.state.served.loaded).as_dict()
+    from voicegender.cli import main
+
+    capsys.readouterr()
+    assert main(["--quiet", "predict", str(voice_wav), "--format", "json"]) == 0
+    expected = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     body = _post(client, "female.wav", voice_wav.read_bytes()).json()
     assert body == {**expected, "path": "female.wav"}
 

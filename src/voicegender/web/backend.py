@@ -104,9 +104,13 @@ def picture_png(samples16k: np.ndarray, served: ServedModel) -> tuple[bytes, boo
     """
     from ..errors import VoiceGenderError
     from ..explain import explain_clip_png
+    from ..predict import torch_threads
 
     try:
-        return explain_clip_png(samples16k, SAMPLE_RATE, served.loaded, title=""), True, None
+        # one torch thread, like predict and segment: the other core decodes the next uploads, and fine-grained
+        # two-thread work (an LSTM step by step) stalls badly when the machine is busy
+        with torch_threads(1):
+            return explain_clip_png(samples16k, SAMPLE_RATE, served.loaded, title=""), True, None
     except (VoiceGenderError, ValueError) as e:  # a model without maps, a clip too short for one
         reason = str(e)
     except Exception as e:  # a failure inside the attribution code must not cost the user the prediction
