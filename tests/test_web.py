@@ -144,9 +144,54 @@ def test_long_file_gets_a_timeline(tmp_path):
     assert r.status_code == 200, r.text
     timeline = r.json()["timeline"]
     assert timeline and {s["label"] for s in timeline} <= LABELS
+    assert r.json()["overlay_span_s"] == [0.0, 13.0]  # under MAP_MAX_S: the whole file
     assert timeline[0]["start_s"] == pytest.approx(0, abs=0.5)
     assert timeline[-1]["end_s"] == pytest.approx(13.0, abs=0.5)
     assert all(a["end_s"] <= b["start_s"] + 1e-6 for a, b in zip(timeline, timeline[1:], strict=False))
+
+
+def test_the_map_covers_the_loudest_stretch_of_long_files():
+    from voicegender.web.backend import MAP_MAX_S, SAMPLE_RATE, loudest_span
+
+    quiet = np.full(60 * SAMPLE_RATE, 0.001, np.float32)
+    quiet[40 * SAMPLE_RATE:45 * SAMPLE_RATE] = 0.5  # a loud 5 s from 40 s on
+    start, end = loudest_span(quiet)
+    assert (end - start) == MAP_MAX_S * SAMPLE_RATE
+    assert start <= 40 * SAMPLE_RATE and end >= 45 * SAMPLE_RATE
+    assert loudest_span(quiet[:SAMPLE_RATE]) == (0, SAMPLE_RATE)
+
+
+def test_model_gate_runs_maps_alone():
+    """Shared users overlap; an exclusive user waits for them, runs alone, and blocks newcomers while waiting."""
+    import asyncio
+
+    from voicegender.web.backend import ModelGate
+
+    log: list[str] = []
+
+    async def shared(name: str, delay: float, gate: ModelGate) -> None:
+        await asyncio.sleep(delay)
+        async with gate.shared():
+            log.append(f"+{name}")
+            await asyncio.sleep(0.05)
+            log.append(f"-{name}")
+
+    async def exclusive(gate: ModelGate) -> None:
+        await asyncio.sleep(0.01)
+        async with gate.exclusive():
+            log.append("+X")
+            await asyncio.sleep(0.05)
+            log.append("-X")
+
+    async def main() -> None:
+        gate = ModelGate()
+        await asyncio.gather(shared("a", 0, gate), shared("b", 0, gate), exclusive(gate), shared("c", 0.02, gate))
+
+    asyncio.run(main())
+    assert log[:2] == ["+a", "+b"]  # a and b overlap
+    x = log.index("+X")
+    assert set(log[:x]) == {"+a", "+b", "-a", "-b"} and log[x + 1] == "-X"  # X alone, after a and b
+    assert log[x + 2:] == ["+c", "-c"]  # c arrived while X waited: it goes after X
 
 
 def test_non_audio_is_415_naming_the_file_not_the_temp_path(client):

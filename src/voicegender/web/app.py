@@ -6,10 +6,10 @@ Routes
 ``GET /api/health``       ``{"model", "version", "voicegender", "labels", "max_upload_mb"}``
 ``POST /api/predict``     multipart field ``file`` → the fields of ``predict --format json``
                           (``path, label, p_female, duration_s, speech_s``); with ``?explain=1`` also
-                          ``overlay_png`` (base64 PNG: log-mel spectrogram with the class-activation map
-                          when ``cam`` is true; plain spectrogram and the reason in ``explain_note`` for models
-                          without maps) and ``timeline`` (female/male/no_speech segments with p_female, for
-                          files longer than ``backend.LONG_AUDIO_S`` = 10 s; else null)
+                          ``overlay_png`` (base64 PNG of the loudest ``overlay_span_s`` = [start, end] seconds,
+                          at most 20 s: log-mel spectrogram with the attribution map when ``cam`` is true, else
+                          the plain spectrogram and the reason in ``explain_note``) and ``timeline``
+                          (female/male/no_speech segments with p_female for files longer than 10 s, else null)
 
 Safety: the model is loaded once; uploads are limited in size (Content-Length checked first, then counted while
 the body streams in); the upload is decoded from a private temporary file with a fixed suffix, deleted
@@ -72,14 +72,15 @@ def create_app(model: Any = None, max_upload_mb: float = 25) -> FastAPI:
 
     Concurrency: uploads are saved in the threadpool; predictions go through a
     :class:`~voicegender.web.backend.PredictBatcher` (uploads that arrive while the model is busy are predicted
-    together in one call, in the threadpool); explanations take the same lock, so one model call runs at a time
-    (on 2 cores one call already uses both: the speech detector and decoders run in predict's thread pool).
+    together in one call, in the threadpool); timelines run next to predictions; attribution maps run alone
+    (see :class:`~voicegender.web.backend.ModelGate`) and cover at most ``backend.MAP_MAX_S`` seconds.
     """
     if max_upload_mb <= 0:
         raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
     served = backend.load(model)
     max_bytes = int(max_upload_mb * 1_000_000)
-    batcher = backend.PredictBatcher(served)
+    gate = backend.ModelGate()
+    batcher = backend.PredictBatcher(served, gate)
     pending = 0  # requests holding or waiting for the model (only touched on the event loop thread)
 
     # No Swagger/ReDoc pages: they load their JS from a CDN, and this app must work offline.
@@ -150,14 +151,13 @@ def create_app(model: Any = None, max_upload_mb: float = 25) -> FastAPI:
                 tmp.write(block)
         return tmp.name
 
-    def explain_upload(samples: np.ndarray, path: str, name: str, duration_s: float) -> dict[str, Any]:
-        """The overlay (and the timeline of long files) for an upload already predicted (caller holds the lock)."""
-        png, has_map, note = backend.picture_png(samples, served)
-        out: dict[str, Any] = {"overlay_png": base64.b64encode(png).decode(), "cam": has_map,
-                               "explain_note": note and note.replace(path, name), "timeline": None}
-        if duration_s > backend.LONG_AUDIO_S:
-            out["timeline"] = backend.timeline(samples, served)
-        return out
+    def picture(samples: np.ndarray, path: str, name: str) -> dict[str, Any]:
+        """The attribution picture of the loudest MAP_MAX_S seconds (caller holds the gate exclusively)."""
+        start, end = backend.loudest_span(samples)
+        png, has_map, note = backend.picture_png(samples[start:end], served)
+        return {"overlay_png": base64.b64encode(png).decode(), "cam": has_map,
+                "explain_note": note and note.replace(path, name),
+                "overlay_span_s": [round(start / SAMPLE_RATE, 2), round(end / SAMPLE_RATE, 2)]}
 
     @app.post("/api/predict")
     async def predict(request: Request, explain: bool = False) -> JSONResponse:
@@ -179,10 +179,13 @@ def create_app(model: Any = None, max_upload_mb: float = 25) -> FastAPI:
             result = {field: pred.as_dict()[field] for field in PREDICT_FIELDS}  # rounded as predict --format json
             result["path"] = name
             if explain:
-                audio = await anyio.to_thread.run_sync(load_audio, path, SAMPLE_RATE)
-                async with batcher.lock:
-                    result.update(await anyio.to_thread.run_sync(explain_upload, audio.samples, path, name,
-                                                                 pred.duration_s))
+                samples = (await anyio.to_thread.run_sync(load_audio, path, SAMPLE_RATE)).samples
+                result["timeline"] = None
+                if pred.duration_s > backend.LONG_AUDIO_S:
+                    async with gate.shared():
+                        result["timeline"] = await anyio.to_thread.run_sync(backend.timeline, samples, served)
+                async with gate.exclusive():
+                    result.update(await anyio.to_thread.run_sync(picture, samples, path, name))
         except VoiceGenderError as e:
             raise HTTPException(422, str(e).replace(path or "\0", name)) from e
         finally:

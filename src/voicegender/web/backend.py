@@ -7,8 +7,10 @@ in one place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,21 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000  # Hz: uploads are decoded at this rate for the picture and the timeline
 LONG_AUDIO_S = 10.0  # files longer than this (seconds) also get a female/male/no_speech timeline
+MAP_MAX_S = 20.0  # the attribution map covers at most this many seconds (the loudest stretch): its cost grows
+# with length (integrated gradients through the GE2E encoder: ~0.7 s of CPU per second of audio), and it runs alone
+
+
+def loudest_span(samples16k: np.ndarray, seconds: float = MAP_MAX_S) -> tuple[int, int]:
+    """Start and end sample of the ``seconds`` with the most energy (the whole waveform if shorter)."""
+    n = int(seconds * SAMPLE_RATE)
+    if len(samples16k) <= n:
+        return 0, len(samples16k)
+    hop = SAMPLE_RATE // 10  # 100 ms energy steps
+    frames = len(samples16k) // hop
+    energy = np.square(samples16k[:frames * hop].astype(np.float64)).reshape(frames, hop).sum(1)
+    width = n // hop
+    start = int(np.convolve(energy, np.ones(width), mode="valid").argmax()) * hop
+    return start, start + n
 
 
 @dataclass(frozen=True)
@@ -43,20 +60,64 @@ def load(model: Any = None) -> ServedModel:
     return ServedModel(loaded, name, str(version))
 
 
+class ModelGate:
+    """Who may run the shared model: any number of *shared* users, or one *exclusive* user alone.
+
+    Predictions and timelines only run forward passes, so they may overlap. Attribution maps hook the network's
+    layers (captum), and the hooks would also fire for someone else's forward pass at the same time, so a map runs
+    alone. A waiting map stops new shared users from entering, so a stream of predictions cannot starve it.
+    """
+
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._exclusive_waiting = 0
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        async with self._cond:
+            await self._cond.wait_for(lambda: not self._exclusive and not self._exclusive_waiting)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):  # always give the slot back, even when the client hung up
+                async with self._cond:
+                    self._shared -= 1
+                    self._cond.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        async with self._cond:
+            self._exclusive_waiting += 1
+            try:
+                await self._cond.wait_for(lambda: not self._exclusive and not self._shared)
+            finally:
+                self._exclusive_waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with anyio.CancelScope(shield=True):
+                async with self._cond:
+                    self._exclusive = False
+                    self._cond.notify_all()
+
+
 class PredictBatcher:
     """Continuous batching: uploads that arrive while the model is busy are predicted together.
 
     One ``predict.predict_files`` call per batch decodes and detects speech in its thread pool and scores all
     the speech in one model call: on 2 CPU cores that costs about half the CPU per clip of one call each. There
     is no waiting window: a request that finds the model idle starts at once; the ones that arrive meanwhile form
-    the next batch. ``lock`` is held during every model call, batches and explanations alike (class-activation
-    maps hook the shared network's layers, so nothing else may run it at the same time).
+    the next batch. Each batch holds ``gate`` shared (see :class:`ModelGate`).
     """
 
-    def __init__(self, served: ServedModel, max_batch: int = 16) -> None:
+    def __init__(self, served: ServedModel, gate: ModelGate, max_batch: int = 16) -> None:
         self.served = served
         self.max_batch = max_batch
-        self.lock = asyncio.Lock()
+        self.gate = gate
         self._queue: list[tuple[str, asyncio.Future]] = []
         self._drainer: asyncio.Task | None = None
 
@@ -78,7 +139,7 @@ class PredictBatcher:
             if not batch:
                 continue
             try:
-                async with self.lock:
+                async with self.gate.shared():
                     preds = await anyio.to_thread.run_sync(self._predict_files, [path for path, _ in batch])
             except Exception as e:  # hand the failure to every waiting request (each answers 500)
                 for _, future in batch:

@@ -115,6 +115,13 @@ function showResult(d, blob) {
                     : "Log-mel spectrogram of the recording";
     $("caption-cam").hidden = !d.cam;
     $("caption-plain").hidden = d.cam;
+    const span = d.overlay_span_s || [0, d.duration_s];
+    const part = span[1] - span[0] < d.duration_s - 0.05;
+    $("caption-span").hidden = !part;
+    $("caption-span").textContent = part
+      ? `It shows ${fmtSeconds(span[0])} to ${fmtSeconds(span[1])}, the loudest ${Math.round(span[1] - span[0])} s ` +
+        "of the recording (its time axis starts at 0)."
+      : "";
     fig.hidden = false;
   } else {
     fig.hidden = true;
