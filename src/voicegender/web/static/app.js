@@ -176,7 +176,7 @@ function drawAxis(total) {
   };
   add(0, "0 s", "first");
   for (let t = step; t < total - 0.6 * step; t += step) add(t, label(t), "");
-  add(total, fmtSeconds(total), "last");
+  add(total, total < 60 ? `${total.toFixed(1)} s` : fmtSeconds(total), "last");
 }
 
 // ---- file input and drag-and-drop --------------------------------------------------------------------
