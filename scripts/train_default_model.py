@@ -32,6 +32,8 @@ VARIANTS = ("clean", "tel", "noise", "reverb")  # copies of every clip; "tel" al
 LOGMEL_FRAMES = 300  # 3 s of log-mel per clip for the SmallCNN candidate (short clips tiled, long ones centred)
 SR = 16_000
 CHILD_MAX_AGE = 12  # age <= 12 counts as a child
+SHIP_CANDIDATE = "GE2E + LR, clean+aug"  # the compare-table row whose recipe `ship` trains
+SHIP_C = 1e-3  # inverse L2 strength of the logistic regression (strong: generalises across corpora, see docs)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -195,32 +197,29 @@ def _softmax_female(logits: np.ndarray) -> np.ndarray:
 # Each candidate: fit(cache, train_idx, seed) -> predictor(variant, test_idx) -> logits (n, 2), class 0 = female.
 
 
-def cand_ge2e_lr(train_variants: tuple[str, ...]):
+def cand_ge2e_lr(train_variants: tuple[str, ...], c: float = 1e-3, exclude_children: bool = True):
+    """GE2E embedding -> standardise -> logistic regression (C = ``c``), built as the shipped head is."""
+
     def fit(cache: Cache, idx: np.ndarray, seed: int = 0):
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
+        from voicegender.default_model import balanced_weights, head_logits, train_linear_head
 
-        from voicegender.default_model import balanced_weights
-
+        if exclude_children:
+            idx = idx[~cache.child[idx]]
         x = np.concatenate([cache.get("ge2e", v)[idx] for v in train_variants])
         y = np.tile(cache.y[idx], len(train_variants))
         w = np.tile(balanced_weights(cache.y[idx], cache.speaker[idx]), len(train_variants))
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
-        clf.fit(x, y, logisticregression__sample_weight=w)
-
-        def predict(variant: str, test: np.ndarray) -> np.ndarray:
-            d = clf.decision_function(cache.get("ge2e", variant)[test])  # log-odds of male
-            return np.stack([np.zeros_like(d), d], axis=1)
-
-        return predict
+        model, _ = train_linear_head(x, y, w, c=c)
+        return lambda variant, test: head_logits(model, cache.get("ge2e", variant)[test])
 
     return fit
 
 
-def cand_ge2e_mlp(train_variants: tuple[str, ...], hidden: int = 64, epochs: int = 40):
+def cand_ge2e_mlp(train_variants: tuple[str, ...], hidden: int = 64, epochs: int = 20, exclude_children: bool = True):
     def fit(cache: Cache, idx: np.ndarray, seed: int = 0):
         from voicegender.default_model import balanced_weights, head_logits, train_head
+
+        if exclude_children:
+            idx = idx[~cache.child[idx]]
 
         x = np.concatenate([cache.get("ge2e", v)[idx] for v in train_variants])
         y = np.tile(cache.y[idx], len(train_variants))
@@ -370,11 +369,11 @@ def cmd_compare(args: argparse.Namespace) -> None:
         results["calibration"] = {name: _calibration(cache, oof)}
         _save(results, args)
         return
-    candidates = {
+    candidates = {  # all but the children ablation train on speakers older than 12 (see the children table)
         "f0 (median pitch) + LR": cand_f0(tuple(v for v in ("clean", "tel") if v in aug)),
         "GE2E + LR, clean only": cand_ge2e_lr(("clean",)),
-        "GE2E + LR, clean+aug": cand_ge2e_lr(aug),
-        "GE2E + MLP, clean+aug": cand_ge2e_mlp(aug),
+        SHIP_CANDIDATE: cand_ge2e_lr(aug),
+        "GE2E + MLP(64), clean+aug": cand_ge2e_mlp(aug),
     }
     results: dict = {"variants": list(aug), "loco": {}, "kfold": {}, "children": {}, "calibration": {}}
     oof_store = {}
@@ -388,21 +387,21 @@ def cmd_compare(args: argparse.Namespace) -> None:
             oof_store[(name, proto)] = oof
             results[proto][name] = _metric_rows(cache, oof)
             _save(results, args)
-    # children: does training on age <= 12 help adults?  (the best GE2E recipe, with vs without children)
-    best = "GE2E + MLP, clean+aug"
+    # children: does training on age <= 12 help adults?  (the shipped recipe, with vs without children)
+    with_kids = cand_ge2e_lr(aug, exclude_children=False)
     for proto, maker in (("loco", loco_folds), ("kfold", kfold_folds)):
         log.info("children ablation / %s", proto)
-        oof = run_protocol(cache, candidates[best], maker(cache, exclude_children=True))
+        oof = run_protocol(cache, with_kids, maker(cache))
         res = {}
         for v, logits in oof.items():
             p = _softmax_female(logits)
-            with_kids = _softmax_female(oof_store[(best, proto)][v])
-            res[v] = {"without_children": metrics(cache.y, p, cache.child),
-                      "with_children": metrics(cache.y, with_kids, cache.child)}
+            without = _softmax_female(oof_store[(SHIP_CANDIDATE, proto)][v])
+            res[v] = {"with_children": metrics(cache.y, p, cache.child),
+                      "without_children": metrics(cache.y, without, cache.child)}
             for c in CORPORA:
                 m = cache.corpus == c
-                res[v][f"without_children/{c}"] = metrics(cache.y[m], p[m], cache.child[m])
-                res[v][f"with_children/{c}"] = metrics(cache.y[m], with_kids[m], cache.child[m])
+                res[v][f"with_children/{c}"] = metrics(cache.y[m], p[m], cache.child[m])
+                res[v][f"without_children/{c}"] = metrics(cache.y[m], without[m], cache.child[m])
         results["children"][proto] = res
         _save(results, args)
     # calibration: temperature fitted on two held-out corpora's out-of-fold logits, ECE measured on the third
@@ -454,9 +453,6 @@ def _save(results: dict, args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------------------------------------------------------
 
 SHIP_VARIANTS = ("clean", "tel", "noise", "reverb")  # every training clip is used clean and in three degraded copies
-SHIP_HIDDEN = 64  # EmbeddingHead hidden units
-SHIP_EPOCHS = 40
-SHIP_CANDIDATE = "GE2E + MLP, clean+aug"  # the compare-table row whose recipe this is
 
 
 def cmd_ship(args: argparse.Namespace) -> None:
@@ -467,7 +463,7 @@ def cmd_ship(args: argparse.Namespace) -> None:
         DEFAULT_MODEL_VERSION,
         balanced_weights,
         head_logits,
-        train_head,
+        train_linear_head,
     )
     from voicegender.features import feature_config_dict
     from voicegender.models import save_checkpoint
@@ -475,12 +471,12 @@ def cmd_ship(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     cache = Cache(Path(args.cache))
     compare = json.loads(Path(args.compare_json).read_text())
-    idx = np.arange(len(cache.y))
-    x = np.concatenate([cache.get("ge2e", v) for v in SHIP_VARIANTS])
-    y = np.tile(cache.y, len(SHIP_VARIANTS))
-    w = np.tile(balanced_weights(cache.y, cache.speaker), len(SHIP_VARIANTS))
-    model, cfg = train_head(x, y, w, hidden=SHIP_HIDDEN, epochs=SHIP_EPOCHS, seed=args.seed)
-    train_acc = float((head_logits(model, cache.get("ge2e", "clean")[idx]).argmax(1) == cache.y).mean())
+    idx = np.flatnonzero(~cache.child)  # adults and teenagers: children's voices hurt adults (docs/DEFAULT_MODEL.md)
+    x = np.concatenate([cache.get("ge2e", v)[idx] for v in SHIP_VARIANTS])
+    y = np.tile(cache.y[idx], len(SHIP_VARIANTS))
+    w = np.tile(balanced_weights(cache.y[idx], cache.speaker[idx]), len(SHIP_VARIANTS))
+    model, cfg = train_linear_head(x, y, w, c=SHIP_C)
+    train_acc = float((head_logits(model, cache.get("ge2e", "clean")[idx]).argmax(1) == cache.y[idx]).mean())
     calib = compare["calibration"][SHIP_CANDIDATE]
     loco = compare["loco"][SHIP_CANDIDATE]
     extra = {
@@ -488,11 +484,12 @@ def cmd_ship(args: argparse.Namespace) -> None:
         "version": DEFAULT_MODEL_VERSION,
         "date": datetime.date.today().isoformat(),
         "training_corpora": list(CORPORA),
-        "n_clips": int(len(cache.y)), "n_speakers": int(len(np.unique(cache.speaker))),
-        "recipe": (f"resemblyzer GE2E embedding (256-d, voicegender.embeddings) of each clip (DC removed, silence "
-                   f"trimmed) and of its telephone, noise and reverberation copies -> EmbeddingHead(hidden="
-                   f"{SHIP_HIDDEN}), AdamW one-cycle {SHIP_EPOCHS} epochs, loss weighted to balance genders and "
-                   f"speakers; seed {args.seed}"),
+        "n_clips": int(len(idx)), "n_speakers": int(len(np.unique(cache.speaker[idx]))),
+        "excluded": f"speakers aged <= {CHILD_MAX_AGE} ({int(cache.child.sum())} clips)",
+        "recipe": ("resemblyzer GE2E embedding (256-d, voicegender.embeddings: DC removed, -30 dBFS, short clips "
+                   "tiled) of each clip (silence trimmed) and of its telephone, noise and reverberation copies -> "
+                   f"standardise -> logistic regression C={SHIP_C} weighted to balance genders and speakers; "
+                   "stored as an exactly equivalent EmbeddingHead (hidden=2)"),
         "command": "python scripts/train_default_model.py cache && python scripts/train_default_model.py compare "
                    "&& python scripts/train_default_model.py ship",
         "encoder": "resemblyzer pretrained.pt (GE2E, ships in the resemblyzer wheel; not in this file)",

@@ -249,3 +249,40 @@ def head_logits(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     """Logits (n, 2) of a trained head on embeddings ``x``."""
     with torch.inference_mode():
         return model(torch.from_numpy(np.asarray(x, np.float32))).numpy().astype(np.float64)
+
+
+def train_linear_head(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None, *, c: float = 1e-3):
+    """Weighted, strongly L2-regularised logistic regression on standardised embeddings, returned as an exactly
+    equivalent :class:`~voicegender.models.EmbeddingHead` (so it saves, loads and explains like any head).
+
+    The regression is ``z = w · (x - mean) / std + b`` (log-odds of "male"). The head computes it exactly:
+    BatchNorm with running mean/var = the standardiser's, two hidden ReLU units ``relu(z)`` and ``relu(-z)``,
+    and output logits ``(0, relu(z) - relu(-z)) = (0, z)``. ``c`` is sklearn's inverse regularisation strength.
+    Returns ``(model in eval mode, ModelConfig)``.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from .models import ModelConfig, build_model
+
+    x = np.asarray(x, np.float64)
+    scaler = StandardScaler().fit(x, sample_weight=weights)
+    clf = LogisticRegression(C=c, max_iter=5000).fit(scaler.transform(x), y, sample_weight=weights)
+    if list(clf.classes_) != [0, 1]:
+        raise ValueError(f"need both classes 0 (female) and 1 (male); got {clf.classes_}")
+    cfg = ModelConfig(arch="ge2e_head", in_rows=int(x.shape[1]), hidden=2, dropout=0.0)
+    model = build_model(cfg).eval()
+    coef = torch.tensor(clf.coef_[0], dtype=torch.float32)
+    bias = float(clf.intercept_[0])
+    with torch.no_grad():
+        bn = model.input_norm
+        bn.running_mean.copy_(torch.tensor(scaler.mean_, dtype=torch.float32))
+        bn.running_var.copy_(torch.tensor(scaler.scale_**2, dtype=torch.float32) - bn.eps)
+        bn.weight.fill_(1.0)
+        bn.bias.zero_()
+        lin1 = model.body[0]
+        lin1.weight.copy_(torch.stack([coef, -coef]))
+        lin1.bias.copy_(torch.tensor([bias, -bias]))
+        model.head.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, -1.0]]))
+        model.head.bias.zero_()
+    return model, cfg
