@@ -18,7 +18,7 @@ on them is printed for information (the seed's random weights have none).
 Usage::
 
     python benchmarks/predict_speed.py [--clips 192] [--seed-clips 48] [--rounds 3] [--threads 2] [--batch 32]
-                                       [--model PATH]
+                                       [--model PATH [--model PATH ...]]
 """
 
 from __future__ import annotations
@@ -122,6 +122,10 @@ def memory_worker(args: argparse.Namespace) -> None:
     print(json.dumps({"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "heap_peak_mb": heap}))
 
 
+def _model_name(model: str | None) -> str:
+    return "default model" if model is None else Path(model).name
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -130,39 +134,59 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="the pipelines alternate this many times")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--batch", type=int, default=32, help="clips per batch in both pipelines")
-    p.add_argument("--model", default=None, help="checkpoint for ours (default: the shipped model)")
+    p.add_argument("--model", action="append", default=None,
+                   help="checkpoint for ours (repeat for more rows; default: the shipped model)")
     p.add_argument("--worker", choices=("ours", "seed"), help=argparse.SUPPRESS)
     p.add_argument("--folder", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
+        args.model = args.model[0] if args.model else None
         memory_worker(args)
         return
-    import torch
-
-    torch.set_num_threads(args.threads)
+    models = args.model or [None]
     with tempfile.TemporaryDirectory() as tmp:
         clips = make_clips(Path(tmp), max(args.clips, args.seed_clips))
         paths = [c[0] for c in clips]
+        # memory first, while this process is still small: Linux keeps ru_maxrss across fork + exec
+        memory = {}
+        for key, worker, model in [("seed", "seed", None)] + [(f"ours{i}", "ours", m) for i, m in enumerate(models)]:
+            n = min(64, args.seed_clips if worker == "seed" else args.clips)
+            cmd = [sys.executable, __file__, "--worker", worker, "--folder", tmp, "--n", str(n),
+                   "--threads", str(args.threads), "--batch", str(args.batch)] + (["--model", model] if model else [])
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.exit(f"{key} memory run failed:\n{done.stderr}")
+            memory[key] = json.loads(done.stdout.strip().splitlines()[-1])
+        memory["seed1"] = memory["seed"]
+        import torch
+
         from voicegender.predict import torch_threads
 
+        torch.set_num_threads(args.threads)
         seed = seed_pipeline(args.batch)
 
         def seed_on(n: int):
-            def run(paths):
+            def run(chunk):
                 with torch_threads(n):
-                    return seed(paths)
+                    return seed(chunk)
             return run
 
         # the seed gets its best thread count on this machine (2 threads can lose on a busy machine)
-        pipelines = {"seed": seed_on(args.threads), "seed1": seed_on(1), "ours": ours_pipeline(args.batch, args.model)}
-        counts = {"seed": args.seed_clips, "seed1": args.seed_clips, "ours": args.clips}
+        pipelines = {"seed": seed_on(args.threads), "seed1": seed_on(1)}
+        counts = {"seed": args.seed_clips, "seed1": args.seed_clips}
+        labels = {"seed": f"seed: MFCC -> 224x224 -> ResNet-34, {args.threads} thr",
+                  "seed1": "seed: MFCC -> 224x224 -> ResNet-34, 1 thr"}
+        for i, model in enumerate(models):
+            pipelines[f"ours{i}"] = ours_pipeline(args.batch, model)
+            counts[f"ours{i}"] = args.clips
+            labels[f"ours{i}"] = f"ours: predict, {_model_name(model)}"
         for fn in pipelines.values():
             fn(paths[:2])  # warm-up: imports, model load, allocator
         wall = dict.fromkeys(pipelines, 0.0)
         cpu = dict.fromkeys(pipelines, 0.0)
-        preds = []
-        # alternate in rounds so that load from other processes on a shared machine hits both alike
+        preds: dict[str, list] = {name: [] for name in pipelines}
+        # alternate in rounds so that load from other processes on a shared machine hits all alike
         for r in range(args.rounds):
             for name, fn in pipelines.items():
                 n = counts[name]
@@ -171,42 +195,30 @@ def main() -> None:
                 result = fn(chunk)
                 wall[name] += time.perf_counter() - w0
                 cpu[name] += time.process_time() - c0
-                if name == "ours":
-                    preds.extend(result)
-        memory = {}
-        for name in ("seed", "ours"):
-            cmd = [sys.executable, __file__, "--worker", name, "--folder", tmp, "--n", str(min(64, counts[name])),
-                   "--threads", str(args.threads), "--batch", str(args.batch)]
-            if args.model and name == "ours":
-                cmd += ["--model", args.model]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                sys.exit(f"{name} memory run failed:\n{done.stderr}")
-            memory[name] = json.loads(done.stdout.strip().splitlines()[-1])
+                if name.startswith("ours"):
+                    preds[name].extend(result)
     speech = "espeak-ng digits" if shutil.which("espeak-ng") else "synthetic voices"
     print(f"~1 s clips at 48 kHz ({speech}), {args.threads} torch threads, batch {args.batch}, "
           f"{args.rounds} alternating rounds; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'pipeline':<46} {'clips':>5} {'clips/s':>8} {'x seed':>7} {'CPU ms/clip':>12} {'x seed':>7} "
           f"{'RSS MB':>7} {'heap MB':>8}")
-    best_seed = min(("seed", "seed1"), key=lambda k: wall[k])
+    best_seed = min(("seed", "seed1"), key=lambda k: wall[k] / counts[k])
     seed_rate = counts[best_seed] / wall[best_seed]
     seed_cpu = cpu[best_seed] / counts[best_seed]
-    memory["seed1"] = memory["seed"]
-    labels = {"seed": f"seed: MFCC -> 224x224 -> ResNet-34, {args.threads} thr",
-              "seed1": "seed: MFCC -> 224x224 -> ResNet-34, 1 thr",
-              "ours": "ours: decode -> VAD -> model (predict)"}
     for name in pipelines:
         rate = counts[name] / wall[name]
         cpu_ms = cpu[name] / counts[name]
         print(f"{labels[name]:<46} {counts[name]:>5} {rate:>8.1f} {rate / seed_rate:>7.1f} {1000 * cpu_ms:>12.1f} "
               f"{seed_cpu / cpu_ms:>7.1f} {memory[name]['maxrss_mb']:>7.0f} {memory[name]['heap_peak_mb']:>8.1f}")
-    truth = {c[0]: c[1] for c in clips}
-    answered = [p for p in preds if p.label in ("female", "male")]
-    correct = sum(p.label == truth[Path(p.path)] for p in answered)
     print(f"x seed: against the faster seed row ({labels[best_seed]}); ours runs the model on 1 torch thread "
           f"and decodes/detects speech on {min(4, os.cpu_count() or 1)} pool threads, one batch ahead")
-    print(f"ours answered {len(answered)}/{len(preds)} clips (the rest no_speech), accuracy on them "
-          f"{correct / max(1, len(answered)):.1%}")
+    truth = {c[0]: c[1] for c in clips}
+    for name in pipelines:
+        if name.startswith("ours"):
+            answered = [p for p in preds[name] if p.label in ("female", "male")]
+            correct = sum(p.label == truth[Path(p.path)] for p in answered)
+            print(f"{labels[name]}: answered {len(answered)}/{len(preds[name])} clips (the rest no_speech), "
+                  f"accuracy on them {correct / max(1, len(answered)):.1%}")
 
 
 if __name__ == "__main__":
