@@ -53,13 +53,18 @@ def test_cli_train_evaluate_and_bad_corpus(tmp_path: Path, capsys):
     corpus = write_corpus(tmp_path / "corpus", speakers=6, clips=3)
     cfg = small_config(tmp_path)
     args = ["train", str(corpus), "--out", str(tmp_path / "run"), "--split", "speaker-kfold", "--k", "3",
-            "--epochs", "2", "--batch-size", "8", "--crop-seconds", "0.5", "--threads", "1",
+            "--epochs", "1", "--batch-size", "8", "--crop-seconds", "0.5", "--threads", "1",
             "--cache-dir", cfg.cache_dir]
     assert main(args) == 0
     assert "accuracy=" in capsys.readouterr().out
     assert (tmp_path / "run" / "report.html").is_file()
     assert main(["evaluate", str(tmp_path / "run"), "--out", str(tmp_path / "ev"), "--cache-dir", cfg.cache_dir]) == 0
     assert "f1_female=" in capsys.readouterr().out and (tmp_path / "ev" / "metrics.json").is_file()
+    assert main([*args[:3], str(tmp_path / "folds"), *args[4:], "--all-folds"]) == 0
+    assert "mean±std\tfolds=3" in capsys.readouterr().out
+    assert main(["evaluate", str(tmp_path / "folds"), "--cache-dir", cfg.cache_dir]) == 0
+    assert "mean±std\tfolds=3" in capsys.readouterr().out
+    assert (tmp_path / "folds" / "report.html").is_file() and (tmp_path / "folds" / "fold2" / "metrics.json").is_file()
     assert main(["train", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {tmp_path / 'missing'}: no such file or folder"

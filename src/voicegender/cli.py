@@ -246,6 +246,11 @@ def _metrics_line(name: str, m) -> str:
             f"balanced_accuracy={m.balanced_accuracy:.4f}\tf1_female={m.f1_female:.4f}\troc_auc={m.roc_auc:.4f}")
 
 
+def _result(line: str) -> None:
+    sys.stdout.write(line + "\n")  # tab-separated result lines, unwrapped, for scripts
+    sys.stdout.flush()
+
+
 def _summary_lines(summary) -> list[str]:
     return [f"mean±std\tfolds={len(summary.reports)}\t" + "\t".join(
         f"{k}={summary.mean[k]:.4f}±{summary.std[k]:.4f}" for k in summary.mean)]
@@ -299,13 +304,13 @@ def train_cmd(
         report = evaluate(run, cache_dir=cache_dir)
         write_report(report, run)
         reports.append(report)
-        out.print(_metrics_line(f"{run}\t{report.split}", report.metrics))
+        _result(_metrics_line(f"{run}\t{report.split}", report.metrics))
     if all_folds:
         summary = summarise_folds(reports)
         write_report(summary, cfg.out)
         for line in _summary_lines(summary):
-            out.print(line)
-    err.print(f"runs and reports in {cfg.out}")
+            _result(line)
+    err.print(f"runs and reports in {cfg.out}", markup=False, soft_wrap=True)
 
 
 @app.command("evaluate")
@@ -337,12 +342,12 @@ def evaluate_cmd(
         failed += len(report.failed)
         for message in report.failed:
             err.print(f"warning: skipped {message}", markup=False)
-        out.print(_metrics_line(f"{target}\t{report.split}", report.metrics))
+        _result(_metrics_line(f"{target}\t{report.split}", report.metrics))
     if len(reports) > 1:
         summary = summarise_folds(reports)
         write_report(summary, out_dir or run)
         for line in _summary_lines(summary):
-            out.print(line)
+            _result(line)
     if failed:
         raise typer.Exit(1)
 
