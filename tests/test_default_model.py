@@ -115,3 +115,19 @@ def test_train_head_separates_easy_data():
     model, cfg = dm.train_head(x, y, hidden=8, epochs=100, lr=1e-2, batch_size=64)
     assert cfg.arch == "ge2e_head" and cfg.in_rows == 8
     assert (dm.head_logits(model, x).argmax(1) == y).mean() > 0.95
+
+
+@needs_resemblyzer
+def test_shipped_model_tells_synthetic_low_from_high_voices():
+    from voicegender.augment import telephone
+
+    loaded = dm.load_default_model()
+    if loaded.extra.get("placeholder"):
+        pytest.skip("the placeholder asset is not the trained default model")
+    male = [synth_voice(f0, s, seed=i) for i, (f0, s) in enumerate([(MALE_F0, 1.0), (110, 2.0), (130, 0.5)])]
+    female = [synth_voice(f0, s, seed=10 + i) for i, (f0, s) in enumerate([(FEMALE_F0, 1.0), (210, 2.0), (230, 0.5)])]
+    p = dm.p_female(loaded, male + female)
+    assert np.all(p[:3] < 0.5) and np.all(p[3:] > 0.5)
+    p_tel = dm.p_female(loaded, [telephone(w, 16_000) for w in male + female])
+    assert np.all(p_tel[:3] < 0.5) and np.all(p_tel[3:] > 0.5)
+    assert loaded.extra["name"] == dm.DEFAULT_MODEL_NAME and loaded.extra["training_corpora"]
