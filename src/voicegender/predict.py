@@ -81,7 +81,7 @@ class PredictOptions:
     vad_config: VadConfig = field(default_factory=lambda: PREDICT_VAD)  # speech detector thresholds
     batch_size: int = 32  # recordings decoded and scored together
     workers: int = 0  # threads decoding and detecting speech; 0: one per CPU core (at most 4)
-    torch_threads: int = 1  # torch threads for the model in batch runs (see torch_threads()); 0: unchanged
+    torch_threads: int = 1  # torch threads for the model (see torch_threads()); 0: leave torch's setting
 
 
 def blas_single_thread() -> contextlib.AbstractContextManager:
@@ -254,7 +254,7 @@ def predict_waveform(samples: np.ndarray, sample_rate: int, model=None, options:
     if samples.ndim != 1:
         raise ValueError(f"expected mono samples (1-D), got shape {samples.shape}; average the channels first")
     loaded = load_model(model)
-    with blas_single_thread():
+    with blas_single_thread(), torch_threads(options.torch_threads):
         wave = resample(samples, sample_rate, VAD_SAMPLE_RATE)
         speech, speech_s = _speech(wave, options)
         prepared = _Prepared(name, len(samples) / sample_rate, speech, speech_s)
@@ -280,7 +280,7 @@ def predict_file(path: str | os.PathLike, model=None, options: PredictOptions = 
     AudioDecodeError naming the file when it cannot be decoded (use :func:`predict_files` for error rows).
     """
     loaded = load_model(model)
-    with blas_single_thread():
+    with blas_single_thread(), torch_threads(options.torch_threads):
         duration, speech, speech_s = _load_speech(path, options)
         return _finish([_Prepared(str(path), duration, speech, speech_s)], loaded, options)[0]
 

@@ -112,12 +112,17 @@ class _JitBackend:
         stream, done = state
         with self.lock, torch.inference_mode():
             if done == 0 or self._current != stream:
-                if done:  # another stream used the model in between: its state is lost; warn once
+                if done:  # another stream used the model in between: this stream's state is lost
                     log.warning("torchscript VAD shared between streams; restarting state")
                 self.model.reset_states()
                 self._current = stream
             x = torch.from_numpy(np.ascontiguousarray(frames))
-            probs = np.array([float(self.model(x[i], VAD_SAMPLE_RATE)) for i in range(len(frames))], np.float32)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)  # one frame per call: tiny ops, which stall when threads share busy cores
+            try:
+                probs = np.array([float(self.model(x[i], VAD_SAMPLE_RATE)) for i in range(len(frames))], np.float32)
+            finally:
+                torch.set_num_threads(threads)
         return probs, (stream, done + len(frames))
 
 
