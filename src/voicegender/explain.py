@@ -75,9 +75,29 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module | None, method: str =
     return names[layer]
 
 
+def log_odds(model: nn.Module):
+    """``x → (B, n_classes)`` log-odds ``z_c − logsumexp_{j≠c} z_j`` = log p_c / (1 − p_c) of every class.
+
+    Maps explain this instead of the raw logit: it is what the softmax decision depends on, and a head that keeps one
+    logit fixed (a logistic regression stored as two logits, like the default GE2E head) has zero gradient on that
+    logit, so raw-logit maps of that class would be empty.
+    """
+
+    def forward(x: Tensor) -> Tensor:
+        z = model(x)
+        if z.shape[1] < 2:
+            return z
+        return torch.stack([z[:, c] - torch.logsumexp(torch.cat([z[:, :c], z[:, c + 1:]], 1), 1)
+                            for c in range(z.shape[1])], dim=1)
+
+    return forward
+
+
 def cam(model: nn.Module, inputs: Tensor, target_class: int | Sequence[int], layer: str | nn.Module | None = None,
         method: str = "gradcam", normalise: bool = True) -> np.ndarray:
     """Class-activation maps of ``target_class`` upsampled to the input grid: float32 ``(B, rows, frames)``.
+
+    Gradients are those of the target class's log-odds (:func:`log_odds`), not of its raw logit.
 
     Parameters
     ----------
@@ -105,18 +125,19 @@ def cam(model: nn.Module, inputs: Tensor, target_class: int | Sequence[int], lay
     target = [int(target_class)] * len(inputs) if np.isscalar(target_class) else [int(t) for t in target_class]
     x = inputs.detach().clone().requires_grad_(True)
     module = resolve_layer(model, layer, method) if method != "ig" else None
+    f = log_odds(model)
     if method == "ig":
         silence = inputs.detach().flatten(1).amin(1).view(-1, *[1] * (inputs.dim() - 1)).expand_as(inputs)
-        attr = IntegratedGradients(model).attribute(x, baselines=silence.contiguous(), target=target,
-                                                    n_steps=IG_STEPS, internal_batch_size=len(x) * 4)
+        attr = IntegratedGradients(f).attribute(x, baselines=silence.contiguous(), target=target,
+                                                n_steps=IG_STEPS, internal_batch_size=len(x) * 4)
         maps = attr.detach().sum(1, keepdim=True).relu()
     elif method == "gradcam":
-        maps = LayerGradCam(model, module).attribute(x, target=target, relu_attributions=True)
+        maps = LayerGradCam(f, module).attribute(x, target=target, relu_attributions=True)
     elif method == "hirescam":
-        maps = LayerGradientXActivation(model, module).attribute(x, target=target).sum(1, keepdim=True).relu()
+        maps = LayerGradientXActivation(f, module).attribute(x, target=target).sum(1, keepdim=True).relu()
     else:
-        grads = LayerGradientXActivation(model, module, multiply_by_inputs=False).attribute(x, target=target)
-        acts = LayerActivation(model, module).attribute(x)
+        grads = LayerGradientXActivation(f, module, multiply_by_inputs=False).attribute(x, target=target)
+        acts = LayerActivation(f, module).attribute(x)
         maps = (grads.relu() * acts).sum(1, keepdim=True).relu()
     maps = LayerAttribution.interpolate(maps.detach(), tuple(inputs.shape[-2:]), "bilinear")[:, 0]
     if normalise:
