@@ -573,6 +573,47 @@ def cmd_report(args: argparse.Namespace) -> None:
     print("\n".join(out))
 
 
+def cmd_short(args: argparse.Namespace) -> None:
+    """Short clips: leave-one-corpus-out balanced accuracy of the shipped recipe on random 0.5 s / 1 s / 2 s crops
+    of up to 200 adult clips per held-out corpus, clean and through the telephone channel."""
+    import torch
+
+    from voicegender import augment
+    from voicegender.default_model import balanced_weights, head_logits, train_linear_head
+    from voicegender.embeddings import ge2e_embeddings
+
+    torch.set_num_threads(1)
+    cache = Cache(Path(args.cache))
+    rng = np.random.default_rng(7)
+    results = {}
+    for corpus in CORPORA:
+        train = np.flatnonzero((cache.corpus != corpus) & ~cache.child)
+        x = np.concatenate([cache.get("ge2e", v)[train] for v in SHIP_VARIANTS])
+        w = np.tile(balanced_weights(cache.y[train], cache.speaker[train]), len(SHIP_VARIANTS))
+        model, _ = train_linear_head(x, np.tile(cache.y[train], len(SHIP_VARIANTS)), w, c=SHIP_C)
+        pool = np.flatnonzero((cache.corpus == corpus) & ~cache.child)
+        test = np.sort(rng.choice(pool, min(200, len(pool)), replace=False))
+        waves = [clean_wave(Path(cache.meta[i]["path"])) for i in test]
+        for seconds in args.seconds:
+            crops = []
+            for wv in waves:
+                n = int(seconds * SR)
+                start = int(rng.integers(0, max(1, len(wv) - n + 1)))
+                crops.append(wv[start:start + n])
+            for variant, batch in (("clean", crops), ("tel", [augment.telephone(c, SR) for c in crops])):
+                p = _softmax_female(head_logits(model, ge2e_embeddings(batch)))
+                m = metrics(cache.y[test], p, np.zeros(len(test), bool))
+                results.setdefault(f"{seconds:g}s/{variant}", {})[corpus] = m
+                log.info("%s %.1f s %s: bacc %.3f", corpus, seconds, variant, m["bacc_all"])
+    Path(args.json).write_text(json.dumps(results, indent=1))
+    print("| crop | test audio | " + " | ".join(f"{c} acc / bacc" for c in CORPORA) + " |")
+    print("|---" * (len(CORPORA) + 2) + "|")
+    for key, rows in results.items():
+        seconds, variant = key.split("/")
+        print(f"| {seconds} | {variant} | " + " | ".join(f"{_fmt(rows[c]['acc_all'])} / {_fmt(rows[c]['bacc_all'])}"
+                                                     for c in CORPORA) + " |")
+
+
 def main() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -597,8 +638,13 @@ def main() -> None:
     c = sub.add_parser("report", help="print markdown tables from compare JSON files")
     c.add_argument("--json", default="/work/runs/default_model/compare.json")
     c.add_argument("--extra-json", nargs="*", default=["/work/runs/default_model/compare_cnn.json"])
+    c = sub.add_parser("short", help="leave-one-corpus-out accuracy on 0.5-2 s crops (adults)")
+    c.add_argument("--cache", default="/work/cache/vg_default")
+    c.add_argument("--json", default="/work/runs/default_model/short.json")
+    c.add_argument("--seconds", nargs="+", type=float, default=[0.5, 1.0, 2.0])
     args = p.parse_args()
-    {"cache": cmd_cache, "compare": cmd_compare, "ship": cmd_ship, "report": cmd_report}[args.cmd](args)
+    commands = {"cache": cmd_cache, "compare": cmd_compare, "ship": cmd_ship, "report": cmd_report, "short": cmd_short}
+    commands[args.cmd](args)
 
 
 if __name__ == "__main__":
