@@ -499,7 +499,7 @@ def cmd_ship(args: argparse.Namespace) -> None:
                    "&& python scripts/train_default_model.py ship",
         "encoder": "resemblyzer pretrained.pt (GE2E, ships in the resemblyzer wheel; not in this file)",
         "calibration_temperature": float(calib["temperature_all"]),
-        "calibration": {"method": "temperature scaling fitted on leave-one-corpus-out logits (clean + telephone)",
+        "calibration": {"method": "temperature scaling on leave-one-corpus-out logits of adults, clean + telephone",
                         "ece_before": calib["ece_before"], "ece_after": calib["ece_after"]},
         "metrics": {"loco_clean": loco["clean"]["pooled"], "loco_telephone": loco.get("tel", {}).get("pooled"),
                     "training_accuracy_clean": train_acc},
