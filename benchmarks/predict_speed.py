@@ -135,7 +135,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--batch", type=int, default=32, help="clips per batch in both pipelines")
     p.add_argument("--model", action="append", default=None,
-                   help="checkpoint for ours (repeat for more rows; default: the shipped model)")
+                   help="checkpoint for ours, or 'default' for the shipped model (repeat for more rows)")
     p.add_argument("--worker", choices=("ours", "seed"), help=argparse.SUPPRESS)
     p.add_argument("--folder", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -144,7 +144,7 @@ def main() -> None:
         args.model = args.model[0] if args.model else None
         memory_worker(args)
         return
-    models = args.model or [None]
+    models = [None if m in (None, "default") else m for m in (args.model or [None])]
     with tempfile.TemporaryDirectory() as tmp:
         clips = make_clips(Path(tmp), max(args.clips, args.seed_clips))
         paths = [c[0] for c in clips]
