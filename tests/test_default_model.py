@@ -7,6 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA, requires_shared_data
 
 from voicegender import default_model as dm
 from voicegender.features import feature_config_dict
@@ -150,3 +151,20 @@ def test_shipped_model_tells_synthetic_low_from_high_voices():
     assert (np.sum(p_tel[:3] < 0.5) + np.sum(p_tel[3:] > 0.5)) >= 5
     assert p_tel[3:].mean() > 0.5 > p_tel[:3].mean()
     assert loaded.extra["name"] == dm.DEFAULT_MODEL_NAME and loaded.extra["training_corpora"]
+
+
+@requires_shared_data
+@needs_resemblyzer
+def test_default_model_on_real_adult_clips_from_files():
+    """End to end from files: decode -> p_female. These speakers were in training: a sanity check, not a score."""
+    from voicegender.audio import load_audio
+    from voicegender.corpora import load_corpus
+
+    corpus = load_corpus(SHARED_DATA / "speechocean762_train")
+    picked = []
+    for gender in ("female", "male"):
+        adults = [c for c in corpus.clips if c.gender == gender and (c.age or 0) > 15]
+        picked += adults[:: max(1, len(adults) // 6)][:6]
+    p = dm.p_female(dm.load_default_model(), [load_audio(c.path, 16_000).samples for c in picked])
+    right = np.sum((p >= 0.5) == np.array([c.gender == "female" for c in picked]))
+    assert right >= 10, f"only {right} of {len(picked)} right"
