@@ -302,11 +302,12 @@ def segment_file(path: str | os.PathLike, model=None, options: SegmentOptions = 
     ------
     AudioDecodeError naming the file.
     """
-    from .audio import audio_duration
+    import soundfile as sf
 
-    try:
-        total_s = audio_duration(path)
-    except Exception:  # only for the progress bar; stream_audio reports real problems
+    try:  # only for the progress bar; never decode the file for it (audio_duration would, for m4a/webm)
+        info = sf.info(str(path))
+        total_s = info.frames / info.samplerate if info.frames > 0 else None
+    except (sf.LibsndfileError, RuntimeError, OSError):
         total_s = None
     blocks = stream_audio(path, VAD_SAMPLE_RATE, options.block_s)
     return segment_stream(blocks, model, options, show_progress, total_s)
