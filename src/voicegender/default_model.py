@@ -122,7 +122,7 @@ def p_female(loaded: LoadedModel, waves16k: list[np.ndarray], *, batch_size: int
     t = calibration_temperature(loaded) if temperature is None else float(temperature)
     device = next(loaded.model.parameters()).device
     probs = []
-    with torch.inference_mode():
+    with torch.no_grad():
         for x in _batches(loaded, [np.asarray(w, np.float32).reshape(-1) for w in waves16k], batch_size):
             logits = loaded.model(x.to(device)).float().cpu()
             probs.append(torch.softmax(logits / t, dim=1)[:, female].numpy().astype(np.float64))
@@ -247,7 +247,7 @@ def train_head(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None, 
 
 def head_logits(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
     """Logits (n, 2) of a trained head on embeddings ``x``."""
-    with torch.inference_mode():
+    with torch.no_grad():
         return model(torch.from_numpy(np.asarray(x, np.float32))).numpy().astype(np.float64)
 
 

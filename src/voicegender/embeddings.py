@@ -139,7 +139,7 @@ def ge2e_embeddings(waves16k: list[np.ndarray], batch_windows: int = 64) -> np.n
             owner.append(i)
     encoder = load_encoder()
     outs = []
-    with torch.inference_mode():
+    with torch.no_grad():
         for start in range(0, len(windows), batch_windows):
             outs.append(encoder(torch.from_numpy(np.stack(windows[start:start + batch_windows]))).numpy())
     partial = np.concatenate(outs)
