@@ -1,0 +1,29 @@
+"""Cross-module behaviour: the shipped model through predict, then explain, in one process."""
+
+import numpy as np
+
+from voicegender.examples import example_paths
+from voicegender.synth import synth_voice
+
+
+def test_map_after_prediction_with_the_default_model():
+    # Regression: predictions under torch.inference_mode left inference tensors cached in the GE2E encoder,
+    # and the next attribution map failed with "Inference tensors cannot be saved for backward".
+    from voicegender import explain
+    from voicegender.predict import load_model, predict_waveform
+
+    model = load_model(None)
+    wave = synth_voice(220, 2.0, 16_000)
+    assert predict_waveform(wave, 16_000, model).label in ("female", "male")
+    png = explain.explain_clip_png(wave, 16_000, model)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bundled_examples_are_decodable_and_named_by_gender():
+    from voicegender.audio import load_audio
+
+    paths = example_paths()
+    assert {p.stem.split("_")[1] for p in paths if p.stem.startswith("espeak_")} == {"female", "male"}
+    for path in paths:
+        audio = load_audio(path)
+        assert audio.duration_s > 1.0 and np.abs(audio.samples).max() > 0.01
