@@ -19,6 +19,7 @@ Choices, deliberately different from ``resemblyzer.preprocess_wav``:
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 from pathlib import Path
 
@@ -40,6 +41,21 @@ PARTIAL_STEP_FRAMES = 77  # frames between partial windows: resemblyzer's rate 1
 TARGET_DBFS = -30.0  # RMS level every clip is normalised to (resemblyzer's audio_norm_target_dBFS)
 MIN_SAMPLES = 160  # shortest input accepted (10 ms); callers should give >= 0.5 s of speech
 
+
+
+def _bf16_fast() -> bool:
+    """True where the CPU runs bfloat16 natively (AVX512-BF16 / AMX), so autocast speeds the LSTM up."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+# The encoder's LSTM in bfloat16 where the CPU supports it natively: 4.5x faster per 1.6 s window (5.4 -> 1.2 ms
+# on one thread here); embeddings keep cosine >= 0.996 with float32, and on 300 held-out adult clips the shipped
+# head's p_female moved by at most 0.06 with no label flipped (accuracy 96.0 % both ways). VOICEGENDER_FP32=1
+# turns it off.
+USE_BF16 = os.environ.get("VOICEGENDER_FP32", "") != "1" and _bf16_fast()
 _lock = threading.Lock()
 _encoder: GE2EEncoder | None = None
 
@@ -139,9 +155,10 @@ def ge2e_embeddings(waves16k: list[np.ndarray], batch_windows: int = 64) -> np.n
             owner.append(i)
     encoder = load_encoder()
     outs = []
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=USE_BF16):
         for start in range(0, len(windows), batch_windows):
-            outs.append(encoder(torch.from_numpy(np.stack(windows[start:start + batch_windows]))).numpy())
+            batch = torch.from_numpy(np.stack(windows[start:start + batch_windows]))
+            outs.append(encoder(batch).float().numpy())
     partial = np.concatenate(outs)
     owner_arr = np.asarray(owner)
     sums = np.zeros((len(waves16k), EMBEDDING_DIM), np.float64)
