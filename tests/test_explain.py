@@ -24,6 +24,16 @@ FEMALE_BAND, MALE_BAND = slice(22, 26), slice(4, 8)  # "female" = energy high up
 N_BANDS = 8  # occlusion groups of 4 rows: the female band is group 5-6, the male band group 1
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny batches and the GE2E LSTM's 160 sequential steps: one thread is faster, and on a busy CPU two threads
+    that must meet at every step are up to 100x slower (measured: 13 ms vs 1-4 s per LSTM forward)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _band_task(n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
     """Log-mel-like noise; each clip lights its class band in ~70 % of frames plus a shared distractor band."""
     rng = np.random.default_rng(seed)
@@ -40,8 +50,6 @@ def _band_task(n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
 def band_model() -> tuple[SmallCNN, torch.Tensor, np.ndarray]:
     """A SmallCNN trained (a few seconds, CPU) until it separates the band task; plus held-out clips."""
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny batches: one thread is faster than two fighting for a busy CPU
     x, y = _band_task(128, 0)
     net = SmallCNN(in_rows=ROWS, width=8)
     opt = torch.optim.Adam(net.parameters(), 5e-3)
@@ -58,7 +66,6 @@ def band_model() -> tuple[SmallCNN, torch.Tensor, np.ndarray]:
             with torch.no_grad():
                 if (net(x).argmax(1).numpy() == y).mean() == 1.0:
                     break
-    torch.set_num_threads(threads)
     net.eval()
     xv, yv = _band_task(24, 1)
     with torch.no_grad():

@@ -367,10 +367,16 @@ def explain_cmd(
                                               "GE2E models: ig)")] = "",
     bands: Annotated[int | None, typer.Option(help="occlusion band groups (default 16 log-mel, 12 MFCC)")] = None,
     baseline: Annotated[str, typer.Option(help="masked band value: mean (clip set's average) | min")] = "mean",
+    threads: Annotated[int, typer.Option(help="torch CPU threads (1 is fastest for these small batches and the "
+                                              "GE2E LSTM, and on a shared CPU)")] = 1,
 ) -> None:
     """Class-activation maps per class, per-band occlusion and their agreement, as pictures."""
+    import torch
+
     from .corpora import load_corpus
     from .explain import explain_corpus, resolve_model
+
+    torch.set_num_threads(max(1, threads))
 
     loaded, run_dir = resolve_model(model)
     if corpus is None:
