@@ -127,6 +127,8 @@ def predict_cmd(
     threshold: Annotated[float, typer.Option(help="p_female at or above this is 'female'")] = 0.5,
     min_speech: Annotated[float, typer.Option(help="seconds of speech below which the answer is no_speech")] = 0.3,
     no_vad: Annotated[bool, typer.Option("--no-vad", help="classify the whole file (no speech detection)")] = False,
+    explain_dir: Annotated[Path | None, typer.Option(
+        "--explain", help="also write each file's spectrogram + attribution map as DIR/<name>.png")] = None,
 ) -> None:
     """Predict the speaker gender (female / male / no_speech) of recordings. Exit code 1 if any file failed."""
     from .export import prediction_csv_header, prediction_csv_row, prediction_json
@@ -142,10 +144,13 @@ def predict_cmd(
     rows, failed = [], 0
     if fmt == "csv":
         sys.stdout.write(prediction_csv_header() + "\n")
+    pictures = _PictureWriter(explain_dir, loaded) if explain_dir is not None else None
     for p in iter_predictions(files, loaded, options):
         if p.label == "error":
             failed += 1
             err.print(f"error: {p.error}", markup=False, soft_wrap=True)
+        elif pictures is not None and p.label != "no_speech":
+            pictures.write(p.path)
         if fmt == "table":
             rows.append(p)
             continue
@@ -164,6 +169,28 @@ def predict_cmd(
     if failed:
         err.print(f"{failed} of {len(files)} file(s) failed")
         raise typer.Exit(1)
+
+
+class _PictureWriter:
+    """Writes one overlay PNG per predicted file (``predict --explain DIR``), never overwriting within a run."""
+
+    def __init__(self, folder: Path, loaded) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.loaded, self.used = folder, loaded, set()
+
+    def write(self, audio_path: str) -> None:
+        from .audio import load_audio
+        from .explain import explain_clip_png
+
+        stem = Path(audio_path).stem
+        name, n = f"{stem}.png", 1
+        while name in self.used:
+            n += 1
+            name = f"{stem}_{n}.png"
+        self.used.add(name)
+        audio = load_audio(audio_path)
+        (self.folder / name).write_bytes(explain_clip_png(audio.samples, audio.sample_rate, self.loaded))
+        err.print(f"map: {self.folder / name}", markup=False, soft_wrap=True)
 
 
 @app.command("segment")
