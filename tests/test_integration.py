@@ -27,3 +27,16 @@ def test_bundled_examples_are_decodable_and_named_by_gender():
     for path in paths:
         audio = load_audio(path)
         assert audio.duration_s > 1.0 and np.abs(audio.samples).max() > 0.01
+
+
+def test_predict_explain_writes_a_map_per_classified_file(tmp_path, capsys):
+    from voicegender.cli import main
+    from voicegender.examples import EXAMPLES_DIR
+
+    files = [str(EXAMPLES_DIR / "espeak_male_de.ogg"), str(EXAMPLES_DIR / "noise.ogg")]
+    assert main(["-q", "predict", *files, "--format", "json", "--explain", str(tmp_path / "maps")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.count('"label"') for line in lines] == [1, 1]
+    written = sorted(p.name for p in (tmp_path / "maps").iterdir())
+    assert written == ["espeak_male_de.png"]  # no map for the no_speech file
+    assert (tmp_path / "maps" / written[0]).read_bytes()[:4] == b"\x89PNG"
