@@ -68,9 +68,15 @@ def clip_overlay_png(spectrogram: np.ndarray, cam_map: np.ndarray, frame_seconds
     fig = Figure(figsize=(8, 3.6))
     ax = fig.add_subplot()
     _image(ax, spectrogram, frame_seconds, cmap="gray")
-    im = _image(ax, cam_map, frame_seconds, cmap="jet", alpha=alpha, vmin=0, vmax=max(float(cam_map.max()), 1e-12))
+    # Attribution maps are spiky (integrated gradients especially): scale the colours to the 99th percentile so
+    # a few extreme cells do not leave the rest invisible, and leave cells below 15 % of it transparent so the
+    # spectrogram shows where the model did not look.
+    positive = cam_map[cam_map > 0]
+    vmax = float(np.percentile(positive, 99)) if positive.size else 1e-12
+    shown = np.ma.masked_less(cam_map, 0.15 * vmax)
+    im = _image(ax, shown, frame_seconds, cmap="jet", alpha=alpha, vmin=0, vmax=max(vmax, 1e-12))
     _row_axis(ax, spectrogram.shape[0], row_labels_hz)
-    fig.colorbar(im, ax=ax, label="relevance (map / its max)")
+    fig.colorbar(im, ax=ax, label="relevance (to its 99th percentile)")
     ax.set_title(title)
     return _png(fig)
 
