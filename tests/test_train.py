@@ -96,6 +96,27 @@ def test_folds_and_seed_image_resnet_smoke(corpus: Path, tmp_path: Path):
     assert stages == ["head", "full"] and (run / "body_features.pt").is_file()
 
 
+def test_cached_body_features_feed_the_head_exactly_like_the_full_forward(voice_pair, tmp_path: Path):
+    """The frozen-stage head trains on pooled body features; they must be what model(x) computes (same
+    normalisation, eval-mode BatchNorm), or the saved checkpoint would not behave as validated."""
+    from torch.utils.data import DataLoader
+
+    from voicegender.corpora import Clip
+    from voicegender.dataset import ClipDataset
+    from voicegender.models import ModelConfig, build_model
+    from voicegender.train import calibrate_batchnorm, feature_config_for, pooled_body_features
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="resnet34")).eval()
+    clips = [Clip(voice_pair["female"], "f", "female"), Clip(voice_pair["male"], "m", "male")]
+    ds = ClipDataset(clips, feature_config_for("seed_image"), cache_dir=None)
+    calibrate_batchnorm(model, DataLoader(ds, batch_size=2), 1, bf16=False, channels_last=False)
+    pooled = pooled_body_features(model, ds, 2, bf16=False, channels_last=False, desc="test")
+    x = torch.stack([ds[i][0] for i in range(2)])
+    with torch.no_grad():
+        torch.testing.assert_close(model.head[1:](pooled.tensors[0]), model(x), rtol=1e-4, atol=1e-4)
+
+
 def test_config_validation_and_helpers():
     with pytest.raises(VoiceGenderError, match="takes --features"):
         TrainConfig(arch="resnet34", features="log_mel")

@@ -198,10 +198,18 @@ def _validate(model: nn.Module, dataset: ClipDataset | TensorDataset, loss_fn: n
     return val_loss, compute_metrics(labels, p_female).to_dict()
 
 
+def body_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A SeedResNet's body on 0…1 images, with the ImageNet normalisation ``forward`` applies first."""
+    if getattr(model, "normalize", False):
+        x = (x - model.mean) / model.std
+    return model.body(x)
+
+
 @torch.no_grad()
-def calibrate_batchnorm(body: nn.Module, loader: DataLoader, batches: int, bf16: bool, channels_last: bool) -> None:
-    """Re-estimate every BatchNorm's running mean/var as the plain average over ``batches`` batches (forward
-    only). Makes a randomly initialised, frozen body give well-scaled features in eval mode."""
+def calibrate_batchnorm(model: nn.Module, loader: DataLoader, batches: int, bf16: bool, channels_last: bool) -> None:
+    """Re-estimate every body BatchNorm's running mean/var as the plain average over ``batches`` batches
+    (forward only). Makes a randomly initialised, frozen body give well-scaled features in eval mode."""
+    body = model.body
     bns = [m for m in body.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in bns]
     for m in bns:
@@ -214,7 +222,7 @@ def calibrate_batchnorm(body: nn.Module, loader: DataLoader, batches: int, bf16:
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(bf16):
-            body(x)
+            body_forward(model, x)
     for m, momentum in zip(bns, momenta, strict=True):
         m.momentum = momentum
     body.eval()
@@ -231,7 +239,7 @@ def pooled_body_features(model: nn.Module, dataset: ClipDataset, batch_size: int
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(bf16):
-            feats.append(model.head[0](model.body(x)).flatten(1).float())
+            feats.append(model.head[0](body_forward(model, x)).flatten(1).float())
         labels.append(y)
     return TensorDataset(torch.cat(feats), torch.cat(labels))
 
@@ -401,7 +409,7 @@ def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
                 val_feats = TensorDataset(saved["val_x"], saved["val_y"])
             else:
                 if imagenet is None and cfg.bn_calibration_batches > 0:
-                    calibrate_batchnorm(model.body, loader(train_ds), cfg.bn_calibration_batches, bf16, channels_last)
+                    calibrate_batchnorm(model, loader(train_ds), cfg.bn_calibration_batches, bf16, channels_last)
                 train_feats = pooled_body_features(model, train_ds, cfg.batch_size, bf16, channels_last,
                                                    "body features (train)")
                 val_feats = pooled_body_features(model, val_ds, cfg.batch_size, bf16, channels_last,
