@@ -75,3 +75,17 @@ def test_matches_resemblyzer_encoder():
     ours = embeddings.ge2e_embedding(x)
     theirs = VoiceEncoder("cpu", verbose=False).embed_utterance(embeddings.prepare(x))
     assert float(ours @ theirs) > 0.98  # same network and mel; only the window placement differs
+
+
+def test_mel_frames_equal_librosa_melspectrogram():
+    import librosa
+
+    from voicegender.embeddings import mel_frames, prepare
+    from voicegender.synth import synth_voice
+
+    for seconds in (0.7, 2.3):
+        wave = prepare(synth_voice(180, seconds, 16_000, seed=3))
+        reference = librosa.feature.melspectrogram(y=wave, sr=16_000, n_fft=400, hop_length=160, n_mels=40).T
+        ours = mel_frames(wave)
+        assert ours.shape == reference.shape
+        np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-6 * reference.max())
