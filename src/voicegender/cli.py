@@ -8,6 +8,7 @@ Errors caused by the user's input print as one line (``error: <file>: <problem>`
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -156,15 +157,18 @@ def predict_cmd(
             continue
         sys.stdout.write((prediction_json(p) if fmt == "json" else prediction_csv_row(p)) + "\n")
         sys.stdout.flush()
-    if fmt == "table":
-        table = Table()
+    if fmt == "table" and rows:
+        # paths relative to the folder they share (named in the caption), so the table stays narrow
+        full = [os.path.abspath(p.path) for p in rows]
+        folder = os.path.commonpath([os.path.dirname(f) for f in full])
+        table = Table(caption=f"in {folder}", caption_justify="left")
         for column in ("path", "label", "p_female", "duration_s", "speech_s"):
             table.add_column(column, justify="left" if column in ("path", "label") else "right",
                              overflow="fold")
-        for p in rows:
+        for p, path in zip(rows, full, strict=True):
             d = p.as_dict()
-            table.add_row(d["path"], d["label"], *("" if d[k] is None else f"{d[k]:.3f}"
-                                                   for k in ("p_female", "duration_s", "speech_s")))
+            table.add_row(os.path.relpath(path, folder), d["label"],
+                          *("" if d[k] is None else f"{d[k]:.3f}" for k in ("p_female", "duration_s", "speech_s")))
         out.print(table)
     if failed:
         err.print(f"{failed} of {len(files)} file(s) failed")
