@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,8 @@ SEED_FIXTURE = SHARED / "fixtures" / "seed_mfc"
 requires_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"needs the project's training corpora in {SHARED_DATA} (not on this machine)"
 )
+ESPEAK = shutil.which("espeak-ng")
+requires_espeak = pytest.mark.skipif(ESPEAK is None, reason="needs espeak-ng (apt install espeak-ng) for speech")
 requires_seed_fixture = pytest.mark.skipif(
     not SEED_FIXTURE.is_dir(), reason=f"needs the golden seed fixture in {SEED_FIXTURE} (not on this machine)"
 )
@@ -75,3 +80,34 @@ def manifest_corpus(tmp_path: Path) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def espeak(text: str, voice: str = "en+m3", pitch: int = 30, trim: bool = False, sr: int = 16_000) -> np.ndarray:
+    """espeak-ng speech as float32 mono at ``sr`` (silero does not take synth.py's voices for speech).
+
+    trim : cut the leading/trailing silence, so clip edges are the truth for segmentation tests.
+    """
+    import librosa
+
+    from voicegender.audio import resample
+
+    wav = subprocess.run([ESPEAK, "-v", voice, "-p", str(pitch), "--stdout", text], capture_output=True,
+                         check=True).stdout
+    data, rate = sf.read(io.BytesIO(wav), dtype="float32")
+    speech = resample(data, rate, sr)
+    return librosa.effects.trim(speech, top_db=40)[0] if trim else speech
+
+
+def pitch_scorer(waves: list[np.ndarray], sr: int = 16_000) -> np.ndarray:
+    """A deterministic stand-in for a trained model: p_female from the median pitch of the loud frames
+    (above 165 Hz: female)."""
+    import librosa
+
+    out = []
+    for w in waves:
+        f0 = librosa.yin(w, fmin=60, fmax=400, sr=sr, frame_length=1024)
+        rms = librosa.feature.rms(y=w, frame_length=1024, hop_length=256)[0]
+        n = min(len(f0), len(rms))
+        median = float(np.median(f0[:n][rms[:n] >= 0.3 * rms.max()]))
+        out.append(1 / (1 + np.exp(-(median - 165) / 20)))
+    return np.array(out)

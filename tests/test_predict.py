@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import ESPEAK, espeak, pitch_scorer, requires_espeak
 
 from voicegender.audio import resample
 from voicegender.cli import main
@@ -28,29 +28,10 @@ from voicegender.predict import (
 from voicegender.synth import synth_noise, synth_tone
 
 SR = 16_000
-ESPEAK = shutil.which("espeak-ng")
-requires_espeak = pytest.mark.skipif(ESPEAK is None, reason="needs espeak-ng (apt install espeak-ng) for speech")
 
 
-def espeak(text: str, voice: str = "en+m3", pitch: int = 30) -> np.ndarray:
-    wav = subprocess.run([ESPEAK, "-v", voice, "-p", str(pitch), "--stdout", text], capture_output=True,
-                         check=True).stdout
-    data, rate = sf.read(io.BytesIO(wav), dtype="float32")
-    return resample(data, rate, SR)
 
 
-def pitch_scorer(waves: list[np.ndarray]) -> np.ndarray:
-    """A deterministic stand-in for a trained model: p_female from the median pitch of the loud frames."""
-    import librosa
-
-    out = []
-    for w in waves:
-        f0 = librosa.yin(w, fmin=60, fmax=400, sr=SR, frame_length=1024)
-        rms = librosa.feature.rms(y=w, frame_length=1024, hop_length=256)[0]
-        n = min(len(f0), len(rms))
-        median = float(np.median(f0[:n][rms[:n] >= 0.3 * rms.max()]))
-        out.append(1 / (1 + np.exp(-(median - 165) / 20)))
-    return np.array(out)
 
 
 @pytest.fixture(scope="module")

@@ -2,51 +2,30 @@
 
 from __future__ import annotations
 
-import io
 import itertools
-import shutil
-import subprocess
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import espeak as _espeak
+from conftest import pitch_scorer, requires_espeak
 
-from voicegender.audio import resample
 from voicegender.cli import main
 from voicegender.export import read_timeline, write_timeline
 from voicegender.segment import Segment, SegmentOptions, build_timeline, segment_file, segment_stream
 from voicegender.vad import FRAME_S
 
 SR = 16_000
-ESPEAK = shutil.which("espeak-ng")
-requires_espeak = pytest.mark.skipif(ESPEAK is None, reason="needs espeak-ng (apt install espeak-ng) for speech")
 
 
 def espeak(text: str, voice: str, pitch: int) -> np.ndarray:
-    """espeak-ng speech at 16 kHz with its leading/trailing silence cut, so clip edges are the truth."""
-    import librosa
-
-    wav = subprocess.run([ESPEAK, "-v", voice, "-p", str(pitch), "--stdout", text], capture_output=True,
-                         check=True).stdout
-    data, rate = sf.read(io.BytesIO(wav), dtype="float32")
-    trimmed, _ = librosa.effects.trim(resample(data, rate, SR), top_db=40)
-    return trimmed
+    return _espeak(text, voice, pitch, trim=True)
 
 
-def pitch_scorer(waves: list[np.ndarray]) -> np.ndarray:
-    """Deterministic test model: p_female from the median pitch of the loud frames (>165 Hz: female)."""
-    import librosa
 
-    out = []
-    for w in waves:
-        f0 = librosa.yin(w, fmin=60, fmax=400, sr=SR, frame_length=1024)
-        rms = librosa.feature.rms(y=w, frame_length=1024, hop_length=256)[0]
-        n = min(len(f0), len(rms))
-        median = float(np.median(f0[:n][rms[:n] >= 0.3 * rms.max()]))
-        out.append(1 / (1 + np.exp(-(median - 165) / 20)))
-    return np.array(out)
+
 
 
 def constant_scorer(waves: list[np.ndarray]) -> np.ndarray:

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import io
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
-import soundfile as sf
+from conftest import espeak, requires_espeak
 
 from voicegender import vad
-from voicegender.audio import resample
 from voicegender.synth import synth_noise, synth_tone, synth_voice
 
 SR = 16_000
-ESPEAK = shutil.which("espeak-ng")
-requires_espeak = pytest.mark.skipif(ESPEAK is None, reason="needs espeak-ng (apt install espeak-ng) for speech")
 
 
-def espeak(text: str, voice: str = "en+m3", pitch: int = 30) -> np.ndarray:
-    """espeak-ng speech as float32 mono at 16 kHz (silero does not take synth.py's voices for speech)."""
-    wav = subprocess.run([ESPEAK, "-v", voice, "-p", str(pitch), "--stdout", text], capture_output=True,
-                         check=True).stdout
-    data, rate = sf.read(io.BytesIO(wav), dtype="float32")
-    return resample(data, rate, SR)
 
 
 def melody(seconds: float = 6.0, seed: int = 0) -> np.ndarray:
