@@ -40,3 +40,32 @@ def test_predict_explain_writes_a_map_per_classified_file(tmp_path, capsys):
     written = sorted(p.name for p in (tmp_path / "maps").iterdir())
     assert written == ["espeak_male_de.png"]  # no map for the no_speech file
     assert (tmp_path / "maps" / written[0]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_report_gets_the_explain_section(tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+
+    from voicegender.cli import main
+    from voicegender.synth import FEMALE_F0, MALE_F0, synth_voice
+
+    rows = ["path,speaker,gender"]
+    for s in range(6):
+        gender = "female" if s % 2 else "male"
+        for i in range(3):
+            f0 = (FEMALE_F0 if gender == "female" else MALE_F0) * (1 + 0.03 * s)
+            sf.write(tmp_path / f"s{s}_{i}.wav", synth_voice(f0, 1.0, 16_000, seed=10 * s + i), 16_000)
+            rows.append(f"s{s}_{i}.wav,spk{s},{gender}")
+    (tmp_path / "corpus.csv").write_text("\n".join(rows) + "\n")
+    cache = str(tmp_path / "cache")
+    assert main(["train", str(tmp_path / "corpus.csv"), "--out", str(tmp_path / "run"), "--split", "speaker-kfold",
+                 "--k", "3", "--epochs", "1", "--batch-size", "8", "--crop-seconds", "0.5", "--threads", "1",
+                 "--cache-dir", cache]) == 0
+    assert main(["evaluate", str(tmp_path / "run"), "--out", str(tmp_path / "ev"), "--cache-dir", cache,
+                 "--explain-clips", "4"]) == 0
+    capsys.readouterr()
+    html = (tmp_path / "ev" / "report.html").read_text()
+    assert "What the model listens to" in html and html.count("data:image/png;base64") >= 3
+    summary = json.loads((tmp_path / "ev" / "explain" / "summary.json").read_text())
+    assert summary["methods"]  # maps were computed for the evaluated (test) clips

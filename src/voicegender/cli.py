@@ -355,6 +355,9 @@ def evaluate_cmd(
     batch_size: Annotated[int, typer.Option(help="clips per forward pass")] = 64,
     threads: Annotated[int, typer.Option(help="torch CPU threads")] = _TC.threads,
     cache_dir: Annotated[str, typer.Option(help="feature cache folder")] = _TC.cache_dir,
+    explain_clips: Annotated[int, typer.Option(
+        "--explain-clips", help="add class maps + per-band occlusion for a class-balanced sample of this many "
+                                "clips to each report (see `voicegender explain`); 0: none")] = 0,
 ) -> None:
     """Score a trained model: metrics.json + report.html (mean ± std when given a folder of folds)."""
     from .evaluate import evaluate, summarise_folds
@@ -368,7 +371,8 @@ def evaluate_cmd(
                           cache_dir=cache_dir, threads=threads)
         dest = (out_dir / target.name if len(targets) > 1 else out_dir) if out_dir else (
             target if target.is_dir() else target.parent)
-        write_report(report, dest)
+        sections = _explain_sections(target, corpus, dest, explain_clips) if explain_clips > 0 else []
+        write_report(report, dest, extra_sections=sections)
         reports.append(report)
         failed += len(report.failed)
         for message in report.failed:
@@ -381,6 +385,22 @@ def evaluate_cmd(
             _result(line)
     if failed:
         raise typer.Exit(1)
+
+
+def _explain_sections(target: Path, corpus: list[Path] | None, dest: Path, max_clips: int) -> list:
+    """The explain section of an evaluation report: maps and occlusion over the evaluated clips."""
+    from .corpora import load_corpus
+    from .evaluate import read_run_manifest
+    from .explain import REPORT_TITLE, explain_corpus, resolve_model
+    from .report import Section
+
+    loaded, run_dir = resolve_model(target)
+    if corpus:
+        clips = [clip for path in corpus for clip in load_corpus(path).clips]
+    else:
+        clips = read_run_manifest((run_dir or target) / "test.csv")
+    result = explain_corpus(loaded, clips, dest / "explain", max_clips=max_clips)
+    return [Section(REPORT_TITLE, result.html)]
 
 
 # --- explain ----------------------------------------------------------------------------------------------------
