@@ -69,3 +69,28 @@ def test_evaluate_report_gets_the_explain_section(tmp_path, capsys):
     assert "What the model listens to" in html and html.count("data:image/png;base64") >= 3
     summary = json.loads((tmp_path / "ev" / "explain" / "summary.json").read_text())
     assert summary["methods"]  # maps were computed for the evaluated (test) clips
+
+
+def test_export_onnx_matches_torch(tmp_path, capsys):
+    import pytest
+
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import torch
+
+    from voicegender.cli import main
+    from voicegender.features import LogMelConfig, feature_config_dict
+    from voicegender.models import ModelConfig, build_model, load_checkpoint, save_checkpoint
+
+    cfg = ModelConfig(arch="small_cnn", in_rows=64)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "m.pt", build_model(cfg), cfg, feature_config_dict("log_mel", LogMelConfig()),
+                    ["female", "male"])
+    assert main(["export", str(tmp_path / "m.pt"), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert "m.onnx" in capsys.readouterr().out
+    x = torch.randn(3, 1, 64, 140)  # another batch size and length than the export example
+    expected = load_checkpoint(tmp_path / "m.pt").model(x).detach().numpy()
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"))
+    np.testing.assert_allclose(session.run(None, {"features": x.numpy()})[0], expected, atol=1e-4)
+    assert main(["export", str(tmp_path / "missing.pt")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err

@@ -445,6 +445,30 @@ def explain_cmd(
     err.print(f"{len(result.files)} files in {result.out_dir} (open explain.html)", markup=False, soft_wrap=True)
 
 
+# --- export ---------------------------------------------------------------------------------------------------
+@app.command("export")
+def export_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="checkpoint or run folder from `voicegender train`")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="the .onnx file to write")] = Path("model.onnx"),
+) -> None:
+    """Export a trained network to ONNX (input "features", output "logits"; dynamic batch, and time for CNNs)."""
+    import torch
+
+    from .evaluate import resolve_checkpoint
+    from .models import export_onnx, load_checkpoint
+
+    loaded = load_checkpoint(resolve_checkpoint(checkpoint))
+    fc = loaded.feature_config
+    shapes = {"log_mel": (1, 1, fc.get("n_mels", 64), 100), "seed_mfcc": (1, 1, fc.get("n_mfcc", 12), 98),
+              "seed_image": (1, 3, 224, 224)}
+    if fc["kind"] not in shapes:
+        raise VoiceGenderError(f"{checkpoint}: a {fc['kind']!r} model is a head over resemblyzer's encoder; only "
+                               "networks over log_mel / seed_mfcc / seed_image features export to ONNX")
+    written = export_onnx(loaded.model, torch.zeros(shapes[fc["kind"]]), out_path)
+    out.print(f"{written}\tinput features {list(shapes[fc['kind']])} ({fc['kind']}, batch dynamic)\tlabels "
+              f"{','.join(loaded.labels)}", soft_wrap=True)
+
+
 # --- entry point ------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: sys.argv[1:]); returns the exit code."""
