@@ -162,3 +162,13 @@ def test_cli_segment_table(tmp_path: Path, capsys, monkeypatch):
     sf.write(audio, np.zeros(SR, np.float32), SR)
     assert main(["segment", str(audio)]) == 0
     assert "no_speech" in capsys.readouterr().out
+
+
+def test_edge_slivers_join_the_neighbouring_speech():
+    from voicegender.segment import _absorb_edge_slivers
+
+    timeline = [Segment(0.0, 0.03, "no_speech"), Segment(0.03, 5.016, "female", 0.9),
+                Segment(5.016, 5.019, "no_speech")]
+    assert [(s.start_s, s.end_s, s.label) for s in _absorb_edge_slivers(timeline, 5.019)] == [(0.0, 5.019, "female")]
+    kept = [Segment(0.0, 0.5, "no_speech"), Segment(0.5, 2.0, "male", 0.1)]
+    assert [(s.start_s, s.label) for s in _absorb_edge_slivers(kept, 2.0)] == [(0.0, "no_speech"), (0.5, "male")]

@@ -214,6 +214,25 @@ def build_timeline(probs: np.ndarray, scored: list[tuple[int, int, float, float]
                 segments.append(Segment(seg_start, seg_end, label, p))
         cursor = end_s
     gap(duration_s)
+    return _absorb_edge_slivers(segments, duration_s)
+
+
+EDGE_SLIVER_S = 0.1  # no_speech at the very start/end shorter than this joins the neighbouring speech segment
+
+
+def _absorb_edge_slivers(segments: list[Segment], duration_s: float) -> list[Segment]:
+    """Drop the few-ms no_speech slivers that 32 ms VAD frames leave at the file's edges (and clamp to its end).
+
+    The timeline still covers [0, duration] without gaps; a speech segment simply starts at 0 or ends at the end.
+    """
+    if len(segments) > 1 and segments[0].label == "no_speech" and segments[0].duration_s < EDGE_SLIVER_S:
+        segments = segments[1:]
+        segments[0].start_s = 0.0
+    if len(segments) > 1 and segments[-1].label == "no_speech" and segments[-1].duration_s < EDGE_SLIVER_S:
+        segments = segments[:-1]
+        segments[-1].end_s = duration_s
+    if segments:
+        segments[-1].end_s = min(segments[-1].end_s, duration_s)
     return segments
 
 
