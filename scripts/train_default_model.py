@@ -197,17 +197,26 @@ def _softmax_female(logits: np.ndarray) -> np.ndarray:
 # Each candidate: fit(cache, train_idx, seed) -> predictor(variant, test_idx) -> logits (n, 2), class 0 = female.
 
 
+def _embedding_training_set(cache: Cache, idx: np.ndarray, variants: tuple[str, ...],
+                            exclude_children: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GE2E embeddings of the clips ``idx`` in every variant, their labels, and gender/speaker-balanced weights."""
+    from voicegender.default_model import balanced_weights
+
+    if exclude_children:
+        idx = idx[~cache.child[idx]]
+    x = np.concatenate([cache.get("ge2e", v)[idx] for v in variants])
+    y = np.tile(cache.y[idx], len(variants))
+    w = np.tile(balanced_weights(cache.y[idx], cache.speaker[idx]), len(variants))
+    return x, y, w
+
+
 def cand_ge2e_lr(train_variants: tuple[str, ...], c: float = 1e-3, exclude_children: bool = True):
     """GE2E embedding -> standardise -> logistic regression (C = ``c``), built as the shipped head is."""
 
     def fit(cache: Cache, idx: np.ndarray, seed: int = 0):
-        from voicegender.default_model import balanced_weights, head_logits, train_linear_head
+        from voicegender.default_model import head_logits, train_linear_head
 
-        if exclude_children:
-            idx = idx[~cache.child[idx]]
-        x = np.concatenate([cache.get("ge2e", v)[idx] for v in train_variants])
-        y = np.tile(cache.y[idx], len(train_variants))
-        w = np.tile(balanced_weights(cache.y[idx], cache.speaker[idx]), len(train_variants))
+        x, y, w = _embedding_training_set(cache, idx, train_variants, exclude_children)
         model, _ = train_linear_head(x, y, w, c=c)
         return lambda variant, test: head_logits(model, cache.get("ge2e", variant)[test])
 
@@ -216,14 +225,9 @@ def cand_ge2e_lr(train_variants: tuple[str, ...], c: float = 1e-3, exclude_child
 
 def cand_ge2e_mlp(train_variants: tuple[str, ...], hidden: int = 64, epochs: int = 20, exclude_children: bool = True):
     def fit(cache: Cache, idx: np.ndarray, seed: int = 0):
-        from voicegender.default_model import balanced_weights, head_logits, train_head
+        from voicegender.default_model import head_logits, train_head
 
-        if exclude_children:
-            idx = idx[~cache.child[idx]]
-
-        x = np.concatenate([cache.get("ge2e", v)[idx] for v in train_variants])
-        y = np.tile(cache.y[idx], len(train_variants))
-        w = np.tile(balanced_weights(cache.y[idx], cache.speaker[idx]), len(train_variants))
+        x, y, w = _embedding_training_set(cache, idx, train_variants, exclude_children)
         model, _ = train_head(x, y, w, hidden=hidden, epochs=epochs, seed=seed)
         return lambda variant, test: head_logits(model, cache.get("ge2e", variant)[test])
 
