@@ -128,3 +128,11 @@ def test_featurize_dispatches_on_the_checkpoint_description():
     assert feature_sample_rate(feature_config_dict("seed_mfcc", SeedMfccConfig())) == 48_000
     with pytest.raises(ValueError):
         feature_config_dict("wavelets")
+
+
+def test_models_trained_on_the_seed_pictures_get_clipped_coefficients():
+    wave = synth_voice(120, 0.7, 16_000)
+    raw = seed_features(wave, 16_000)
+    clipped = seed_features(wave, 16_000, SeedMfccConfig(clip_to_image=True))
+    assert raw.min() < 0 and clipped.min() == 0 and clipped.max() <= 255
+    np.testing.assert_array_equal(clipped, np.clip(raw, 0, 255))

@@ -129,3 +129,24 @@ def test_config_validation_and_helpers():
     clips = [Clip(Path(f"{i}.wav"), str(i), "female" if i < 20 else "male") for i in range(100)]
     sub = stratified_subset(clips, 10, seed=0)
     assert len(sub) == 10 and sum(c.gender == "female" for c in sub) == 2
+
+
+def test_seed_mfcc_model_trained_on_pictures_clips_new_audio(tmp_path: Path):
+    """A model trained on the seed's 8-bit pictures saw MFCCs clipped to 0..255; its checkpoint must say so, so
+    that audio given to it later (predict --model) is clipped the same way."""
+    from PIL import Image
+
+    from voicegender.features import featurize, seed_features, seed_mfcc_image
+
+    rows = ["path,speaker,gender"]
+    for s in range(6):
+        gender = "female" if s % 2 else "male"
+        wave = synth_voice((FEMALE_F0 if s % 2 else MALE_F0) * (1 + 0.03 * s), 0.8, 16_000, seed=s)
+        Image.fromarray(seed_mfcc_image(seed_features(wave, 16_000))).save(tmp_path / f"{s}.jpg")
+        rows.append(f"{s}.jpg,spk{s},{gender}")
+    (tmp_path / "pictures.csv").write_text("\n".join(rows) + "\n")
+    run = train(small_config(tmp_path, features="seed_mfcc", epochs=1), [tmp_path / "pictures.csv"])
+    fc = load_checkpoint(run / "model.pt").feature_config
+    assert fc["kind"] == "seed_mfcc" and fc["clip_to_image"] is True
+    x = featurize(synth_voice(MALE_F0, 0.8, 16_000), 16_000, fc)
+    assert x.min() >= 0 and x.max() <= 255

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +38,8 @@ class SeedMfccConfig:
     window_seconds: float = 0.025  # n_fft = int(sr * 0.025) = 1200 at 48 kHz
     hop_seconds: float = 0.01  # hop_length = int(sr * 0.01) = 480 at 48 kHz -> 98 frames
     lifter: int = 22  # cepstral liftering
+    clip_to_image: bool = False  # clip coefficients to 0..255, as the seed's 8-bit pictures hold them: set for
+    # models trained on those pictures (audiomnist_mfc), so new audio reaches them in the same range
 
     @property
     def clip_samples(self) -> int:
@@ -97,7 +101,8 @@ def seed_features(samples: np.ndarray, sample_rate: int, cfg: SeedMfccConfig = S
     """
     wave = resample(np.asarray(samples, dtype=np.float32), sample_rate, cfg.sample_rate)
     wave = pad_or_crop(wave.astype(np.float64) * INT16_SCALE, cfg.clip_samples, offset, rng)
-    return seed_mfcc(wave, cfg)
+    mfcc = seed_mfcc(wave, cfg)
+    return np.clip(mfcc, 0, 255) if cfg.clip_to_image else mfcc
 
 
 def seed_mfcc_image(mfcc: np.ndarray, size: int = SEED_IMAGE_SIZE) -> np.ndarray:
@@ -233,6 +238,12 @@ class FeatureCache:
     def put(self, path: str | Path, key: str, array: np.ndarray) -> None:
         entry = self._entry(Path(path), key)
         entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(".tmp.npy")
-        np.save(tmp, array)
-        tmp.replace(entry)
+        # a private temporary name: several processes may fill the same cache at once
+        fd, tmp = tempfile.mkstemp(suffix=".npy", dir=entry.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, array)
+            os.replace(tmp, entry)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

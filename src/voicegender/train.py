@@ -313,6 +313,8 @@ def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
     log.info("%s: %d train / %d val / %d test clips", split.name, len(train_clips), len(val_clips), len(split.test))
 
     fc = feature_config_for(cfg.features)
+    if cfg.features == "seed_mfcc" and _feature_source(train_clips) == "image":
+        fc["clip_to_image"] = True  # audio given to this model later must be clipped as the pictures were
     mc = model_config_for(cfg, fc)
     model = build_model(mc)
     imagenet = None
