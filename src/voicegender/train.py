@@ -377,6 +377,18 @@ def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
                  entry.train_loss, entry.val_loss, entry.val.get("accuracy", float("nan")),
                  " (best)" if entry.best else "")
 
+    def run_epochs(stage: str, last: int, optimizer, scheduler, layout_channels_last: bool, suffix: str = "") -> None:
+        """Whole-network epochs ``done .. last - 1``: train, validate, log, keep the best checkpoint."""
+        for epoch in range(done, last):
+            t0 = time.perf_counter()
+            train_ds.set_epoch(epoch)
+            generator.manual_seed(cfg.seed * 1000 + epoch)
+            train_loss = _train_epoch(model, loader(train_ds), optimizer, scheduler, loss_fn, bf16,
+                                      layout_channels_last, f"epoch {epoch + 1}/{last}{suffix}")
+            val_loss, val = _validate(model, val_ds, loss_fn, bf16, layout_channels_last, cfg.batch_size)
+            finish_epoch(EpochLog(stage, epoch, train_loss, val_loss, val, time.perf_counter() - t0), optimizer,
+                         scheduler)
+
     if not cfg.is_resnet:
         epochs = cfg.resolved_epochs()
         optimizer = adamw([p for p in model.parameters()], cfg.weight_decay)
@@ -384,15 +396,7 @@ def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
         if state:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-        for epoch in range(done, epochs):
-            t0 = time.perf_counter()
-            train_ds.set_epoch(epoch)
-            generator.manual_seed(cfg.seed * 1000 + epoch)
-            train_loss = _train_epoch(model, loader(train_ds), optimizer, scheduler, loss_fn, bf16, False,
-                                      f"epoch {epoch + 1}/{epochs}")
-            val_loss, val = _validate(model, val_ds, loss_fn, bf16, False, cfg.batch_size)
-            finish_epoch(EpochLog("train", epoch, train_loss, val_loss, val, time.perf_counter() - t0), optimizer,
-                         scheduler)
+        run_epochs("train", epochs, optimizer, scheduler, False)
         return run_dir
 
     # --- the seed's recipe: frozen-body head stage, then the unfrozen network -------------------------------
@@ -461,14 +465,7 @@ def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
     if state and state["stage"] == "full":
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-    for epoch in range(done, head_epochs + full_epochs):
-        t0 = time.perf_counter()
-        generator.manual_seed(cfg.seed * 1000 + epoch)
-        train_loss = _train_epoch(model, loader(train_ds), optimizer, scheduler, loss_fn, bf16, channels_last,
-                                  f"epoch {epoch + 1}/{head_epochs + full_epochs} (unfrozen)")
-        val_loss, val = _validate(model, val_ds, loss_fn, bf16, channels_last, cfg.batch_size)
-        finish_epoch(EpochLog("full", epoch, train_loss, val_loss, val, time.perf_counter() - t0), optimizer,
-                     scheduler)
+    run_epochs("full", head_epochs + full_epochs, optimizer, scheduler, channels_last, " (unfrozen)")
     return run_dir
 
 
