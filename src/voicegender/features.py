@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import librosa
 import numpy as np
 
 from .audio import INT16_SCALE, resample
+from .fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -236,14 +235,4 @@ class FeatureCache:
         return None
 
     def put(self, path: str | Path, key: str, array: np.ndarray) -> None:
-        entry = self._entry(Path(path), key)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        # a private temporary name: several processes may fill the same cache at once
-        fd, tmp = tempfile.mkstemp(suffix=".npy", dir=entry.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, array)
-            os.replace(tmp, entry)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(self._entry(Path(path), key), lambda f: np.save(f, array))  # processes may share a cache

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import urllib.request
 import warnings
 from collections.abc import Iterable, Sequence
@@ -38,6 +37,7 @@ from torch import Tensor, nn
 
 from voicegender import __version__
 from voicegender.errors import ModelError
+from voicegender.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -840,15 +840,7 @@ def save_checkpoint(
         "extra": extra,
         "voicegender_version": __version__,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save(payload, f))
     log.info("saved checkpoint %s", path)
     return path
 
