@@ -377,14 +377,15 @@ def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
                  entry.train_loss, entry.val_loss, entry.val.get("accuracy", float("nan")),
                  " (best)" if entry.best else "")
 
-    def run_epochs(stage: str, last: int, optimizer, scheduler, layout_channels_last: bool, suffix: str = "") -> None:
+    def run_epochs(stage: str, last: int, optimizer, scheduler, layout_channels_last: bool, desc: str = "epoch",
+                   suffix: str = "") -> None:
         """Whole-network epochs ``done .. last - 1``: train, validate, log, keep the best checkpoint."""
         for epoch in range(done, last):
             t0 = time.perf_counter()
             train_ds.set_epoch(epoch)
             generator.manual_seed(cfg.seed * 1000 + epoch)
             train_loss = _train_epoch(model, loader(train_ds), optimizer, scheduler, loss_fn, bf16,
-                                      layout_channels_last, f"epoch {epoch + 1}/{last}{suffix}")
+                                      layout_channels_last, f"{desc} {epoch + 1}/{last}{suffix}")
             val_loss, val = _validate(model, val_ds, loss_fn, bf16, layout_channels_last, cfg.batch_size)
             finish_epoch(EpochLog(stage, epoch, train_loss, val_loss, val, time.perf_counter() - t0), optimizer,
                          scheduler)
@@ -393,9 +394,7 @@ def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
         epochs = cfg.resolved_epochs()
         optimizer = adamw([p for p in model.parameters()], cfg.weight_decay)
         scheduler = one_cycle(optimizer, cfg.resolved_lr(), epochs * len(loader(train_ds)))
-        if state:
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
+        _restore(state, optimizer, scheduler)
         run_epochs("train", epochs, optimizer, scheduler, False)
         return run_dir
 
@@ -427,9 +426,7 @@ def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
             head = model.head[1:]  # the head after its (deterministic) concat pooling
             optimizer = adamw(list(head.parameters()), cfg.weight_decay)
             scheduler = one_cycle(optimizer, cfg.resolved_lr(), head_epochs * len(loader(train_feats)))
-            if state:
-                optimizer.load_state_dict(state["optimizer"])
-                scheduler.load_state_dict(state["scheduler"])
+            _restore(state, optimizer, scheduler)
             for epoch in range(done, head_epochs):
                 t1 = time.perf_counter()
                 generator.manual_seed(cfg.seed * 1000 + epoch)
@@ -443,17 +440,8 @@ def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
         else:
             optimizer = adamw([p for p in model.parameters() if p.requires_grad], cfg.weight_decay)
             scheduler = one_cycle(optimizer, cfg.resolved_lr(), head_epochs * len(loader(train_ds)))
-            if state:
-                optimizer.load_state_dict(state["optimizer"])
-                scheduler.load_state_dict(state["scheduler"])
-            for epoch in range(done, head_epochs):
-                t1 = time.perf_counter()
-                generator.manual_seed(cfg.seed * 1000 + epoch)
-                train_loss = _train_epoch(model, loader(train_ds), optimizer, scheduler, loss_fn, bf16,
-                                          channels_last, f"head epoch {epoch + 1}/{head_epochs}")
-                val_loss, val = _validate(model, val_ds, loss_fn, bf16, channels_last, cfg.batch_size)
-                finish_epoch(EpochLog("head", epoch, train_loss, val_loss, val, time.perf_counter() - t1),
-                             optimizer, scheduler)
+            _restore(state, optimizer, scheduler)
+            run_epochs("head", head_epochs, optimizer, scheduler, channels_last, desc="head epoch")
         done = max(done, head_epochs)
         state = None  # the optimiser state above belongs to the head stage
 
@@ -462,11 +450,16 @@ def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
     lrs = discriminative_lrs(cfg.finetune_lr, len(groups))
     optimizer = adamw([{"params": g, "lr": lr} for g, lr in zip(groups, lrs, strict=True)], cfg.weight_decay)
     scheduler = one_cycle(optimizer, lrs, full_epochs * len(loader(train_ds)))
-    if state and state["stage"] == "full":
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+    _restore(state if state and state["stage"] == "full" else None, optimizer, scheduler)
     run_epochs("full", head_epochs + full_epochs, optimizer, scheduler, channels_last, " (unfrozen)")
     return run_dir
+
+
+def _restore(state: dict | None, optimizer, scheduler) -> None:
+    """Resume the optimiser and lr schedule of an interrupted run (nothing for a fresh one)."""
+    if state:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
 
 
 def _feature_source(clips: list[Clip]) -> str:
