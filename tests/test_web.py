@@ -300,3 +300,191 @@ def test_serve_command_is_registered():
     from voicegender.cli import main
 
     assert main(["serve", "--help"]) == 0
+
+
+# --- who may use the server: the access token -----------------------------------------------------------------
+TOKEN = "test-token-0123456789abcdef"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def token_client(client) -> TestClient:
+    """The same loaded model, served with an access token."""
+    with TestClient(create_app(model=client.app.state.served.loaded, max_upload_mb=LIMIT_MB, token=TOKEN)) as c:
+        yield c
+
+
+def test_with_a_token_the_api_needs_it_but_the_page_and_health_do_not(token_client, voice_wav, monkeypatch):
+    import hmac
+
+    compared = []
+    real_compare = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append(1) or real_compare(a, b))
+    data = voice_wav.read_bytes()
+    for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": f"Basic {TOKEN}"},
+                    {"Authorization": TOKEN}):
+        r = token_client.post("/api/predict", files={"file": ("a.wav", data)}, headers=headers)
+        assert r.status_code == 401, headers
+        assert "Authorization: Bearer" in r.json()["detail"]
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert compared  # the constant-time comparison
+    r = token_client.post("/api/predict", files={"file": ("a.wav", data)}, headers=BEARER)
+    assert r.status_code == 200, r.text
+    assert r.json()["label"] in LABELS
+    assert token_client.post("/api/predict", files={"file": ("a.wav", data)},
+                             headers={"Authorization": f"bearer {TOKEN}"}).status_code == 200
+    for path in ("/api/openapi.json", "/api/nothing-here"):
+        assert token_client.get(path).status_code == 401
+        assert token_client.get(path, headers=BEARER).status_code in (200, 404)
+    for path in ("/", "/static/app.js", "/api/health"):  # the page must load to ask for the token
+        assert token_client.get(path).status_code == 200
+    assert token_client.get("/api/health").json()["token_required"] is True
+
+
+def test_without_a_token_nothing_asks_for_one(client):
+    assert client.get("/api/health").json()["token_required"] is False
+    assert client.get("/api/openapi.json").status_code == 200
+
+
+@pytest.mark.parametrize("token", ["", "two words", "naïve-token", "tab\there"])
+def test_a_token_must_fit_in_a_header(token):
+    with pytest.raises(ValueError, match="printable ASCII"):
+        create_app(token=token)  # raises before loading any model
+
+
+@pytest.fixture
+def serve_calls(monkeypatch, client) -> list:
+    """`voicegender serve` with uvicorn.run recorded instead of run, and the already loaded model."""
+    import uvicorn
+
+    from voicegender.web import backend
+
+    calls: list = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    monkeypatch.setattr(backend, "load", lambda model=None: client.app.state.served)
+    monkeypatch.delenv("VOICEGENDER_TOKEN", raising=False)
+    return calls
+
+
+def _stderr(capsys) -> str:
+    return " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize(("host", "warns"), [("127.0.0.1", False), ("localhost", False), ("::1", False),
+                                             ("127.0.0.2", False), ("0.0.0.0", True), ("192.168.1.20", True),
+                                             ("::", True), ("myhost.example", True)])
+def test_serve_warns_when_it_binds_beyond_loopback(serve_calls, capsys, host, warns):
+    from voicegender.cli import main
+
+    capsys.readouterr()
+    assert main(["serve", "--host", host, "--port", "8123"]) == 0
+    err = _stderr(capsys)
+    assert ("warning:" in err) is warns
+    if warns:
+        assert f"serving on {host} without an access token" in err and "VOICEGENDER_TOKEN" in err
+    app, kwargs = serve_calls[-1]
+    assert kwargs["host"] == host and kwargs["port"] == 8123
+    assert TestClient(app).get("/api/openapi.json").status_code == 200  # no token: open
+
+
+def test_serve_takes_the_token_from_the_environment_or_the_option(serve_calls, capsys, monkeypatch):
+    from voicegender.cli import main
+
+    monkeypatch.setenv("VOICEGENDER_TOKEN", TOKEN)
+    capsys.readouterr()
+    assert main(["serve", "--host", "0.0.0.0"]) == 0
+    err = _stderr(capsys)
+    assert "API requests need the access token" in err and "?token=" in err
+    assert TOKEN not in err  # never printed
+    with TestClient(serve_calls[-1][0]) as c:
+        assert c.get("/api/openapi.json").status_code == 401
+        assert c.get("/api/openapi.json", headers=BEARER).status_code == 200
+        assert c.get("/api/health").json()["token_required"] is True
+
+    assert main(["serve", "--token", "another-token-0123456789"]) == 0  # the option wins over the environment
+    with TestClient(serve_calls[-1][0]) as c:
+        assert c.get("/api/openapi.json", headers=BEARER).status_code == 401
+        assert c.get("/api/openapi.json", headers={"Authorization": "Bearer another-token-0123456789"}).is_success
+
+
+@pytest.mark.parametrize("args", [["--token", "two words"], ["--max-upload-mb", "0"]])
+def test_serve_rejects_bad_options_in_one_line(serve_calls, capsys, args):
+    from voicegender.cli import main
+
+    capsys.readouterr()
+    assert main(["serve", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    assert serve_calls == []
+
+
+# --- a flooded server: capacity, stalled and broken uploads, temp files -----------------------------------------
+def _multipart(name: str, data: bytes, boundary: str = "XX", close: bool = True) -> bytes:
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    return head + data + (f"\r\n--{boundary}--\r\n".encode() if close else b"")
+
+
+def _request_head(length: int, boundary: str = "XX") -> bytes:
+    return (f"POST /api/predict HTTP/1.1\r\nHost: localhost\r\nContent-Length: {length}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n").encode()
+
+
+def _wait_for(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_full_server_answers_503_before_reading_and_a_lost_client_gives_its_slot_back(
+        client, voice_wav, tmp_path, monkeypatch):
+    import httpx
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    app = create_app(model=client.app.state.served.loaded, max_upload_mb=LIMIT_MB, max_pending=1)
+    capacity = app.state.capacity
+    data = voice_wav.read_bytes()
+    body = _multipart("held.wav", data)
+    with running_server(app) as url, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as held:
+            held.sendall(_request_head(len(body)) + body[:1000])  # admitted; the rest of its body never comes
+            _wait_for(lambda: capacity.used == 1)
+            r = httpx.post(f"{url}/api/predict", files={"file": ("next.wav", data)}, timeout=60)
+            assert r.status_code == 503
+            assert r.headers["retry-after"] == "5"
+            assert "busy" in r.json()["detail"]
+        _wait_for(lambda: capacity.used == 0)  # the client hung up mid-upload: its slot is free again
+        r = httpx.post(f"{url}/api/predict", files={"file": ("next.wav", data)}, timeout=60)
+        assert r.status_code == 200, r.text
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_stalled_upload_gets_408_and_gives_its_slot_back(client, voice_wav, tmp_path, monkeypatch):
+    from voicegender.web import app as app_module
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(app_module, "UPLOAD_IDLE_S", 0.3)
+    app = create_app(model=client.app.state.served.loaded, max_upload_mb=LIMIT_MB)
+    body = _multipart("slow.wav", voice_wav.read_bytes())
+    with running_server(app) as url:
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=10) as s:
+            s.sendall(_request_head(len(body)) + body[:1000])
+            reply = s.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
+    assert b"stalled" in reply
+    assert app.state.capacity.used == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_truncated_multipart_body_is_400_and_leaves_nothing(client, voice_wav, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    body = _multipart("cut.wav", voice_wav.read_bytes()[:5000], close=False)  # no closing boundary
+    r = client.post("/api/predict", content=body, headers={"content-type": "multipart/form-data; boundary=XX"})
+    assert r.status_code == 400
+    assert r.json()["detail"]
+    assert client.app.state.capacity.used == 0
+    assert list(tmp_path.iterdir()) == []

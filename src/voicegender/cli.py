@@ -93,18 +93,32 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     model: Annotated[Path | None, typer.Option(help="checkpoint to serve (default: the shipped model)")] = None,
     max_upload_mb: Annotated[float, typer.Option(help="largest accepted upload in MB; bigger gets 413")] = 25.0,
+    token: Annotated[str | None, typer.Option(
+        envvar="VOICEGENDER_TOKEN", show_default=False,
+        help="access token: API requests must send 'Authorization: Bearer TOKEN' (the page: open /?token=TOKEN "
+             "once). Prefer the environment variable: other users can read command lines")] = None,
 ) -> None:
     """Start the web page and JSON API (POST /api/predict, GET /api/health); needs the web extra."""
     try:
         import uvicorn
 
-        from .web.app import create_app
+        from .web.app import create_app, is_loopback
     except ImportError as e:
         raise VoiceGenderError(f"the web page needs the web extra: pip install 'voicegender[web]' ({e})") from e
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        err.print(f"warning: serving on {host}: anyone who can reach this address can use the page")
-    web_app = create_app(model=model, max_upload_mb=max_upload_mb)
-    err.print(f"voicegender: open http://{'[' + host + ']' if ':' in host else host}:{port}/ (Ctrl+C to stop)")
+    if not is_loopback(host):
+        if token is None:
+            err.print(f"warning: serving on {host} without an access token: anyone who can reach this address "
+                      "can use the page and the API; set --token or VOICEGENDER_TOKEN", markup=False, soft_wrap=True)
+        else:
+            err.print(f"warning: serving on {host}: other machines can reach the page; API requests need the "
+                      "access token, which plain http sends unencrypted", markup=False, soft_wrap=True)
+    try:
+        web_app = create_app(model=model, max_upload_mb=max_upload_mb, token=token)
+    except ValueError as e:  # a bad --max-upload-mb or --token: one line, like every other input error
+        raise VoiceGenderError(str(e)) from e
+    shown = f"{'[' + host + ']' if ':' in host else host}:{port}"
+    extra = " with ?token=<your token> once" if token is not None else ""
+    err.print(f"voicegender: open http://{shown}/{extra} (Ctrl+C to stop)", markup=False, soft_wrap=True)
     uvicorn.run(web_app, host=host, port=port, log_level="warning")
 
 

@@ -3,7 +3,7 @@
 Routes
 ------
 ``GET /``                 the page (``static/index.html``; its JS and CSS under ``/static/``)
-``GET /api/health``       ``{"model", "version", "voicegender", "labels", "max_upload_mb"}``
+``GET /api/health``       ``{"model", "version", "voicegender", "labels", "max_upload_mb", "token_required"}``
 ``POST /api/predict``     multipart field ``file`` → the fields of ``predict --format json``
                           (``path, label, p_female, duration_s, speech_s``); with ``?explain=1`` also
                           ``overlay_png`` (base64 PNG of the loudest ``overlay_span_s`` = [start, end] seconds,
@@ -11,19 +11,27 @@ Routes
                           the plain spectrogram and the reason in ``explain_note``) and ``timeline``
                           (female/male/no_speech segments with p_female for files longer than 10 s, else null)
 
-Safety: the model is loaded once; uploads are limited in size (Content-Length checked first, then counted while
-the body streams in); the upload is decoded from a private temporary file with a fixed suffix, deleted
-afterwards; the user's file name is only ever shown, never used as a path. Saving, decoding and model calls run
-in the threadpool, so the event loop never waits on the CPU; concurrent uploads are batched (see create_app).
+Safety: the model is loaded once; with an access token, every path except the page, its static files and
+``/api/health`` needs ``Authorization: Bearer <token>`` (compared in constant time; 401 without it); uploads are
+limited in size (Content-Length checked first, then counted while the body streams in) and in number (at most
+``max_pending`` in progress, more get 503 before their body is read; a stalled upload gets 408); the upload is
+decoded from a private temporary file with a fixed suffix, deleted afterwards; the user's file name is only ever
+shown, never used as a path. Saving, decoding and model calls run in the threadpool, so the event loop never
+waits on the CPU; concurrent uploads are batched (see create_app).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
+import hmac
+import ipaddress
 import logging
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +41,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
 from .. import __version__
@@ -45,7 +54,10 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
 MULTIPART_SLACK = 64 * 1024  # bytes of multipart headers/boundaries allowed on top of the file size limit
-MAX_PENDING = 64  # requests waiting for the model beyond this get 503 (a bounded queue, not an unbounded pile-up)
+MAX_PENDING = 64  # uploads in progress (receiving, waiting for the model, predicted); more get 503 at once
+RETRY_AFTER_S = 5  # the Retry-After of that 503, in seconds
+UPLOAD_IDLE_S = 30.0  # an upload that sends no bytes for this many seconds gets 408 (and gives its slot back)
+PUBLIC_PATHS = ("/", "/api/health")  # with a token, these and /static/* are open (the page carries no data)
 COPY_BLOCK = 1 << 20  # bytes per read when copying the upload to the private temp file
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
        "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
@@ -55,6 +67,49 @@ class _UploadTooLarge(Exception):
     """The request body grew past the limit while it was streaming in."""
 
 
+class Capacity:
+    """At most ``limit`` uploads in progress at once; one more gets 503 with Retry-After instead of a queue place.
+
+    Only touched on the event loop thread, so a plain counter is enough. A slot is taken before the body is read
+    and given back when the request ends, however it ends (answered, failed, client gone).
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"max_pending must be at least 1, got {limit}")
+        self.limit = limit
+        self.used = 0
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        if self.used >= self.limit:
+            raise HTTPException(503, "The server is busy; try again in a few seconds.",
+                                headers={"Retry-After": str(RETRY_AFTER_S)})
+        self.used += 1
+        try:
+            yield
+        finally:
+            self.used -= 1
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def check_token(token: str) -> str:
+    """The token as given, or ValueError when it cannot travel in an HTTP header (printable ASCII, no spaces)."""
+    if not re.fullmatch(r"[\x21-\x7e]+", token):
+        raise ValueError("the access token must be printable ASCII without spaces (e.g. from "
+                         "python -c 'import secrets; print(secrets.token_urlsafe())')")
+    return token
+
+
 def display_name(filename: str | None) -> str:
     """The uploaded file's name reduced to a harmless label for display (never used as a path)."""
     base = re.split(r"[\\/]", filename or "")[-1]
@@ -62,13 +117,18 @@ def display_name(filename: str | None) -> str:
     return base or "upload"
 
 
-def create_app(model: Any = None, max_upload_mb: float = 25) -> FastAPI:
+def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None = None,
+               max_pending: int = MAX_PENDING) -> FastAPI:
     """Build the web app with its model loaded once.
 
     Parameters
     ----------
     model : None (the shipped default model), a checkpoint path, or a ``models.LoadedModel``.
     max_upload_mb : largest accepted upload in MB (10^6 bytes); bigger requests get 413.
+    token : access token; when set, every request except the page, ``/static/*`` and ``/api/health`` needs the
+        header ``Authorization: Bearer <token>`` (401 without it). None: no token (the loopback default).
+    max_pending : uploads in progress at once (being received, waiting for the model or predicted); one more
+        gets 503 with ``Retry-After`` before its body is read.
 
     Concurrency: uploads are saved in the threadpool; predictions go through a
     :class:`~voicegender.web.backend.PredictBatcher` (uploads that arrive while the model is busy are predicted
@@ -77,21 +137,38 @@ def create_app(model: Any = None, max_upload_mb: float = 25) -> FastAPI:
     """
     if max_upload_mb <= 0:
         raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
+    token_digest = None if token is None else hashlib.sha256(check_token(token).encode()).digest()
+    capacity = Capacity(max_pending)
     served = backend.load(model)
     max_bytes = int(max_upload_mb * 1_000_000)
     gate = backend.ModelGate()
     batcher = backend.PredictBatcher(served, gate)
-    pending = 0  # requests holding or waiting for the model (only touched on the event loop thread)
 
     # No Swagger/ReDoc pages: they load their JS from a CDN, and this app must work offline.
     app = FastAPI(title="voicegender", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.state.served = served
     app.state.max_upload_bytes = max_bytes
+    app.state.capacity = capacity
+
+    def authorized(request: Request) -> bool:
+        path = request.url.path
+        if token_digest is None or path in PUBLIC_PATHS or path.startswith("/static/"):
+            return True
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        # equal-length digests compared in constant time: the answer's timing tells nothing about the token
+        given = hashlib.sha256(value.strip().encode("utf-8", "surrogateescape")).digest()
+        return hmac.compare_digest(given, token_digest) and scheme.lower() == "bearer"
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next):
-        response = await call_next(request)
+        if authorized(request):  # checked before anything of the body is read
+            response = await call_next(request)
+        else:
+            response = JSONResponse(
+                {"detail": "This server needs its access token: send the header 'Authorization: Bearer <token>' "
+                           "(on the page: open it once as /?token=<token>)."},
+                status_code=401, headers={"WWW-Authenticate": "Bearer"})
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("Content-Security-Policy", CSP)
@@ -105,40 +182,53 @@ def create_app(model: Any = None, max_upload_mb: float = 25) -> FastAPI:
     async def health() -> dict[str, Any]:
         """The loaded model's name and version."""
         return {"model": served.name, "version": served.version, "voicegender": __version__,
-                "labels": list(served.loaded.labels), "max_upload_mb": max_upload_mb}
+                "labels": list(served.loaded.labels), "max_upload_mb": max_upload_mb,
+                "token_required": token_digest is not None}
 
     def too_large(size: str = "") -> HTTPException:
         return HTTPException(413, f"File too large{size}: the limit is {max_upload_mb:g} MB. "
                                   "Trim or compress the recording and try again.")
 
-    async def read_upload(request: Request) -> UploadFile:
+    def check_headers(request: Request) -> None:
+        """The checks that need no body: they answer before a capacity slot is taken or a byte is read."""
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_bytes + MULTIPART_SLACK:
             raise too_large(f" ({int(length) / 1e6:.1f} MB)")
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise HTTPException(400, "Send the audio as multipart/form-data in the field 'file'.")
+
+    async def read_upload(request: Request) -> UploadFile:
         received = 0
 
         async def counting_receive() -> Message:  # enforce the limit on the stream itself (chunked uploads)
             nonlocal received
-            message = await request.receive()
+            with anyio.fail_after(UPLOAD_IDLE_S):  # a client that stops sending must not hold its slot forever
+                message = await request.receive()
             received += len(message.get("body", b""))
             if received > max_bytes + MULTIPART_SLACK:
                 raise _UploadTooLarge
             return message
 
+        # On any failure starlette's parser closes the spooled parts it has; they are anonymous temp files.
         try:
             form = await Request(request.scope, counting_receive).form(max_files=1, max_fields=4)
         except _UploadTooLarge:
             raise too_large() from None
+        except TimeoutError:
+            raise HTTPException(408, f"The upload stalled: no data for {UPLOAD_IDLE_S:g} s.") from None
+        except ClientDisconnect:  # nobody will read this answer; it only ends the request without a traceback
+            raise HTTPException(400, "The upload was interrupted before it was complete.") from None
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            raise HTTPException(400, "No file: send the audio in the multipart field 'file'.")
-        if upload.size is not None and upload.size > max_bytes:
-            raise too_large(f" ({upload.size / 1e6:.1f} MB)")
-        if not upload.size:
-            raise HTTPException(400, f"{display_name(upload.filename)}: empty file (0 bytes).")
-        return upload
+            problem = HTTPException(400, "No file: send the audio in the multipart field 'file'.")
+        elif upload.size is not None and upload.size > max_bytes:
+            problem = too_large(f" ({upload.size / 1e6:.1f} MB)")
+        elif not upload.size:
+            problem = HTTPException(400, f"{display_name(upload.filename)}: empty file (0 bytes).")
+        else:
+            return upload
+        await form.close()  # the spooled parts, now rather than whenever they are collected
+        raise problem
 
     def save_private(upload: UploadFile) -> str:
         # A private temp file (mode 0600, random name, a suffix from our own list) because the decoders read
@@ -146,9 +236,14 @@ def create_app(model: Any = None, max_upload_mb: float = 25) -> FastAPI:
         ext = Path(upload.filename or "").suffix.lower()
         suffix = ext if ext in AUDIO_EXTENSIONS else ".upload"
         with tempfile.NamedTemporaryFile(prefix="voicegender-", suffix=suffix, delete=False) as tmp:
-            upload.file.seek(0)
-            while block := upload.file.read(COPY_BLOCK):
-                tmp.write(block)
+            try:
+                upload.file.seek(0)
+                while block := upload.file.read(COPY_BLOCK):
+                    tmp.write(block)
+            except BaseException:  # disk full, ...: the caller never learns the name, so remove it here
+                tmp.close()
+                Path(tmp.name).unlink(missing_ok=True)
+                raise
         return tmp.name
 
     def picture(samples: np.ndarray, path: str, name: str) -> dict[str, Any]:
@@ -162,13 +257,14 @@ def create_app(model: Any = None, max_upload_mb: float = 25) -> FastAPI:
     @app.post("/api/predict")
     async def predict(request: Request, explain: bool = False) -> JSONResponse:
         """Predict from the uploaded audio (multipart field ``file``); ``?explain=1`` adds the map and timeline."""
-        nonlocal pending
-        upload = await read_upload(request)
+        check_headers(request)
+        with capacity.slot():  # 503 when full, before the body is read
+            upload = await read_upload(request)
+            return await answer(upload, explain)
+
+    async def answer(upload: UploadFile, explain: bool) -> JSONResponse:
+        """The prediction (and picture) for a received upload; its private copy is gone when this returns."""
         name = display_name(upload.filename)
-        if pending >= MAX_PENDING:
-            await upload.close()
-            raise HTTPException(503, "The server is busy; try again in a few seconds.", headers={"Retry-After": "5"})
-        pending += 1
         path = None
         t0 = time.perf_counter()
         try:
@@ -188,11 +284,10 @@ def create_app(model: Any = None, max_upload_mb: float = 25) -> FastAPI:
                     result.update(await anyio.to_thread.run_sync(picture, samples, path, name))
         except VoiceGenderError as e:
             raise HTTPException(422, str(e).replace(path or "\0", name)) from e
-        finally:
-            pending -= 1
-            await upload.close()
+        finally:  # the private copy first: no await before it, so even a cancelled request removes it
             if path is not None:
                 Path(path).unlink(missing_ok=True)
+            await upload.close()
         log.info("%s: %s p_female=%s in %.2f s", name, pred.label, pred.p_female, time.perf_counter() - t0)
         return JSONResponse(result, headers={"Cache-Control": "no-store"})
 

@@ -10,6 +10,30 @@ let busy = false;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// ---- access token ------------------------------------------------------------------------------------
+// A server started with --token wants "Authorization: Bearer <token>" on API requests. Open the page once as
+// /?token=<token>: the token is kept in this browser's localStorage (for this server's address only) and removed
+// from the address bar; /?token= (empty) forgets it. A 401 answer forgets it too.
+const TOKEN_KEY = "voicegender-token";
+
+function storage(action) {
+  try { return action(window.localStorage); } catch { return null; } // storage disabled: no token kept
+}
+
+function takeTokenFromUrl() {
+  const url = new URL(window.location.href);
+  if (!url.searchParams.has("token")) return;
+  const token = url.searchParams.get("token").trim();
+  storage((s) => (token ? s.setItem(TOKEN_KEY, token) : s.removeItem(TOKEN_KEY)));
+  url.searchParams.delete("token");
+  window.history.replaceState(null, "", url.pathname + url.search + url.hash);
+}
+
+function authHeaders() {
+  const token = storage((s) => s.getItem(TOKEN_KEY));
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
 function fmtSeconds(s) {
   if (s === null || s === undefined) return "n/a";
   if (s < 60) return `${s.toFixed(2)} s`;
@@ -42,6 +66,9 @@ async function loadHealth() {
     const h = await r.json();
     maxUploadBytes = h.max_upload_mb * 1e6;
     $("model-info").textContent = `Model: ${h.model} (v${h.version}) · uploads up to ${h.max_upload_mb} MB`;
+    if (h.token_required && !authHeaders().Authorization) {
+      showError("This server needs its access token: open the page once as /?token=<token>.");
+    }
   } catch (e) {
     $("model-info").textContent = "The server is not answering.";
   }
@@ -61,7 +88,8 @@ async function analyse(blob, filename) {
   const form = new FormData();
   form.append("file", blob, filename);
   try {
-    const r = await fetch("api/predict?explain=1", { method: "POST", body: form });
+    const r = await fetch("api/predict?explain=1", { method: "POST", body: form, headers: authHeaders() });
+    if (r.status === 401) storage((s) => s.removeItem(TOKEN_KEY)); // wrong or old token: ask for it again
     let data;
     try { data = await r.json(); } catch { data = {}; }
     if (!r.ok) {
@@ -272,6 +300,7 @@ async function record() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  takeTokenFromUrl();
   setupFileInput();
   $("record").addEventListener("click", record);
   $("stop").addEventListener("click", () => { if (stopEarly) stopEarly(); });
