@@ -225,7 +225,7 @@ def segment_cmd(
     import tempfile
 
     from .export import timeline_csv, timeline_format, timeline_json, write_textgrid, write_timeline
-    from .segment import SegmentOptions, segment_file
+    from .segment import SegmentOptions, segment_file, speaking_time
 
     if not 0.0 < threshold < 1.0:
         raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
@@ -253,6 +253,7 @@ def segment_cmd(
             table.add_row(f"{s.start_s:.2f}", f"{s.end_s:.2f}", s.label,
                           "" if s.p_female is None else f"{s.p_female:.3f}")
         out.print(table)
+    err.print(str(speaking_time(segments)), markup=False, soft_wrap=True)  # the summary, whatever the format
 
 
 @app.command("record")

@@ -1,9 +1,9 @@
 """Writers (and readers, for round trips) of predictions and timelines: JSON lines, CSV, JSON, Praat TextGrid.
 
 Predictions: one JSON object per line, or CSV, with exactly :data:`voicegender.predict.FIELDS` (+ ``error`` on
-error rows). Timelines: CSV (``start_s,end_s,label,p_female``), JSON (``{"path", "duration_s", "segments"}``)
-or a TextGrid with an IntervalTier ``gender`` (labels) and one ``p_female`` (probabilities, empty for
-no_speech), readable by Praat and praatio.
+error rows). Timelines: CSV (``start_s,end_s,label,p_female``), JSON (``{"path", "duration_s", "speaking_time",
+"segments"}``; ``speaking_time``: seconds per label and shares of speech) or a TextGrid with an IntervalTier
+``gender`` (labels) and one ``p_female`` (probabilities, empty for no_speech), readable by Praat and praatio.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .predict import FIELDS, Prediction
-from .segment import Segment
+from .segment import Segment, speaking_time
 
 SEGMENT_FIELDS = ("start_s", "end_s", "label", "p_female")
 TIMELINE_FORMATS = ("csv", "json", "textgrid")
@@ -61,7 +61,7 @@ def read_predictions_csv(text: str) -> list[dict]:
     rows = []
     for row in csv.DictReader(io.StringIO(text)):
         d = {"path": row["path"], "label": row["label"]}
-        d.update({k: _opt_float(row[k]) for k in ("p_female", "duration_s", "speech_s")})
+        d.update({k: _opt_float(row.get(k)) for k in ("p_female", "p_child", "duration_s", "speech_s")})
         if row["label"] == "error":
             d["error"] = row.get("error") or ""
         rows.append(d)
@@ -92,7 +92,11 @@ def timeline_csv(segments: Iterable[Segment]) -> str:
 
 
 def timeline_json(segments: Iterable[Segment], path: str = "", duration_s: float | None = None) -> str:
+    """``{"path", "duration_s", "speaking_time", "segments"}``; ``speaking_time`` sums the segments
+    (:meth:`voicegender.segment.SpeakingTime.as_dict`: seconds of each label and the shares of speech)."""
+    segments = list(segments)
     return json.dumps({"path": path, "duration_s": None if duration_s is None else round(duration_s, 3),
+                       "speaking_time": speaking_time(segments).as_dict(),
                        "segments": [s.as_dict() for s in segments]}, ensure_ascii=False, indent=1) + "\n"
 
 
