@@ -113,3 +113,52 @@ def test_random_augment_is_seeded():
     c = augment.random_augment(x, SR, np.random.default_rng(6), [x])
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert np.all(np.isfinite(a))
+
+
+@pytest.mark.parametrize("name", list(augment.CODECS))
+def test_codec_round_trip_keeps_length_and_the_voice(name):
+    wave = synth_voice(150.0, 1.0, SR, seed=4)
+    out = augment.codec(wave, SR, name)
+    assert out.shape == wave.shape and out.dtype == np.float32
+    # the codec delays the signal a little: compare at the best lag within 60 ms
+    lags = range(0, int(0.06 * SR), 8)
+    corr = max(np.corrcoef(wave[: len(wave) - lag - 960], out[lag: len(wave) - 960])[0, 1] for lag in lags)
+    assert corr > (0.5 if name in ("amr_nb", "g723_1") else 0.8)  # narrow-band speech codecs: band-limited
+    assert not np.allclose(out, wave)
+
+
+def test_codec_rejects_unknown_names():
+    with pytest.raises(ValueError, match="unknown codec"):
+        augment.codec(np.zeros(SR, np.float32), SR, "flac")
+
+
+def test_a_law_round_trip_is_close_and_quantised():
+    x = np.linspace(-1, 1, 10_001).astype(np.float32)
+    y = augment.a_law(x)
+    assert np.abs(y - x).max() < 0.04
+    assert len(np.unique(y)) <= 256
+
+
+def test_clip_peaks_distorts_but_keeps_level():
+    wave = synth_voice(150.0, 0.5, SR, seed=1)
+    out = augment.clip_peaks(wave, 12.0)
+    assert np.abs(out).max() < np.abs(wave).max()  # peaks flattened
+    assert augment.rms(out) > 0.5 * augment.rms(wave)
+
+
+def test_tilt_changes_the_spectral_slope():
+    noise = np.random.default_rng(0).standard_normal(SR).astype(np.float32)
+
+    def high_share(x):
+        spec = np.abs(np.fft.rfft(x)) ** 2
+        f = np.fft.rfftfreq(len(x), 1 / SR)
+        return spec[f > 2000].sum() / spec.sum()
+
+    assert high_share(augment.tilt(noise, SR, 4.0)) > high_share(noise) > high_share(augment.tilt(noise, SR, -4.0))
+
+
+def test_random_channel_is_seeded_and_keeps_length():
+    wave = synth_voice(150.0, 0.7, SR, seed=2)
+    a = augment.random_channel(wave, SR, np.random.default_rng(5))
+    b = augment.random_channel(wave, SR, np.random.default_rng(5))
+    assert a.shape == wave.shape and np.array_equal(a, b)

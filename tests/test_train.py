@@ -150,3 +150,79 @@ def test_seed_mfcc_model_trained_on_pictures_clips_new_audio(tmp_path: Path):
     assert fc["kind"] == "seed_mfcc" and fc["clip_to_image"] is True
     x = featurize(synth_voice(MALE_F0, 0.8, 16_000), 16_000, fc)
     assert x.min() >= 0 and x.max() <= 255
+
+
+def _log_lines(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    """Two run folders hold the same training: the same epochs, losses and final weights."""
+    strip = [{k: v for k, v in e.items() if k != "seconds"} for e in _log_lines(a)]
+    assert strip == [{k: v for k, v in e.items() if k != "seconds"} for e in _log_lines(b)]
+    wa = torch.load(a / "state.pt", weights_only=True)["model"]
+    wb = torch.load(b / "state.pt", weights_only=True)["model"]
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=1e-6)
+
+
+def test_run_interrupted_mid_epoch_resumes_from_its_last_checkpoint(corpus: Path, tmp_path: Path, monkeypatch):
+    """An exception in the middle of epoch 1 stands for a kill; the log then also gets the line of an epoch
+    whose state was never saved and a torn line (a kill between the log and state.pt). Started again, the run
+    goes on from epoch 0's state and ends exactly where the uninterrupted run ends."""
+    from voicegender.dataset import ClipDataset
+
+    whole = train(small_config(tmp_path, epochs=3, out=str(tmp_path / "whole")), [corpus])
+    cfg = small_config(tmp_path, epochs=3, out=str(tmp_path / "cut"))
+    per_epoch = 5 * 4  # 20 training clips (4 speakers x 5) in batches of 4
+    calls = {"n": 0}
+    getitem = ClipDataset.__getitem__
+
+    def dying_getitem(self, index):
+        if self.train:
+            calls["n"] += 1
+            if calls["n"] == per_epoch + 6:  # the second batch of epoch 1
+                raise KeyboardInterrupt("killed")
+        return getitem(self, index)
+
+    monkeypatch.setattr(ClipDataset, "__getitem__", dying_getitem)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, [corpus])
+    monkeypatch.setattr(ClipDataset, "__getitem__", getitem)
+    run = Path(cfg.out)
+    assert torch.load(run / "state.pt", weights_only=True)["epoch"] == 0 and len(_log_lines(run)) == 1
+    with (run / "log.jsonl").open("a") as f:
+        f.write(json.dumps({**_log_lines(run)[0], "epoch": 1}) + "\n" + '{"stage": "train", "ep')
+    train(cfg, [corpus])
+    assert [e["epoch"] for e in _log_lines(run)] == [0, 1, 2]
+    _assert_same_run(whole, run)
+
+
+def test_training_killed_with_sigkill_resumes(corpus: Path, tmp_path: Path):
+    """A real kill (SIGKILL, no clean-up) of `voicegender train` while it trains; the same command again
+    finishes the run as if nothing had happened."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    epochs = 6
+    whole = train(small_config(tmp_path, epochs=epochs, out=str(tmp_path / "whole")), [corpus])
+    run = tmp_path / "killed"
+    args = [str(corpus), "--k", "3", "--epochs", str(epochs), "--batch-size", "4", "--crop-seconds", "0.5",
+            "--threads", "1", "--cache-dir", str(tmp_path / "cache"), "-o", str(run)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "voicegender", "-q", "train", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (run / "state.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    saved = torch.load(run / "state.pt", weights_only=True)["epoch"]
+    assert saved < epochs - 1  # killed with epochs left to do
+    train(small_config(tmp_path, epochs=epochs, out=str(run)), [corpus])
+    assert [e["epoch"] for e in _log_lines(run)] == list(range(epochs))
+    _assert_same_run(whole, run)

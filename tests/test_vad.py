@@ -73,6 +73,8 @@ def test_torchscript_fallback_agrees():
     jit = vad._JitBackend()
     probs, _ = jit.run(vad._frames(x), jit.initial_state())
     assert np.abs(probs - vad.frame_probabilities(x)).max() < 1e-3
+    warm, _ = jit.run(vad._frames(x), vad._start(jit, 8))
+    assert np.abs(warm - vad.frame_probabilities(x, 8)).max() < 1e-3
 
 
 def _probs(*runs: tuple[float, float]) -> np.ndarray:
@@ -99,7 +101,8 @@ def test_state_machine_thresholds_and_durations():
 
 
 @pytest.mark.parametrize("cfg", [vad.VadConfig(), vad.VadConfig(min_speech_s=0.1, pad_s=0.1),
-                                 vad.VadConfig(threshold=0.3, min_silence_s=0.5, pad_s=0.3)])
+                                 vad.VadConfig(threshold=0.3, min_silence_s=0.5, pad_s=0.3),
+                                 vad.VadConfig(min_speech_s=0.1, pad_s=0.1, warmup_s=vad.WARMUP_S)])
 def test_stream_speech_equals_whole_file(cfg):
     rng = np.random.default_rng(0)
     parts = []
@@ -115,3 +118,129 @@ def test_stream_speech_equals_whole_file(cfg):
         assert np.array_equal(speech, vad.speech_only(x, regions))
     empty, none, _ = vad.stream_speech([np.zeros(5000, np.float32)], cfg)
     assert none == [] and len(empty) == 0
+
+
+# --- short speech: warm-up, second pass, tone check (vad.find_speech) ------------------------------------------
+PREDICT_CFG = vad.VadConfig(min_speech_s=0.1, pad_s=0.1, warmup_s=vad.WARMUP_S)  # predict.PREDICT_VAD
+MIN_S = 0.15  # predict.MIN_SPEECH_S
+
+
+def faded(x: np.ndarray, ms: float = 20.0) -> np.ndarray:
+    """``x`` with linear fade-in and fade-out (a real tone does not start at full level in one sample)."""
+    ramp = np.minimum(1.0, np.arange(len(x)) / (ms * SR / 1000))
+    return (x * ramp * ramp[::-1]).astype(np.float32)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * SR), np.float32)
+
+
+def sweep(seconds: float, f0: float = 100.0, f1: float = 1100.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (0.3 * np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * seconds)))).astype(np.float32)
+
+
+def buzz(f0: float, seconds: float) -> np.ndarray:
+    """A harmonic buzz (sawtooth-like, 20 harmonics): a hum or a held note."""
+    t = np.arange(int(seconds * SR)) / SR
+    x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 21))
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+
+
+def telephone_8k(x: np.ndarray) -> np.ndarray:
+    """Through the telephone channel (300-3400 Hz, 8 kHz µ-law), as predict reads an 8 kHz file: back at 16 kHz."""
+    from voicegender.audio import resample
+    from voicegender.augment import telephone
+
+    return resample(resample(telephone(x, SR), SR, 8000), 8000, SR)
+
+
+@pytest.mark.parametrize("f0", [150.0, 220.0])
+def test_low_tone_after_silence_is_not_speech(f0):
+    # silero answers the onset of a low tone after silence with 0.3-0.8 s of "speech"; looks_tonal drops it
+    x = np.concatenate([silence(0.512), faded(synth_tone(f0, 1.0)), silence(0.25)])
+    assert vad.speech_seconds(vad.speech_segments(x, PREDICT_CFG)) >= MIN_S
+    assert vad.looks_tonal(vad.speech_only(x, vad.speech_segments(x, PREDICT_CFG)))
+    assert vad.find_speech(x, PREDICT_CFG, MIN_S) == []
+
+
+@pytest.mark.parametrize("name, signal", [
+    ("silence", silence(3.0)),
+    ("loud noise", synth_noise(3.0, level=0.5)),
+    ("150 Hz tone", synth_tone(150, 3.0)),
+    ("melody", melody()),
+    ("click", np.concatenate([silence(0.15), [0.9], silence(0.15)]).astype(np.float32)),
+    ("3 clicks", np.concatenate([np.concatenate([silence(0.1), [0.9]]) for _ in range(3)]).astype(np.float32)),
+    ("0.3 s white noise", synth_noise(0.3, level=0.1)),
+    ("0.3 s white noise in silence", np.concatenate([silence(0.5), faded(synth_noise(0.3, level=0.1)), silence(0.5)])),
+    ("0.3 s quiet noise in silence", np.concatenate([silence(0.5), faded(synth_noise(0.3, level=0.01)), silence(0.5)])),
+    ("0.3 s tone", synth_tone(220, 0.3)),
+    ("0.3 s tone in silence", np.concatenate([silence(0.5), faded(synth_tone(150, 0.3)), silence(0.5)])),
+    ("0.3 s 1 kHz tone in silence", np.concatenate([silence(0.5), faded(synth_tone(1000, 0.3)), silence(0.5)])),
+    ("110 Hz buzz in silence", np.concatenate([silence(0.5), faded(buzz(110, 1.0)), silence(0.5)])),
+    ("sweep in silence", np.concatenate([silence(0.5), faded(sweep(3.0)), silence(0.5)])),
+])
+def test_find_speech_no_speech_in_non_speech(name, signal):
+    for x in (signal, telephone_8k(signal)):
+        assert vad.find_speech(x, PREDICT_CFG, MIN_S) == [], name
+
+
+@pytest.mark.parametrize("name, signal, tonal", [
+    ("100 Hz tone", synth_tone(100, 1.0), True),
+    ("1 kHz tone", synth_tone(1000, 1.0), True),
+    ("220 Hz buzz", buzz(220, 1.0), True),
+    ("sweep", sweep(1.0), True),
+    ("synthetic voice", synth_voice(120, 1.0, seed=1), False),
+    ("white noise", synth_noise(1.0, level=0.1), False),
+    ("too short to tell", synth_tone(150, 0.05), False),
+])
+def test_looks_tonal(name, signal, tonal):
+    assert vad.looks_tonal(signal) is tonal, name
+
+
+@requires_espeak
+def test_looks_tonal_passes_speech():
+    for x in (espeak("seven", trim=True), espeak("How are you today?", "en+f3", 70)):
+        assert not vad.looks_tonal(x)
+        assert not vad.looks_tonal(telephone_8k(x))
+
+
+@requires_espeak
+def test_find_speech_in_short_words():
+    """espeak-ng digits cut to the word (0.35-0.6 s): every one at 16 kHz and 8 kHz, nearly all through the
+    telephone channel, where silero alone (no warm-up, one pass at 0.5) misses a third of them."""
+    from voicegender.audio import resample
+
+    words = [espeak(d, voice, pitch, trim=True) for voice, pitch in (("en+m3", 30), ("en+f3", 70))
+             for d in ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")]
+    found = {"16k": 0, "8k": 0, "telephone": 0}
+    plain = 0  # silero's own settings (predict's before warm-up and the second pass), telephone
+    for w in words:
+        found["16k"] += vad.speech_seconds(vad.find_speech(w, PREDICT_CFG, MIN_S)) >= MIN_S
+        at8k = resample(resample(w, SR, 8000), 8000, SR)
+        found["8k"] += vad.speech_seconds(vad.find_speech(at8k, PREDICT_CFG, MIN_S)) >= MIN_S
+        tel = telephone_8k(w)
+        found["telephone"] += vad.speech_seconds(vad.find_speech(tel, PREDICT_CFG, MIN_S)) >= MIN_S
+        plain += vad.speech_seconds(vad.speech_segments(tel, vad.VadConfig(min_speech_s=0.1, pad_s=0.1))) >= MIN_S
+    assert found["16k"] == found["8k"] == len(words)
+    assert found["telephone"] >= len(words) - 2 > plain
+
+
+def test_find_speech_in_short_voiced_bursts():
+    for f0 in (120.0, 220.0):
+        in_silence = np.concatenate([silence(0.5), synth_voice(f0, 0.3, seed=2), silence(0.5)])
+        for x in (synth_voice(f0, 0.2, seed=1), in_silence):
+            assert vad.speech_seconds(vad.find_speech(x, PREDICT_CFG, MIN_S)) >= MIN_S
+
+
+def test_second_pass_only_when_the_first_finds_too_little(monkeypatch):
+    probs = _probs((0.0, 0.32), (0.45, 0.32), (0.0, 0.32))  # 0.32 s between 0.35 and 0.5: only the 2nd pass sees it
+    x = synth_voice(120, len(probs) * vad.FRAME_S, seed=4)
+    monkeypatch.setattr(vad, "frame_probabilities", lambda samples, warmup_frames=0: probs)
+    cfg = vad.VadConfig(min_speech_s=0.1, pad_s=0.0)
+    assert vad.speech_segments(x, cfg) == []
+    assert vad.find_speech(x, cfg, 0.15) == [(pytest.approx(0.32), pytest.approx(0.64))]
+    assert vad.find_speech(x, cfg, 0.15, lenient_threshold=None) == []
+    # enough at 0.5: the first pass stands (the 0.45 run is not added)
+    probs = _probs((0.9, 0.32), (0.0, 0.32), (0.45, 0.32))
+    assert vad.find_speech(x, cfg, 0.15) == [(0.0, pytest.approx(0.32))]

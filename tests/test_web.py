@@ -84,7 +84,7 @@ def test_predict_returns_exactly_the_predict_json_fields(client, voice_wav):
     r = _post(client, "female.wav", voice_wav.read_bytes())
     assert r.status_code == 200, r.text
     body = r.json()
-    assert tuple(body) == PREDICT_FIELDS == ("path", "label", "p_female", "duration_s", "speech_s")
+    assert tuple(body) == PREDICT_FIELDS == ("path", "label", "p_female", "p_child", "duration_s", "speech_s")
     assert body["path"] == "female.wav"
     assert body["label"] in LABELS
     assert body["duration_s"] == pytest.approx(1.5, abs=0.01)

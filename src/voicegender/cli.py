@@ -140,21 +140,58 @@ def predict_cmd(
     model: Annotated[Path | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | json (one object per line) | csv")] = "table",
     threshold: Annotated[float, typer.Option(help="p_female at or above this is 'female'")] = 0.5,
-    min_speech: Annotated[float, typer.Option(help="seconds of speech below which the answer is no_speech")] = 0.3,
+    min_speech: Annotated[float, typer.Option(help="seconds of speech below which the answer is no_speech")] = 0.15,
     no_vad: Annotated[bool, typer.Option("--no-vad", help="classify the whole file (no speech detection)")] = False,
     explain_dir: Annotated[Path | None, typer.Option(
         "--explain", help="also write each file's spectrogram + attribution map as DIR/<name>.png")] = None,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="write the results to FILE.jsonl or FILE.csv, a batch at a time; FILE appears when "
+                            "every file has its line (until then: FILE.partial). Safe to interrupt: see --resume",
+        show_default=False)] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="with --out: skip the files that already have a line (in FILE.partial, or else FILE)")
+    ] = False,
+    shard: Annotated[str | None, typer.Option(
+        help="K/N: only shard K (0..N-1) of the inputs, split by a hash of each path; --out FILE then writes "
+             "FILE-stem.part-K-of-N.ext (join the parts with `voicegender merge`). Default under torchrun: "
+             "RANK/WORLD_SIZE", show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        help="files decoded and scored together, and written at a time with --out (default 32)",
+        show_default=False)] = None,
 ) -> None:
-    """Predict the speaker gender (female / male / no_speech) of recordings. Exit code 1 if any file failed."""
+    """Predict the speaker gender (female / male / no_speech) of recordings. Exit code 1 if any file failed.
+
+    Large jobs: --out results.jsonl --resume, split over machines with --shard K/N (SLURM arrays, Kubernetes
+    indexed jobs, torchrun), then `voicegender merge -o results.jsonl`. SIGINT/SIGTERM stop cleanly (exit code
+    130/143) with the finished lines kept in results.jsonl.partial."""
+    import dataclasses
+
+    from .distributed import world_from_env
     from .export import prediction_csv_header, prediction_csv_row, prediction_json
+    from .jobs import Shard, result_format
     from .predict import expand_paths, iter_predictions, load_model
 
     if fmt not in ("table", "json", "csv"):
         raise VoiceGenderError(f"--format must be table, json or csv, got {fmt!r}")
+    if resume and out_file is None:
+        raise VoiceGenderError("--resume continues an output file: give it with --out FILE")
+    if batch_size is not None and batch_size < 1:
+        raise VoiceGenderError(f"--batch-size must be at least 1, got {batch_size}")
+    part = Shard.parse(shard) if shard is not None else Shard.from_env()
     options = _predict_options(threshold, min_speech, no_vad)
+    if batch_size is not None:
+        options = dataclasses.replace(options, batch_size=batch_size)
+    local = world_from_env().local_size
+    if local > 1 and options.workers == 0:  # processes on one machine share its cores
+        options = dataclasses.replace(options, workers=max(1, min(4, (os.cpu_count() or 1) // local)))
     files = expand_paths(paths)
     if not files:
         raise VoiceGenderError(f"no audio files found in {', '.join(paths)}")
+    if out_file is not None:
+        _predict_to_file(files, out_file, result_format(out_file, None if fmt == "table" else fmt), model, options,
+                         resume, part, explain_dir)
+        return
+    files = part.select(files)
     loaded = load_model(model)
     rows, failed = [], 0
     if fmt == "csv":
@@ -176,16 +213,84 @@ def predict_cmd(
         full = [os.path.abspath(p.path) for p in rows]
         folder = os.path.commonpath([os.path.dirname(f) for f in full])
         table = Table(caption=f"in {folder}", caption_justify="left")
-        for column in ("path", "label", "p_female", "duration_s", "speech_s"):
+        numbers = ("p_female", "p_child", "duration_s", "speech_s")
+        if all(p.p_child is None for p in rows):  # the model does not estimate it
+            numbers = ("p_female", "duration_s", "speech_s")
+        for column in ("path", "label", *numbers):
             table.add_column(column, justify="left" if column in ("path", "label") else "right",
                              overflow="fold")
         for p, path in zip(rows, full, strict=True):
             d = p.as_dict()
             table.add_row(os.path.relpath(path, folder), d["label"],
-                          *("" if d[k] is None else f"{d[k]:.3f}" for k in ("p_female", "duration_s", "speech_s")))
+                          *("" if d[k] is None else f"{d[k]:.3f}" for k in numbers))
         out.print(table)
     if failed:
         err.print(f"{failed} of {len(files)} file(s) failed")
+        raise typer.Exit(1)
+
+
+def _predict_to_file(files: list[str], out_file: Path, fmt: str, model, options, resume: bool, part,
+                     explain_dir: Path | None) -> None:
+    """`predict --out`: a resumable, interruptible job (voicegender.jobs.run_predictions)."""
+    import signal
+
+    from .jobs import run_predictions
+    from .predict import load_model
+
+    loaded = load_model(model)
+    pictures = _PictureWriter(explain_dir, loaded) if explain_dir is not None else None
+
+    def on_batch(batch) -> None:
+        for p in batch:
+            if p.label == "error":
+                err.print(f"error: {p.error}", markup=False, soft_wrap=True)
+            elif pictures is not None and p.label != "no_speech":
+                pictures.write(p.path)
+
+    job = run_predictions(files, out_file, loaded, options, fmt=fmt, resume=resume, shard=part, on_batch=on_batch)
+    shard_note = f" (shard {part.index}/{part.count})" if part.count > 1 else ""
+    if job.interrupted is not None:
+        err.print(f"interrupted by {signal.Signals(job.interrupted).name} with {job.remaining} of {job.total} "
+                  f"file(s){shard_note} to go: the {job.skipped + job.written} finished line(s) are in "
+                  f"{job.partial}; run the same command with --resume to finish", markup=False, soft_wrap=True)
+        raise typer.Exit(128 + job.interrupted)
+    skipped = f", {job.skipped} already there" if job.skipped else ""
+    err.print(f"wrote {job.written} line(s) to {job.out}{shard_note}{skipped}", markup=False, soft_wrap=True)
+    if job.failed:
+        err.print(f"{job.failed} of {job.written} file(s) failed")
+        raise typer.Exit(1)
+
+
+_LISTED = 20  # names listed per kind of problem by `merge`
+
+
+@app.command("merge")
+def merge_cmd(
+    parts: Annotated[list[Path] | None, typer.Argument(
+        help="result files to combine (default: the shards of --out, OUT-stem.part-K-of-N.jsonl|csv next to it)",
+        show_default=False)] = None,
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="the combined file (.jsonl or .csv)")] = ...,
+    expect: Annotated[list[str] | None, typer.Option(
+        help="the inputs the shards were given (files, folders, globs; repeatable): report files without a line",
+        show_default=False)] = None,
+) -> None:
+    """Combine the result files of sharded `predict --out` runs into one; report missing shards and files without
+    a line or with several (exit code 1 if there are any)."""
+    from .jobs import merge_results
+    from .predict import expand_paths
+
+    expected = expand_paths(expect) if expect else None
+    report = merge_results(out_file, parts or None, expected)
+    err.print(f"merged {report.rows} line(s) from {len(report.parts)} file(s) into {report.out}", markup=False,
+              soft_wrap=True)
+    for what, names in (("missing shard", report.missing_parts), ("no line for", report.missing),
+                        ("several lines for (first kept)", report.duplicated),
+                        ("not among the expected inputs (kept)", report.unexpected)):
+        for name in names[:_LISTED]:
+            err.print(f"{what}: {name}", markup=False, soft_wrap=True)
+        if len(names) > _LISTED:
+            err.print(f"{what}: ... and {len(names) - _LISTED} more", markup=False, soft_wrap=True)
+    if not report.complete:
         raise typer.Exit(1)
 
 
@@ -332,8 +437,25 @@ def train_cmd(
     max_val_clips: Annotated[int | None, typer.Option(help="cap the validation part (stratified subset)")
                              ] = _TC.max_val_clips,
     cache_dir: Annotated[str, typer.Option(help="feature cache folder")] = _TC.cache_dir,
+    nproc: Annotated[int, typer.Option(
+        "--nproc", help="processes on this machine: >1 starts the same command under torchrun (DDP, gloo); "
+                        "--batch-size stays the global batch. Several machines: run torchrun yourself")] = 1,
+    ctx: typer.Context = None,
 ) -> None:
-    """Train a model (best checkpoint by validation loss) and report on the held-out test part."""
+    """Train a model (best checkpoint by validation loss) and report on the held-out test part.
+
+    Distributed: `torchrun --nproc-per-node N [--nnodes M --rdzv-endpoint HOST:PORT] -m voicegender train ...`
+    (or --nproc N on one machine); rank 0 writes the run folder and the report."""
+    from .distributed import world_from_env
+
+    world = world_from_env()
+    if nproc < 1:
+        raise VoiceGenderError(f"--nproc must be at least 1, got {nproc}")
+    if nproc > 1:
+        if world.size > 1:
+            raise VoiceGenderError("--nproc starts torchrun; under torchrun leave it out")
+        raise typer.Exit(_run_under_torchrun(ctx, nproc))
+
     from .evaluate import evaluate, summarise_folds
     from .report import write_report
     from .train import TrainConfig, train, train_folds
@@ -345,6 +467,8 @@ def train_cmd(
                       max_val_clips=max_val_clips,
                       threads=threads, cache_dir=cache_dir, out=str(out_dir))
     runs = train_folds(cfg, corpus) if all_folds else [train(cfg, corpus)]
+    if not world.is_main:  # under torchrun: rank 0 evaluates and reports
+        return
     reports = []
     for run in runs:
         report = evaluate(run, cache_dir=cache_dir)
@@ -357,6 +481,36 @@ def train_cmd(
         for line in _summary_lines(summary):
             _result(line)
     err.print(f"runs and reports in {cfg.out}", markup=False, soft_wrap=True)
+
+
+def _run_under_torchrun(ctx: typer.Context, nproc: int) -> int:
+    """Run this `train` command again as ``nproc`` processes of torchrun on this machine; its exit code."""
+    import subprocess
+
+    args: list[str] = []
+    for context in (ctx.parent, ctx):  # global options, then the command's own
+        if context is None:
+            continue
+        if context is ctx:
+            args.append("train")
+        for param in context.command.params:
+            value = context.params.get(param.name)
+            if param.name in ("nproc", "version", "help") or value is None:
+                continue
+            if param.param_type_name == "argument":
+                args += [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+            elif getattr(param, "is_flag", False):
+                if value:
+                    args.append(param.opts[0])
+                elif param.secondary_opts:
+                    args.append(param.secondary_opts[0])
+            else:
+                args += [param.opts[0], str(value)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+               "-m", "voicegender", *args]
+    err.print(f"starting {nproc} processes: torchrun --standalone --nproc-per-node {nproc} -m voicegender "
+              f"{' '.join(args)}", markup=False, soft_wrap=True)
+    return subprocess.run(command, check=False).returncode
 
 
 @app.command("evaluate")
@@ -461,6 +615,65 @@ def explain_cmd(
 
 
 # --- export ---------------------------------------------------------------------------------------------------
+DEFAULT_DATA = Path("../shared/data")  # where `voicegender fit` looks for corpora when none are given
+
+
+@app.command("fit")
+def fit_cmd(
+    corpus: Annotated[list[Path] | None, typer.Argument(
+        help="labelled corpora (folders or CSV manifests); default: the shipped model's corpora in ../shared/data")
+    ] = None,
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="model file to write (.npz)")] = Path("model.npz"),
+    features: Annotated[str, typer.Option(help="ge2e | voice | ge2e+voice (embedding and/or pitch, formants)")
+                        ] = "ge2e+voice",
+    c: Annotated[float, typer.Option("--c", help="inverse L2 strength of the logistic regression")] = 1e-3,
+    voice_weight: Annotated[float, typer.Option(help="weight of the pitch/formant measures against the embedding")
+                            ] = 3.0,
+    with_children: Annotated[bool, typer.Option("--with-children", help="train the gender head on children too")
+                             ] = False,
+    join: Annotated[list[str] | None, typer.Option(
+        help="corpora held out together in leave-one-corpus-out, as NAME=C1,C2 (repeatable)")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="feature cache (default: the user cache folder)")] = None,
+    workers: Annotated[int, typer.Option(help="processes computing features")] = 2,
+    name: Annotated[str | None, typer.Option(help="model name stored in the file")] = None,
+) -> None:
+    """Fit the shipped model's kind of head (GE2E embedding + pitch and formants -> gender, child voice) on labelled
+    corpora, calibrated per speech duration; prints the held-out-corpus report. Use it with --model FILE."""
+    import json
+
+    from .corpora import load_corpus
+    from .fit import DEFAULT_CORPORA, DEFAULT_GROUPS, HeadConfig, fit_corpora
+
+    if not corpus:
+        if not DEFAULT_DATA.is_dir():
+            raise VoiceGenderError(f"{DEFAULT_DATA}: not found; give the corpora to fit on (folders or manifests)")
+        corpus = [DEFAULT_DATA / n for n in DEFAULT_CORPORA]
+        groups = dict(DEFAULT_GROUPS)
+    else:
+        groups = {}
+    for spec in join or []:
+        group, _, members = spec.partition("=")
+        if not group or not members:
+            raise VoiceGenderError(f"--join {spec!r}: expected NAME=CORPUS1,CORPUS2")
+        groups[group] = tuple(m.strip() for m in members.split(",") if m.strip())
+    if features not in ("ge2e", "voice", "ge2e+voice"):
+        raise VoiceGenderError(f"--features {features!r}: one of ge2e, voice, ge2e+voice")
+    corpora = [load_corpus(p) for p in corpus]
+    cfg = HeadConfig(features=features, c=c, voice_weight=voice_weight, exclude_children=not with_children)
+    command = "voicegender fit " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "voicegender fit"
+    head, report = fit_corpora(corpora, out_path, cfg, cache_dir=cache_dir, groups=groups, workers=workers,
+                               metadata={"name": name or out_path.stem, "command": command})
+    for group, rows in report["corpora"].items():
+        _result(f"{report['protocol']}\t{group}\t" + "\t".join(
+            f"{k}_bacc={v['bacc']:.4f}" for k, v in rows.items()))
+    cal = report["calibration"]
+    _result(f"calibration\tece_before={cal['ece_before']:.4f}\tece_after={cal['ece_band_temperatures']:.4f}\t"
+            f"temperatures={json.dumps([round(t, 3) for t in report['temperatures']])}")
+    if report.get("child") and report["child"].get("auc") is not None:
+        _result(f"child_voice\tauc={report['child']['auc']:.4f}")
+    err.print(f"wrote {out_path}")
+
+
 @app.command("export")
 def export_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="checkpoint or run folder from `voicegender train`")],

@@ -24,6 +24,7 @@ picture itself:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -203,8 +204,9 @@ def precompute(clips: list[Clip], feature_config: dict, cache_dir: str | Path | 
 
 
 def _cache_put(cache: FeatureCache, path: Path, key: str, feat: np.ndarray) -> None:
-    # FeatureCache writes through a fixed temporary name: two processes filling the same cache can race on it
-    # (FileNotFoundError on the rename). The entry is only a speed-up, so losing one write is harmless.
+    # Processes may fill one cache at once (training ranks, `fit` workers): FeatureCache writes each entry through
+    # a private temporary file and a rename, so they never see each other's half-written files. A write can still
+    # fail (a full disk, a read-only cache); the entry is only a speed-up, so that is logged and ignored.
     try:
         cache.put(path, key, feat)
     except OSError as e:
@@ -259,14 +261,30 @@ class ClipDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.labels = np.array([c.label for c in self.clips], dtype=np.int64)
-        lazy = self.kind == "seed_image" and all(is_image(c) for c in self.clips)
         if features is not None:
             assert len(features) == len(self.clips)
             self._features: list[np.ndarray] | None = list(features)
-        elif lazy or (self.augment is not None and not all(is_image(c) for c in self.clips)):
+        elif not self.precomputes(self.clips, self.kind, self.augment):
             self._features = None
         else:
             self._features = precompute(self.clips, feature_config, cache_dir, desc=desc)
+
+    @staticmethod
+    def precomputes(clips: list[Clip], kind: str, augment: Augment | None) -> bool:
+        """Whether a dataset of ``clips`` computes (and caches) every feature up front rather than per item:
+        not for full-size images of JPEGs (decoded per item) nor for augmented audio (new every epoch)."""
+        if kind == "seed_image" and all(is_image(c) for c in clips):
+            return False
+        return augment is None or all(is_image(c) for c in clips)
+
+    def subset(self, indices: list[int] | np.ndarray) -> ClipDataset:
+        """The items ``indices`` as a dataset of their own, with the same settings and the features already
+        computed (nothing is recomputed). In training mode its random draws follow the new item numbers."""
+        out = copy.copy(self)
+        out.clips = [self.clips[i] for i in indices]
+        out.labels = self.labels[np.asarray(indices, dtype=np.int64)]
+        out._features = None if self._features is None else [self._features[i] for i in indices]
+        return out
 
     def set_epoch(self, epoch: int) -> None:
         """Change the random draws of training items (call once per epoch)."""

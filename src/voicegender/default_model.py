@@ -14,6 +14,7 @@ the seed's ResNet on MFCC images), so ``predict`` and ``segment`` need one call.
 from __future__ import annotations
 
 import importlib.resources
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 from .errors import ModelError
 from .features import feature_sample_rate, featurize
 from .models import LoadedModel, load_checkpoint
+from .voice_head import VoiceHead
 
 DEFAULT_MODEL_NAME = "ge2e-head-v1"  # the shipped model's name (in the model card and `extra["name"]`)
 DEFAULT_MODEL_VERSION = "1.0.0"  # bumped whenever the shipped weights change
@@ -44,6 +46,66 @@ def default_model_path() -> Path:
 DEFAULT_MODEL_PATH = Path(str(importlib.resources.files("voicegender") / "assets" / DEFAULT_MODEL_FILE))
 
 _cache: dict[str, LoadedModel] = {}
+
+
+@dataclass
+class Scores:
+    """What a model says about speech clips."""
+
+    p_female: np.ndarray  # calibrated probability of a female voice, per clip
+    p_child: np.ndarray | None = None  # probability of a child's voice (aged 12 or younger); None: not estimated
+
+
+class VoiceModel:
+    """A :class:`~voicegender.voice_head.VoiceHead` with the feature extractors that feed it (the shipped kind).
+
+    ``score(waves16k)`` embeds each speech clip with the GE2E encoder, measures pitch and formants
+    (:mod:`voicegender.acoustic`) when the head uses them, and applies the head with the temperature of each
+    clip's speech-duration band. Calling the model returns ``p_female`` only (the scorer-callable contract of
+    :func:`voicegender.predict.score_speech`).
+    """
+
+    def __init__(self, head: VoiceHead, path: Path | None = None) -> None:
+        self.head, self.path = head, path
+        self.extra = dict(head.metadata)  # name, version, recipe, metrics (as LoadedModel.extra)
+        self.voicegender_version = str(head.metadata.get("voicegender_version", ""))
+        self.labels = ["female", "male"]
+
+    @property
+    def name(self) -> str:
+        return str(self.extra.get("name") or (self.path.stem if self.path else "voice-head"))
+
+    def features(self, waves16k: list[np.ndarray]) -> np.ndarray:
+        """Raw head inputs (n, d) of speech clips at 16 kHz."""
+        ge2e = voice = None
+        if "ge2e" in self.head.features:
+            from .embeddings import ge2e_embeddings
+
+            ge2e = ge2e_embeddings(waves16k)
+        if self.head.uses_voice:
+            from .acoustic import voice_features
+
+            voice = np.stack([voice_features(w) for w in waves16k])
+        return self.head.inputs(ge2e, voice)
+
+    def score(self, waves16k: list[np.ndarray]) -> Scores:
+        waves = [np.asarray(w, np.float32).reshape(-1) for w in waves16k]
+        if not waves:
+            return Scores(np.zeros(0), None if self.head.child is None else np.zeros(0))
+        x = self.features(waves)
+        seconds = np.array([len(w) / SAMPLE_RATE for w in waves])
+        return Scores(self.head.p_female(x, seconds), self.head.p_child(x))
+
+    def __call__(self, waves16k: list[np.ndarray]) -> np.ndarray:
+        return self.score(waves16k).p_female
+
+
+def load_voice_model(path: str | Path) -> VoiceModel:
+    """A voice head file (``.npz`` written by ``voicegender fit``) as a :class:`VoiceModel`."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    return VoiceModel(VoiceHead.load(path), path)
 
 
 def load_default_model(device: str | None = None) -> LoadedModel:

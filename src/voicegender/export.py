@@ -4,18 +4,25 @@ Predictions: one JSON object per line, or CSV, with exactly :data:`voicegender.p
 error rows). Timelines: CSV (``start_s,end_s,label,p_female``), JSON (``{"path", "duration_s", "speaking_time",
 "segments"}``; ``speaking_time``: seconds per label and shares of speech) or a TextGrid with an IntervalTier
 ``gender`` (labels) and one ``p_female`` (probabilities, empty for no_speech), readable by Praat and praatio.
+Timeline files are replaced atomically (:func:`write_timeline`); resumable prediction files are
+:mod:`voicegender.jobs`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
-from collections.abc import Iterable
+import signal
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
+from .fileio import atomic_write
 from .predict import FIELDS, Prediction
 from .segment import Segment, speaking_time
 
@@ -23,6 +30,26 @@ SEGMENT_FIELDS = ("start_s", "end_s", "label", "p_female")
 TIMELINE_FORMATS = ("csv", "json", "textgrid")
 GENDER_TIER = "gender"
 P_FEMALE_TIER = "p_female"
+
+
+# --- writing files -------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def deferred_signals(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
+    """Hold ``signals`` (Ctrl-C, a polite kill) while the block runs, then deliver them to the handlers that were
+    in place: a file being replaced is finished first. Only the main thread receives signals; elsewhere this
+    does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        for s in dict.fromkeys(received):
+            signal.raise_signal(s)
 
 
 # --- predictions --------------------------------------------------------------------------------------------
@@ -112,20 +139,30 @@ def write_textgrid(segments: list[Segment], out: str | os.PathLike, duration_s: 
     tg.addTier(textgrid.IntervalTier(
         P_FEMALE_TIER, [(a, b, "" if s.p_female is None else f"{s.p_female:.4f}") for a, b, s in spans], 0.0, end))
     out = Path(out)
-    tg.save(str(out), format="long_textgrid", includeBlankSpaces=True, reportingMode="silence")
+    with tempfile.TemporaryDirectory(prefix="voicegender-textgrid-") as tmp:
+        draft = Path(tmp) / "draft.TextGrid"  # praatio writes a file by name: draft it, then replace ``out`` at once
+        tg.save(str(draft), format="long_textgrid", includeBlankSpaces=True, reportingMode="silence")
+        data = draft.read_bytes()
+    with deferred_signals():
+        atomic_write(out, lambda f: f.write(data))
     return out
 
 
 def write_timeline(segments: list[Segment], out: str | os.PathLike, fmt: str | None = None,
                    path: str = "", duration_s: float | None = None) -> Path:
-    """Write a timeline to ``out`` as CSV, JSON or TextGrid (``fmt`` or the extension decides)."""
+    """Write a timeline to ``out`` as CSV, JSON or TextGrid (``fmt`` or the extension decides).
+
+    The file is replaced atomically, with SIGINT/SIGTERM held until it is in place: an interrupted run leaves the
+    previous file or the complete new one, never a truncated one.
+    """
     fmt = timeline_format(out, fmt)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "textgrid":
         return write_textgrid(segments, out, duration_s)
     text = timeline_csv(segments) if fmt == "csv" else timeline_json(segments, path, duration_s)
-    out.write_text(text, encoding="utf-8")
+    with deferred_signals():
+        atomic_write(out, lambda f: f.write(text.encode("utf-8")))
     return out
 
 

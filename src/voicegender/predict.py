@@ -24,13 +24,22 @@ import soundfile as sf
 
 from .audio import load_audio, resample, stream_audio
 from .errors import VoiceGenderError
-from .vad import VAD_SAMPLE_RATE, VadConfig, speech_only, speech_seconds, speech_segments, stream_speech
+from .vad import (
+    VAD_SAMPLE_RATE,
+    WARMUP_S,
+    VadConfig,
+    find_speech,
+    looks_tonal,
+    speech_only,
+    speech_seconds,
+    stream_speech,
+)
 
 log = logging.getLogger(__name__)
 
 LABELS = ("female", "male", "no_speech", "error")
-FIELDS = ("path", "label", "p_female", "duration_s", "speech_s")  # the JSON/CSV contract (+ "error" on errors)
-MIN_SPEECH_S = 0.3  # less speech than this (seconds) -> no_speech
+FIELDS = ("path", "label", "p_female", "p_child", "duration_s", "speech_s")  # the JSON/CSV contract (+ "error")
+MIN_SPEECH_S = 0.15  # less speech than this (seconds) -> no_speech (a short word; see PREDICT_VAD)
 MAX_CHUNK_S = 15.0  # speech longer than this is scored in chunks of at most this many seconds
 STREAM_ABOVE_S = 300.0  # longer files (by their header) are streamed: only speech is held in memory
 STREAM_ABOVE_BYTES = 20_000_000  # the same for files whose header soundfile cannot read (m4a, webm, ...)
@@ -43,7 +52,16 @@ P_CLIP = 1e-6  # probabilities are clipped to [P_CLIP, 1 - P_CLIP] before averag
 # on 300 clips each: clips answered no_speech fell from 2.7 % to 0 % (AudioMNIST-AZ digits), 7.3 % to 2.1 %
 # (espeak-ng digits), 5.0 % to 4.7 % (BAVED; the rest are mostly 5-6-year-old speakers), with still no speech
 # found in white noise, a tone or synthetic melodies.
-PREDICT_VAD = VadConfig(min_speech_s=0.1, pad_s=0.1)
+# Short words (benchmarks/short_speech.py: AudioMNIST-AZ digits trimmed to the word, 8/16/48 kHz, clean and
+# through the telephone channel) need more: silero reads 8 frames of silence first (warmup_s, see vad.WARMUP_S),
+# a recording with less than MIN_SPEECH_S = 0.15 s at threshold 0.5 gets a second pass at 0.35, and speech that
+# vad.looks_tonal (a tone or hum after silence) is dropped (vad.find_speech). On 885 AudioMNIST-AZ words and
+# digit strings, no_speech fell from 11-50 % to 0.1-2.7 % (16 kHz clean: 11.1 % -> 0.1 %; 8 kHz: 19.4 % -> 1.4 %;
+# telephone: 50 % -> 2.6 %). On 3,324 AudioMNIST-AZ and BAVED items of 0.15 s and more, the second pass took
+# no_speech from 3.6 % to 1.6 % (at 0.25: 0.8 %, but quiet white noise after silence then passed). 852
+# non-speech signals (silence, clicks, white/pink/brown noise, tones, buzzes, sweeps, melodies; alone, after
+# silence or over a noise floor) stay no_speech; before, 50 of them - low tones after silence - got an answer.
+PREDICT_VAD = VadConfig(min_speech_s=0.1, pad_s=0.1, warmup_s=WARMUP_S)
 
 
 @dataclass
@@ -56,6 +74,9 @@ class Prediction:
     duration_s: float | None  # length of the recording in seconds; None when it could not be decoded
     speech_s: float | None  # seconds of detected speech (all of it with vad=False)
     error: str | None = None  # what went wrong (label "error" only)
+    # probability that the voice is a child's (aged 12 or younger), where gender from voice is unreliable;
+    # None when there is no speech or the model does not estimate it
+    p_child: float | None = None
 
     def as_dict(self) -> dict:
         """The output record: exactly :data:`FIELDS`, plus ``error`` on error rows; floats rounded."""
@@ -63,6 +84,7 @@ class Prediction:
             "path": self.path,
             "label": self.label,
             "p_female": None if self.p_female is None else round(float(self.p_female), 4),
+            "p_child": None if self.p_child is None else round(float(self.p_child), 4),
             "duration_s": None if self.duration_s is None else round(float(self.duration_s), 3),
             "speech_s": None if self.speech_s is None else round(float(self.speech_s), 3),
         }
@@ -122,7 +144,8 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def load_model(model: str | os.PathLike | object | None = None):
-    """What scores speech: the shipped default model (None), a checkpoint path, or a model as given.
+    """What scores speech: the shipped default model (None), a model file (a ``.npz`` voice head from
+    ``voicegender fit`` or a ``.pt`` checkpoint from ``voicegender train``), or a model as given.
 
     A model is a :class:`voicegender.models.LoadedModel` or any callable mapping a list of 16 kHz speech
     arrays to an array of calibrated p_female (tests and experiments plug in their own scorers this way).
@@ -132,6 +155,10 @@ def load_model(model: str | os.PathLike | object | None = None):
 
         return load_default_model()
     if isinstance(model, (str, os.PathLike)):
+        if Path(model).suffix == ".npz":  # a voice head written by `voicegender fit`
+            from .default_model import load_voice_model
+
+            return load_voice_model(model)
         from .models import load_checkpoint
 
         return load_checkpoint(Path(model))
@@ -141,10 +168,20 @@ def load_model(model: str | os.PathLike | object | None = None):
 def score_speech(loaded, waves16k: Sequence[np.ndarray]) -> np.ndarray:
     """Calibrated p_female of each speech clip (16 kHz), long clips scored in chunks (logits averaged).
 
-    ``loaded``: a LoadedModel (scored by :func:`voicegender.default_model.p_female`) or a scorer callable.
-
-    Returns float64 ``(len(waves16k),)``.
+    ``loaded``: a LoadedModel (scored by :func:`voicegender.default_model.p_female`), a VoiceModel or a scorer
+    callable. Returns float64 ``(len(waves16k),)``.
     """
+    return score_voices(loaded, waves16k)[0]
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, np.float64), P_CLIP, 1 - P_CLIP)
+    return np.log(p / (1 - p))
+
+
+def score_voices(loaded, waves16k: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(p_female, p_child or None) of each speech clip at 16 kHz; speech longer than :data:`MAX_CHUNK_S` is scored
+    in equal chunks whose logits are averaged, weighted by duration."""
     chunk = int(MAX_CHUNK_S * VAD_SAMPLE_RATE)
     pieces: list[np.ndarray] = []
     owner: list[int] = []
@@ -154,28 +191,35 @@ def score_speech(loaded, waves16k: Sequence[np.ndarray]) -> np.ndarray:
             pieces.append(part)
             owner.append(i)
     if not pieces:
-        return np.zeros(0)
-    if callable(loaded):
-        scores = loaded(pieces)
+        return np.zeros(0), None
+    child = None
+    if hasattr(loaded, "score"):  # a VoiceModel: gender and child voice
+        scores = loaded.score(pieces)
+        female, child = scores.p_female, scores.p_child
+    elif callable(loaded):
+        female = loaded(pieces)
     else:
         from .default_model import p_female
 
-        scores = p_female(loaded, pieces)
-    p = np.clip(np.asarray(scores, np.float64), P_CLIP, 1 - P_CLIP)
+        female = p_female(loaded, pieces)
     if len(pieces) == len(waves16k):
-        return p
-    logits = np.log(p / (1 - p))
+        return (np.clip(np.asarray(female, np.float64), P_CLIP, 1 - P_CLIP),
+                None if child is None else np.asarray(child, np.float64))
     weights = np.array([len(x) for x in pieces], np.float64)
     owner_arr = np.asarray(owner)
-    mean = np.bincount(owner_arr, logits * weights) / np.bincount(owner_arr, weights)
-    return 1 / (1 + np.exp(-mean))
+
+    def combine(p: np.ndarray) -> np.ndarray:
+        mean = np.bincount(owner_arr, _logit(p) * weights) / np.bincount(owner_arr, weights)
+        return 1 / (1 + np.exp(-mean))
+
+    return combine(female), None if child is None else combine(child)
 
 
 def _speech(samples16k: np.ndarray, options: PredictOptions) -> tuple[np.ndarray, float]:
     """The speech to classify and its duration in seconds."""
     if not options.vad:
         return samples16k, len(samples16k) / VAD_SAMPLE_RATE
-    segments = speech_segments(samples16k, options.vad_config)
+    segments = find_speech(samples16k, options.vad_config, options.min_speech_s)
     return speech_only(samples16k, segments), speech_seconds(segments)
 
 
@@ -210,6 +254,8 @@ def _load_speech(path: str | os.PathLike, options: PredictOptions) -> tuple[floa
     if options.vad and path.is_file() and path.stat().st_size > 0 and _is_long(path):
         speech, segments, duration = stream_speech(stream_audio(path, VAD_SAMPLE_RATE, STREAM_BLOCK_S),
                                                    options.vad_config)
+        if looks_tonal(speech):  # as find_speech (no second pass: a file this long rarely holds < 0.15 s)
+            return duration, np.zeros(0, np.float32), 0.0
         return duration, speech, speech_seconds(segments)
     audio = load_audio(path, sr=VAD_SAMPLE_RATE)
     speech, speech_s = _speech(audio.samples, options)
@@ -231,14 +277,16 @@ def _prepare(path: str | os.PathLike, options: PredictOptions) -> _Prepared:
 def _finish(batch: list[_Prepared], loaded, options: PredictOptions) -> list[Prediction]:
     """Score the batch's speech in one model call and build the predictions (input order)."""
     todo = [i for i, r in enumerate(batch) if r.error is None and r.speech_s >= options.min_speech_s]
-    probs = dict(zip(todo, score_speech(loaded, [batch[i].speech for i in todo]), strict=True)) if todo else {}
+    female, child = score_voices(loaded, [batch[i].speech for i in todo]) if todo else (np.zeros(0), None)
+    probs = {i: k for k, i in enumerate(todo)}
     out = []
     for i, r in enumerate(batch):
         if r.error is not None:
             out.append(Prediction(r.path, "error", None, None, None, r.error))
         elif i in probs:
-            p = float(probs[i])
-            out.append(Prediction(r.path, _label(p, options), p, r.duration_s, r.speech_s))
+            p = float(female[probs[i]])
+            pc = None if child is None else float(child[probs[i]])
+            out.append(Prediction(r.path, _label(p, options), p, r.duration_s, r.speech_s, p_child=pc))
         else:
             out.append(Prediction(r.path, "no_speech", None, r.duration_s, r.speech_s))
     return out

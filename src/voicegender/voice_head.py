@@ -1,0 +1,130 @@
+"""The shipped model's head: linear layers over the GE2E embedding and voice measures, stored as a plain ``.npz``.
+
+No torch and no pickle: the file holds numpy arrays and one JSON string, loaded with ``allow_pickle=False``, so
+using the model needs numpy only (the GE2E encoder and the pitch/formant trackers make its inputs).
+
+- ``gender``: log-odds of *male* (:class:`LinearLayer`); ``p_female = sigmoid(-logit / T)`` with the temperature
+  ``T`` of the clip's speech-duration band (:data:`DURATION_BANDS`);
+- ``child``: log-odds of a child's voice (aged 12 or younger), or absent.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+
+FORMAT = "voicegender.voice_head/1"  # written into every file; checked on load
+# Speech-duration bands (seconds of detected speech) with their own calibration temperature: short single
+# words carry less evidence, so their probabilities are softened more.
+DURATION_BANDS = ((0.0, 0.3), (0.3, 0.6), (0.6, 1.0), (1.0, 3.0), (3.0, float("inf")))
+
+
+def duration_band(seconds: np.ndarray | float) -> np.ndarray:
+    """Index into :data:`DURATION_BANDS` of each duration (seconds)."""
+    edges = np.array([b[1] for b in DURATION_BANDS[:-1]])
+    return np.searchsorted(edges, np.asarray(seconds, np.float64), side="right")
+
+
+@dataclass
+class LinearLayer:
+    """``logit = coef · ((x with NaN → impute) − mean) / scale + bias`` over raw features ``x``."""
+
+    impute: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    bias: float
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        x = np.where(np.isfinite(x), x, self.impute)
+        return ((x - self.mean) / self.scale) @ self.coef + self.bias
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}.{k}": np.asarray(getattr(self, k), np.float64) for k in ("impute", "mean", "scale",
+                                                                                  "coef", "bias")}
+
+    @classmethod
+    def from_arrays(cls, data, prefix: str) -> LinearLayer:
+        return cls(*(np.asarray(data[f"{prefix}.{k}"], np.float64) for k in ("impute", "mean", "scale", "coef")),
+                   bias=float(data[f"{prefix}.bias"]))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
+
+
+@dataclass
+class VoiceHead:
+    """Gender (and child-voice) head over ``features`` ("ge2e", "voice" or "ge2e+voice")."""
+
+    features: str
+    feature_names: list[str]
+    gender: LinearLayer
+    child: LinearLayer | None = None
+    temperatures: list[float] = field(default_factory=lambda: [1.0] * len(DURATION_BANDS))
+    metadata: dict = field(default_factory=dict)  # name, version, recipe, training corpora, metrics, command
+
+    @property
+    def uses_voice(self) -> bool:
+        return "voice" in self.features
+
+    def inputs(self, ge2e: np.ndarray | None, voice: np.ndarray | None) -> np.ndarray:
+        parts = []
+        if "ge2e" in self.features:
+            parts.append(np.asarray(ge2e, np.float64))
+        if self.uses_voice:
+            parts.append(np.asarray(voice, np.float64))
+        x = np.concatenate(parts, axis=1)
+        if x.shape[1] != len(self.feature_names):
+            raise ModelError(f"head expects {len(self.feature_names)} features, got {x.shape[1]}")
+        return x
+
+    def female_logit(self, x: np.ndarray) -> np.ndarray:
+        """Uncalibrated log-odds of *female* for raw feature rows ``x``."""
+        return -self.gender.logit(x)
+
+    def p_female(self, x: np.ndarray, speech_s: np.ndarray) -> np.ndarray:
+        """Calibrated probability of a female voice: the band temperature of each row's speech duration."""
+        t = np.asarray(self.temperatures, np.float64)[duration_band(speech_s)]
+        return _sigmoid(self.female_logit(x) / t)
+
+    def p_child(self, x: np.ndarray) -> np.ndarray | None:
+        return None if self.child is None else _sigmoid(self.child.logit(x))
+
+    # --- file ---------------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        from .fileio import atomic_write
+
+        meta = {"format": FORMAT, "features": self.features, "feature_names": self.feature_names,
+                "temperatures": list(map(float, self.temperatures)),
+                "duration_bands": [[lo, None if hi == float("inf") else hi] for lo, hi in DURATION_BANDS],
+                "has_child": self.child is not None, "metadata": self.metadata}
+        arrays = {"meta": np.array(json.dumps(meta)), **self.gender.arrays("gender")}
+        if self.child is not None:
+            arrays.update(self.child.arrays("child"))
+        return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> VoiceHead:
+        path = Path(path)
+        try:
+            with np.load(io.BytesIO(path.read_bytes()), allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                if meta.get("format") != FORMAT:
+                    raise ModelError(f"{path}: not a voicegender voice head (format {meta.get('format')!r})")
+                gender = LinearLayer.from_arrays(data, "gender")
+                child = LinearLayer.from_arrays(data, "child") if meta.get("has_child") else None
+        except ModelError:
+            raise
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+            raise ModelError(f"{path}: not a readable voice head ({type(e).__name__}: {e})") from e
+        return cls(meta["features"], list(meta["feature_names"]), gender, child, list(meta["temperatures"]),
+                   meta.get("metadata", {}))

@@ -1,0 +1,67 @@
+"""The voice head file: numpy-only scoring, duration-band calibration, safe loading."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voicegender.errors import ModelError
+from voicegender.voice_head import DURATION_BANDS, LinearLayer, VoiceHead, duration_band
+
+
+def small_head(child: bool = True) -> VoiceHead:
+    layer = LinearLayer(impute=np.array([0.0, 5.0]), mean=np.array([1.0, 5.0]), scale=np.array([2.0, 1.0]),
+                        coef=np.array([1.0, -0.5]), bias=0.25)
+    child_layer = LinearLayer(np.zeros(2), np.zeros(2), np.ones(2), np.array([0.0, 1.0]), -3.0) if child else None
+    return VoiceHead("voice", ["a", "b"], layer, child_layer, temperatures=[4.0, 2.0, 1.5, 1.0, 1.0],
+                     metadata={"name": "test-head"})
+
+
+def test_linear_layer_standardises_and_imputes():
+    head = small_head()
+    x = np.array([[3.0, 6.0], [np.nan, np.nan]])
+    # row 0: (3-1)/2 * 1 + (6-5)/1 * -0.5 + 0.25 = 0.75; row 1 imputed (0, 5): (0-1)/2 + 0 + 0.25 = -0.25
+    assert head.gender.logit(x) == pytest.approx([0.75, -0.25])
+    assert head.female_logit(x) == pytest.approx([-0.75, 0.25])
+
+
+def test_duration_bands_soften_short_speech():
+    head = small_head()
+    x = np.array([[3.0, 6.0]] * 3)
+    p = head.p_female(x, np.array([0.2, 0.8, 5.0]))
+    assert duration_band(np.array([0.2, 0.8, 5.0])).tolist() == [0, 2, 4]
+    assert p == pytest.approx(1 / (1 + np.exp(0.75 / np.array([4.0, 1.5, 1.0]))))
+    assert len(head.temperatures) == len(DURATION_BANDS)
+
+
+def test_save_load_roundtrip(tmp_path):
+    head = small_head()
+    path = head.save(tmp_path / "head.npz")
+    back = VoiceHead.load(path)
+    x = np.array([[3.0, 6.0], [0.5, np.nan]])
+    assert back.p_female(x, np.array([1.0, 0.1])) == pytest.approx(head.p_female(x, np.array([1.0, 0.1])))
+    assert back.p_child(x) == pytest.approx(head.p_child(x))
+    assert back.metadata == {"name": "test-head"} and back.feature_names == ["a", "b"]
+    no_child = small_head(child=False).save(tmp_path / "nochild.npz")
+    assert VoiceHead.load(no_child).p_child(x) is None
+
+
+def test_loading_garbage_names_the_file(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip at all")
+    with pytest.raises(ModelError, match="bad.npz"):
+        VoiceHead.load(bad)
+    other = tmp_path / "other.npz"
+    np.savez(other, meta=np.array('{"format": "something else"}'))
+    with pytest.raises(ModelError, match="not a voicegender voice head"):
+        VoiceHead.load(other)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, meta=np.array([{"a": 1}], dtype=object))  # object arrays need pickle: refused
+    with pytest.raises(ModelError, match="pickled.npz"):
+        VoiceHead.load(pickled)
+
+
+def test_wrong_feature_count_is_an_error():
+    head = small_head()
+    with pytest.raises(ModelError, match="expects 2 features"):
+        head.inputs(None, np.zeros((1, 3)))
