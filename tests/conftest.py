@@ -28,6 +28,20 @@ requires_seed_fixture = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Keep the exported GE2E encoder and feature caches of the test run out of the user's cache folder."""
+    import os
+
+    before = os.environ.get("VOICEGENDER_CACHE_DIR")
+    os.environ["VOICEGENDER_CACHE_DIR"] = str(tmp_path_factory.mktemp("voicegender_cache"))
+    yield
+    if before is None:
+        os.environ.pop("VOICEGENDER_CACHE_DIR", None)
+    else:
+        os.environ["VOICEGENDER_CACHE_DIR"] = before
+
+
 def write_voice(path: Path, gender: str, seed: int = 0, seconds: float = 0.8, sr: int = 16_000) -> Path:
     """Write a synthetic male (120 Hz) or female (220 Hz) voice clip; returns the path."""
     f0 = FEMALE_F0 if gender == "female" else MALE_F0

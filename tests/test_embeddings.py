@@ -1,9 +1,15 @@
-"""GE2E embeddings: shape, normalisation, gain/DC invariance, short clips, agreement with resemblyzer itself."""
+"""GE2E embeddings: shape, normalisation, gain/DC invariance, short clips, agreement with resemblyzer itself.
+
+The ONNX back end's own tests (equality with torch, no torch imported, the cache) are in test_encoder_onnx.py.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +20,15 @@ from voicegender.synth import synth_voice
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("resemblyzer") is None,
                                 reason="needs the resemblyzer wheel (it holds the GE2E encoder weights)")
+
+
+@pytest.fixture(autouse=True)
+def _encoder_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The exported ONNX encoder goes to one folder per test session (as in test_encoder_onnx.py), not ~/.cache."""
+    path = tmp_path_factory.getbasetemp() / "voicegender-cache"
+    monkeypatch.setenv("VOICEGENDER_CACHE_DIR", str(path))
+    monkeypatch.delenv("VOICEGENDER_ENCODER", raising=False)
+    return path
 
 
 def test_embedding_shape_and_norm():
@@ -89,3 +104,32 @@ def test_mel_frames_equal_librosa_melspectrogram():
         ours = mel_frames(wave)
         assert ours.shape == reference.shape
         np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-6 * reference.max())
+
+
+def test_mel_basis_and_window_equal_librosa_bit_for_bit():
+    import librosa
+
+    basis, window = embeddings._mel_basis_and_window()
+    np.testing.assert_array_equal(basis, librosa.filters.mel(sr=16_000, n_fft=400, n_mels=40).T.astype(np.float64))
+    np.testing.assert_array_equal(window, librosa.filters.get_window("hann", 400, fftbins=True))
+
+
+def test_import_needs_neither_torch_nor_librosa():
+    code = ("import sys; import voicegender.embeddings; "
+            "print(','.join(m for m in ('torch', 'librosa', 'resemblyzer', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("backend, cosine_min", [("torch", 0.99), ("torch-fp32", 0.9999)])
+def test_torch_back_ends_agree_with_the_default(backend: str, cosine_min: float):
+    waves = [synth_voice(f0, s, seed=i) for i, (f0, s) in enumerate([(120, 0.7), (210, 3.3)])]
+    default = embeddings.ge2e_embeddings(waves)
+    other = embeddings.ge2e_embeddings(waves, backend=backend)
+    assert np.sum(default * other, axis=1).min() >= cosine_min  # bf16 where the CPU has it: cosine >= 0.996
+
+
+def test_torch_encoder_is_still_available_for_explain():
+    encoder = embeddings.load_encoder()
+    assert isinstance(encoder, embeddings.GE2EEncoder) and not encoder.training
+    assert embeddings.load_encoder() is encoder
