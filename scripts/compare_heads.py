@@ -32,18 +32,23 @@ GROUPS = {"audiomnist_az": ("audiomnist_az",), "baved": ("baved",), "speechocean
 TEST_KINDS = ("clean", "tel", "codec", "short", "short_tel")
 
 
-def candidates() -> dict[str, object]:
+def candidates() -> dict[str, fit.HeadConfig]:
+    """The linear heads compared; the shipped recipe is ``fit.HeadConfig()``."""
     base = fit.HeadConfig()
-    out = {
-        "GE2E + LR (v1 recipe, new data)": replace(base, features="ge2e", kinds=("clean", "tel", "aug1", "aug2")),
-        "GE2E + LR": replace(base, features="ge2e"),
-        "voice + LR": replace(base, features="voice", c=1.0),
+    return {
+        "GE2E + LR C=1e-3, v1's copies (clean, tel, 2 random channels)": replace(
+            base, c=1e-3, kinds=("clean", "tel", "aug1", "aug2")),
+        "GE2E + LR C=1e-3": replace(base, c=1e-3),
+        "GE2E + LR C=3e-4 (shipped)": base,
+        "GE2E + LR C=1e-4": replace(base, c=1e-4),
+        "pitch + formants + LR": replace(base, features="voice", c=1.0),
+        "pitch + LR": replace(base, features="pitch", c=1.0),
+        "pitch + HNR + LR": replace(base, features="pitch+hnr", c=1.0),
+        "formants + LR": replace(base, features="formants", c=1.0),
+        "GE2E + pitch + LR": replace(base, features="ge2e+pitch"),
+        "GE2E + pitch + formants + LR (w=1)": replace(base, features="ge2e+voice"),
+        "GE2E + pitch + formants + LR (w=3)": replace(base, features="ge2e+voice", voice_weight=3.0),
     }
-    for w in (1.0, 3.0, 10.0):
-        out[f"GE2E + voice + LR (w={w:g})"] = replace(base, voice_weight=w)
-    for c in (3e-4, 3e-3):
-        out[f"GE2E + voice + LR (C={c:g})"] = replace(base, c=c)
-    return out
 
 
 def sklearn_candidate(kind: str, features: str = "ge2e+voice"):
@@ -91,6 +96,27 @@ def sklearn_candidate(kind: str, features: str = "ge2e+voice"):
     return make
 
 
+def checkpoint_candidate(table, path: str):
+    """A fixed GE2E-head checkpoint scored on every fold's test rows (no fitting)."""
+    import torch
+
+    from voicegender.models import load_checkpoint
+    from voicegender.scoring import calibration_temperature
+
+    loaded = load_checkpoint(path)
+    t = calibration_temperature(loaded)
+
+    def fit_fn(train: np.ndarray):
+        def score(kind: str, rows: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                logits = loaded.model(torch.from_numpy(table.get(kind, "ge2e")[rows])).numpy().astype(np.float64)
+            return (logits[:, 0] - logits[:, 1]) / t
+
+        return score
+
+    return fit_fn
+
+
 def summary_row(name: str, r: dict) -> str:
     cells = []
     for k in ("clean", "tel", "codec"):
@@ -101,7 +127,65 @@ def summary_row(name: str, r: dict) -> str:
     bands = " / ".join(f"{100 * b['bacc']:.0f}" for b in r["bands"]["short"])
     cal = r["calibration"]
     return (f"| {name} | " + " | ".join(cells) + f" | {100 * emo:.1f} | {bands} | {cal['ece_before']:.3f} → "
-            f"{cal['ece_band_temperatures']:.3f} |")
+            f"{cal['ece_one_temperature']:.3f} |")
+
+
+SHIPPED = "GE2E + LR C=3e-4 (shipped)"
+CONDITIONS = {"clean": "clean", "tel": "telephone (8 kHz µ-law)", "codec": "low-bit-rate codec"}
+
+
+def worst(r: dict) -> float:
+    return min(r["corpora"][c][k]["bacc"] for c in GROUPS for k in CONDITIONS)
+
+
+def report(results: dict) -> str:
+    """Markdown tables for docs/DEFAULT_MODEL.md from the results JSON."""
+    out = ["### Candidates: leave-one-corpus-out balanced accuracy (%), adults", "",
+           "Per test condition: audiomnist_az / baved / speechocean762 / common_voice (worst, macro). "
+           "*Worst* is the lowest of the twelve cells; BAVED emotion 0 is the low/tired level, clean.", "",
+           "| candidate | worst | clean | telephone | codec | BAVED emotion 0 | short crops by band "
+           "(0–0.3 / 0.3–0.6 / 0.6–1 / 1–3 s) | ECE before → after |", "|---|---|---|---|---|---|---|---|"]
+    fixed = {n: r for n, r in results.items() if n.startswith("as shipped")}  # not refitted per fold
+    for name, r in sorted(((n, r) for n, r in results.items() if n not in fixed), key=lambda kv: -worst(kv[1])):
+        row = summary_row(name, r).split(" | ", 1)[1]
+        out.append(f"| {name} | {100 * worst(r):.1f} | {row}")
+    for name, r in fixed.items():
+        row = summary_row(name, r).split(" | ", 1)[1]
+        out.append(f"| {name} (fixed, not refitted: only the corpora it was not trained on are held out) | – | {row}")
+    if SHIPPED in results:
+        r = results[SHIPPED]
+        out += ["", f"### The shipped recipe per held-out corpus ({SHIPPED})", "",
+                "| held-out corpus | test copy | balanced acc % | acc % | adult clips | no speech found | "
+                "children bacc % |", "|---|---|---|---|---|---|---|"]
+        for c in GROUPS:
+            for k, title in CONDITIONS.items():
+                v = r["corpora"][c][k]
+                child = "" if v.get("child_bacc") is None else f"{100 * v['child_bacc']:.1f}"
+                out.append(f"| {c} | {title} | {100 * v['bacc']:.1f} | {100 * v['acc']:.1f} | {v['n']} | "
+                           f"{v['no_speech']} | {child} |")
+        emo = r["corpora"]["baved"]
+        out += ["", "| BAVED emotion level 0 (low / tired), held out | balanced acc % | female recall % |",
+                "|---|---|---|"]
+        for k, title in CONDITIONS.items():
+            out.append(f"| {title} | {100 * emo[k]['emotion0_bacc']:.1f} | "
+                       f"{100 * emo[k]['emotion0_female_recall']:.1f} |")
+        out += ["", "| short crops, held out | " + " | ".join(b["band"] + " s" for b in r["bands"]["short"]) + " |",
+                "|---" * (len(r["bands"]["short"]) + 1) + "|"]
+        for k in ("short", "short_tel"):
+            out.append(f"| {k} (clips) | " + " | ".join(f"{100 * b['bacc']:.1f} ({b['n']})" if b["n"] else "–"
+                                                       for b in r["bands"][k]) + " |")
+        cal = r["calibration"]
+        temps = ", ".join(f"{name} {t:.2f}" for name, t in cal["fold_temperatures"].items())
+        out += ["", f"Calibration (adults; clean, telephone, codec and short copies; each held-out corpus calibrated "
+                f"on the other corpora's out-of-fold logits): ECE **{cal['ece_before']:.3f}** before, "
+                f"**{cal['ece_one_temperature']:.3f}** with one temperature (shipped; fold temperatures {temps}), "
+                f"{cal['ece_band_temperatures']:.3f} with a temperature per duration band (rejected).", "",
+                "| speech duration band | clips | accuracy % | mean confidence % | ECE |", "|---|---|---|---|---|"]
+        for b in cal["bands"]:
+            if b["n"]:
+                out.append(f"| {b['band']} s | {b['n']} | {100 * b['accuracy']:.1f} | "
+                           f"{100 * b['mean_confidence']:.1f} | {b['ece']:.3f} |")
+    return "\n".join(out)
 
 
 def main() -> None:
@@ -111,17 +195,25 @@ def main() -> None:
     p.add_argument("--cache", default="runs/fitcache")
     p.add_argument("--json", default="runs/compare_heads.json")
     p.add_argument("--only", nargs="*", help="candidate names to run (default all)")
+    p.add_argument("--report", action="store_true", help="print the markdown tables of --json and exit")
     p.add_argument("--sklearn", action="store_true", help="also the MLP and gradient-boosting comparison heads")
+    p.add_argument("--checkpoint", help="also score this GE2E-head checkpoint (e.g. v1's default_model.pt) as it is, "
+                   "on every corpus; only the corpora it was not trained on are unseen by it")
     args = p.parse_args()
+    if args.report:
+        print(report(json.loads(Path(args.json).read_text())))
+        return
     corpora = [load_corpus(Path(args.data) / n, name=n) for n in CORPORA]
     table = load_feature_table(corpora, args.cache)
     folds = fit.corpus_folds(table, GROUPS)
     results = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
     runs = {name: fit.gender_scorer(table, cfg) for name, cfg in candidates().items()}
     if args.sklearn:
-        runs["GE2E + voice + MLP(64)"] = sklearn_candidate("mlp")(table)
-        runs["GE2E + voice + gradient boosting"] = sklearn_candidate("hgb")(table)
-        runs["voice + gradient boosting"] = sklearn_candidate("hgb", "voice")(table)
+        runs["GE2E + pitch + formants + MLP(64)"] = sklearn_candidate("mlp")(table)
+        runs["GE2E + pitch + formants + gradient boosting"] = sklearn_candidate("hgb")(table)
+        runs["pitch + formants + gradient boosting"] = sklearn_candidate("hgb", "voice")(table)
+    if args.checkpoint:
+        runs[f"as shipped: {Path(args.checkpoint).name}"] = checkpoint_candidate(table, args.checkpoint)
     for name, fit_fn in runs.items():
         if args.only and name not in args.only:
             continue

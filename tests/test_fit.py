@@ -77,7 +77,7 @@ def test_fit_command_end_to_end(two_corpora, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "leave-one-corpus-out\talpha" in printed and "calibration\tece_before=" in printed
     head = VoiceHead.load(out)
-    assert head.features == "ge2e+voice" and len(head.temperatures) == 5
+    assert head.features == "ge2e" and len(head.temperatures) == 5
     assert head.child is not None  # ages with children and adults were given
     assert head.metadata["name"] == "tiny" and head.metadata["training_corpora"] == ["alpha", "beta"]
     assert head.metadata["n_speakers"] == 5  # the two children are left out of the gender head

@@ -101,7 +101,7 @@ def test_csv_contract_and_success_exit(speech_files, tiny_checkpoint, capsys):
                  "-m", str(tiny_checkpoint)])
     out = capsys.readouterr().out
     assert code == 0
-    assert out.splitlines()[0] == "path,label,p_female,p_child,duration_s,speech_s,error"
+    assert out.splitlines()[0] == "path,label,p_female,p_child,duration_s,speech_s,female_s,male_s,error"
     rows = read_predictions_csv(out)
     assert [r["path"] for r in rows] == [str(speech_files["male"]), str(speech_files["female"])]
     assert all(list(r) == list(FIELDS) for r in rows)
@@ -216,10 +216,13 @@ def test_long_files_are_streamed_with_the_same_answer(tmp_path, monkeypatch):
     monkeypatch.setattr(predict, "STREAM_ABOVE_S", 60.0)
     streamed = predict_file(path, loudness_scorer)
     monkeypatch.setattr(predict, "STREAM_ABOVE_S", 1e9)
+    monkeypatch.setattr(predict, "MAX_DECODE_BYTES", 1e12)  # 69 MB decoded: would be streamed for its size too
     loaded = predict_file(path, loudness_scorer)
+    monkeypatch.setattr(predict, "MAX_DECODE_BYTES", 16e6)
     assert (streamed.label, streamed.duration_s) == (loaded.label, loaded.duration_s)
     assert streamed.speech_s == pytest.approx(loaded.speech_s, abs=0.1) and streamed.speech_s > 1.0
     assert streamed.p_female == pytest.approx(loaded.p_female, abs=0.01)
+    assert (streamed.female_s, streamed.male_s) == pytest.approx((loaded.female_s, loaded.male_s), abs=0.1)
     monkeypatch.setattr(predict, "STREAM_ABOVE_S", 60.0)
     tracemalloc.start()
     try:
@@ -299,3 +302,152 @@ def test_short_non_speech_stays_no_speech(name, signal, tmp_path):
             sf.write(path, signal, SR)
         p = predict_file(path, _constant_scorer)
         assert p.label == "no_speech", (name, path.name, p.speech_s)
+
+
+# --- bounded memory (issue 13): speech scored as the stream goes; hostile sizes ---------------------------------
+def test_streamed_speech_is_scored_in_the_chunks_of_score_voices():
+    import voicegender.predict as predict
+
+    seen = []
+
+    def scorer(waves):
+        seen.append([len(w) for w in waves])
+        return np.array([0.2 + 0.6 * float(np.mean(w)) for w in waves])  # depends on exactly which samples
+
+    rng = np.random.default_rng(0)
+    for seconds in (3.0, 15.0, 29.0, 31.0, 200.0):
+        speech = rng.uniform(0, 1, int(seconds * SR)).astype(np.float32)
+        chunks = predict._ChunkScorer(scorer)
+        seen.clear()
+        for piece in np.array_split(speech, rng.integers(1, 40)):
+            chunks.add(piece)
+        p, child = chunks.finish()
+        sizes = [n for call in seen for n in call]
+        assert sum(sizes) == len(speech) and child is None
+        assert all(len(call) <= predict.CHUNKS_PER_CALL for call in seen)
+        assert all(7.5 * SR <= n <= 15 * SR for n in sizes) or len(sizes) == 1
+        if seconds <= 30:  # the chunks of score_voices exactly
+            assert p == pytest.approx(score_speech(scorer, [speech])[0], abs=1e-12)
+        else:
+            weights = np.array(sizes, np.float64)
+            parts = np.split(speech, np.cumsum(sizes)[:-1])
+            logits = [np.log(q / (1 - q)) for q in scorer(parts)]
+            assert p == pytest.approx(1 / (1 + np.exp(-np.average(logits, weights=weights))), abs=1e-12)
+
+
+def _peak_traced(fn):
+    """(fn(), peak bytes traced while it ran), after a warm-up prediction (imports are not the pipeline's memory)."""
+    import tracemalloc
+
+    from voicegender.synth import synth_voice
+
+    predict_waveform(synth_voice(220, 10.0, seed=0), SR, _constant_scorer)
+    tracemalloc.start()
+    try:
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, peak
+
+
+def test_wav_header_claiming_4_gb_with_1_s_of_audio(tmp_path):
+    import struct
+
+    path = tmp_path / "liar.wav"
+    sf.write(path, synth_noise(1.0, level=0.1), SR, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, 4, 0xFFFFFFF0)  # RIFF size
+    struct.pack_into("<I", data, data.find(b"data") + 4, 0xF0000000)  # data size: 4 GB
+    path.write_bytes(bytes(data))
+    (pred,), peak = _peak_traced(lambda: predict_files([path], _constant_scorer, show_progress=False))
+    assert pred.label == "error" and pred.error.startswith(str(path)) and "truncated WAV" in pred.error
+    assert peak < 5e6, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_eight_channels_at_384_khz_are_streamed_in_bounded_memory(tmp_path):
+    from voicegender.synth import synth_voice
+
+    path = tmp_path / "8ch384k.wav"
+    voice = synth_voice(220, 3.0, 384_000, seed=0)
+    sf.write(path, np.stack([voice * (0.3 + 0.1 * c) for c in range(8)], axis=1), 384_000, subtype="PCM_16")
+    pred, peak = _peak_traced(lambda: predict_file(path, _constant_scorer))
+    assert pred.label == "female" and pred.duration_s == pytest.approx(3.0, abs=0.01) and pred.speech_s > 2.0
+    # decoded at once it would be 37 MB of float32 (+ mono + the resampled copy)
+    assert peak < 20e6, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_compressed_silence_decoding_to_an_hour_is_streamed(tmp_path):
+    """A 1 h FLAC of digital silence is a few hundred kB: streamed, no_speech, memory of a block."""
+    path = tmp_path / "silence.flac"
+    with sf.SoundFile(path, "w", 8000, 1, format="FLAC", subtype="PCM_16") as f:
+        block = np.zeros(8000 * 600, np.int16)
+        for _ in range(6):
+            f.write(block)
+    assert path.stat().st_size < 2e6
+    pred, peak = _peak_traced(lambda: predict_file(path, _constant_scorer))
+    assert (pred.label, pred.speech_s, pred.female_s, pred.male_s) == ("no_speech", 0.0, 0.0, 0.0)
+    assert pred.duration_s == pytest.approx(3600.0)
+    assert peak < 40e6, f"peak {peak / 1e6:.1f} MB"  # the per-frame arrays of the timeline: 1 MB per hour
+
+
+def test_small_file_decoding_to_more_than_the_limit_is_streamed(tmp_path, monkeypatch):
+    """A file soundfile cannot read (m4a) gets no size from its header: decoding stops at MAX_DECODE_BYTES."""
+    from fuzzing import encode_av
+
+    import voicegender.predict as predict
+
+    path = tmp_path / "long.m4a"
+    path.write_bytes(encode_av(np.zeros(60 * SR, np.float32), "mp4", "aac"))
+    monkeypatch.setattr(predict, "MAX_DECODE_BYTES", 1_000_000)  # 15.6 s at 16 kHz mono
+    streamed = []
+    real = predict._analyse_stream
+    monkeypatch.setattr(predict, "_analyse_stream", lambda *a: streamed.append(a[1]) or real(*a))
+    pred = predict_file(path, _constant_scorer)
+    assert streamed == [str(path)] and pred.label == "no_speech" and pred.duration_s == pytest.approx(60, abs=0.1)
+
+
+# --- speaking time (issue 13) -----------------------------------------------------------------------------------
+def test_short_speech_goes_to_the_label_and_no_speech_to_nobody(tmp_path):
+    from voicegender.synth import synth_voice
+
+    path = tmp_path / "short.wav"
+    sf.write(path, np.concatenate([np.zeros(SR // 2, np.float32), synth_voice(220, 1.0, seed=3)]), SR)
+    p = predict_file(path, pitch_scorer)
+    assert p.label in ("female", "male") and p.speech_s < 8.0
+    assert (p.female_s, p.male_s) == ((p.speech_s, 0.0) if p.label == "female" else (0.0, p.speech_s))
+    assert list(p.as_dict())[-2:] == ["female_s", "male_s"]
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(SR, np.float32), SR)
+    q = predict_file(silent, pitch_scorer)
+    assert (q.label, q.female_s, q.male_s) == ("no_speech", 0.0, 0.0)
+
+
+@requires_espeak
+def test_two_voices_get_speaking_times_from_the_timeline(tmp_path, monkeypatch):
+    import voicegender.predict as predict
+    from voicegender.segment import segment_file, speaking_time
+
+    male = espeak("Every morning I walk to the station and buy a newspaper before the train.", "en+m3", 30)
+    female = espeak("She said the weather would be fine tomorrow, so we planned a picnic.", "en+f3", 70)
+    pause = np.zeros(SR, np.float32)
+    path = tmp_path / "talk.wav"
+    sf.write(path, np.concatenate([male, pause, female, pause, female, pause, male]), SR)
+    p = predict_file(path, pitch_scorer)
+    assert p.speech_s > 8.0 and p.female_s > 3.0 and p.male_s > 3.0
+    assert p.female_s + p.male_s == pytest.approx(p.speech_s)
+    share = speaking_time(segment_file(path, pitch_scorer, show_progress=False)[0]).female_share
+    assert p.female_s / p.speech_s == pytest.approx(share, abs=0.01)  # segment's windows and smoothing
+    # off: everything to the label, as for short clips
+    off = predict_file(path, pitch_scorer, PredictOptions(speaking_time_above_s=float("inf")))
+    assert {off.female_s, off.male_s} == {0.0, off.speech_s} and off.p_female == pytest.approx(p.p_female)
+    # the same through the batch path, and streamed
+    (batch,) = predict_files([path], pitch_scorer, show_progress=False)
+    assert (batch.female_s, batch.male_s) == pytest.approx((p.female_s, p.male_s))
+    monkeypatch.setattr(predict, "STREAM_ABOVE_S", 1.0)
+    streamed = predict_file(path, pitch_scorer)
+    assert (streamed.speech_s, streamed.female_s, streamed.male_s) == pytest.approx((p.speech_s, p.female_s, p.male_s))
+    assert streamed.p_female == pytest.approx(p.p_female)
+    monkeypatch.setattr(predict, "backend_name", lambda: "torchscript")  # one VAD stream at a time: a second pass
+    assert predict_file(path, pitch_scorer).female_s == pytest.approx(p.female_s)
+

@@ -120,6 +120,41 @@ def test_stream_speech_equals_whole_file(cfg):
     assert none == [] and len(empty) == 0
 
 
+def test_speech_stream_equals_whole_file_speech():
+    """Random thresholds, durations and block sizes: the pieces handed out equal the whole file's speech."""
+    rng = np.random.default_rng(1)
+    parts = []
+    for i in range(20):
+        parts += [synth_voice(float(rng.choice([110, 230])), float(rng.uniform(0.1, 3.5)), seed=i),
+                  synth_noise(float(rng.uniform(0.02, 1.5)), seed=i, level=float(rng.choice([0.0, 0.003, 0.05])))]
+    x = np.concatenate(parts)
+    for _ in range(12):
+        cfg = vad.VadConfig(threshold=float(rng.uniform(0.2, 0.8)), min_speech_s=float(rng.choice([0.0, 0.1, 1.0])),
+                            min_silence_s=float(rng.choice([0.0, 0.1, 1.0])), pad_s=float(rng.choice([0.0, 0.1, 1.5])),
+                            warmup_s=float(rng.choice([0.0, vad.WARMUP_S])))
+        block = int(rng.choice([37, 512, 5000, 160_000]))
+        stream = vad.SpeechStream(cfg)
+        pieces = [piece for i in range(0, len(x), block) for piece in stream.feed(x[i:i + block])]
+        pieces += stream.finish()
+        regions = vad.speech_segments(x, cfg)
+        assert stream.regions == regions, (cfg, block)
+        assert np.array_equal(np.concatenate(pieces) if pieces else np.zeros(0), vad.speech_only(x, regions))
+
+
+@requires_espeak
+def test_speech_stream_holds_seconds_of_a_long_talk():
+    stream = vad.SpeechStream(vad.VadConfig(min_speech_s=0.1, pad_s=0.1))
+    words = espeak("Every morning I walk to the station and buy a newspaper before the train comes.", "en+m3", 30)
+    talk = np.concatenate([words] * 30)  # about two minutes with hardly a pause
+    held, out = [], 0
+    for i in range(0, len(talk), 10 * SR):
+        out += sum(len(piece) for piece in stream.feed(talk[i:i + 10 * SR]))
+        held.append(len(stream._audio) / SR)
+    out += sum(len(piece) for piece in stream.finish())
+    assert out == len(vad.speech_only(talk, stream.regions)) and out > 60 * SR
+    assert max(held) < 10.0, held  # seconds: what hovers between the thresholds waits for the next frames
+
+
 # --- short speech: warm-up, second pass, tone check (vad.find_speech) ------------------------------------------
 PREDICT_CFG = vad.VadConfig(min_speech_s=0.1, pad_s=0.1, warmup_s=vad.WARMUP_S)  # predict.PREDICT_VAD
 MIN_S = 0.15  # predict.MIN_SPEECH_S

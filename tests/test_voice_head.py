@@ -13,8 +13,8 @@ def small_head(child: bool = True) -> VoiceHead:
     layer = LinearLayer(impute=np.array([0.0, 5.0]), mean=np.array([1.0, 5.0]), scale=np.array([2.0, 1.0]),
                         coef=np.array([1.0, -0.5]), bias=0.25)
     child_layer = LinearLayer(np.zeros(2), np.zeros(2), np.ones(2), np.array([0.0, 1.0]), -3.0) if child else None
-    return VoiceHead("voice", ["a", "b"], layer, child_layer, temperatures=[4.0, 2.0, 1.5, 1.0, 1.0],
-                     metadata={"name": "test-head"})
+    return VoiceHead("pitch", ["f0_median_st", "voiced_share"], layer, child_layer,
+                     temperatures=[4.0, 2.0, 1.5, 1.0, 1.0], metadata={"name": "test-head"})
 
 
 def test_linear_layer_standardises_and_imputes():
@@ -41,7 +41,7 @@ def test_save_load_roundtrip(tmp_path):
     x = np.array([[3.0, 6.0], [0.5, np.nan]])
     assert back.p_female(x, np.array([1.0, 0.1])) == pytest.approx(head.p_female(x, np.array([1.0, 0.1])))
     assert back.p_child(x) == pytest.approx(head.p_child(x))
-    assert back.metadata == {"name": "test-head"} and back.feature_names == ["a", "b"]
+    assert back.metadata == {"name": "test-head"} and back.feature_names == ["f0_median_st", "voiced_share"]
     no_child = small_head(child=False).save(tmp_path / "nochild.npz")
     assert VoiceHead.load(no_child).p_child(x) is None
 
@@ -61,7 +61,12 @@ def test_loading_garbage_names_the_file(tmp_path):
         VoiceHead.load(pickled)
 
 
-def test_wrong_feature_count_is_an_error():
+def test_inputs_pick_the_measures_the_head_reads():
+    from voicegender.acoustic import FEATURE_NAMES, N_FEATURES
+
     head = small_head()
-    with pytest.raises(ModelError, match="expects 2 features"):
+    assert head.voice_columns == [FEATURE_NAMES.index("f0_median_st"), FEATURE_NAMES.index("voiced_share")]
+    voice = np.arange(2 * N_FEATURES, dtype=float).reshape(2, N_FEATURES)
+    assert head.inputs(None, voice).tolist() == voice[:, head.voice_columns].tolist()
+    with pytest.raises(ModelError, match="voice measures"):
         head.inputs(None, np.zeros((1, 3)))

@@ -84,12 +84,15 @@ def test_predict_returns_exactly_the_predict_json_fields(client, voice_wav):
     r = _post(client, "female.wav", voice_wav.read_bytes())
     assert r.status_code == 200, r.text
     body = r.json()
-    assert tuple(body) == PREDICT_FIELDS == ("path", "label", "p_female", "p_child", "duration_s", "speech_s")
+    assert tuple(body) == PREDICT_FIELDS == ("path", "label", "p_female", "p_child", "duration_s", "speech_s",
+                                             "female_s", "male_s")
     assert body["path"] == "female.wav"
     assert body["label"] in LABELS
     assert body["duration_s"] == pytest.approx(1.5, abs=0.01)
     assert 0 <= body["speech_s"] <= body["duration_s"] + 1e-6
     assert body["p_female"] is None or 0 <= body["p_female"] <= 1
+    assert body["female_s"] + body["male_s"] == pytest.approx(body["speech_s"] if body["p_female"] is not None else 0,
+                                                              abs=0.002)
 
 
 def test_predict_agrees_with_predict_json(client, voice_wav, capsys):

@@ -50,6 +50,13 @@ FEATURE_NAMES = (
     "hnr_db",
 )
 N_FEATURES = len(FEATURE_NAMES)
+# named groups of measures a head can read (``voicegender fit --features ge2e+pitch``); "voice" is all of them
+FEATURE_GROUPS = {
+    "pitch": ("f0_median_st", "f0_p10_st", "f0_p90_st", "voiced_share"),
+    "hnr": ("hnr_db",),
+    "formants": ("f1_log_hz", "f2_log_hz", "f3_log_hz", "f4_log_hz", "formant_spacing_log_hz"),
+    "voice": FEATURE_NAMES,
+}
 
 
 def _semitones(f0_hz: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ soundfile does), so the int16 scale the seed project used is simply ``samples * 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,16 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000  # working rate of the log-mel models and the speech detector
 INT16_SCALE = 32_768.0  # float samples in [-1, 1) times this = the int16 sample values the seed used
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".mp4", ".webm", ".aiff", ".aif")
+# A header claiming a lower rate is a lie or not audio: at 1 Hz, 16,000 samples would "last" 4.4 hours and resample
+# to a gigabyte of float32 at 16 kHz. The lowest rate in real use is 4 kHz (old telephony); speech needs more.
+MIN_SAMPLE_RATE = 1_000  # Hz
+MAX_BLOCK_BYTES = 4_000_000  # decoded float32 per block of stream_audio (8 channels at 384 kHz: 0.33 s)
+
+ProgressCallback = Callable[[int], None]  # called with the frames just decoded (may be 0); may raise to stop
+
+
+class AudioTooLong(AudioDecodeError):
+    """Decoding would take more memory than the caller allowed (``load_audio(max_bytes=...)``): stream it instead."""
 
 
 @dataclass(frozen=True)
@@ -73,15 +83,23 @@ def _wav_missing_bytes(path: Path) -> int:
     return 0
 
 
-def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
-    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    return data, rate
+def _too_long(path: Path, frames: int, channels: int, max_bytes: int | None) -> None:
+    if max_bytes is not None and frames * max(1, channels) * 4 > max_bytes:
+        raise AudioTooLong(f"{path}: {frames} frames x {channels} channels exceed {max_bytes / 1e6:.0f} MB decoded")
 
 
-def _read_pyav(path: Path) -> tuple[np.ndarray, int]:
+def _read_soundfile(path: Path, max_bytes: int | None = None) -> tuple[np.ndarray, int]:
+    with sf.SoundFile(str(path)) as f:
+        _too_long(path, f.frames, f.channels, max_bytes)  # sf.read allocates what the header claims, at once
+        return f.read(dtype="float32", always_2d=True), f.samplerate
+
+
+def _read_pyav(path: Path, max_bytes: int | None = None, on_progress: ProgressCallback | None = None
+               ) -> tuple[np.ndarray, int]:
     import av  # imported lazily: only needed for formats libsndfile does not read
 
     chunks: list[np.ndarray] = []
+    frames = 0
     with av.open(str(path)) as container:
         if not container.streams.audio:
             raise ValueError("no audio stream")
@@ -94,6 +112,10 @@ def _read_pyav(path: Path) -> tuple[np.ndarray, int]:
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray().reshape(-1, channels))
+                frames += len(chunks[-1])
+            _too_long(path, frames, channels, max_bytes)  # a small file may decode to hours (silence compresses)
+            if on_progress is not None:
+                on_progress(frame.samples)
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray().reshape(-1, channels))
     if not chunks:
@@ -101,13 +123,16 @@ def _read_pyav(path: Path) -> tuple[np.ndarray, int]:
     return np.concatenate(chunks).astype(np.float32, copy=False), rate
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int]:
+def _decode(path: Path, max_bytes: int | None = None, on_progress: ProgressCallback | None = None
+            ) -> tuple[np.ndarray, int]:
     """Decode to (frames, channels) float32 and the file's rate; try soundfile, then PyAV."""
     try:
-        return _read_soundfile(path)
+        return _read_soundfile(path, max_bytes)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as sf_error:
         try:
-            return _read_pyav(path)
+            return _read_pyav(path, max_bytes, on_progress)
+        except AudioTooLong:
+            raise
         except Exception as av_error:  # PyAV raises many FFmpeg error types; all mean "cannot decode"
             reason = str(av_error).strip() or type(av_error).__name__
             raise AudioDecodeError(
@@ -130,7 +155,13 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
 
 
-def load_audio(path: str | Path, sr: int | None = SAMPLE_RATE) -> Audio:
+def _check_rate(path: Path, rate: int) -> None:
+    if rate < MIN_SAMPLE_RATE:
+        raise AudioDecodeError(f"{path}: sample rate {rate} Hz is not usable audio (at least {MIN_SAMPLE_RATE} Hz)")
+
+
+def load_audio(path: str | Path, sr: int | None = SAMPLE_RATE, *, max_bytes: int | None = None,
+               on_progress: ProgressCallback | None = None) -> Audio:
     """Decode an audio file to float32 mono.
 
     Parameters
@@ -138,15 +169,19 @@ def load_audio(path: str | Path, sr: int | None = SAMPLE_RATE) -> Audio:
     path : file in any format soundfile or PyAV can decode (WAV 8/16/24/32-bit int or float, FLAC,
         OGG Vorbis/Opus, MP3, AAC/M4A, WebM, ...).
     sr : sample rate in Hz to resample to, or None to keep the file's own rate. Default 16 kHz.
+    max_bytes : raise :class:`AudioTooLong` instead of decoding more than this many bytes of float32 samples
+        (all channels, the file's rate); None: no limit. Use :func:`stream_audio` for such files.
+    on_progress : called with the frames each step decoded (PyAV: each frame); may raise to stop decoding.
 
     Raises
     ------
-    AudioDecodeError naming the file when it is missing, empty, not audio, truncated, has no samples, or has
-    NaN/Inf samples.
+    AudioDecodeError naming the file when it is missing, empty, not audio, truncated, has no samples, has
+    NaN/Inf samples or a sample rate below :data:`MIN_SAMPLE_RATE`.
     """
     path = Path(path)
     _check_file(path)
-    frames, rate = _decode(path)
+    frames, rate = _decode(path, max_bytes, on_progress)
+    _check_rate(path, rate)
     missing = _wav_missing_bytes(path)
     if missing:
         raise AudioDecodeError(f"{path}: truncated WAV file ({missing} bytes of audio data missing)")
@@ -172,28 +207,37 @@ def audio_duration(path: str | Path) -> float:
     return load_audio(path, sr=None).duration_s
 
 
-def stream_audio(path: str | Path, sr: int = SAMPLE_RATE, block_s: float = 30.0) -> Iterator[np.ndarray]:
+def stream_audio(path: str | Path, sr: int = SAMPLE_RATE, block_s: float = 30.0, *,
+                 on_progress: ProgressCallback | None = None) -> Iterator[np.ndarray]:
     """Yield float32 mono blocks of about ``block_s`` seconds at ``sr`` without loading the whole file.
 
-    Memory stays bounded by the block size for formats soundfile reads; for the others PyAV decodes frame by
-    frame. Resampling is continuous across blocks (soxr's streaming resampler), so concatenating the blocks
-    equals resampling the whole file.
+    Memory stays bounded by the block size (and :data:`MAX_BLOCK_BYTES` of decoded samples, however many
+    channels) for formats soundfile reads; for the others PyAV decodes frame by frame. Resampling is continuous
+    across blocks (soxr's streaming resampler), so concatenating the blocks equals resampling the whole file.
+    ``on_progress`` is called with the frames of each decoded block (PyAV: each frame) and may raise to stop.
+    A truncated WAV is an error here too, as in :func:`load_audio`.
     """
     path = Path(path)
     _check_file(path)
+    missing = _wav_missing_bytes(path)
+    if missing:
+        raise AudioDecodeError(f"{path}: truncated WAV file ({missing} bytes of audio data missing)")
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError):
         info = None
     if info is not None and info.frames > 0:
-        blocks = (to_mono(b) for b in sf.blocks(str(path), blocksize=max(1, int(block_s * info.samplerate)),
-                                                  dtype="float32", always_2d=True))
+        _check_rate(path, info.samplerate)
+        size = max(1, min(int(block_s * info.samplerate), MAX_BLOCK_BYTES // (4 * max(1, info.channels))))
+        blocks = (to_mono(b) for b in sf.blocks(str(path), blocksize=size, dtype="float32", always_2d=True))
         rate = info.samplerate
     else:
-        blocks, rate = _pyav_blocks(path, block_s)
+        blocks, rate = _pyav_blocks(path, block_s, on_progress)
     stream = soxr.ResampleStream(rate, sr, 1, dtype="float32", quality="HQ") if rate != sr else None
     produced = 0
     for block in blocks:
+        if on_progress is not None and info is not None and info.frames > 0:
+            on_progress(len(block))
         if not np.isfinite(block).all():
             raise AudioDecodeError(f"{path}: contains NaN or infinite sample values")
         out = stream.resample_chunk(block) if stream is not None else block
@@ -209,16 +253,23 @@ def stream_audio(path: str | Path, sr: int = SAMPLE_RATE, block_s: float = 30.0)
         raise AudioDecodeError(f"{path}: contains no audio samples (zero length)")
 
 
-def _pyav_blocks(path: Path, block_s: float) -> tuple[Iterator[np.ndarray], int]:
+def _pyav_blocks(path: Path, block_s: float, on_progress: ProgressCallback | None = None
+                 ) -> tuple[Iterator[np.ndarray], int]:
     import av
 
     try:
         container = av.open(str(path))
-        stream = container.streams.audio[0]
     except Exception as e:  # any FFmpeg open error means the file is not usable audio
         raise AudioDecodeError(f"{path}: not a readable audio file ({e})") from e
-    rate = stream.rate
+    if not container.streams.audio:
+        container.close()
+        raise AudioDecodeError(f"{path}: not a readable audio file (no audio stream)")
+    stream = container.streams.audio[0]
+    rate = stream.rate or 0
     channels = stream.codec_context.channels or 1
+    if rate < MIN_SAMPLE_RATE:
+        container.close()
+        _check_rate(path, rate)
 
     def generate() -> Iterator[np.ndarray]:
         pending: list[np.ndarray] = []
@@ -226,11 +277,13 @@ def _pyav_blocks(path: Path, block_s: float) -> tuple[Iterator[np.ndarray], int]
         resampler = av.AudioResampler(format="flt", layout=stream.layout.name if stream.layout else None,
                                       rate=rate)
         try:
-            for frame in container.decode(stream):
+            for frame in _decoding(path, container, stream):
                 for out in resampler.resample(frame):
                     mono = to_mono(out.to_ndarray().reshape(-1, channels))
                     pending.append(mono)
                     size += len(mono)
+                if on_progress is not None:
+                    on_progress(frame.samples)
                 if size >= block_s * rate:
                     yield np.concatenate(pending)
                     pending, size = [], 0
@@ -240,3 +293,16 @@ def _pyav_blocks(path: Path, block_s: float) -> tuple[Iterator[np.ndarray], int]
             yield np.concatenate(pending)
 
     return generate(), rate
+
+
+def _decoding(path: Path, container, stream) -> Iterator:
+    """``container.decode(stream)`` with FFmpeg's errors (many types) turned into one AudioDecodeError."""
+    frames = container.decode(stream)
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        except Exception as e:  # corrupt data in the middle of the file
+            raise AudioDecodeError(f"{path}: corrupt audio data ({str(e).strip() or type(e).__name__})") from e
+        yield frame

@@ -624,11 +624,11 @@ def fit_cmd(
         help="labelled corpora (folders or CSV manifests); default: the shipped model's corpora in ../shared/data")
     ] = None,
     out_path: Annotated[Path, typer.Option("--out", "-o", help="model file to write (.npz)")] = Path("model.npz"),
-    features: Annotated[str, typer.Option(help="ge2e | voice | ge2e+voice (embedding and/or pitch, formants)")
-                        ] = "ge2e+voice",
-    c: Annotated[float, typer.Option("--c", help="inverse L2 strength of the logistic regression")] = 1e-3,
+    features: Annotated[str, typer.Option(
+        help="'+'-joined: ge2e (embedding), pitch, hnr, formants, voice (all measures), e.g. ge2e+pitch")] = "ge2e",
+    c: Annotated[float, typer.Option("--c", help="inverse L2 strength of the logistic regression")] = 3e-4,
     voice_weight: Annotated[float, typer.Option(help="weight of the pitch/formant measures against the embedding")
-                            ] = 3.0,
+                            ] = 1.0,
     with_children: Annotated[bool, typer.Option("--with-children", help="train the gender head on children too")
                              ] = False,
     join: Annotated[list[str] | None, typer.Option(
@@ -656,8 +656,12 @@ def fit_cmd(
         if not group or not members:
             raise VoiceGenderError(f"--join {spec!r}: expected NAME=CORPUS1,CORPUS2")
         groups[group] = tuple(m.strip() for m in members.split(",") if m.strip())
-    if features not in ("ge2e", "voice", "ge2e+voice"):
-        raise VoiceGenderError(f"--features {features!r}: one of ge2e, voice, ge2e+voice")
+    from .fit import parse_features
+
+    try:
+        parse_features(features)
+    except ValueError as e:
+        raise VoiceGenderError(f"--features: {e}") from e
     corpora = [load_corpus(p) for p in corpus]
     cfg = HeadConfig(features=features, c=c, voice_weight=voice_weight, exclude_children=not with_children)
     command = "voicegender fit " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "voicegender fit"
@@ -667,7 +671,7 @@ def fit_cmd(
         _result(f"{report['protocol']}\t{group}\t" + "\t".join(
             f"{k}_bacc={v['bacc']:.4f}" for k, v in rows.items()))
     cal = report["calibration"]
-    _result(f"calibration\tece_before={cal['ece_before']:.4f}\tece_after={cal['ece_band_temperatures']:.4f}\t"
+    _result(f"calibration\tece_before={cal['ece_before']:.4f}\tece_after={cal['ece_one_temperature']:.4f}\t"
             f"temperatures={json.dumps([round(t, 3) for t in report['temperatures']])}")
     if report.get("child") and report["child"].get("auc") is not None:
         _result(f"child_voice\tauc={report['child']['auc']:.4f}")

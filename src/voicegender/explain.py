@@ -286,6 +286,11 @@ class GE2EOnMel(nn.Module):
         return self.head(embs / embs.norm(dim=1, keepdim=True).clamp_min(1e-12))
 
 
+def as_checkpoint(loaded: Any) -> Any:
+    """A torch checkpoint to explain: the shipped kind of model (a VoiceModel) as its GE2E head, others as given."""
+    return loaded.as_checkpoint() if hasattr(loaded, "as_checkpoint") else loaded
+
+
 def explainable_model(loaded: Any) -> nn.Module:
     """The network maps are computed on: the checkpoint's own, or :class:`GE2EOnMel` for a GE2E head."""
     kind = loaded.feature_config["kind"]
@@ -375,6 +380,7 @@ def explain_waveform(samples: np.ndarray, sample_rate: int, loaded: Any, method:
     (spectrogram, cam_map, p_female): two (rows, frames) arrays — log-mel (whole recording; for GE2E tiled to at
     least 1.6 s) or the seed's 12×98 MFCC grid — and the model's (uncalibrated) probability of "female".
     """
+    loaded = as_checkpoint(loaded)
     fc = loaded.feature_config
     kind = fc["kind"]
     model = explainable_model(loaded)
@@ -404,6 +410,7 @@ def explain_clip_png(samples: np.ndarray, sample_rate: int, loaded: Any, method:
     """:func:`explain_waveform` drawn by :func:`plots.clip_overlay_png`: PNG bytes of one recording's map."""
     from .plots import clip_overlay_png
 
+    loaded = as_checkpoint(loaded)
     spec, map_, p_female = explain_waveform(samples, sample_rate, loaded, method)
     frame_s, hz = feature_axes(loaded.feature_config)
     method = "ig" if loaded.feature_config["kind"] == "ge2e" else method
@@ -479,6 +486,7 @@ def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, meth
     from . import plots
     from .progress import progress
 
+    loaded = as_checkpoint(loaded)
     fc = loaded.feature_config
     kind = fc["kind"]
     model = explainable_model(loaded)
@@ -596,7 +604,11 @@ def resolve_model(model: str | Path | None = None) -> tuple[Any, Path | None]:
     if model is None:
         from .default_model import load_default_model
 
-        return load_default_model(), None
+        return load_default_model().as_checkpoint(), None
+    if Path(model).suffix == ".npz":  # a voice head from `voicegender fit`
+        from .default_model import load_voice_model
+
+        return load_voice_model(model).as_checkpoint(), Path(model).parent
     path = Path(model).expanduser()
     if path.is_dir():
         found = [path / n for n in ("model.pt", "best.pt") if (path / n).is_file()] or sorted(path.glob("*.pt"))

@@ -88,7 +88,7 @@ def read_predictions_csv(text: str) -> list[dict]:
     rows = []
     for row in csv.DictReader(io.StringIO(text)):
         d = {"path": row["path"], "label": row["label"]}
-        d.update({k: _opt_float(row.get(k)) for k in ("p_female", "p_child", "duration_s", "speech_s")})
+        d.update({k: _opt_float(row.get(k)) for k in FIELDS if k not in ("path", "label")})
         if row["label"] == "error":
             d["error"] = row.get("error") or ""
         rows.append(d)

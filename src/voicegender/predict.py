@@ -7,44 +7,74 @@ less than ``min_speech_s`` of speech is answered ``no_speech`` (``p_female`` Non
 Concatenation rather than scoring fixed windows: every model kind takes variable-length input (the GE2E
 encoder reads 1.6 s windows itself; the CNNs pool over time), pauses carry no gender information, and one
 forward pass per file is the cheapest way to batch many short clips.
+
+Memory does not grow with a file's length: files longer than :data:`STREAM_ABOVE_S` (or larger decoded than
+:data:`MAX_DECODE_BYTES`) are decoded block by block, their speech handed to the model in chunks as the stream goes
+(:class:`voicegender.vad.SpeechStream`), and only duration-weighted sums of chunk logits are kept. Speech longer
+than one chunk is scored by the worker thread that decoded it, so a batch holds at most ``batch_size`` short clips.
+
+Speaking time: ``female_s`` and ``male_s`` split ``speech_s`` by the timeline ``segment`` would draw (its windows,
+smoothing and own speech detector; :class:`voicegender.segment.TimelineBuilder`), for recordings with more than
+``speaking_time_above_s`` of speech. Shorter speech is all given to the predicted label: one or two words hold
+no turns, and the windows would cost about three times the scoring of the clip itself.
+
+A decode watchdog (:func:`iter_predictions`): a file whose decoding makes no progress for ``decode_timeout_s``
+is answered ``error`` and its worker thread replaced (see :class:`_Workers` for what cannot be stopped).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from .audio import load_audio, resample, stream_audio
-from .errors import VoiceGenderError
+from .audio import AudioTooLong, load_audio, resample, stream_audio
+from .errors import ModelError, VoiceGenderError
 from .vad import (
+    TONAL_MAX_S,
     VAD_SAMPLE_RATE,
     WARMUP_S,
+    SpeechStream,
     VadConfig,
+    backend_name,
     find_speech,
     looks_tonal,
     speech_only,
     speech_seconds,
-    stream_speech,
 )
 
 log = logging.getLogger(__name__)
 
 LABELS = ("female", "male", "no_speech", "error")
-FIELDS = ("path", "label", "p_female", "p_child", "duration_s", "speech_s")  # the JSON/CSV contract (+ "error")
+# the JSON/CSV contract (+ "error")
+FIELDS = ("path", "label", "p_female", "p_child", "duration_s", "speech_s", "female_s", "male_s")
 MIN_SPEECH_S = 0.15  # less speech than this (seconds) -> no_speech (a short word; see PREDICT_VAD)
 MAX_CHUNK_S = 15.0  # speech longer than this is scored in chunks of at most this many seconds
-STREAM_ABOVE_S = 300.0  # longer files (by their header) are streamed: only speech is held in memory
-STREAM_ABOVE_BYTES = 20_000_000  # the same for files whose header soundfile cannot read (m4a, webm, ...)
+CHUNKS_PER_CALL = 4  # chunks of a streamed file scored per model call (4 x 15 s x 64 kB/s: ~4 MB of speech)
+STREAM_ABOVE_S = 300.0  # longer files (by their header) are streamed: memory holds blocks, not the file
+MAX_DECODE_BYTES = 16_000_000  # files decoding to more float32 (all channels) are streamed (48 kHz stereo: 41 s)
+STREAM_ABOVE_BYTES = 20_000_000  # files whose header soundfile cannot read (m4a, webm, ...) and are larger: streamed
 STREAM_BLOCK_S = 10.0  # seconds decoded at a time when streaming (48 kHz stereo: ~14 MB peak)
 P_CLIP = 1e-6  # probabilities are clipped to [P_CLIP, 1 - P_CLIP] before averaging logits
+# female_s / male_s come from segment's windows when there is more speech than this (seconds); below, all speech
+# is given to the predicted label. The windows (1.5 s every 0.5 s) cost ~3x the scoring of the speech itself
+# (benchmarks/long_audio.py --cost); 2 s turns are the shortest the timeline keeps, so 8 s holds a few of them.
+SPEAKING_TIME_ABOVE_S = 8.0
+DECODE_TIMEOUT_S = 60.0  # a file whose decoding makes no progress for this long (seconds) is given up: error row
+MAX_STUCK_DECODES = 4  # worker threads replaced per run while their decoder is stuck; then remaining files: error
 
 
 # For whole clips the decision "is there speech?" is made on the total (min_speech_s), so the detector keeps
@@ -77,16 +107,26 @@ class Prediction:
     # probability that the voice is a child's (aged 12 or younger), where gender from voice is unreliable;
     # None when there is no speech or the model does not estimate it
     p_child: float | None = None
+    # seconds of speech_s attributed to female and male voices (they add up to speech_s): from segment's windows
+    # when there is more than PredictOptions.speaking_time_above_s of speech, else all to the label; 0 for
+    # no_speech, None for errors
+    female_s: float | None = None
+    male_s: float | None = None
 
     def as_dict(self) -> dict:
         """The output record: exactly :data:`FIELDS`, plus ``error`` on error rows; floats rounded."""
+        def seconds(x: float | None) -> float | None:
+            return None if x is None else round(float(x), 3)
+
         d = {
             "path": self.path,
             "label": self.label,
             "p_female": None if self.p_female is None else round(float(self.p_female), 4),
             "p_child": None if self.p_child is None else round(float(self.p_child), 4),
-            "duration_s": None if self.duration_s is None else round(float(self.duration_s), 3),
-            "speech_s": None if self.speech_s is None else round(float(self.speech_s), 3),
+            "duration_s": seconds(self.duration_s),
+            "speech_s": seconds(self.speech_s),
+            "female_s": seconds(self.female_s),
+            "male_s": seconds(self.male_s),
         }
         if self.label == "error":
             d["error"] = self.error
@@ -104,6 +144,9 @@ class PredictOptions:
     batch_size: int = 32  # recordings decoded and scored together
     workers: int = 0  # threads decoding and detecting speech; 0: one per CPU core (at most 4)
     torch_threads: int = 1  # torch threads for the model (see torch_threads()); 0: leave torch's setting
+    # more speech than this (seconds): female_s / male_s from segment's windows; math.inf: always from the label
+    speaking_time_above_s: float = SPEAKING_TIME_ABOVE_S
+    decode_timeout_s: float = DECODE_TIMEOUT_S  # iter_predictions: no decoding progress this long -> error; 0: off
 
 
 def blas_single_thread() -> contextlib.AbstractContextManager:
@@ -128,9 +171,10 @@ def torch_threads(n: int) -> Iterator[None]:
     Batch prediction runs the model on one thread and spends the other cores on decoding and speech detection
     of the next batch. Short clips make small tensors: with 2 threads on a busy 2-core machine each op waits
     for the other thread's time slice, and a SmallCNN forward took 338 ms of CPU per 1 s clip instead of 6 ms
-    (GE2E: 69 ms vs 23 ms).
+    (GE2E: 69 ms vs 23 ms). Nothing is done while torch is not imported: a model that does not use it (onnx,
+    numpy) is not made to load it (240 MB of resident memory).
     """
-    if n <= 0:
+    if n <= 0 or "torch" not in sys.modules:
         yield
         return
     import torch
@@ -199,7 +243,7 @@ def score_voices(loaded, waves16k: Sequence[np.ndarray]) -> tuple[np.ndarray, np
     elif callable(loaded):
         female = loaded(pieces)
     else:
-        from .default_model import p_female
+        from .scoring import p_female
 
         female = p_female(loaded, pieces)
     if len(pieces) == len(waves16k):
@@ -229,66 +273,254 @@ def _label(p: float, options: PredictOptions) -> str:
 
 @dataclass
 class _Prepared:
-    """A recording after decoding and speech detection, waiting for the model."""
+    """A recording after decoding and speech detection: its speech waiting for the model, or already scored."""
 
     path: str
     duration_s: float | None = None
-    speech: np.ndarray | None = None
+    speech: np.ndarray | None = None  # speech to score in the batch (at most MAX_CHUNK_S); None once scored
     speech_s: float | None = None
     error: str | None = None
+    scores: tuple[float, float | None] | None = None  # (p_female, p_child) of speech scored by the worker
+    female_share: float | None = None  # share of the speech segment's windows call female; None: use the label
 
 
-def _is_long(path: Path) -> bool:
+# --- one file ---------------------------------------------------------------------------------------------------
+class _Abandoned(BaseException):
+    """Raised in a worker whose file was given up, at its next progress report (a BaseException, as
+    asyncio.CancelledError: no ``except Exception`` on the way may swallow it)."""
+
+
+class _Watch:
+    """Progress of one file's decoding: the worker reports it, the thread waiting for the answer may give up."""
+
+    def __init__(self) -> None:
+        self.last: float | None = None  # time.monotonic() of the last progress; None: not started
+        self.abandoned = False
+        self.replaced = False  # the worker running it was replaced by a new thread
+
+    def begin(self) -> None:
+        self.last = time.monotonic()
+
+    def progress(self, n: int = 1) -> None:
+        """``n`` more frames decoded (0: none, but still running); stops the work once it was given up."""
+        if self.abandoned:
+            raise _Abandoned
+        if n:
+            self.last = time.monotonic()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _should_stream(path: Path) -> bool:
+    """Long (by the header) or large once decoded: decode block by block instead of all at once."""
     try:
         info = sf.info(str(path))
         if info.frames > 0:
-            return info.frames / info.samplerate > STREAM_ABOVE_S
-    except (sf.LibsndfileError, RuntimeError):
+            return (info.frames / info.samplerate > STREAM_ABOVE_S
+                    or info.frames * max(1, info.channels) * 4 > MAX_DECODE_BYTES)
+    except (sf.LibsndfileError, RuntimeError, ZeroDivisionError):
         pass
     return path.stat().st_size > STREAM_ABOVE_BYTES
 
 
-def _load_speech(path: str | os.PathLike, options: PredictOptions) -> tuple[float, np.ndarray, float]:
-    """(duration, speech samples at 16 kHz, speech seconds) of a file; long files are streamed."""
-    path = Path(path)
-    if options.vad and path.is_file() and path.stat().st_size > 0 and _is_long(path):
-        speech, segments, duration = stream_speech(stream_audio(path, VAD_SAMPLE_RATE, STREAM_BLOCK_S),
-                                                   options.vad_config)
-        if looks_tonal(speech):  # as find_speech (no second pass: a file this long rarely holds < 0.15 s)
-            return duration, np.zeros(0, np.float32), 0.0
-        return duration, speech, speech_seconds(segments)
-    audio = load_audio(path, sr=VAD_SAMPLE_RATE)
-    speech, speech_s = _speech(audio.samples, options)
-    return audio.duration_s, speech, speech_s
+def _segment_options(options: PredictOptions):
+    from .segment import SegmentOptions
+
+    return SegmentOptions(threshold=options.threshold)
 
 
-def _prepare(path: str | os.PathLike, options: PredictOptions) -> _Prepared:
+def _timeline(loaded, options: PredictOptions):
+    from .segment import TimelineBuilder
+
+    return TimelineBuilder(loaded, _segment_options(options))
+
+
+def _female_share(timeline) -> float | None:
+    from .segment import speaking_time
+
+    segments, _ = timeline.finish()
+    return speaking_time(segments).female_share
+
+
+class _ChunkScorer:
+    """Scores speech handed in piece by piece, in chunks of at most :data:`MAX_CHUNK_S`, and keeps only sums.
+
+    The chunks' logits are averaged weighted by duration, as :func:`score_voices` does. One chunk's worth is kept
+    back until the end, so that no chunk is short: the last 15-30 s are split into two equal halves (up to 30 s of
+    speech the chunks are exactly those of score_voices). The first :data:`voicegender.vad.TONAL_MAX_S` of speech
+    are kept for :func:`voicegender.vad.looks_tonal`.
+    """
+
+    def __init__(self, loaded) -> None:
+        self.loaded = loaded
+        self.chunk = int(MAX_CHUNK_S * VAD_SAMPLE_RATE)
+        self.pending: list[np.ndarray] = []  # speech not yet cut into chunks
+        self.size = 0
+        self.ready: list[np.ndarray] = []  # chunks waiting for a model call
+        self.head: list[np.ndarray] = []  # the first TONAL_MAX_S of speech
+        self.head_size = 0
+        self.sums = np.zeros(3)  # weight, weight x female logit, weight x child logit
+        self.child = True  # the model estimates p_child
+
+    def add(self, piece: np.ndarray) -> None:
+        if self.head_size < TONAL_MAX_S * VAD_SAMPLE_RATE:
+            self.head.append(piece[:int(TONAL_MAX_S * VAD_SAMPLE_RATE) - self.head_size])
+            self.head_size += len(self.head[-1])
+        self.pending.append(piece)
+        self.size += len(piece)
+        if self.size >= 2 * self.chunk:
+            speech = np.concatenate(self.pending)
+            cut = len(speech) - self.chunk  # whole chunks, leaving between one and two chunks' worth
+            cut -= cut % self.chunk
+            self.ready.extend(np.split(speech[:cut], cut // self.chunk))
+            self.pending, self.size = [speech[cut:]], len(speech) - cut
+        if len(self.ready) >= CHUNKS_PER_CALL:
+            self._score()
+
+    def looks_tonal(self) -> bool:
+        return bool(self.head) and looks_tonal(np.concatenate(self.head))
+
+    def finish(self) -> tuple[float, float | None]:
+        """(p_female, p_child) of all speech added."""
+        if self.size:
+            speech = np.concatenate(self.pending)
+            self.ready.extend(np.array_split(speech, -(-len(speech) // self.chunk)))  # equal parts
+            self.pending, self.size = [], 0
+        self._score()
+        weight, female, child = self.sums
+        if weight <= 0:
+            raise ValueError("no speech was scored")
+        p_child = 1 / (1 + math.exp(-child / weight)) if self.child else None
+        return 1 / (1 + math.exp(-female / weight)), p_child
+
+    def _score(self) -> None:
+        if not self.ready:
+            return
+        female, child = score_voices(self.loaded, self.ready)
+        weights = np.array([len(x) for x in self.ready], np.float64)
+        self.child = self.child and child is not None
+        self.sums += [weights.sum(), float(weights @ _logit(female)),
+                      float(weights @ _logit(child)) if child is not None else 0.0]
+        self.ready = []
+
+
+def _analyse_samples(name: str, samples16k: np.ndarray, duration_s: float, loaded, options: PredictOptions,
+                     watch: _Watch) -> _Prepared:
+    """Speech detection, speaking time and (for speech longer than one chunk) scores of audio in memory."""
+    speech, speech_s = _speech(samples16k, options)
+    watch.progress()
+    prepared = _Prepared(name, duration_s, speech, speech_s)
+    if speech_s < options.min_speech_s:
+        return prepared
+    if speech_s > options.speaking_time_above_s:
+        timeline = _timeline(loaded, options)
+        step = int(STREAM_BLOCK_S * VAD_SAMPLE_RATE)
+        for i in range(0, len(samples16k), step):
+            timeline.feed(samples16k[i:i + step])
+            watch.progress(step)
+        prepared.female_share = _female_share(timeline)
+    if len(speech) > MAX_CHUNK_S * VAD_SAMPLE_RATE:  # scored here: a batch holds only short speech
+        female, child = score_voices(loaded, [speech])
+        prepared.scores = (float(female[0]), None if child is None else float(child[0]))
+        prepared.speech = None
+    return prepared
+
+
+def _analyse_stream(path: Path, name: str, loaded, options: PredictOptions, watch: _Watch) -> _Prepared:
+    """A long file block by block: speech scored chunk by chunk as it is found, windows as in ``segment``."""
+    speech = SpeechStream(options.vad_config) if options.vad else None
+    chunks = _ChunkScorer(loaded)
+    # silero's TorchScript fallback holds one stream's state: the timeline's own detector then gets a second pass
+    together = backend_name() == "onnx-sequence" or speech is None
+    timeline = _timeline(loaded, options) if math.isfinite(options.speaking_time_above_s) and together else None
+    total = 0
+    for block in stream_audio(path, VAD_SAMPLE_RATE, STREAM_BLOCK_S, on_progress=watch.progress):
+        total += len(block)
+        for piece in speech.feed(block) if speech is not None else [block]:
+            chunks.add(piece)
+        if timeline is not None:
+            timeline.feed(block)
+        watch.progress(len(block))
+    if speech is not None:
+        for piece in speech.finish():
+            chunks.add(piece)
+    duration_s = total / VAD_SAMPLE_RATE
+    speech_s = speech_seconds(speech.regions) if speech is not None else duration_s
+    if speech is not None and speech_s and chunks.looks_tonal():  # as find_speech (no second pass: a file this
+        speech_s = 0.0  # long rarely holds < 0.15 s of speech)
+    prepared = _Prepared(name, duration_s, None, speech_s)
+    if speech_s < options.min_speech_s:
+        return prepared
+    prepared.scores = chunks.finish()
+    if speech_s > options.speaking_time_above_s:
+        if timeline is None and not together:
+            timeline = _timeline(loaded, options)
+            for block in stream_audio(path, VAD_SAMPLE_RATE, STREAM_BLOCK_S, on_progress=watch.progress):
+                timeline.feed(block)
+                watch.progress(len(block))
+        if timeline is not None:
+            prepared.female_share = _female_share(timeline)
+    return prepared
+
+
+def _analyse_file(path: str | os.PathLike, loaded, options: PredictOptions, watch: _Watch) -> _Prepared:
+    """Decode, detect speech, and score what is not left to the batch; raises on files that cannot be decoded."""
+    name, path = str(path), Path(path)
+    if path.is_file() and path.stat().st_size > 0 and _should_stream(path):
+        return _analyse_stream(path, name, loaded, options, watch)
+    try:
+        audio = load_audio(path, sr=VAD_SAMPLE_RATE, max_bytes=MAX_DECODE_BYTES, on_progress=watch.progress)
+    except AudioTooLong:  # a small file decoding to a lot (a header soundfile cannot read, silence compresses)
+        return _analyse_stream(path, name, loaded, options, watch)
+    watch.progress(len(audio.samples))
+    return _analyse_samples(name, audio.samples, audio.duration_s, loaded, options, watch)
+
+
+def _prepare(path: str | os.PathLike, loaded, options: PredictOptions, watch: _Watch | None = None) -> _Prepared:
+    """:func:`_analyse_file`, with any problem of the file turned into an error row that names it in one line."""
     name = str(path)
     try:
-        duration, speech, speech_s = _load_speech(path, options)
+        return _analyse_file(path, loaded, options, watch or _Watch())
+    except ModelError:  # the model, not the file: stop
+        raise
     except VoiceGenderError as e:
-        return _Prepared(name, error=str(e))
-    except (OSError, ValueError, RuntimeError, MemoryError) as e:  # anything else a strange file can raise
+        return _Prepared(name, error=_one_line(str(e)))
+    except Exception as e:  # whatever else a strange file makes a decoder raise (FFmpeg has many error types)
         log.debug("unexpected error on %s", name, exc_info=True)
-        return _Prepared(name, error=f"{name}: {type(e).__name__}: {e}")
-    return _Prepared(name, duration, speech, speech_s)
+        return _Prepared(name, error=_one_line(f"{name}: {type(e).__name__}: {e}"))
+
+
+def _attribution(label: str, speech_s: float, female_share: float | None) -> tuple[float, float]:
+    """(female_s, male_s): speech_s split by the windows' share, or all of it to the label."""
+    if female_share is None:
+        return (speech_s, 0.0) if label == "female" else (0.0, speech_s)
+    return speech_s * female_share, speech_s * (1 - female_share)
 
 
 def _finish(batch: list[_Prepared], loaded, options: PredictOptions) -> list[Prediction]:
-    """Score the batch's speech in one model call and build the predictions (input order)."""
-    todo = [i for i, r in enumerate(batch) if r.error is None and r.speech_s >= options.min_speech_s]
+    """Score the batch's short speech in one model call and build the predictions (input order)."""
+    todo = [i for i, r in enumerate(batch)
+            if r.error is None and r.scores is None and r.speech_s >= options.min_speech_s]
     female, child = score_voices(loaded, [batch[i].speech for i in todo]) if todo else (np.zeros(0), None)
-    probs = {i: k for k, i in enumerate(todo)}
+    for k, i in enumerate(todo):
+        batch[i].scores = (float(female[k]), None if child is None else float(child[k]))
     out = []
-    for i, r in enumerate(batch):
+    for r in batch:
         if r.error is not None:
             out.append(Prediction(r.path, "error", None, None, None, r.error))
-        elif i in probs:
-            p = float(female[probs[i]])
-            pc = None if child is None else float(child[probs[i]])
-            out.append(Prediction(r.path, _label(p, options), p, r.duration_s, r.speech_s, p_child=pc))
+        elif r.scores is not None and not math.isfinite(r.scores[0]):  # e.g. float samples of 1e38 in a file
+            out.append(Prediction(r.path, "error", None, None, None, f"{r.path}: the model gave no probability for "
+                                  "this audio (extreme sample values?)"))
+        elif r.scores is not None and r.speech_s >= options.min_speech_s:
+            p, pc = r.scores
+            label = _label(p, options)
+            female_s, male_s = _attribution(label, r.speech_s, r.female_share)
+            out.append(Prediction(r.path, label, p, r.duration_s, r.speech_s, p_child=pc, female_s=female_s,
+                                  male_s=male_s))
         else:
-            out.append(Prediction(r.path, "no_speech", None, r.duration_s, r.speech_s))
+            out.append(Prediction(r.path, "no_speech", None, r.duration_s, r.speech_s, female_s=0.0, male_s=0.0))
     return out
 
 
@@ -304,8 +536,7 @@ def predict_waveform(samples: np.ndarray, sample_rate: int, model=None, options:
     loaded = load_model(model)
     with blas_single_thread(), torch_threads(options.torch_threads):
         wave = resample(samples, sample_rate, VAD_SAMPLE_RATE)
-        speech, speech_s = _speech(wave, options)
-        prepared = _Prepared(name, len(samples) / sample_rate, speech, speech_s)
+        prepared = _analyse_samples(name, wave, len(samples) / sample_rate, loaded, options, _Watch())
         return _finish([prepared], loaded, options)[0]
 
 
@@ -315,9 +546,10 @@ def predict_file(path: str | os.PathLike, model=None, options: PredictOptions = 
     Parameters
     ----------
     path : an audio file in any format :func:`voicegender.audio.load_audio` decodes. Files longer than
-        :data:`STREAM_ABOVE_S` are streamed through the speech detector: memory holds their speech, not the file.
+        :data:`STREAM_ABOVE_S` (or decoding to more than :data:`MAX_DECODE_BYTES`) are streamed: memory holds a
+        block of audio and a few chunks of speech, whatever the file's length.
     model : None (the shipped default model), a checkpoint path, or a loaded model.
-    options : threshold, minimum speech (seconds), VAD on/off.
+    options : threshold, minimum speech (seconds), VAD on/off, speaking time.
 
     Returns
     -------
@@ -325,42 +557,142 @@ def predict_file(path: str | os.PathLike, model=None, options: PredictOptions = 
 
     Raises
     ------
-    AudioDecodeError naming the file when it cannot be decoded (use :func:`predict_files` for error rows).
+    AudioDecodeError naming the file when it cannot be decoded (use :func:`predict_files` for error rows; only
+    those have the decode watchdog).
     """
     loaded = load_model(model)
     with blas_single_thread(), torch_threads(options.torch_threads):
-        duration, speech, speech_s = _load_speech(path, options)
-        return _finish([_Prepared(str(path), duration, speech, speech_s)], loaded, options)[0]
+        return _finish([_analyse_file(path, loaded, options, _Watch())], loaded, options)[0]
+
+
+# --- many files: worker threads with a watchdog -------------------------------------------------------------------
+class _Workers:
+    """Daemon threads decoding files; a file that makes no progress is given up and its thread replaced.
+
+    Python cannot stop a thread. A worker whose file was given up stops at its next progress report (every block,
+    PyAV frame, or step of the analysis): memory is freed and the thread leaves, since a new one took its place.
+    A decoder stuck inside one C call (libsndfile, FFmpeg, soxr) never reports: its thread keeps running, with
+    the memory it holds, until that call returns. Such threads are daemons (they do not keep the process alive
+    at exit, unlike ThreadPoolExecutor's, which are joined), at most :data:`MAX_STUCK_DECODES` are replaced per
+    run, and once every worker is stuck the files still waiting are answered error instead of waiting forever.
+    """
+
+    def __init__(self, workers: int, max_stuck: int | None = None) -> None:
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._serving = 0  # threads taking tasks
+        self._stuck = 0  # threads busy with a given-up task
+        self._replaced = 0
+        self._max_stuck = MAX_STUCK_DECODES if max_stuck is None else max_stuck
+        for _ in range(workers):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        self._serving += 1
+        threading.Thread(target=self._run, name="voicegender-decode", daemon=True).start()
+
+    def submit(self, fn: Callable[..., _Prepared], *args) -> tuple[Future, _Watch]:
+        """Run ``fn(*args, watch)`` on a worker."""
+        future: Future = Future()
+        watch = _Watch()
+        self._tasks.put((future, watch, fn, args))
+        return future, watch
+
+    def _run(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            future, watch, fn, args = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            watch.begin()
+            try:
+                future.set_result(fn(*args, watch))
+            except BaseException as e:  # _Abandoned, or a bug: the waiting thread re-raises it (unless it gave up)
+                future.set_exception(e)
+            with self._lock:
+                if watch.abandoned:
+                    self._stuck -= 1
+                    if watch.replaced:  # a new thread took this one's place
+                        return
+                    self._serving += 1
+
+    def give_up(self, future: Future, watch: _Watch) -> bool:
+        """Abandon a running task (False if it finished meanwhile); replace its thread while allowed."""
+        with self._lock:
+            if future.done():
+                return False
+            watch.abandoned = True
+            self._serving -= 1
+            self._stuck += 1
+            if self._replaced < self._max_stuck:
+                self._replaced += 1
+                watch.replaced = True
+                self._spawn()
+            return True
+
+    @property
+    def exhausted(self) -> bool:
+        """Every thread is stuck and none may be added: waiting tasks would never start."""
+        return self._serving <= 0
+
+    def close(self, pending: Iterable[Future] = ()) -> None:
+        for future in pending:
+            future.cancel()
+        with self._lock:
+            for _ in range(self._serving + self._stuck):
+                self._tasks.put(None)
+
+
+def _wait(future: Future, watch: _Watch, path: str, workers: _Workers, timeout_s: float) -> _Prepared:
+    """The worker's answer for ``path``, or an error row once its decoding made no progress for ``timeout_s``."""
+    poll = min(1.0, timeout_s / 4) if timeout_s > 0 else None
+    while True:
+        try:
+            return future.result(timeout=poll)
+        except FutureTimeout:
+            pass
+        if watch.last is not None and time.monotonic() - watch.last > timeout_s and workers.give_up(future, watch):
+            log.warning("%s: decoding made no progress for %g s; given up", path, timeout_s)
+            return _Prepared(path, error=f"{path}: decoding made no progress for {timeout_s:g} s; gave up "
+                                         "(a corrupt or hostile file?)")
+        if watch.last is None and workers.exhausted and future.cancel():
+            return _Prepared(path, error=f"{path}: not decoded: every decoder thread is stuck on an earlier file")
 
 
 def iter_predictions(paths: Iterable[str | os.PathLike], model=None, options: PredictOptions = PredictOptions(),
                      show_progress: bool = True) -> Iterator[Prediction]:
     """Predictions for many files, in input order, as each batch finishes; a bad file gives an "error" row.
 
-    Decoding and speech detection run in a thread pool (soundfile, soxr and onnxruntime release the GIL), one
+    Decoding and speech detection run in worker threads (soundfile, soxr and onnxruntime release the GIL), one
     batch ahead; the speech of ``options.batch_size`` files then goes through the model in one call, on
-    ``options.torch_threads`` threads.
+    ``options.torch_threads`` threads (speech longer than one chunk is scored by its worker). A file whose
+    decoding makes no progress for ``options.decode_timeout_s`` seconds becomes an error row (see
+    :class:`_Workers` for the limits of giving up a thread).
     """
     from .progress import progress
 
     paths = list(paths)
     loaded = load_model(model)
-    workers = options.workers or min(4, os.cpu_count() or 1)
+    n_workers = options.workers or min(4, os.cpu_count() or 1)
     batches = [paths[i:i + options.batch_size] for i in range(0, len(paths), options.batch_size)]
     bar = progress(range(len(paths)), desc="predict", unit="file") if show_progress else iter(range(len(paths)))
-    with ThreadPoolExecutor(max_workers=workers) as pool, blas_single_thread(), torch_threads(options.torch_threads):
+    workers = _Workers(n_workers)
+    pending: list[tuple[str, Future, _Watch]] = []
+    try:
+        with blas_single_thread(), torch_threads(options.torch_threads):
 
-        def submit(batch: list) -> list:
-            return [pool.submit(_prepare, p, options) for p in batch]
+            def submit(batch: list) -> list[tuple[str, Future, _Watch]]:
+                return [(str(p), *workers.submit(_prepare, p, loaded, options)) for p in batch]
 
-        pending = submit(batches[0]) if batches else []
-        for k in range(len(batches)):
-            prepared = [f.result() for f in pending]
-            # decode and detect speech in the next batch while the model scores this one
-            pending = submit(batches[k + 1]) if k + 1 < len(batches) else []
-            for prediction in _finish(prepared, loaded, options):
-                next(bar, None)
-                yield prediction
+            pending = submit(batches[0]) if batches else []
+            for k in range(len(batches)):
+                prepared = [_wait(f, w, p, workers, options.decode_timeout_s) for p, f, w in pending]
+                # decode and detect speech in the next batch while the model scores this one
+                pending = submit(batches[k + 1]) if k + 1 < len(batches) else []
+                for prediction in _finish(prepared, loaded, options):
+                    next(bar, None)
+                    yield prediction
+    finally:
+        workers.close(f for _, f, _ in pending)
     for _ in bar:  # close the bar
         pass
 
@@ -400,3 +732,11 @@ def expand_paths(inputs: Iterable[str | os.PathLike]) -> list[str]:
         else:
             out.append(text)
     return out
+
+
+def classified_speech(samples16k: np.ndarray, options: PredictOptions = PredictOptions()) -> tuple[np.ndarray, float]:
+    """What ``predict`` classifies in a 16 kHz recording: its detected speech (concatenated) and its seconds.
+
+    ``voicegender fit`` builds its training copies with this, so a head learns from exactly what it is shown.
+    """
+    return _speech(np.asarray(samples16k, np.float32), options)

@@ -392,58 +392,86 @@ def segment_stream(blocks: Iterable[np.ndarray], model=None, options: SegmentOpt
         return _segment_stream(blocks, loaded, options, show_progress, total_s)
 
 
+class TimelineBuilder:
+    """The streaming part of :func:`segment_stream` as an object: feed 16 kHz blocks, then :meth:`finish`.
+
+    Windows are classified as soon as their audio has arrived; held are the current block, one window of audio,
+    the windows waiting for a model call (``options.batch_windows``) and a few numbers per 32 ms frame. Other
+    streaming readers of a file (``predict``'s speaking time) feed the same blocks to one of these.
+    """
+
+    def __init__(self, loaded, options: SegmentOptions = SegmentOptions()) -> None:
+        self.options = options
+        self._win = int(options.window_s * VAD_SAMPLE_RATE)
+        self._hop = int(options.hop_s * VAD_SAMPLE_RATE)
+        self._min_speech = int(options.min_window_speech_s * VAD_SAMPLE_RATE)
+        self._thr = options.vad_config.off_threshold  # lenient frame mask inside windows; regions use the hysteresis
+        self._vad = StreamingVad()
+        self._scorer = _WindowScorer(loaded, options)
+        self._probs = np.zeros(0, np.float32)  # frame probabilities; the first self._n are valid (grown by doubling)
+        self._n = 0
+        self._buf = np.zeros(0, np.float32)  # audio from sample self._buf_start on
+        self._buf_start = 0
+        self._next_win = 0  # start sample of the next window
+        self._last_end = 0  # end sample of the last window
+        self._total = 0
+
+    def _add_probs(self, probs: np.ndarray) -> None:
+        n = self._n + len(probs)
+        if n > len(self._probs):
+            grown = np.zeros(max(n, 2 * len(self._probs)), np.float32)
+            grown[:self._n] = self._probs[:self._n]
+            self._probs = grown
+        self._probs[self._n:n] = probs
+        self._n = n
+
+    def _emit(self, start: int, end: int) -> None:
+        frames = self._probs[start // FRAME_SAMPLES:min(self._n, -(-end // FRAME_SAMPLES))]
+        window = self._buf[start - self._buf_start:end - self._buf_start]
+        speech = _window_speech(window, start, frames >= self._thr)
+        if len(speech) >= self._min_speech:
+            self._scorer.add(start // FRAME_SAMPLES, len(frames), len(speech) / max(1, len(window)), speech)
+
+    def feed(self, block: np.ndarray) -> None:
+        """The next block of 16 kHz float audio."""
+        block = np.asarray(block, np.float32).reshape(-1)
+        self._total += len(block)
+        self._add_probs(self._vad.feed(block))
+        self._buf = np.concatenate([self._buf, block])
+        ready = min(self._total, self._n * FRAME_SAMPLES)  # audio whose frames have probabilities
+        while self._next_win + self._win <= ready:
+            self._emit(self._next_win, self._next_win + self._win)
+            self._last_end = self._next_win + self._win
+            self._next_win += self._hop
+        keep_from = max(0, self._next_win - self._win)  # one window back: the last window may end at the end
+        if keep_from > self._buf_start:
+            self._buf, self._buf_start = self._buf[keep_from - self._buf_start:], keep_from
+
+    def finish(self) -> tuple[list[Segment], float]:
+        """The timeline and the duration in seconds (the stream is done)."""
+        self._add_probs(self._vad.finish())
+        while self._next_win + self._win <= self._total:
+            self._emit(self._next_win, self._next_win + self._win)
+            self._last_end = self._next_win + self._win
+            self._next_win += self._hop
+        if self._last_end < self._total:  # a last window ending at the end of the file (the whole file if shorter)
+            self._emit(max(0, self._total - self._win), self._total)
+        self._scorer.flush()
+        self._buf = np.zeros(0, np.float32)
+        duration_s = self._total / VAD_SAMPLE_RATE
+        return build_timeline(self._probs[:self._n], self._scorer.scored, duration_s, self.options), duration_s
+
+
 def _segment_stream(blocks: Iterable[np.ndarray], loaded, options: SegmentOptions, show_progress: bool,
                     total_s: float | None) -> tuple[list[Segment], float]:
     from .progress import progress
 
-    win = int(options.window_s * VAD_SAMPLE_RATE)
-    hop = int(options.hop_s * VAD_SAMPLE_RATE)
-    min_speech = int(options.min_window_speech_s * VAD_SAMPLE_RATE)
-    thr = options.vad_config.off_threshold  # lenient frame mask inside windows; regions use the hysteresis
-    vad = StreamingVad()
-    scorer = _WindowScorer(loaded, options)
-    probs: list[np.ndarray] = []
-    buf = np.zeros(0, np.float32)  # audio from sample buf_start on
-    buf_start = 0
-    next_win = 0  # start sample of the next window
-    total = 0
-    all_probs = np.zeros(0, np.float32)
-
-    def emit(start: int, end: int) -> None:
-        frames = all_probs[start // FRAME_SAMPLES:-(-end // FRAME_SAMPLES)]
-        window = buf[start - buf_start:end - buf_start]
-        speech = _window_speech(window, start, frames >= thr)
-        if len(speech) >= min_speech:
-            scorer.add(start // FRAME_SAMPLES, len(frames), len(speech) / max(1, len(window)), speech)
-
+    builder = TimelineBuilder(loaded, options)
     it = progress(blocks, desc="segment", unit="block", total=None if total_s is None else
                   int(np.ceil(total_s / options.block_s))) if show_progress else blocks
-    last_end = 0  # end sample of the last window
     for block in it:
-        block = np.asarray(block, np.float32)
-        total += len(block)
-        probs.append(vad.feed(block))
-        all_probs = np.concatenate(probs) if len(probs) > 1 else probs[0]
-        probs = [all_probs]
-        buf = np.concatenate([buf, block])
-        ready = min(total, len(all_probs) * FRAME_SAMPLES)  # audio whose frames have probabilities
-        while next_win + win <= ready:
-            emit(next_win, next_win + win)
-            last_end = next_win + win
-            next_win += hop
-        keep_from = max(0, next_win - win)  # one window back: the last window may end at the end of the file
-        if keep_from > buf_start:
-            buf, buf_start = buf[keep_from - buf_start:], keep_from
-    all_probs = np.concatenate([all_probs, vad.finish()])
-    while next_win + win <= total:
-        emit(next_win, next_win + win)
-        last_end = next_win + win
-        next_win += hop
-    if last_end < total:  # a last window ending at the end of the file (the whole file if shorter than one)
-        emit(max(0, total - win), total)
-    scorer.flush()
-    duration_s = total / VAD_SAMPLE_RATE
-    return build_timeline(all_probs, scorer.scored, duration_s, options), duration_s
+        builder.feed(block)
+    return builder.finish()
 
 
 def segment_file(path: str | os.PathLike, model=None, options: SegmentOptions = SegmentOptions(),

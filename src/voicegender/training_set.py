@@ -4,7 +4,7 @@ Every clip of a corpus is decoded at 16 kHz and turned into several **copies** (
 recording, fixed test channels (telephone, a low-bit-rate codec) and random training channels
 (:func:`voicegender.augment.random_channel`), plus short crops (0.15–1.5 s, cut inside the detected speech) for
 single-word durations. Each whole-clip copy then goes through exactly what ``predict`` does to a file — speech
-detection (:data:`voicegender.predict.PREDICT_VAD`), speech regions concatenated — and its speech is described
+detection (:func:`voicegender.predict.classified_speech`), speech regions concatenated — and its speech is described
 by the GE2E embedding and the pitch / vocal-tract measures of :mod:`voicegender.acoustic`. So the features a
 head is fitted on are the features it meets at prediction time, channel and speech detector included.
 
@@ -30,7 +30,7 @@ from .fileio import atomic_write
 log = logging.getLogger(__name__)
 
 SR = 16_000  # Hz
-RECIPE_VERSION = 2  # bump when a copy's definition changes (invalidates caches)
+RECIPE_VERSION = 3  # bump when a copy's definition or the speech detector changes (invalidates caches)
 COPY_KINDS = ("clean", "tel", "codec", "aug1", "aug2", "short", "short_tel", "short_aug")
 TEST_KINDS = ("clean", "tel", "codec")  # fixed channels a held-out corpus is scored on
 TRAIN_KINDS = ("clean", "tel", "codec", "aug1", "aug2", "short", "short_aug")  # what the shipped head learns from
@@ -114,10 +114,9 @@ def _init_worker(pool_paths: list[str]) -> None:
 
 def speech_of(wave: np.ndarray) -> np.ndarray:
     """What ``predict`` classifies in a recording: its detected speech, concatenated (16 kHz)."""
-    from .predict import PREDICT_VAD
-    from .vad import speech_only, speech_segments
+    from .predict import classified_speech
 
-    return speech_only(wave, speech_segments(wave, PREDICT_VAD))
+    return classified_speech(wave)[0]
 
 
 def _chunk_features(paths: list[str], seeds: list[list[int]], kinds: tuple[str, ...]) -> dict[str, dict]:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.resources
 import importlib.util
 import logging
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -148,10 +148,21 @@ class _JitBackend:
 
 
 @functools.cache
+def _sequence_model_path() -> Path | None:
+    """silero's sequence model inside its wheel, found without importing silero_vad (which imports torch: 240 MB
+    of resident memory that predict and segment do not otherwise need with an onnx or numpy model)."""
+    spec = importlib.util.find_spec("silero_vad")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / "data" / SEQUENCE_MODEL
+        if path.is_file():
+            return path
+    return None
+
+
 def _backend() -> _SequenceBackend | _JitBackend:
     if importlib.util.find_spec("onnxruntime") is not None:
-        path = importlib.resources.files("silero_vad.data").joinpath(SEQUENCE_MODEL)
-        if path.is_file():
+        path = _sequence_model_path()
+        if path is not None:
             backend = _SequenceBackend(str(path))
             log.debug("silero-vad back end: %s", backend.name)
             return backend
@@ -300,68 +311,160 @@ def speech_segments(samples16k: np.ndarray, cfg: VadConfig = VadConfig()) -> lis
                                len(samples16k) / VAD_SAMPLE_RATE)
 
 
+class SpeechStream:
+    """Speech of 16 kHz audio fed block by block, handed out as soon as it is certain: memory does not grow with
+    the recording's length (or with the length of its speech).
+
+    >>> stream = SpeechStream(cfg)
+    >>> for block in stream_audio(path):              # doctest: +SKIP
+    ...     for piece in stream.feed(block):           # speech samples, in order
+    ...         use(piece)
+    >>> pieces, regions = stream.finish(), stream.regions   # doctest: +SKIP
+
+    The pieces concatenated equal ``speech_only(x, speech_segments(x, cfg))`` on the whole audio ``x``, and
+    :attr:`regions` equals ``speech_segments(x, cfg)``: frame probabilities go through the state machine of
+    :func:`segments_from_probs` one frame at a time, and a region's samples are handed out once they surely belong
+    to it (the region is ``cfg.min_speech_s`` long, so it will be kept). Held back: the audio since the start of a
+    region not yet that long, the last pause (``min_silence_s + pad_s``), and frames whose probability hovers
+    between ``off_threshold`` and ``threshold`` after a dip inside speech: the next frame above or below decides
+    whether they are speech. In speech that is a few seconds (at most 4.4 s in two minutes of espeak-ng talk); a
+    stretch that hovers for minutes would be held for minutes.
+    """
+
+    def __init__(self, cfg: VadConfig = VadConfig()) -> None:
+        self.cfg = cfg
+        self._vad = StreamingVad(cfg.warmup_frames)
+        # thresholds as float32, as segments_from_probs compares its float32 probabilities with them
+        self._on = float(np.float32(cfg.threshold))
+        self._off = float(np.float32(cfg.off_threshold))
+        self._min_silence = cfg.min_silence_s / FRAME_S  # frames
+        self._frames = 0  # frames through the state machine
+        self._start: int | None = None  # first frame of the open region
+        self._silent_since: int | None = None  # first frame of the pause inside it
+        self._audio = np.zeros(0, np.float32)  # samples from sample self._audio_start on
+        self._audio_start = 0
+        self._received = 0  # samples fed so far
+        self._cur: list[float] | None = None  # the last padded region [start_s, end_s]; its end may still grow
+        self._next = 0  # the next sample of self._cur to hand out
+        self._out: list[np.ndarray] = []
+        self._regions: list[tuple[float, float]] = []
+
+    @property
+    def regions(self) -> list[tuple[float, float]]:
+        """The speech regions finished so far (all of them after :meth:`finish`), as :func:`speech_segments`."""
+        return list(self._regions)
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds of audio fed so far."""
+        return self._received / VAD_SAMPLE_RATE
+
+    def feed(self, block: np.ndarray) -> list[np.ndarray]:
+        """Speech samples of the audio fed so far that were not handed out yet (a list of float32 arrays)."""
+        block = np.asarray(block, np.float32).reshape(-1)
+        self._received += len(block)
+        self._audio = np.concatenate([self._audio, block])
+        self._run(self._vad.feed(block))
+        if self._start is not None:  # the open region: from its start to its last frame above the pause
+            end = self._silent_since if self._silent_since is not None else self._frames
+            self._close(self._start, end)  # its end can only grow: handing out up to here is safe
+        self._release(final=False)
+        return self._take()
+
+    def finish(self) -> list[np.ndarray]:
+        """The rest of the speech (the stream is done: :attr:`regions` is complete)."""
+        self._run(self._vad.finish())
+        if self._start is not None:
+            self._close(self._start, self._frames)
+            self._start = self._silent_since = None
+        self._release(final=True)
+        self._audio = np.zeros(0, np.float32)
+        return self._take()
+
+    def _take(self) -> list[np.ndarray]:
+        out, self._out = self._out, []
+        return out
+
+    def _run(self, probs: np.ndarray) -> None:
+        """The state machine of :func:`segments_from_probs` over the next frames."""
+        probs = np.asarray(probs, np.float32)
+        first, k = self._frames, 0
+        values = None
+        while k < len(probs):
+            if self._start is None:  # outside speech: jump to the next frame above the threshold
+                above = np.flatnonzero(probs[k:] >= self.cfg.threshold)
+                if len(above) == 0:
+                    break
+                k += int(above[0])
+                self._start, self._silent_since = first + k, None
+                k += 1
+                continue
+            if values is None:
+                values = probs.tolist()  # Python floats: a faster loop, the same comparisons (see _on)
+            p, i = values[k], first + k
+            if p >= self._on:
+                self._silent_since = None
+            elif p < self._off:
+                if self._silent_since is None:
+                    self._silent_since = i
+                if i - self._silent_since >= self._min_silence:
+                    self._close(self._start, self._silent_since)
+                    self._start = self._silent_since = None
+            k += 1
+        self._frames = first + len(probs)
+
+    def _close(self, start: int, end: int) -> None:
+        """Region frames [start, end) -> padded and merged into the last region, as segments_from_probs does."""
+        s, e = start * FRAME_S, end * FRAME_S
+        if e - s < self.cfg.min_speech_s:
+            return
+        s, e = max(0.0, s - self.cfg.pad_s), e + self.cfg.pad_s  # clipped to the duration at the end (no effect
+        if self._cur is not None and s <= self._cur[1]:  # on merging: every region starts before the end)
+            self._cur[1] = max(self._cur[1], e)
+            return
+        if self._cur is not None:
+            self._release(final=True)
+        self._cur = [s, e]
+        self._next = int(round(s, 4) * VAD_SAMPLE_RATE)
+
+    def _release(self, final: bool) -> None:
+        """Hand out the current region's certain samples; ``final``: all of it (the region is complete)."""
+        if self._cur is not None:
+            s, e = self._cur
+            end = min(e, self._received / VAD_SAMPLE_RATE)  # the region's end, or as far as audio has arrived
+            upto = min(int(round(end, 4) * VAD_SAMPLE_RATE), self._received)
+            if upto > self._next:
+                self._out.append(self._audio[self._next - self._audio_start:upto - self._audio_start].copy())
+                self._next = upto
+            if final:
+                if end > s:
+                    self._regions.append((round(s, 4), round(end, 4)))
+                self._cur = None
+        # keep the audio a region may still claim: the current one's rest, or a new region's padded start
+        frame = self._start if self._start is not None else self._frames
+        keep = int((frame * FRAME_S - self.cfg.pad_s) * VAD_SAMPLE_RATE) - FRAME_SAMPLES
+        if self._cur is not None:
+            keep = min(keep, self._next)
+        if keep > self._audio_start:
+            self._audio = self._audio[keep - self._audio_start:]
+            self._audio_start = keep
+
+
 def stream_speech(blocks: Iterable[np.ndarray], cfg: VadConfig = VadConfig()
                   ) -> tuple[np.ndarray, list[tuple[float, float]], float]:
-    """Speech of 16 kHz audio given block by block, holding only the frames near speech in memory.
+    """Speech of 16 kHz audio given block by block (:class:`SpeechStream`, concatenated).
 
-    Equal to ``speech_only(x, speech_segments(x, cfg))`` on the whole audio ``x``, but a long recording never
-    sits in memory: each block's frames are dropped once their neighbourhood (min silence + padding + 2 frames
-    either side) is known to hold no frame above ``cfg.off_threshold``.
+    Equal to ``speech_only(x, speech_segments(x, cfg))`` on the whole audio ``x``; only the speech is held.
 
     Returns
     -------
     (speech samples concatenated, speech regions [(start_s, end_s), ...], duration in seconds)
     """
-    from scipy.ndimage import maximum_filter1d
-
-    reach = int(np.ceil((cfg.min_silence_s + cfg.pad_s) / FRAME_S)) + 2  # frames a region can extend beyond
-    stream = StreamingVad(cfg.warmup_frames)
-    probs = np.zeros(0, np.float32)
-    audio = np.zeros(0, np.float32)  # samples from frame ``first`` on, not yet settled
-    first = 0
-    kept_frames: list[np.ndarray] = []
-    kept_audio: list[np.ndarray] = []
-    total = 0
-
-    def settle(upto: int) -> None:
-        """Decide frames [first, upto): keep those within ``reach`` of a speech-like frame."""
-        nonlocal audio, first
-        if upto <= first:
-            return
-        lo, hi = max(0, first - reach), min(len(probs), upto + reach)
-        near = maximum_filter1d((probs[lo:hi] >= cfg.off_threshold).astype(np.uint8), 2 * reach + 1,
-                                mode="constant")[first - lo:upto - lo].astype(bool)
-        n_samples = min(len(audio), (upto - first) * FRAME_SAMPLES)
-        if near.any():
-            idx = np.flatnonzero(near)
-            frames = np.zeros((upto - first) * FRAME_SAMPLES, np.float32)
-            frames[:n_samples] = audio[:n_samples]
-            kept_frames.append(first + idx)
-            kept_audio.append(frames.reshape(-1, FRAME_SAMPLES)[idx].reshape(-1))
-        audio, first = audio[n_samples:], upto
-
-    for block in blocks:
-        block = np.asarray(block, np.float32).reshape(-1)
-        total += len(block)
-        audio = np.concatenate([audio, block])
-        probs = np.concatenate([probs, stream.feed(block)])
-        settle(len(probs) - reach)
-    probs = np.concatenate([probs, stream.finish()])
-    settle(len(probs))
-    duration = total / VAD_SAMPLE_RATE
-    regions = segments_from_probs(probs, cfg, duration)
-    index = np.concatenate(kept_frames) if kept_frames else np.zeros(0, np.int64)
-    kept = np.concatenate(kept_audio) if kept_audio else np.zeros(0, np.float32)
-    pieces = []
-    for s, e in regions:
-        a, b = int(s * VAD_SAMPLE_RATE), min(int(e * VAD_SAMPLE_RATE), total)
-        fa, fb = a // FRAME_SAMPLES, (b - 1) // FRAME_SAMPLES
-        pos = int(np.searchsorted(index, fa))
-        assert pos + fb - fa < len(index) and index[pos + fb - fa] == fb, "a speech region lost frames"
-        start = pos * FRAME_SAMPLES + a - fa * FRAME_SAMPLES
-        pieces.append(kept[start:start + b - a])
+    stream = SpeechStream(cfg)
+    pieces = [piece for block in blocks for piece in stream.feed(block)]
+    pieces += stream.finish()
     speech = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-    return speech, regions, duration
+    return speech, stream.regions, stream.duration_s
 
 
 def speech_seconds(segments: Iterable[tuple[float, float]]) -> float:

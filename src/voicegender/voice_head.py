@@ -73,15 +73,32 @@ class VoiceHead:
     metadata: dict = field(default_factory=dict)  # name, version, recipe, training corpora, metrics, command
 
     @property
+    def uses_ge2e(self) -> bool:
+        return any(n.startswith("ge2e_") for n in self.feature_names)
+
+    @property
+    def voice_columns(self) -> list[int]:
+        """Columns of :data:`voicegender.acoustic.FEATURE_NAMES` the head reads (empty: none)."""
+        from .acoustic import FEATURE_NAMES
+
+        return [FEATURE_NAMES.index(n) for n in self.feature_names if not n.startswith("ge2e_")]
+
+    @property
     def uses_voice(self) -> bool:
-        return "voice" in self.features
+        return bool(self.voice_columns)
 
     def inputs(self, ge2e: np.ndarray | None, voice: np.ndarray | None) -> np.ndarray:
+        """Head inputs from GE2E embeddings (n, 256) and all voice measures (n, N_FEATURES), as needed."""
         parts = []
-        if "ge2e" in self.features:
+        if self.uses_ge2e:
             parts.append(np.asarray(ge2e, np.float64))
         if self.uses_voice:
-            parts.append(np.asarray(voice, np.float64))
+            from .acoustic import N_FEATURES
+
+            voice = np.asarray(voice, np.float64)
+            if voice.ndim != 2 or voice.shape[1] != N_FEATURES:
+                raise ModelError(f"head expects {N_FEATURES} voice measures per clip, got shape {voice.shape}")
+            parts.append(voice[:, self.voice_columns])
         x = np.concatenate(parts, axis=1)
         if x.shape[1] != len(self.feature_names):
             raise ModelError(f"head expects {len(self.feature_names)} features, got {x.shape[1]}")

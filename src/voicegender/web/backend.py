@@ -54,7 +54,7 @@ def load(model: Any = None) -> ServedModel:
     from ..predict import load_model
 
     loaded = load_model(model)  # the same resolution as `voicegender predict --model`
-    fallback = Path(model).stem if isinstance(model, (str, Path)) else loaded.model_config.arch
+    fallback = Path(model).stem if isinstance(model, (str, Path)) else getattr(loaded, "name", "model")
     name = str(loaded.extra.get("name") or fallback)
     version = loaded.extra.get("version") or loaded.voicegender_version or __version__
     return ServedModel(loaded, name, str(version))

@@ -133,7 +133,10 @@ function showResult(d, blob) {
   }
   $("duration").textContent = fmtSeconds(d.duration_s);
   const share = d.duration_s > 0 ? ` (${Math.round((100 * d.speech_s) / d.duration_s)} %)` : "";
-  $("speech").textContent = fmtSeconds(d.speech_s) + share;
+  // female_s / male_s split speech_s by who speaks (segment's windows); worth showing only when both speak
+  const both = d.female_s > 0 && d.male_s > 0;
+  const split = both ? `: female ${fmtSeconds(d.female_s)}, male ${fmtSeconds(d.male_s)}` : "";
+  $("speech").textContent = fmtSeconds(d.speech_s) + share + split;
 
   const fig = $("overlay-figure");
   if (d.overlay_png) {
