@@ -99,3 +99,36 @@ def test_fit_without_corpora_or_shared_data_is_a_one_line_error(tmp_path, monkey
     monkeypatch.chdir(tmp_path)  # no ../shared/data here
     assert main(["fit"]) == 2
     assert "give the corpora" in capsys.readouterr().err
+
+
+@requires_espeak
+def test_features_computed_by_two_ranks_equal_one_process(two_corpora, tmp_path, monkeypatch):
+    """Issue 12: every rank caches its share of the chunks, rank 0 waits for the others and assembles them."""
+    import threading
+
+    from voicegender import training_set
+    from voicegender.corpora import load_corpus
+
+    monkeypatch.setattr(training_set, "CHUNK", 4)  # several chunks per corpus, so both ranks get work
+    corpus = load_corpus(two_corpora[0])
+    pool = training_set.babble_pool([corpus])
+    single = training_set.cache_corpus(corpus, tmp_path / "one", pool, workers=1)
+    results = {}
+
+    def run(rank: int) -> None:
+        results[rank] = training_set.cache_corpus(corpus, tmp_path / "two", pool, workers=1, rank=rank,
+                                                  world_size=2, wait_s=120)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in (0, 1)]  # rank 0 starts first and has to wait
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results[1] is None and results[0] is not None
+    chunks = sorted(p.name for p in (results[0] / "chunks").glob("*.npz"))
+    assert len(chunks) == 3  # 12 clips in chunks of 4, split 2 + 1 between the ranks
+    for kind in ("clean", "tel", "short"):
+        for name in ("ge2e", "lengths"):
+            a = np.load(single / f"{kind}.{name}.npy")
+            b = np.load(results[0] / f"{kind}.{name}.npy")
+            np.testing.assert_allclose(a, b, atol=1e-6)

@@ -637,8 +637,11 @@ def fit_cmd(
     workers: Annotated[int, typer.Option(help="processes computing features")] = 2,
     name: Annotated[str | None, typer.Option(help="model name stored in the file")] = None,
 ) -> None:
-    """Fit the shipped model's kind of head (GE2E embedding + pitch and formants -> gender, child voice) on labelled
-    corpora, calibrated per speech duration; prints the held-out-corpus report. Use it with --model FILE."""
+    """Fit the shipped model's kind of head (GE2E embedding [+ pitch, formants] -> gender, child voice) on labelled
+    corpora, calibrated on held-out corpora; prints the report. Use the file with --model FILE.
+
+    Under torchrun (several processes sharing --cache-dir) every rank computes its share of the features and
+    rank 0 fits the model."""
     import json
 
     from .corpora import load_corpus
@@ -665,8 +668,19 @@ def fit_cmd(
     corpora = [load_corpus(p) for p in corpus]
     cfg = HeadConfig(features=features, c=c, voice_weight=voice_weight, exclude_children=not with_children)
     command = "voicegender fit " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "voicegender fit"
-    head, report = fit_corpora(corpora, out_path, cfg, cache_dir=cache_dir, groups=groups, workers=workers,
-                               metadata={"name": name or out_path.stem, "command": command})
+    from .distributed import world_from_env
+
+    try:
+        world = world_from_env()
+    except ValueError as e:
+        raise VoiceGenderError(str(e)) from e
+    result = fit_corpora(corpora, out_path, cfg, cache_dir=cache_dir, groups=groups, workers=workers,
+                         metadata={"name": name or out_path.stem, "command": command}, rank=world.rank,
+                         world_size=world.size)
+    if result is None:
+        err.print(f"rank {world.rank} of {world.size}: features cached; rank 0 fits the model")
+        return
+    head, report = result
     for group, rows in report["corpora"].items():
         _result(f"{report['protocol']}\t{group}\t" + "\t".join(
             f"{k}_bacc={v['bacc']:.4f}" for k, v in rows.items()))

@@ -428,7 +428,8 @@ def default_cache_dir() -> Path:
 
 def fit_corpora(corpora: list, out: str | Path, cfg: HeadConfig = HeadConfig(), *,
                 cache_dir: str | Path | None = None, groups: dict[str, tuple[str, ...]] | None = None,
-                workers: int = 2, metadata: dict | None = None) -> tuple[VoiceHead, dict]:
+                workers: int = 2, metadata: dict | None = None, rank: int = 0, world_size: int = 1
+                ) -> tuple[VoiceHead, dict] | None:
     """Fit a voice head on labelled corpora and write it to ``out`` (``.npz``); returns (head, report).
 
     Parameters
@@ -440,6 +441,9 @@ def fit_corpora(corpora: list, out: str | Path, cfg: HeadConfig = HeadConfig(), 
     groups : corpora joined into one held-out corpus for leave-one-corpus-out, e.g. ``{"cv": ("cv_en", "cv_fa")}``.
     workers : processes computing features.
     metadata : extra fields for the file's metadata (name, version, command).
+    rank, world_size : this process's place in a multi-process job (torchrun's ``RANK`` / ``WORLD_SIZE``, on
+        machines sharing ``cache_dir``): every rank computes its share of the features; rank 0 gathers them, fits
+        and writes ``out``; the other ranks return None.
 
     Calibration: with two or more (groups of) corpora the temperatures come from leave-one-corpus-out logits (and
     the report holds held-out-corpus accuracy); with one, from speaker 5-fold logits.
@@ -449,7 +453,9 @@ def fit_corpora(corpora: list, out: str | Path, cfg: HeadConfig = HeadConfig(), 
     from . import __version__
     from .training_set import load_feature_table
 
-    table = load_feature_table(corpora, cache_dir or default_cache_dir(), workers)
+    table = load_feature_table(corpora, cache_dir or default_cache_dir(), workers, rank, world_size)
+    if table is None:  # not rank 0: its share of the features is cached
+        return None
     names = {c.name for c in corpora}
     joined = {g: tuple(m for m in members if m in names) for g, members in (groups or {}).items()}
     joined = {g: m for g, m in joined.items() if m}

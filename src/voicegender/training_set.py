@@ -40,6 +40,7 @@ TEST_CODECS = (("mp3", 16_000), ("opus", 8_000), ("aac", 16_000), ("amr_nb", 7_9
 CHUNK = 48  # clips per cached chunk (and per worker task)
 POOL_CLIPS = 120  # clean clips that babble noise is made of
 CHILD_MAX_AGE = 12  # years: age <= 12 is a child
+WAIT_S = 6 * 3600.0  # how long rank 0 waits for the other ranks' chunks
 
 
 def _int16(x: np.ndarray) -> np.ndarray:
@@ -179,8 +180,14 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def cache_corpus(corpus: Corpus, cache_dir: str | os.PathLike, pool_paths: list[str], workers: int = 2,
-                 kinds: tuple[str, ...] = COPY_KINDS) -> Path:
-    """Compute (or resume) the cached copies and features of one corpus; returns its cache folder."""
+                 kinds: tuple[str, ...] = COPY_KINDS, rank: int = 0, world_size: int = 1,
+                 wait_s: float = WAIT_S) -> Path | None:
+    """Compute (or resume) the cached copies and features of one corpus; returns its cache folder.
+
+    Under several processes (``rank`` of ``world_size``, e.g. from torchrun on machines sharing ``cache_dir``)
+    each computes every ``world_size``-th chunk; rank 0 then waits for the others' chunks (up to ``wait_s``
+    seconds), assembles the arrays and returns the folder; the other ranks return None once their share is done.
+    """
     from .progress import progress
 
     folder = Path(cache_dir) / corpus_key(corpus)
@@ -190,9 +197,10 @@ def cache_corpus(corpus: Corpus, cache_dir: str | os.PathLike, pool_paths: list[
     chunks.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / "clips.json", lambda f: f.write(json.dumps([_clip_meta(c) for c in corpus.clips]).encode()))
     corpus_id = int(hashlib.sha256(corpus.name.encode()).hexdigest()[:7], 16)
+    starts = list(range(0, len(corpus.clips), CHUNK))
     tasks = []
-    for start in range(0, len(corpus.clips), CHUNK):
-        if (chunks / f"{start:06d}.npz").exists():
+    for k, start in enumerate(starts):
+        if k % world_size != rank or (chunks / f"{start:06d}.npz").exists():
             continue
         part = corpus.clips[start:start + CHUNK]
         tasks.append((start, [str(c.path) for c in part], [[corpus_id, start + i] for i in range(len(part))], kinds))
@@ -205,8 +213,11 @@ def cache_corpus(corpus: Corpus, cache_dir: str | os.PathLike, pool_paths: list[
             next(bar, None)
     for _ in bar:
         pass
+    if rank != 0:
+        return None
+    _wait_for_chunks(chunks, starts, wait_s)
     # assemble per kind
-    parts = [np.load(p) for p in sorted(chunks.glob("*.npz"))]
+    parts = [np.load(chunks / f"{start:06d}.npz") for start in starts]
     for k in kinds:
         for name in ("lengths", "speech", "ge2e", "acoustic"):
             _save_npy(folder / f"{k}.{name}.npy", np.concatenate([p[f"{k}.{name}"] for p in parts]))
@@ -236,6 +247,22 @@ def refresh_acoustic(folder: str | os.PathLike, workers: int = 2) -> None:
         for kind, values in ex.map(_acoustic_of, [(str(folder), k) for k in kinds]):
             _save_npy(folder / f"{kind}.acoustic.npy", values)
     log.info("%s: voice measures recomputed", folder.name)
+
+
+def _wait_for_chunks(chunks: Path, starts: list[int], wait_s: float, poll_s: float = 5.0) -> None:
+    """Block until every chunk file exists (the other ranks write theirs), or raise after ``wait_s`` seconds."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        missing = [s for s in starts if not (chunks / f"{s:06d}.npz").exists()]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{chunks}: {len(missing)} chunks still missing after {wait_s:.0f} s (did a rank "
+                               "fail?); rerun the same command to resume")
+        log.info("%s: waiting for %d chunks from other ranks", chunks.parent.name, len(missing))
+        time.sleep(poll_s)
 
 
 def babble_pool(corpora: list[Corpus], n: int = POOL_CLIPS, seed: int = 123) -> list[str]:
@@ -293,13 +320,17 @@ def _age_years(value) -> float | None:
         return AGE_BANDS.get(str(value).strip().lower())
 
 
-def load_feature_table(corpora: list[Corpus], cache_dir: str | os.PathLike, workers: int = 2) -> FeatureTable:
-    """Cache (or reuse) every corpus and return their features as one table."""
+def load_feature_table(corpora: list[Corpus], cache_dir: str | os.PathLike, workers: int = 2, rank: int = 0,
+                       world_size: int = 1) -> FeatureTable | None:
+    """Cache (or reuse) every corpus and return their features as one table (None on ranks other than 0, which
+    only compute their share of the chunks; see :func:`cache_corpus`)."""
     pool = babble_pool(corpora)
     folders, meta, offsets = [], [], []
     for corpus in corpora:
-        folder = cache_corpus(corpus, cache_dir, pool, workers)
+        folder = cache_corpus(corpus, cache_dir, pool, workers, rank=rank, world_size=world_size)
+        if folder is None:
+            continue
         offsets.append(len(meta))
         meta += json.loads((folder / "clips.json").read_text())
         folders.append(folder)
-    return FeatureTable(meta, folders, offsets)
+    return FeatureTable(meta, folders, offsets) if rank == 0 else None
