@@ -78,6 +78,9 @@ def test_health_names_the_model(client):
     assert body["model"] and body["version"]
     assert body["labels"] == ["female", "male"]
     assert body["max_upload_mb"] == LIMIT_MB
+    from voicegender.default_model import CHILD_FLAG
+
+    assert body["child_flag"] == CHILD_FLAG
 
 
 def test_predict_returns_exactly_the_predict_json_fields(client, voice_wav):

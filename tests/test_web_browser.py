@@ -128,3 +128,28 @@ def test_microphone_recording_counts_down_and_is_predicted(server_url, browser_p
     label.wait_for(state="visible", timeout=30_000)
     assert page.text_content("#result-file") == "recording.webm"
     assert label.get_attribute("data-label") in {"female", "male", "no_speech"}  # a tone: usually no_speech
+
+
+@pytest.mark.parametrize(("p_child", "warned"), [(0.93, True), (0.12, False)])
+def test_a_likely_child_voice_is_flagged_on_the_page(server_url, browser_page, tmp_path: Path, p_child, warned):
+    """The page warns next to the answer when p_child reaches the server's child_flag (the API answer is faked so
+    the test does not depend on finding a child's voice the model agrees on)."""
+    import json
+
+    wav = write_voice(tmp_path / "child.wav", "female", seconds=1.0)
+    answer = {"path": "child.wav", "label": "female", "p_female": 0.71, "p_child": p_child, "duration_s": 1.0,
+              "speech_s": 0.9, "female_s": 0.9, "male_s": 0.0, "timeline": [], "overlay_png": None}
+    page = browser_page
+    page.route("**/api/predict*", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                                body=json.dumps(answer)))
+    try:
+        page.goto(server_url)
+        playwright_api.expect(page.locator("#model-info")).to_contain_text("Model:")
+        page.set_input_files("#file-input", str(wav))
+        page.locator("[data-testid=label]").wait_for(state="visible", timeout=30_000)
+        assert page.is_visible("[data-testid=child]") is warned
+        assert page.text_content("#p-child") == f"{round(100 * p_child)} %"
+        if warned:
+            assert f"{round(100 * p_child)} %" in page.text_content("[data-testid=child]")
+    finally:
+        page.unroute("**/api/predict*")

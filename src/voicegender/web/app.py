@@ -3,7 +3,8 @@
 Routes
 ------
 ``GET /``                 the page (``static/index.html``; its JS and CSS under ``/static/``)
-``GET /api/health``       ``{"model", "version", "voicegender", "labels", "max_upload_mb", "token_required"}``
+``GET /api/health``       ``{"model", "version", "voicegender", "labels", "max_upload_mb", "token_required",
+                          "child_flag"}`` (``p_child`` at or above ``child_flag``: the page warns of a child's voice)
 ``POST /api/predict``     multipart field ``file`` → the fields of ``predict --format json``
                           (``path, label, p_female, duration_s, speech_s``); with ``?explain=1`` also
                           ``overlay_png`` (base64 PNG of the loudest ``overlay_span_s`` = [start, end] seconds,
@@ -181,9 +182,11 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
         """The loaded model's name and version."""
+        from ..default_model import CHILD_FLAG
+
         return {"model": served.name, "version": served.version, "voicegender": __version__,
                 "labels": list(served.loaded.labels), "max_upload_mb": max_upload_mb,
-                "token_required": token_digest is not None}
+                "token_required": token_digest is not None, "child_flag": CHILD_FLAG}
 
     def too_large(size: str = "") -> HTTPException:
         return HTTPException(413, f"File too large{size}: the limit is {max_upload_mb:g} MB. "

@@ -60,11 +60,14 @@ function setBusy(on) {
   $("drop").classList.toggle("disabled", on);
 }
 
+let childFlag = 0.8; // p_child at or above this: warn that the voice may be a child's (server's value wins)
+
 async function loadHealth() {
   try {
     const r = await fetch("api/health");
     const h = await r.json();
     maxUploadBytes = h.max_upload_mb * 1e6;
+    if (typeof h.child_flag === "number") childFlag = h.child_flag;
     $("model-info").textContent = `Model: ${h.model} (v${h.version}) · uploads up to ${h.max_upload_mb} MB`;
     if (h.token_required && !authHeaders().Authorization) {
       showError("This server needs its access token: open the page once as /?token=<token>.");
@@ -131,6 +134,13 @@ function showResult(d, blob) {
     bar.setAttribute("aria-valuetext", `${(100 * d.p_female).toFixed(1)} percent`);
     bar.classList.remove("empty");
   }
+  // children's voices: gender from voice is unreliable for them, so say so next to the answer
+  const child = typeof d.p_child === "number" && d.p_child >= childFlag;
+  $("child").hidden = !child;
+  if (child) {
+    $("child-p").textContent = `${Math.round(100 * d.p_child)} %`;
+  }
+  $("p-child").textContent = typeof d.p_child === "number" ? `${(100 * d.p_child).toFixed(0)} %` : "n/a";
   $("duration").textContent = fmtSeconds(d.duration_s);
   const share = d.duration_s > 0 ? ` (${Math.round((100 * d.speech_s) / d.duration_s)} %)` : "";
   // female_s / male_s split speech_s by who speaks (segment's windows); worth showing only when both speak
