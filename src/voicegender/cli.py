@@ -386,6 +386,11 @@ def record_cmd(
     else:
         out.print(f"{path}: {p.label} (p_female {p.p_female:.3f}, {p.speech_s:.2f} s of speech)",
                   markup=False, soft_wrap=True)
+        from .default_model import CHILD_FLAG
+
+        if p.p_child is not None and p.p_child >= CHILD_FLAG:
+            out.print(f"possibly a child's voice (p_child {p.p_child:.2f}): the answer above is unreliable",
+                      markup=False, soft_wrap=True)
 
 
 # --- train / evaluate -----------------------------------------------------------------------------------------
