@@ -81,7 +81,7 @@ _EXACT_SCRIPT = textwrap.dedent('''
     from torch import nn
     from torch.utils.data import TensorDataset
     from voicegender import distributed
-    from voicegender.train import _train_epoch, class_weights, epoch_loader
+    from voicegender.train_loop import class_weights, epoch_loader, train_epoch
 
     def run(out=None):
         g = torch.Generator().manual_seed(0)
@@ -98,7 +98,7 @@ _EXACT_SCRIPT = textwrap.dedent('''
         losses = []
         for epoch in range(3):
             loader = epoch_loader(ds, 10, epoch, 7, balanced=epoch == 2, rank=world.rank, world_size=world.size)
-            losses.append(_train_epoch(net, loader, opt, sched, loss_fn, False, False, "t"))
+            losses.append(train_epoch(net, loader, opt, sched, loss_fn, False, False, "t"))
         params = [p.detach().flatten().tolist() for p in model.parameters()]
         if out is not None and world.is_main:
             json.dump({"losses": losses, "params": params}, open(out, "w"))

@@ -1,3 +1,4 @@
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,19 @@ from voicegender.cli import main
 from voicegender.corpora import Clip
 from voicegender.evaluate import score, summarise_folds
 from voicegender.report import Section, render_html, write_report
+
+
+def image_alts(page: str) -> list[str]:
+    """The alt text of every ``<img>`` of an HTML page ("" when missing or empty)."""
+    alts: list[str] = []
+
+    class Images(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                alts.append((dict(attrs).get("alt") or "").strip())
+
+    Images().feed(page)
+    return alts
 
 
 def _clips() -> list[Clip]:
@@ -47,6 +61,27 @@ def test_html_report_is_self_contained_with_hook(tmp_path: Path):
     summary = summarise_folds([report, report])
     assert summary.std["accuracy"] == 0.0
     assert write_report(summary, tmp_path / "sum")["html"].read_text().count("± ") >= 5
+
+
+def test_every_report_picture_says_what_it_shows(tmp_path: Path):
+    """No <img> with an empty alt: the plots (and the seed's MFCC pictures) read in a screen reader."""
+    picture = tmp_path / "s1_0.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n")  # embedded as it is; only its alt text matters here
+    clips = _clips()
+    clips[0] = Clip(picture, "s0", "female", "c")
+    p = np.array([0.9, 0.8, 0.3, 0.7, 0.6, 0.9, 0.1, 0.2, 0.1, 0.4, 0.3, 0.2])  # 3 mistakes
+    report = score(clips, p, split="unit", top_k=12)
+    page = write_report(report, tmp_path / "out")["html"].read_text()
+    alts = image_alts(page)
+    assert len(alts) >= 4 and all(alts), alts  # confusion, ROC, speakers, the MFCC picture
+    assert "Confusion matrix: of 6 female clips, 5 called female, 1 called male; of 6 male clips, 0 called female, " \
+           "6 called male." in alts
+    assert any(a.startswith("ROC curve of P(female), female positive: AUC ") and "12 clips (6 female, 6 male)" in a
+               for a in alts)
+    assert any(a.startswith("Per-speaker accuracy bars of 4 speakers") and "s0 (female) 67%" in a for a in alts)
+    assert "MFCC image of a female speaker's clip, predicted female (P(female) 0.900)" in alts
+    summary = write_report(summarise_folds([report, report]), tmp_path / "sum")["html"].read_text()
+    assert all(image_alts(summary)) and len(image_alts(summary)) == 2
 
 
 def test_cli_train_evaluate_and_bad_corpus(tmp_path: Path, capsys):

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from test_evaluate import image_alts
 
 from voicegender import explain
 from voicegender.cli import main
@@ -200,4 +201,8 @@ def test_explain_cli_writes_pictures_html_and_summary(tmp_path, manifest_corpus)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["clips"] == 6 and len(summary["bands"]) == 16
     assert set(summary["methods"]) == {"gradcam", "layercam@stage3"}
-    assert "<section id='explain'>" in (out / "explain.html").read_text()
+    page = (out / "explain.html").read_text()
+    assert "<section id='explain'>" in page
+    alts = image_alts(page)
+    assert len(alts) >= 7 and all(alts), alts  # per method: class maps, row profile, examples; occlusion, profiles
+    assert any(a.startswith("Bars of the drop in the true class's probability when each of 16 bands") for a in alts)

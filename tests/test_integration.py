@@ -24,9 +24,22 @@ def test_bundled_examples_are_decodable_and_named_by_gender():
 
     paths = example_paths()
     assert {p.stem.split("_")[1] for p in paths if p.stem.startswith("espeak_")} == {"female", "male"}
+    assert {p.stem.split("_")[1] for p in paths if p.stem.startswith("commonvoice_")} == {"female", "male"}
+    credits = (paths[0].parent / "README.md").read_text()  # every recording is credited (package data too)
     for path in paths:
         audio = load_audio(path)
         assert audio.duration_s > 1.0 and np.abs(audio.samples).max() > 0.01
+        assert path.stat().st_size <= 100_000 and path.name in credits, path
+
+
+def test_the_real_example_voices_get_clear_right_answers():
+    from voicegender.examples import EXAMPLES_DIR
+    from voicegender.predict import predict_files
+
+    paths = [EXAMPLES_DIR / "commonvoice_female_en.ogg", EXAMPLES_DIR / "commonvoice_male_en.ogg"]
+    female, male = predict_files(paths)
+    assert female.label == "female" and female.p_female > 0.9, female
+    assert male.label == "male" and male.p_female < 0.1, male
 
 
 def test_predict_explain_writes_a_map_per_classified_file(tmp_path, capsys):

@@ -13,6 +13,7 @@ from torch import nn
 
 from voicegender import models as M
 from voicegender.errors import ModelError
+from voicegender.models import weights
 
 # A few torchvision key names and shapes (from torchvision.models.resnet34/resnet50 state dicts).
 TORCHVISION_KEYS = {
@@ -147,7 +148,7 @@ def test_resolve_imagenet_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     def offline(url: str, dst: Path, timeout: float) -> None:
         raise OSError("network unreachable")
 
-    monkeypatch.setattr(M, "_download", offline)
+    monkeypatch.setattr(weights, "_download", offline)  # the module that downloads
     with pytest.warns(UserWarning, match="RANDOM initialisation"):
         assert M.resolve_imagenet_weights("resnet34", cache_dir=tmp_path) is None
     fname = M.IMAGENET_WEIGHTS["resnet34"][0]
@@ -262,3 +263,16 @@ def test_model_config_validation() -> None:
     with pytest.raises(ValueError, match="unknown ModelConfig fields"):
         M.ModelConfig.from_dict({"arch": "small_cnn", "colour": 3})
     assert isinstance(M.build_model(M.ModelConfig(arch="resnet50")), nn.Module)
+
+
+def test_models_import_one_way():
+    """voicegender.models imports nothing above it (predict, train, cli, web, ...): only errors, fileio, __version__."""
+    import json
+    import subprocess
+    import sys
+
+    script = ("import json, sys, voicegender.models\n"
+              "print(json.dumps(sorted(m for m in sys.modules if m.startswith('voicegender'))))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    ours = {m for m in json.loads(done.stdout.splitlines()[-1]) if not m.startswith("voicegender.models")}
+    assert ours <= {"voicegender", "voicegender.errors", "voicegender.fileio"}, sorted(ours)

@@ -104,7 +104,8 @@ def test_cached_body_features_feed_the_head_exactly_like_the_full_forward(voice_
     from voicegender.corpora import Clip
     from voicegender.dataset import ClipDataset
     from voicegender.models import ModelConfig, build_model
-    from voicegender.train import calibrate_batchnorm, feature_config_for, pooled_body_features
+    from voicegender.train import feature_config_for
+    from voicegender.train_loop import calibrate_batchnorm, pooled_body_features
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(arch="resnet34")).eval()

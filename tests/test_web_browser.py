@@ -98,6 +98,9 @@ def test_long_recording_shows_the_timeline(server_url, browser_page, tmp_path: P
     labels = {segments.nth(i).get_attribute("class").split()[-1] for i in range(segments.count())}
     assert labels <= {"female", "male", "no_speech"} and "no_speech" in labels
     assert page.is_visible("#overlay")
+    # the picture says what it shows: the stretch of the recording, and the map of the answer
+    alt = page.get_attribute("#overlay", "alt")
+    assert alt.startswith("Log-mel spectrogram of the recording from ") and " s to " in alt, alt
     if os.environ.get("VOICEGENDER_SCREENSHOT"):
         page.wait_for_timeout(500)  # let the bar's transition finish
         page.screenshot(path=os.environ["VOICEGENDER_SCREENSHOT"], full_page=True)

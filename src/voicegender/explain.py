@@ -538,12 +538,13 @@ def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, meth
         "methods": {},
     }
     files: list[Path] = []
-    pictures: list[tuple[str, str, bytes]] = []  # (file name, caption, png)
+    pictures: list[tuple[str, str, bytes, str]] = []  # (file name, caption, png, alt text: what it shows)
+    unit, row_kind = ("Hz", "mel band") if hz is not None else ("coefficient", "MFCC coefficient")
 
-    def save(name: str, caption: str, png: bytes) -> None:
+    def save(name: str, caption: str, png: bytes, alt: str) -> None:
         (out_dir / name).write_bytes(png)
         files.append(out_dir / name)
-        pictures.append((name, caption, png))
+        pictures.append((name, caption, png, alt))
 
     class_maps: dict[str, dict[str, np.ndarray]] = {}
     curves = {c: {f"occlusion ({baseline})": occl[c]} for c in occl}
@@ -570,22 +571,35 @@ def explain_corpus(loaded: Any, clips: Sequence[Clip], out_dir: str | Path, meth
         for c in occl:
             curves[c][spec] = band_profile(profiles[c], grid_slices)
         slug = spec.replace("@", "_")
+        top = summary["methods"][spec]["top_row"]
+        strongest = f"strongest row: female {top['female']}, male {top['male']} ({unit})"
         save(f"{slug}_class_maps.png", f"{spec}: mean map per class (true-class target)",
-             plots.class_maps_png(means, frame_s, hz, f"{spec} class-mean maps ({len(y)} clips)"))
+             plots.class_maps_png(means, frame_s, hz, f"{spec} class-mean maps ({len(y)} clips)"),
+             f"{spec} relevance maps averaged per class over {len(y)} clips (time across, {row_kind}s up); "
+             f"{strongest}.")
         save(f"{slug}_row_profile.png", f"{spec}: mean over time per row (the seed's bar plot)",
-             plots.grouped_bars_png(profiles, row_names, axis_name, "mean relevance", f"{spec}: row profile"))
+             plots.grouped_bars_png(profiles, row_names, axis_name, "mean relevance", f"{spec}: row profile"),
+             f"Bars of {spec}'s mean relevance per {row_kind}, female and male side by side; {strongest}.")
         for k, idx in first.items():
             if idx is not None:
                 save(f"{slug}_example_{LABELS[k]}.png", f"{spec}: one correctly classified {LABELS[k]} clip",
                      plots.clip_overlay_png(display_grid(feats[idx], kind), maps[idx], frame_s, hz,
-                                            f"{spec}: {used[idx].path.name} ({LABELS[k]})"))
+                                            f"{spec}: {used[idx].path.name} ({LABELS[k]})"),
+                     f"{spec} map over the features of {used[idx].path.name}, a {LABELS[k]} clip the model got "
+                     f"right (P({LABELS[k]}) {float(probs[idx, k]):.2f}).")
+    top_band = summary["occlusion_top_band"]
     save("occlusion.png", f"drop in true-class probability when a band is masked (baseline: {baseline})",
-         plots.grouped_bars_png(occl, band_names, axis_name, "drop in p(true class)", "band occlusion"))
+         plots.grouped_bars_png(occl, band_names, axis_name, "drop in p(true class)", "band occlusion"),
+         f"Bars of the drop in the true class's probability when each of {len(band_names)} bands is masked; "
+         f"largest for female clips at {top_band['female']}, for male clips at {top_band['male']} ({unit}).")
     for c in occl:
         rho = {spec: summary["methods"][spec]["spearman_vs_occlusion_class_mean"][c] for spec in methods}
         named = {(k if k not in rho else f"{k} (ρ={rho[k]:+.2f})"): v for k, v in curves[c].items()}
+        agreement = ", ".join(f"{spec} ρ {r:+.2f}" for spec, r in rho.items())
         save(f"profiles_{c}.png", f"{c}: band profile of each map vs occlusion (ρ: Spearman)",
-             plots.profiles_png(named, band_names, axis_name, f"{c} clips: maps vs occlusion"))
+             plots.profiles_png(named, band_names, axis_name, f"{c} clips: maps vs occlusion"),
+             f"Lines of each map's band profile against the occlusion drops for {c} clips, each scaled to its "
+             f"maximum; rank agreement with occlusion: {agreement}.")
     html = plots.html_section(pictures, summary)
     page = plots.html_section(pictures, summary, REPORT_TITLE)
     (out_dir / "explain.html").write_text(f"<!doctype html><meta charset='utf-8'><title>{REPORT_TITLE}</title>{page}")

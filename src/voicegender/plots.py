@@ -134,8 +134,10 @@ def profiles_png(curves: dict[str, np.ndarray], labels: Sequence[str], xlabel: s
     return _png(fig)
 
 
-def html_section(pictures: Sequence[tuple[str, str, bytes]], summary: dict, heading: str | None = None) -> str:
+def html_section(pictures: Sequence[tuple[str, str, bytes, str]], summary: dict, heading: str | None = None) -> str:
     """An HTML ``<section>`` with the explain pictures inlined as base64 PNGs and the agreement numbers.
+
+    ``pictures``: (file name, caption, png, alt text) each; the alt text says what the picture shows.
 
     ``heading`` adds an ``<h2>`` (the stand-alone page); the HTML report supplies its own from ``Section.title``.
     """
@@ -154,9 +156,9 @@ def html_section(pictures: Sequence[tuple[str, str, bytes]], summary: dict, head
              "<th>ρ per clip (median)</th>" * 2 + f"</tr>{rows}</table>")
     top = summary["occlusion_top_band"]
     figs = "".join(
-        f"<figure><img src='data:image/png;base64,{base64.b64encode(png).decode()}' alt='{html.escape(name)}'>"
+        f"<figure><img src='data:image/png;base64,{base64.b64encode(png).decode()}' alt='{html.escape(alt)}'>"
         f"<figcaption>{html.escape(caption)} — <code>{html.escape(name)}</code></figcaption></figure>"
-        for name, caption, png in pictures)
+        for name, caption, png, alt in pictures)
     return (
         "<section id='explain'>" + (f"<h2>{html.escape(heading)}</h2>" if heading else "") +
         f"<p>{summary['clips']} clips ({summary['feature_kind']}, {summary['arch']}), balanced accuracy "

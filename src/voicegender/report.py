@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .corpora import LABELS
-from .evaluate import SUMMARY_FIELDS, FoldSummary, Report
+from .evaluate import SUMMARY_FIELDS, ClipResult, FoldSummary, Report, SpeakerScore
 from .metrics import Metrics, roc_curve
 
 MAX_EMBED_BYTES = 2_000_000  # larger top-loss audio files are linked by path instead of embedded
@@ -60,13 +60,15 @@ def report_json(report: Report | FoldSummary, per_clip: bool = False) -> str:
 
 
 # --- plots ------------------------------------------------------------------------------------------------
-def _png(fig) -> str:
+def _png(fig, alt: str) -> str:
+    """The figure as an inlined PNG ``<img>``; ``alt`` says what it shows (screen readers, text-only checks)."""
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _figure(width: float, height: float):
@@ -93,7 +95,16 @@ def confusion_png(metrics: Metrics, title: str = "Confusion matrix") -> str:
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     ax.set_title(title)
-    return _png(fig)
+    return _png(fig, confusion_alt(cm, title))
+
+
+def confusion_alt(cm: np.ndarray, title: str = "Confusion matrix") -> str:
+    """The confusion matrix in words: each actual class, how many of its clips were called what."""
+    rows = []
+    for i, actual in enumerate(LABELS):
+        calls = ", ".join(f"{cm[i, j]} called {predicted}" for j, predicted in enumerate(LABELS))
+        rows.append(f"of {cm[i].sum()} {actual} clips, {calls}")
+    return f"{title}: " + "; ".join(rows) + "."
 
 
 def roc_png(y_true: list[int], p_female: list[float], auc: float) -> str:
@@ -106,7 +117,9 @@ def roc_png(y_true: list[int], p_female: list[float], auc: float) -> str:
     ax.set_ylabel("true positive rate (female)")
     ax.legend(loc="lower right")
     ax.set_title("ROC, female positive")
-    return _png(fig)
+    n_female = int(np.sum(np.asarray(y_true) == 0))
+    return _png(fig, f"ROC curve of P(female), female positive: AUC {_fmt(auc)} over {len(y_true)} clips "
+                     f"({n_female} female, {len(y_true) - n_female} male).")
 
 
 def speakers_png(report: Report) -> str:
@@ -119,7 +132,18 @@ def speakers_png(report: Report) -> str:
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("accuracy")
     ax.set_title("Per-speaker accuracy (red: female, blue: male)")
-    return _png(fig)
+    return _png(fig, speakers_alt(scores))
+
+
+def speakers_alt(scores: list[SpeakerScore]) -> str:
+    """The per-speaker bars in words: how many speakers, how many fully right, the worst few."""
+    if not scores:
+        return "Per-speaker accuracy: no speakers."
+    perfect = sum(s.accuracy >= 1.0 for s in scores)
+    worst = ", ".join(f"{s.speaker.split('/')[-1]} ({s.gender}) {s.accuracy:.0%}"
+                      for s in sorted(scores, key=lambda s: s.accuracy)[:3] if s.accuracy < 1.0)
+    return (f"Per-speaker accuracy bars of {len(scores)} speakers, worst first: {perfect} of {len(scores)} at 100 %"
+            + (f"; lowest {worst}." if worst else "."))
 
 
 # --- HTML -------------------------------------------------------------------------------------------------
@@ -146,7 +170,7 @@ def metrics_table(rows: dict[str, Metrics]) -> str:
     return f"<table>{head}{body}</table>"
 
 
-def _media(path: str) -> str:
+def _media(path: str, alt: str = "MFCC image of the clip") -> str:
     p = Path(path)
     suffix = p.suffix.lower()
     if not p.is_file():
@@ -155,9 +179,14 @@ def _media(path: str) -> str:
         return f"<span class=small>(too large to embed: {html.escape(str(p))})</span>"
     data = base64.b64encode(p.read_bytes()).decode()
     if suffix in _IMAGE_MIME:
-        return f'<img class=mfcc alt="MFCC image" src="data:{_IMAGE_MIME[suffix]};base64,{data}">'
+        return f'<img class=mfcc alt="{html.escape(alt)}" src="data:{_IMAGE_MIME[suffix]};base64,{data}">'
     mime = _AUDIO_MIME.get(suffix, "application/octet-stream")
     return f'<audio controls preload="none" src="data:{mime};base64,{data}"></audio>'
+
+
+def _clip_alt(clip: ClipResult) -> str:
+    return (f"MFCC image of a {clip.gender} speaker's clip, predicted {clip.predicted} "
+            f"(P(female) {clip.p_female:.3f})")
 
 
 def top_losses_table(report: Report, embed: bool = True) -> str:
@@ -165,7 +194,8 @@ def top_losses_table(report: Report, embed: bool = True) -> str:
     rows = "".join(
         f"<tr><td>{i + 1}</td><td class=l>{html.escape(c.speaker)}</td><td class=l>{c.gender}</td>"
         f"<td class=l>{c.predicted}</td><td>{c.p_female:.3f}</td><td>{c.loss:.3f}</td>"
-        f"<td class=l>{_media(c.path) if embed else ''}<br><span class=small>{html.escape(c.path)}</span></td></tr>"
+        f"<td class=l>{_media(c.path, _clip_alt(c)) if embed else ''}"
+        f"<br><span class=small>{html.escape(c.path)}</span></td></tr>"
         for i, c in enumerate(report.top_losses))
     return ("<table><tr><th>#</th><th class=l>speaker</th><th class=l>actual</th><th class=l>predicted</th>"
             f"<th>P(female)</th><th>loss</th><th class=l>clip</th></tr>{rows}</table>")

@@ -10,6 +10,13 @@ A run folder holds everything needed to trust and reuse a run::
                                     split, metrics, config)
     state.pt                        last finished epoch (model + optimiser + scheduler) for resuming
 
+A run is a short sequence of steps (``_train``): choose the clips (pool the corpora, split, cap), open the run
+folder (fresh, or resumed), build the network (+ ImageNet weights), make the datasets, then the training stages
+(``_train_one_cycle``, or ``_train_head`` and ``_train_unfrozen``), every epoch ending in the best checkpoint, a
+log line and ``state.pt`` (``_Run.end_epoch``). The mechanics of an epoch (samplers, one training pass,
+validation, optimiser and schedule, the frozen body's features) are in :mod:`voicegender.train_loop`, the run
+folder's files and the resume checks in :mod:`voicegender.run_folder`.
+
 Recipes
 -------
 ``small_cnn``: AdamW + one-cycle (fastai's shape: 25 % warm-up, cosine, div 25, final div 1e5) for ``epochs``.
@@ -65,27 +72,21 @@ import json
 import logging
 import math
 import os
-import random
 import time
 import warnings
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
-from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from . import distributed
-from .corpora import LABELS, Clip, load_corpus, write_manifest
-from .dataset import Augment, ClipDataset, FeatureAugment, is_image, pad_collate, precompute
+from .corpora import LABELS, Clip, load_corpus
+from .dataset import Augment, ClipDataset, FeatureAugment, is_image, precompute
 from .errors import VoiceGenderError
-from .evaluate import predict_dataset
 from .features import LogMelConfig, SeedMfccConfig, feature_config_dict
-from .fileio import atomic_write
-from .metrics import compute_metrics
 from .models import (
     ModelConfig,
     build_model,
@@ -96,11 +97,24 @@ from .models import (
     resolve_imagenet_weights,
     save_checkpoint,
 )
-from .progress import progress, set_progress
-from .splits import make_split, n_folds
+from .progress import set_progress
+from .run_folder import load_state, prepare_run_dir, save_state
+from .splits import Split, make_split, n_folds
 from .train_config import TrainConfig
+from .train_loop import (
+    adamw,
+    class_weights,
+    epoch_loader,
+    frozen_body_features,
+    one_cycle,
+    seed_epoch,
+    seed_everything,
+    train_epoch,
+    validate,
+)
 
 log = logging.getLogger(__name__)
+
 
 @dataclass
 class EpochLog:
@@ -115,19 +129,309 @@ class EpochLog:
     best: bool = False
 
 
+def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
+    """Train one model on one fold of ``corpus_paths`` and write a run folder (see the module docstring).
+
+    Under ``torchrun`` this process is one rank of a DDP run (see "Distributed training" above); every rank
+    calls ``train`` with the same arguments and gets the run folder back, which rank 0 alone writes.
+
+    Parameters
+    ----------
+    cfg : the run's settings (see :class:`TrainConfig`).
+    corpus_paths : corpus folders or CSV manifests (corpora.load_corpus); several are pooled.
+
+    Returns
+    -------
+    Path of the run folder (``cfg.out``), holding ``model.pt``, the best checkpoint by validation loss.
+    """
+    with distributed.process_group() as world, warnings.catch_warnings():
+        if not world.is_main:  # rank 0 alone reports
+            set_progress(False)
+            logging.getLogger("voicegender").setLevel(logging.WARNING)
+            warnings.simplefilter("ignore")  # rank 0 gives the same warnings
+        run_dir = _train(cfg, corpus_paths, world)
+        distributed.barrier()  # every rank returns once rank 0 has written the run folder
+        return run_dir
+
+
+def train_folds(cfg: TrainConfig, corpus_paths: list[str | Path], folds: list[int] | None = None) -> list[Path]:
+    """Train every fold (or ``folds``) of ``cfg.split``: one run folder ``<cfg.out>/fold<k>`` each."""
+    clips = load_clips(corpus_paths)
+    folds = list(range(n_folds(clips, cfg.split, cfg.k))) if folds is None else folds
+    runs = []
+    with distributed.process_group():  # one group for all folds (under torchrun)
+        for fold in folds:
+            fold_cfg = TrainConfig(**{f.name: getattr(cfg, f.name) for f in fields(cfg)})
+            fold_cfg.fold, fold_cfg.out = fold, str(Path(cfg.out) / f"fold{fold}")
+            runs.append(train(fold_cfg, corpus_paths))
+    return runs
+
+
+def _train(cfg: TrainConfig, corpus_paths: list[str | Path], world: distributed.World) -> Path:
+    """One run as a sequence of steps; every rank takes every step, rank 0 alone writes the run folder."""
+    if cfg.batch_size % world.size:
+        raise VoiceGenderError(f"--batch-size {cfg.batch_size} is the global batch: it must be a multiple of the "
+                               f"{world.size} processes")
+    _use_threads(cfg.threads, world)
+    seed_everything(cfg.seed)
+    corpus_paths = [str(Path(p)) for p in corpus_paths]
+    data = _choose_clips(cfg, corpus_paths)  # 1. data: the fold's clips
+    state = _open_run_dir(cfg, data, world)  # 2. run folder: config, manifests; an interrupted run's state
+    net = _build_network(cfg, data.train, resumed=state is not None)  # 3. model (+ ImageNet weights)
+    train_ds, val_ds = _datasets(cfg, net.feature_config, data, world)  # 4. features
+    run = _Run(cfg, world, data, net, train_ds, val_ds, state)  # 5. loss, resumed state, checkpoint keeper
+    # 6. training stages; every epoch ends in the best checkpoint, a log line and state.pt (_Run.end_epoch)
+    if cfg.is_resnet:
+        _train_head(run)
+        _train_unfrozen(run)
+    else:
+        _train_one_cycle(run)
+    return run.run_dir
+
+
+# --- the steps --------------------------------------------------------------------------------------------------
+@dataclass
+class _Clips:
+    """The clips of one run: a fold of the pooled corpora, capped by max_train_clips / max_val_clips."""
+
+    corpus_paths: list[str]  # as given (the record in config.json and the checkpoint)
+    split: Split  # the whole fold (split.test: the clips evaluate defaults to)
+    train: list[Clip]  # the training clips (a stratified subset of split.train when capped)
+    val: list[Clip]  # the validation clips (likewise)
+
+
+@dataclass
+class _Network:
+    """The model of a run and the descriptions that rebuild it and its input."""
+
+    model: nn.Module
+    model_config: ModelConfig
+    feature_config: dict  # features.feature_config_dict: how every clip becomes model input
+    imagenet: Path | None  # the ImageNet weights loaded into a ResNet body (None: random body, or a resumed run)
+
+
+def _use_threads(threads: int, world: distributed.World) -> None:
+    threads = max(1, threads)
+    if world.local_size > 1:  # processes on one machine share its cores
+        threads = min(threads, max(1, (os.cpu_count() or 1) // world.local_size))
+    torch.set_num_threads(threads)
+
+
+def _choose_clips(cfg: TrainConfig, corpus_paths: list[str]) -> _Clips:
+    """Step 1: pool the corpora, split them (``cfg.split``, fold ``cfg.fold``) and cap the parts."""
+    clips = load_clips(corpus_paths)
+    split = make_split(clips, cfg.split, cfg.fold, cfg.k, cfg.seed)
+    train_clips = stratified_subset(split.train, cfg.max_train_clips, cfg.seed)
+    val_clips = stratified_subset(split.val, cfg.max_val_clips, cfg.seed + 1)
+    if not train_clips or not val_clips:
+        raise VoiceGenderError(f"split {split.name}: {len(train_clips)} training and {len(val_clips)} validation "
+                               "clips; need both")
+    if len({c.label for c in train_clips}) < 2:
+        raise VoiceGenderError(f"split {split.name}: the training part has only one gender")
+    return _Clips(corpus_paths, split, train_clips, val_clips)
+
+
+def _open_run_dir(cfg: TrainConfig, data: _Clips, world: distributed.World) -> dict | None:
+    """Step 2: rank 0 prepares the run folder (fresh, or resumed from its ``state.pt``) and every rank gets its
+    verdict and the resumed state (None for a fresh run)."""
+    run_dir = Path(cfg.out).expanduser()
+    state, problem = None, None
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            state = load_state(run_dir, cfg, data.corpus_paths)
+        except VoiceGenderError as e:
+            problem = str(e)
+        if problem is None:
+            prepare_run_dir(run_dir, cfg, data.corpus_paths, state, world.size,
+                             (data.train, data.val, data.split.test))
+    # the other ranks (maybe on machines without this folder) get rank 0's verdict and state
+    state, problem = distributed.broadcast_object((state, problem))
+    if problem is not None:
+        raise VoiceGenderError(problem)
+    log.info("%s: %d train / %d val / %d test clips", data.split.name, len(data.train), len(data.val),
+             len(data.split.test))
+    return state
+
+
+def _build_network(cfg: TrainConfig, train_clips: list[Clip], resumed: bool = False) -> _Network:
+    """Step 3: the feature and model configs of ``cfg`` and a fresh network; a ResNet body starts from ImageNet
+    weights when they can be found (not for a resumed run: its state replaces them)."""
+    fc = feature_config_for(cfg.features)
+    if cfg.features == "seed_mfcc" and _feature_source(train_clips) == "image":
+        fc["clip_to_image"] = True  # audio given to this model later must be clipped as the pictures were
+    mc = model_config_for(cfg, fc)
+    model = build_model(mc)
+    imagenet = None
+    if cfg.is_resnet and not resumed:
+        imagenet = resolve_imagenet_weights(cfg.arch, cfg.weights)
+        if imagenet is not None:
+            load_imagenet_weights(model, imagenet)
+    if cfg.is_resnet and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return _Network(model, mc, fc, imagenet)
+
+
+def _datasets(cfg: TrainConfig, fc: dict, data: _Clips, world: distributed.World
+              ) -> tuple[ClipDataset, ClipDataset]:
+    """Step 4: the training and validation datasets (features computed once into ``cfg.cache_dir``)."""
+    crop = int(round(cfg.crop_seconds / fc.get("hop_seconds", 0.01))) + 1  # frames of a centred STFT
+    augment = Augment() if cfg.augment else None
+    feature_augment = FeatureAugment() if cfg.augment and not cfg.is_resnet and cfg.features != "ge2e" else None
+    if world.size > 1 and cfg.cache_dir is not None:
+        # each rank computes its share of the features into the shared cache, then all read everyone's
+        for part, part_augment, desc in ((data.train, augment, "train"), (data.val, None, "val")):
+            if ClipDataset.precomputes(part, fc["kind"], part_augment):
+                precompute(part[world.rank::world.size], fc, cfg.cache_dir, desc=f"{desc} features (share)")
+        distributed.barrier()
+    train_ds = ClipDataset(data.train, fc, train=True, augment=augment, feature_augment=feature_augment,
+                           crop_frames=crop if cfg.features == "log_mel" else None, cache_dir=cfg.cache_dir,
+                           seed=cfg.seed, desc="train features")
+    val_ds = ClipDataset(data.val, fc, train=False, cache_dir=cfg.cache_dir, desc="val features")
+    return train_ds, val_ds
+
+
+class _Run:
+    """What the training stages share: the network, its data and loss, and the end of every epoch (best
+    checkpoint, log line, ``state.pt``)."""
+
+    def __init__(self, cfg: TrainConfig, world: distributed.World, data: _Clips, net: _Network,
+                 train_ds: ClipDataset, val_ds: ClipDataset, state: dict | None) -> None:
+        self.cfg, self.world, self.net = cfg, world, net
+        self.model = net.model
+        self.run_dir = Path(cfg.out).expanduser()
+        self.train_ds, self.val_ds = train_ds, val_ds
+        self.loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_ds.labels) if cfg.balance == "loss" else None)
+        self.extra = {  # the checkpoint's training metadata
+            "corpus_paths": data.corpus_paths, "split": data.split.name, "split_method": cfg.split,
+            "fold": cfg.fold, "n_train": len(data.train), "n_val": len(data.val), "n_test": len(data.split.test),
+            "imagenet_weights": str(net.imagenet) if net.imagenet else None, "config": asdict(cfg),
+            # "image": features came from the seed's pictures (seed_mfcc then means clip(MFCC, 0, 255); see dataset)
+            "feature_source": _feature_source(data.train), "processes": world.size}
+        if state is not None:  # a resumed run loads no ImageNet file: record the one the run was started with
+            self.extra["imagenet_weights"] = cfg.weights
+        self.state = state  # the interrupted run's state.pt, until the stage it belongs to has resumed from it
+        self.best_val = state["best_val"] if state else math.inf
+        self.done = state["epoch"] + 1 if state else 0  # epochs finished
+        if state:
+            self.model.load_state_dict(state["model"])
+
+    def loader(self, ds: ClipDataset | TensorDataset, epoch: int, alone: bool = False) -> DataLoader:
+        """This rank's batches of ``epoch`` (``alone``: whole batches, as one process)."""
+        rank, size = (0, 1) if alone else (self.world.rank, self.world.size)
+        cfg = self.cfg
+        return epoch_loader(ds, cfg.batch_size, epoch, cfg.seed * 1000, cfg.balance == "sampler", rank, size)
+
+    def end_epoch(self, entry: EpochLog, optimizer, scheduler) -> None:
+        """Keep the best checkpoint (``model.pt``), append the log line, save ``state.pt`` (rank 0 writes)."""
+        world, run_dir = self.world, self.run_dir
+        if entry.val_loss < self.best_val or (world.is_main and not (run_dir / "model.pt").exists()):
+            self.best_val = min(self.best_val, entry.val_loss)
+            entry.best = True
+            if world.is_main:
+                save_checkpoint(run_dir / "model.pt", self.model, self.net.model_config, self.net.feature_config,
+                                LABELS, extra={**self.extra, "epoch": entry.epoch, "stage": entry.stage,
+                                               "val_loss": entry.val_loss, "val_metrics": entry.val})
+        if not world.is_main:
+            return
+        with (run_dir / "log.jsonl").open("a") as f:
+            f.write(json.dumps(asdict(entry)) + "\n")
+        save_state(run_dir, self.model, optimizer, scheduler, entry.epoch, entry.stage, self.best_val)
+        log.info("epoch %d (%s): train loss %.4f, val loss %.4f, val acc %.4f%s", entry.epoch, entry.stage,
+                 entry.train_loss, entry.val_loss, entry.val.get("accuracy", float("nan")),
+                 " (best)" if entry.best else "")
+
+    def run_epochs(self, stage: str, last: int, optimizer, scheduler, channels_last: bool, desc: str = "epoch",
+                   suffix: str = "") -> None:
+        """Whole-network epochs ``done .. last - 1``: train, validate, end the epoch."""
+        cfg, model = self.cfg, self.model
+        net = distributed.wrap_ddp(model)  # after (un)freezing: DDP syncs the parameters that train now
+        for epoch in range(self.done, last):
+            t0 = time.perf_counter()
+            self.train_ds.set_epoch(epoch)
+            seed_epoch(cfg.seed, epoch, self.world.rank)
+            train_loss = train_epoch(net, self.loader(self.train_ds, epoch), optimizer, scheduler, self.loss_fn,
+                                     cfg.bf16, channels_last, f"{desc} {epoch + 1}/{last}{suffix}")
+            distributed.average_buffers(model)
+            val_loss, val = validate(model, self.val_ds, self.loss_fn, cfg.bf16, channels_last, cfg.batch_size)
+            self.end_epoch(EpochLog(stage, epoch, train_loss, val_loss, val, time.perf_counter() - t0), optimizer,
+                           scheduler)
+
+
+# --- the stages ------------------------------------------------------------------------------------------------
+def _train_one_cycle(run: _Run) -> None:
+    """SmallCNN and the GE2E head: ``epochs`` one-cycle epochs of the whole network."""
+    cfg = run.cfg
+    epochs = cfg.resolved_epochs()
+    optimizer = adamw([p for p in run.model.parameters()], cfg.weight_decay)
+    scheduler = one_cycle(optimizer, cfg.resolved_lr(), epochs * len(run.loader(run.train_ds, 0)))
+    _restore(run.state, optimizer, scheduler)
+    run.run_epochs("train", epochs, optimizer, scheduler, False)
+
+
+def _train_head(run: _Run) -> None:
+    """The seed's first stage: ``head_epochs`` one-cycle epochs of the head, the body frozen (skipped when a
+    resumed run is past it)."""
+    cfg, model = run.cfg, run.model
+    if run.done >= cfg.head_epochs:
+        return
+    t0 = time.perf_counter()
+    freeze_body(model, True)
+    if cfg.cache_body:
+        _train_head_on_body_features(run, t0)
+    else:
+        optimizer = adamw([p for p in model.parameters() if p.requires_grad], cfg.weight_decay)
+        scheduler = one_cycle(optimizer, cfg.resolved_lr(), cfg.head_epochs * len(run.loader(run.train_ds, 0)))
+        _restore(run.state, optimizer, scheduler)
+        run.run_epochs("head", cfg.head_epochs, optimizer, scheduler, cfg.channels_last, desc="head epoch")
+    run.done = cfg.head_epochs
+    run.state = None  # the optimiser state above belongs to the head stage
+
+
+def _train_head_on_body_features(run: _Run, t0: float) -> None:
+    """The head stage on the frozen body's pooled features, computed once (see the module docstring)."""
+    cfg, model, world, head_epochs = run.cfg, run.model, run.world, run.cfg.head_epochs
+    for p in model.body.parameters():  # eval-mode BN: nothing in the body trains (see module doc)
+        p.requires_grad_(False)
+    train_feats, val_feats = frozen_body_features(  # BatchNorm calibration (random bodies) on whole batches
+        model, run.run_dir / "body_features.pt", run.train_ds, run.val_ds,
+        lambda: run.loader(run.train_ds, 0, alone=True), cfg, run.net.imagenet, world)
+    log.info("body features cached in %.0f s", time.perf_counter() - t0)
+    head = model.head[1:]  # the head after its (deterministic) concat pooling
+    net = distributed.wrap_ddp(head)
+    optimizer = adamw(list(head.parameters()), cfg.weight_decay)
+    scheduler = one_cycle(optimizer, cfg.resolved_lr(), head_epochs * len(run.loader(train_feats, 0)))
+    _restore(run.state, optimizer, scheduler)
+    first = run.done
+    for epoch in range(first, head_epochs):
+        t1 = time.perf_counter()
+        seed_epoch(cfg.seed, epoch, world.rank)
+        model.body.eval()
+        train_loss = train_epoch(net, run.loader(train_feats, epoch), optimizer, scheduler, run.loss_fn, False,
+                                 False, f"head epoch {epoch + 1}/{head_epochs}")
+        distributed.average_buffers(head)
+        val_loss, val = validate(head, val_feats, run.loss_fn, False, False, 512)
+        seconds = time.perf_counter() - t1 + (t1 - t0 if epoch == first else 0)  # the first includes the features
+        run.end_epoch(EpochLog("head", epoch, train_loss, val_loss, val, seconds), optimizer, scheduler)
+
+
+def _train_unfrozen(run: _Run) -> None:
+    """The seed's second stage: ``epochs`` one-cycle epochs of the whole network, learning rates rising from
+    ``finetune_lr / 10`` (early layers) to ``finetune_lr`` (head)."""
+    cfg, model = run.cfg, run.model
+    freeze_body(model, False)
+    groups = param_groups(model)
+    lrs = discriminative_lrs(cfg.finetune_lr, len(groups))
+    optimizer = adamw([{"params": g, "lr": lr} for g, lr in zip(groups, lrs, strict=True)], cfg.weight_decay)
+    full_epochs = cfg.resolved_epochs()
+    scheduler = one_cycle(optimizer, lrs, full_epochs * len(run.loader(run.train_ds, 0)))
+    state = run.state
+    _restore(state if state and state["stage"] == "full" else None, optimizer, scheduler)
+    run.run_epochs("full", cfg.head_epochs + full_epochs, optimizer, scheduler, cfg.channels_last,
+                   suffix=" (unfrozen)")
+
+
 # --- small helpers ----------------------------------------------------------------------------------------
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def seed_epoch(seed: int, epoch: int, rank: int = 0) -> None:
-    """Seed torch's global generator (dropout) for one epoch of one rank: a resumed run draws what the
-    uninterrupted run drew, and ranks draw different masks."""
-    torch.manual_seed(int(np.random.SeedSequence((seed, epoch, rank)).generate_state(1)[0]))
-
-
 def feature_config_for(kind: str) -> dict:
     """The feature description of a model input kind (features.feature_config_dict with default settings)."""
     if kind in ("seed_mfcc", "seed_image"):
@@ -159,32 +463,6 @@ def stratified_subset(clips: list[Clip], n: int | None, seed: int) -> list[Clip]
     return [clips[i] for i in sorted(keep)]
 
 
-def class_weights(labels: np.ndarray, n_classes: int = len(LABELS)) -> torch.Tensor:
-    """Inverse-frequency weights n / (classes · count), so each class contributes equally to the loss."""
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    weights = np.where(counts > 0, len(labels) / (n_classes * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
-
-
-def one_cycle(optimizer: torch.optim.Optimizer, max_lrs: float | list[float], steps: int
-              ) -> torch.optim.lr_scheduler.OneCycleLR:
-    """fastai's fit_one_cycle schedule: 25 % warm-up from max/25, cosine down to max/(25·1e5), β1 0.95→0.85.
-
-    At least 8 steps (torch divides by the warm-up length); tiny runs stop before the end of the cycle.
-    """
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lrs, total_steps=max(8, steps), pct_start=0.25,
-                                               div_factor=25.0, final_div_factor=1e5, anneal_strategy="cos",
-                                               cycle_momentum=True, base_momentum=0.85, max_momentum=0.95)
-
-
-def adamw(params: list, weight_decay: float) -> torch.optim.AdamW:
-    return torch.optim.AdamW(params, betas=(0.9, 0.99), eps=1e-5, weight_decay=weight_decay)  # fastai's Adam
-
-
-def autocast(enabled: bool):
-    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else nullcontext()
-
-
 def load_clips(corpus_paths: list[str | Path]) -> list[Clip]:
     """The clips of every corpus (corpora.load_corpus each); names must be distinct."""
     if not corpus_paths:
@@ -200,466 +478,6 @@ def load_clips(corpus_paths: list[str | Path]) -> list[Clip]:
     return clips
 
 
-# --- training loops ---------------------------------------------------------------------------------------
-def _train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler, loss_fn: nn.Module, bf16: bool,
-                 channels_last: bool, desc: str) -> float:
-    """One pass over ``loader``; returns the mean training loss per clip of the whole (global) epoch.
-
-    The loss of a step is the class-weighted mean over the global batch: under DDP each rank sums its part's
-    weighted losses and divides by the weight sum of all parts (all-reduced), times the world size because DDP
-    averages gradients over the ranks. The gradient is then the single-process one.
-    """
-    model.train()
-    weight = getattr(loss_fn, "weight", None)
-    world = distributed.current().size
-    total, count = 0.0, 0.0
-    bar = progress(loader, desc=desc, unit="batch")
-    for x, y in bar:
-        if channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(bf16):
-            logits = model(x)
-        w = weight[y] if weight is not None else torch.ones(len(y))
-        weighted = (F.cross_entropy(logits.float(), y, reduction="none") * w).sum()
-        # global weight sum, weighted loss sum and clip count of this step (over the ranks)
-        sums = distributed.all_reduce_sum(torch.stack([w.sum(), weighted.detach(), torch.tensor(float(len(y)))]))
-        loss = weighted * (world / sums[0])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        total += float(sums[1] / sums[0]) * float(sums[2])
-        count += float(sums[2])
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{total / count:.4f}")
-    return total / max(count, 1.0)
-
-
-def _shard_indices(n: int) -> np.ndarray:
-    """This rank's items of a dataset of ``n`` for work split over the ranks: r, r + W, r + 2W, ..."""
-    world = distributed.current()
-    return np.arange(world.rank, n, world.size)
-
-
-def _subset(dataset: ClipDataset | TensorDataset, indices: np.ndarray) -> ClipDataset | TensorDataset:
-    if isinstance(dataset, ClipDataset):
-        return dataset.subset(indices)
-    return TensorDataset(*(t[torch.as_tensor(indices)] for t in dataset.tensors))
-
-
-def _gather_rows(indices: np.ndarray, n: int, parts: tuple) -> tuple:
-    """Every rank's ``parts`` (arrays or tensors, one row per index of its ``indices``), put back in dataset
-    order (``n`` rows). Without a process group: ``parts`` as they are."""
-    if not distributed.is_initialized():
-        return parts
-    gathered = distributed.all_gather_object((indices, parts))
-    out = []
-    for k, first in enumerate(parts):
-        full = np.zeros((n, *first.shape[1:]), dtype=np.asarray(first[:0]).dtype) if isinstance(first, np.ndarray) \
-            else torch.zeros((n, *first.shape[1:]), dtype=first.dtype)
-        for idx, rank_parts in gathered:
-            full[torch.as_tensor(idx) if isinstance(full, torch.Tensor) else idx] = rank_parts[k]
-        out.append(full)
-    return tuple(out)
-
-
-def _validate(model: nn.Module, dataset: ClipDataset | TensorDataset, loss_fn: nn.Module, bf16: bool,
-              channels_last: bool, batch_size: int) -> tuple[float, dict]:
-    """Validation loss (class-weighted mean) and metrics; under DDP each rank scores its share and all ranks
-    get the same numbers."""
-    idx = _shard_indices(len(dataset))
-    part = _subset(dataset, idx) if distributed.is_initialized() else dataset
-    p_female, labels, losses = predict_dataset(model, part, batch_size=batch_size, bf16=bf16,
-                                               channels_last=channels_last, desc="validating")
-    p_female, labels, losses = _gather_rows(idx, len(dataset), (p_female, labels, losses))
-    weights = loss_fn.weight.numpy() if getattr(loss_fn, "weight", None) is not None else np.ones(len(LABELS))
-    w = weights[labels]
-    val_loss = float((losses * w).sum() / w.sum()) if len(labels) else float("nan")
-    return val_loss, compute_metrics(labels, p_female).to_dict()
-
-
-def epoch_loader(ds: ClipDataset | TensorDataset, batch_size: int, epoch: int, seed: int, balanced: bool = False,
-                 rank: int = 0, world_size: int = 1) -> DataLoader:
-    """Rank ``rank``'s shuffled batches of epoch ``epoch``: ``batch_size / world_size`` items of every global batch.
-
-    The global order is one permutation (or, ``balanced``, one class-balanced draw) seeded ``seed + epoch``
-    whatever the number of ranks, and rank r takes its items r, r + W, ...; so the union of the ranks' k-th
-    batches is the single process's k-th batch. Incomplete last batches are dropped (unless there is only one).
-    """
-    labels = ds.labels if isinstance(ds, ClipDataset) else ds.tensors[1].numpy()
-    if balanced:
-        sampler = WeightedShardSampler(class_weights(labels).numpy()[labels], rank, world_size, seed)
-    else:
-        sampler = DistributedSampler(ds, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
-    sampler.set_epoch(epoch)
-    return DataLoader(ds, batch_size=batch_size // world_size, sampler=sampler, collate_fn=_collate(ds),
-                      drop_last=len(labels) > batch_size)
-
-
-class WeightedShardSampler(Sampler[int]):
-    """Class-balanced sampling with replacement (``balance="sampler"``), split over the ranks.
-
-    Every rank draws the same global sample (``torch.multinomial`` seeded ``seed + epoch``, what
-    ``WeightedRandomSampler`` does with such a generator) and keeps items r, r + W, ... of it, as
-    ``DistributedSampler`` does with a permutation.
-    """
-
-    def __init__(self, weights: np.ndarray, rank: int = 0, world_size: int = 1, seed: int = 0):
-        self.weights = torch.as_tensor(weights, dtype=torch.double)
-        self.rank, self.world_size, self.seed, self.epoch = rank, world_size, seed, 0
-        self.total = len(self.weights) - len(self.weights) % world_size  # equal shares: the tail is dropped
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        drawn = torch.multinomial(self.weights, len(self.weights), True, generator=g).tolist()
-        return iter(drawn[:self.total][self.rank::self.world_size])
-
-    def __len__(self) -> int:
-        return self.total // self.world_size
-
-
-def body_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """A SeedResNet's body on 0…1 images, with the ImageNet normalisation ``forward`` applies first."""
-    if getattr(model, "normalize", False):
-        x = (x - model.mean) / model.std
-    return model.body(x)
-
-
-@torch.no_grad()
-def calibrate_batchnorm(model: nn.Module, loader: DataLoader, batches: int, bf16: bool, channels_last: bool) -> None:
-    """Re-estimate every body BatchNorm's running mean/var as the plain average over ``batches`` batches
-    (forward only). Makes a randomly initialised, frozen body give well-scaled features in eval mode."""
-    body = model.body
-    bns = [m for m in body.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average
-    body.train()
-    for i, (x, _) in enumerate(progress(loader, desc="calibrating BatchNorm", unit="batch", total=batches)):
-        if i >= batches:
-            break
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(bf16):
-            body_forward(model, x)
-    for m, momentum in zip(bns, momenta, strict=True):
-        m.momentum = momentum
-    body.eval()
-
-
-@torch.no_grad()
-def pooled_body_features(model: nn.Module, dataset: ClipDataset, batch_size: int, bf16: bool,
-                         channels_last: bool, desc: str) -> TensorDataset:
-    """Run the (frozen, eval-mode) body once and keep the head's concat-pooled input: (N, 2·C) float32."""
-    model.eval()
-    feats, labels = [], []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    for x, y in progress(loader, desc=desc, unit="batch"):
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(bf16):
-            feats.append(model.head[0](body_forward(model, x)).flatten(1).float())
-        labels.append(y)
-    return TensorDataset(torch.cat(feats), torch.cat(labels))
-
-
-# --- run folder ---------------------------------------------------------------------------------------------
-def _save_state(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None, scheduler, epoch: int,
-                stage: str, best_val: float) -> None:
-    payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None,
-               "scheduler": scheduler.state_dict() if scheduler else None, "epoch": epoch, "stage": stage,
-               "best_val": best_val}
-    atomic_write(run_dir / "state.pt", lambda f: torch.save(payload, f))
-
-
-def _trim_log(log_path: Path, last_epoch: int) -> None:
-    """Keep the log lines of epochs up to ``last_epoch``: a run killed after logging an epoch but before saving
-    its state runs that epoch again, and a run killed while writing leaves a torn last line."""
-    if not log_path.is_file():
-        return
-    kept = []
-    for line in log_path.read_text().splitlines():
-        try:
-            if json.loads(line)["epoch"] <= last_epoch:
-                kept.append(line + "\n")
-        except (ValueError, KeyError, TypeError):
-            log.warning("%s: dropping an unreadable line (interrupted write)", log_path)
-    atomic_write(log_path, lambda f: f.write("".join(kept).encode()))
-
-
-def _same_config(run_dir: Path, cfg: TrainConfig, corpus_paths: list[str]) -> bool:
-    """Whether ``run_dir`` was made by a resumable run with the same settings (threads and paths aside)."""
-    config_path = run_dir / "config.json"
-    if not (cfg.resume and config_path.is_file()):
-        return False
-    saved = json.loads(config_path.read_text())
-    current = {**asdict(cfg), "corpus_paths": corpus_paths}
-    ignore = {"resume", "threads", "out", "processes"}
-    return {k: v for k, v in saved.items() if k not in ignore} == {k: v for k, v in current.items() if k not in ignore}
-
-
-def _load_state(run_dir: Path, cfg: TrainConfig, corpus_paths: list[str]) -> dict | None:
-    if not (cfg.resume and (run_dir / "state.pt").is_file()):
-        return None
-    if not _same_config(run_dir, cfg, corpus_paths):
-        raise VoiceGenderError(f"{run_dir}: holds an interrupted run with a different config; "
-                               "choose another --out or delete it")
-    log.info("resuming %s", run_dir)
-    return torch.load(run_dir / "state.pt", map_location="cpu", weights_only=True)
-
-
-def train(cfg: TrainConfig, corpus_paths: list[str | Path]) -> Path:
-    """Train one model on one fold of ``corpus_paths`` and write a run folder (see the module docstring).
-
-    Under ``torchrun`` this process is one rank of a DDP run (see "Distributed training" above); every rank
-    calls ``train`` with the same arguments and gets the run folder back, which rank 0 alone writes.
-
-    Parameters
-    ----------
-    cfg : the run's settings (see :class:`TrainConfig`).
-    corpus_paths : corpus folders or CSV manifests (corpora.load_corpus); several are pooled.
-
-    Returns
-    -------
-    Path of the run folder (``cfg.out``), holding ``model.pt``, the best checkpoint by validation loss.
-    """
-    with distributed.process_group() as world, warnings.catch_warnings():
-        if not world.is_main:  # rank 0 alone reports
-            set_progress(False)
-            logging.getLogger("voicegender").setLevel(logging.WARNING)
-            warnings.simplefilter("ignore")  # rank 0 gives the same warnings
-        run_dir = _train(cfg, corpus_paths, world)
-        distributed.barrier()  # every rank returns once rank 0 has written the run folder
-        return run_dir
-
-
-def _train(cfg: TrainConfig, corpus_paths: list[str | Path], world: distributed.World) -> Path:
-    if cfg.batch_size % world.size:
-        raise VoiceGenderError(f"--batch-size {cfg.batch_size} is the global batch: it must be a multiple of the "
-                               f"{world.size} processes")
-    threads = max(1, cfg.threads)
-    if world.local_size > 1:  # processes on one machine share its cores
-        threads = min(threads, max(1, (os.cpu_count() or 1) // world.local_size))
-    torch.set_num_threads(threads)
-    seed_everything(cfg.seed)
-    run_dir = Path(cfg.out).expanduser()
-    corpus_paths = [str(Path(p)) for p in corpus_paths]
-    clips = load_clips(corpus_paths)
-    split = make_split(clips, cfg.split, cfg.fold, cfg.k, cfg.seed)
-    train_clips = stratified_subset(split.train, cfg.max_train_clips, cfg.seed)
-    val_clips = stratified_subset(split.val, cfg.max_val_clips, cfg.seed + 1)
-    if not train_clips or not val_clips:
-        raise VoiceGenderError(f"split {split.name}: {len(train_clips)} training and {len(val_clips)} validation "
-                               "clips; need both")
-    if len({c.label for c in train_clips}) < 2:
-        raise VoiceGenderError(f"split {split.name}: the training part has only one gender")
-    state, problem = None, None
-    if world.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            state = _load_state(run_dir, cfg, corpus_paths)
-        except VoiceGenderError as e:
-            problem = str(e)
-        if problem is None:
-            _prepare_run_dir(run_dir, cfg, corpus_paths, state, world.size, (train_clips, val_clips, split.test))
-    # the other ranks (maybe on machines without this folder) get rank 0's verdict and state
-    state, problem = distributed.broadcast_object((state, problem))
-    if problem is not None:
-        raise VoiceGenderError(problem)
-    log.info("%s: %d train / %d val / %d test clips", split.name, len(train_clips), len(val_clips), len(split.test))
-
-    fc = feature_config_for(cfg.features)
-    if cfg.features == "seed_mfcc" and _feature_source(train_clips) == "image":
-        fc["clip_to_image"] = True  # audio given to this model later must be clipped as the pictures were
-    mc = model_config_for(cfg, fc)
-    model = build_model(mc)
-    imagenet = None
-    if cfg.is_resnet and state is None:
-        imagenet = resolve_imagenet_weights(cfg.arch, cfg.weights)
-        if imagenet is not None:
-            load_imagenet_weights(model, imagenet)
-    if cfg.is_resnet and cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    bf16 = cfg.bf16
-    channels_last = cfg.channels_last and cfg.is_resnet
-
-    crop = int(round(cfg.crop_seconds / fc.get("hop_seconds", 0.01))) + 1  # frames of a centred STFT
-    augment = Augment() if cfg.augment else None
-    feature_augment = FeatureAugment() if cfg.augment and not cfg.is_resnet and cfg.features != "ge2e" else None
-    if world.size > 1 and cfg.cache_dir is not None:
-        # each rank computes its share of the features into the shared cache, then all read everyone's
-        for part, part_augment, desc in ((train_clips, augment, "train"), (val_clips, None, "val")):
-            if ClipDataset.precomputes(part, fc["kind"], part_augment):
-                precompute(part[world.rank::world.size], fc, cfg.cache_dir, desc=f"{desc} features (share)")
-        distributed.barrier()
-    train_ds = ClipDataset(train_clips, fc, train=True, augment=augment, feature_augment=feature_augment,
-                           crop_frames=crop if cfg.features == "log_mel" else None, cache_dir=cfg.cache_dir,
-                           seed=cfg.seed, desc="train features")
-    val_ds = ClipDataset(val_clips, fc, train=False, cache_dir=cfg.cache_dir, desc="val features")
-    weights = class_weights(train_ds.labels) if cfg.balance == "loss" else None
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
-
-    def loader(ds, epoch: int, alone: bool = False) -> DataLoader:
-        rank, size = (0, 1) if alone else (world.rank, world.size)  # alone: whole batches, as one process
-        return epoch_loader(ds, cfg.batch_size, epoch, cfg.seed * 1000, cfg.balance == "sampler", rank, size)
-
-    extra = {"corpus_paths": corpus_paths, "split": split.name, "split_method": cfg.split, "fold": cfg.fold,
-             "n_train": len(train_clips), "n_val": len(val_clips), "n_test": len(split.test),
-             "imagenet_weights": str(imagenet) if imagenet else None, "config": asdict(cfg),
-             # "image": features came from the seed's pictures (seed_mfcc then means clip(MFCC, 0, 255); see dataset)
-             "feature_source": _feature_source(train_clips), "processes": world.size}
-    if state is not None:  # a resumed run loads no ImageNet file: record the one the run was started with
-        extra["imagenet_weights"] = cfg.weights
-    best_val = state["best_val"] if state else math.inf
-    done = state["epoch"] + 1 if state else 0
-    if state:
-        model.load_state_dict(state["model"])
-    log_path = run_dir / "log.jsonl"
-
-    def finish_epoch(entry: EpochLog, optimizer, scheduler) -> None:
-        nonlocal best_val
-        if entry.val_loss < best_val or (world.is_main and not (run_dir / "model.pt").exists()):
-            best_val = min(best_val, entry.val_loss)
-            entry.best = True
-            if world.is_main:
-                save_checkpoint(run_dir / "model.pt", model, mc, fc, LABELS,
-                                extra={**extra, "epoch": entry.epoch, "stage": entry.stage,
-                                       "val_loss": entry.val_loss, "val_metrics": entry.val})
-        if not world.is_main:
-            return
-        with log_path.open("a") as f:
-            f.write(json.dumps(asdict(entry)) + "\n")
-        _save_state(run_dir, model, optimizer, scheduler, entry.epoch, entry.stage, best_val)
-        log.info("epoch %d (%s): train loss %.4f, val loss %.4f, val acc %.4f%s", entry.epoch, entry.stage,
-                 entry.train_loss, entry.val_loss, entry.val.get("accuracy", float("nan")),
-                 " (best)" if entry.best else "")
-
-    def run_epochs(stage: str, last: int, optimizer, scheduler, layout_channels_last: bool, desc: str = "epoch",
-                   suffix: str = "") -> None:
-        """Whole-network epochs ``done .. last - 1``: train, validate, log, keep the best checkpoint."""
-        net = distributed.wrap_ddp(model)  # after (un)freezing: DDP syncs the parameters that train now
-        for epoch in range(done, last):
-            t0 = time.perf_counter()
-            train_ds.set_epoch(epoch)
-            seed_epoch(cfg.seed, epoch, world.rank)
-            train_loss = _train_epoch(net, loader(train_ds, epoch), optimizer, scheduler, loss_fn, bf16,
-                                      layout_channels_last, f"{desc} {epoch + 1}/{last}{suffix}")
-            distributed.average_buffers(model)
-            val_loss, val = _validate(model, val_ds, loss_fn, bf16, layout_channels_last, cfg.batch_size)
-            finish_epoch(EpochLog(stage, epoch, train_loss, val_loss, val, time.perf_counter() - t0), optimizer,
-                         scheduler)
-
-    if not cfg.is_resnet:
-        epochs = cfg.resolved_epochs()
-        optimizer = adamw([p for p in model.parameters()], cfg.weight_decay)
-        scheduler = one_cycle(optimizer, cfg.resolved_lr(), epochs * len(loader(train_ds, 0)))
-        _restore(state, optimizer, scheduler)
-        run_epochs("train", epochs, optimizer, scheduler, False)
-        return run_dir
-
-    # --- the seed's recipe: frozen-body head stage, then the unfrozen network -------------------------------
-    head_epochs, full_epochs = cfg.head_epochs, cfg.resolved_epochs()
-    if done < head_epochs:
-        t0 = time.perf_counter()
-        freeze_body(model, True)
-        if cfg.cache_body:
-            for p in model.body.parameters():  # eval-mode BN: nothing in the body trains (see module doc)
-                p.requires_grad_(False)
-            train_feats, val_feats = _body_features(model, run_dir / "body_features.pt", train_ds, val_ds,
-                                                    lambda: loader(train_ds, 0, alone=True), cfg, imagenet, world)
-            log.info("body features cached in %.0f s", time.perf_counter() - t0)
-            head = model.head[1:]  # the head after its (deterministic) concat pooling
-            net = distributed.wrap_ddp(head)
-            optimizer = adamw(list(head.parameters()), cfg.weight_decay)
-            scheduler = one_cycle(optimizer, cfg.resolved_lr(), head_epochs * len(loader(train_feats, 0)))
-            _restore(state, optimizer, scheduler)
-            for epoch in range(done, head_epochs):
-                t1 = time.perf_counter()
-                seed_epoch(cfg.seed, epoch, world.rank)
-                model.body.eval()
-                train_loss = _train_epoch(net, loader(train_feats, epoch), optimizer, scheduler, loss_fn, False,
-                                          False, f"head epoch {epoch + 1}/{head_epochs}")
-                distributed.average_buffers(head)
-                val_loss, val = _validate(head, val_feats, loss_fn, False, False, 512)
-                finish_epoch(EpochLog("head", epoch, train_loss, val_loss, val,
-                                      time.perf_counter() - t1 + (t1 - t0 if epoch == done else 0)), optimizer,
-                             scheduler)
-            del net
-        else:
-            optimizer = adamw([p for p in model.parameters() if p.requires_grad], cfg.weight_decay)
-            scheduler = one_cycle(optimizer, cfg.resolved_lr(), head_epochs * len(loader(train_ds, 0)))
-            _restore(state, optimizer, scheduler)
-            run_epochs("head", head_epochs, optimizer, scheduler, channels_last, desc="head epoch")
-        done = max(done, head_epochs)
-        state = None  # the optimiser state above belongs to the head stage
-
-    freeze_body(model, False)
-    groups = param_groups(model)
-    lrs = discriminative_lrs(cfg.finetune_lr, len(groups))
-    optimizer = adamw([{"params": g, "lr": lr} for g, lr in zip(groups, lrs, strict=True)], cfg.weight_decay)
-    scheduler = one_cycle(optimizer, lrs, full_epochs * len(loader(train_ds, 0)))
-    _restore(state if state and state["stage"] == "full" else None, optimizer, scheduler)
-    run_epochs("full", head_epochs + full_epochs, optimizer, scheduler, channels_last, " (unfrozen)")
-    return run_dir
-
-
-def _prepare_run_dir(run_dir: Path, cfg: TrainConfig, corpus_paths: list[str], state: dict | None, processes: int,
-                     parts: tuple[list[Clip], list[Clip], list[Clip]]) -> None:
-    """Rank 0: clear what an earlier run left (a fresh run) or trim the log to the resumed state, then write the
-    config and the manifests of the three parts."""
-    if state is None:  # a fresh run: forget what an earlier run left here
-        for stale in ("state.pt", "body_features.pt", "log.jsonl", "model.pt"):
-            if stale != "body_features.pt" or not _same_config(run_dir, cfg, corpus_paths):
-                (run_dir / stale).unlink(missing_ok=True)
-    else:
-        _trim_log(run_dir / "log.jsonl", state["epoch"])
-    config = json.dumps({**asdict(cfg), "corpus_paths": corpus_paths, "processes": processes}, indent=2)
-    atomic_write(run_dir / "config.json", lambda f: f.write(config.encode()))
-    for name, part in zip(("train", "val", "test"), parts, strict=True):
-        write_manifest(part, run_dir / f"{name}.csv")
-
-
-def _body_features(model: nn.Module, cached: Path, train_ds: ClipDataset, val_ds: ClipDataset, calibration_loader,
-                   cfg: TrainConfig, imagenet, world: distributed.World) -> tuple[TensorDataset, TensorDataset]:
-    """The frozen body's pooled features of the train and validation parts, computed once per run folder.
-
-    Rank 0 re-estimates the BatchNorm statistics (random bodies) on whole batches and sends the body to the
-    others; each rank then pools its share of the clips and all ranks gather the lot. Rank 0 keeps it in
-    ``cached`` (atomically: a run killed while writing recomputes it) for resumed runs.
-    """
-    saved = None
-    if world.is_main and cached.is_file():
-        try:
-            saved = torch.load(cached, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError) as e:
-            log.warning("%s: unreadable (%s); computing the body features again", cached, e)
-    saved = distributed.broadcast_object(saved)
-    if saved is not None:
-        model.body.load_state_dict(saved["body"])  # the calibrated BN statistics the features came from
-        return TensorDataset(saved["train_x"], saved["train_y"]), TensorDataset(saved["val_x"], saved["val_y"])
-    bf16, channels_last = cfg.bf16, cfg.channels_last and cfg.is_resnet
-    if imagenet is None and cfg.bn_calibration_batches > 0:
-        if world.is_main:
-            calibrate_batchnorm(model, calibration_loader(), cfg.bn_calibration_batches, bf16, channels_last)
-        model.body.load_state_dict(distributed.broadcast_object(model.body.state_dict()))
-    feats = []
-    for ds, name in ((train_ds, "train"), (val_ds, "val")):
-        idx = _shard_indices(len(ds))
-        part = _subset(ds, idx) if world.size > 1 else ds
-        pooled = pooled_body_features(model, part, cfg.batch_size, bf16, channels_last, f"body features ({name})")
-        feats.append(TensorDataset(*_gather_rows(idx, len(ds), pooled.tensors)))
-    if world.is_main:
-        payload = {"body": model.body.state_dict(), "train_x": feats[0].tensors[0], "train_y": feats[0].tensors[1],
-                   "val_x": feats[1].tensors[0], "val_y": feats[1].tensors[1]}
-        atomic_write(cached, lambda f: torch.save(payload, f))
-    return feats[0], feats[1]
-
-
 def _restore(state: dict | None, optimizer, scheduler) -> None:
     """Resume the optimiser and lr schedule of an interrupted run (nothing for a fresh one)."""
     if state:
@@ -670,20 +488,3 @@ def _restore(state: dict | None, optimizer, scheduler) -> None:
 def _feature_source(clips: list[Clip]) -> str:
     kinds = {is_image(c) for c in clips}
     return "mixed" if len(kinds) > 1 else ("image" if kinds == {True} else "audio")
-
-
-def _collate(ds):
-    return pad_collate if isinstance(ds, ClipDataset) else None
-
-
-def train_folds(cfg: TrainConfig, corpus_paths: list[str | Path], folds: list[int] | None = None) -> list[Path]:
-    """Train every fold (or ``folds``) of ``cfg.split``: one run folder ``<cfg.out>/fold<k>`` each."""
-    clips = load_clips(corpus_paths)
-    folds = list(range(n_folds(clips, cfg.split, cfg.k))) if folds is None else folds
-    runs = []
-    with distributed.process_group():  # one group for all folds (under torchrun)
-        for fold in folds:
-            fold_cfg = TrainConfig(**{f.name: getattr(cfg, f.name) for f in fields(cfg)})
-            fold_cfg.fold, fold_cfg.out = fold, str(Path(cfg.out) / f"fold{fold}")
-            runs.append(train(fold_cfg, corpus_paths))
-    return runs

@@ -152,8 +152,11 @@ function showResult(d, blob) {
   if (d.overlay_png) {
     const img = $("overlay");
     img.src = `data:image/png;base64,${d.overlay_png}`;
-    img.alt = d.cam ? "Log-mel spectrogram of the recording with the model's attribution map over it"
-                    : "Log-mel spectrogram of the recording";
+    // the alt text says what the picture shows: which stretch, and whose answer the map explains
+    const [from, to] = d.overlay_span_s || [0, d.duration_s];
+    const stretch = `Log-mel spectrogram of the recording from ${fmtSeconds(from)} to ${fmtSeconds(to)}`;
+    img.alt = d.cam ? `${stretch}, with the map of what pushed the model to its answer (${LABELS[d.label] || d.label})`
+                    : stretch;
     $("caption-cam").hidden = !d.cam;
     $("caption-plain").hidden = d.cam;
     const span = d.overlay_span_s || [0, d.duration_s];
