@@ -8,7 +8,7 @@ threads, batches, the decode watchdog), timed per file as its answer arrives.
 
 Printed: answers per outcome (label; errors by their first words), hangs (files given up by the watchdog),
 answers missing or doubled, tracebacks on stderr, the whole run's files per second and its peak RSS
-(``ru_maxrss``), with the load average; then each file once more on its own (``predict_files([file])``, one
+(``VmHWM``), with the load average; then each file once more on its own (``predict_files([file])``, one
 worker) for the slowest files.
 
 Usage (from the repository root)::
@@ -23,12 +23,12 @@ import contextlib
 import io
 import os
 import re
-import resource
 import shutil
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,28 @@ from fuzzing import write_fuzz_files  # noqa: E402
 def stand_in(waves: list[np.ndarray]) -> np.ndarray:
     """A cheap model (loudness): decoding, resampling and speech detection are what is fuzzed."""
     return np.array([1 / (1 + np.exp(1 - 20 * np.sqrt(np.mean(np.asarray(w, np.float64) ** 2)))) for w in waves])
+
+
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[io.StringIO]:
+    """Everything written to stderr in the block, Python's and the C libraries' (libmpg123 warns on fd 2)."""
+    text = io.StringIO()
+    with tempfile.TemporaryFile("w+") as tmp, contextlib.redirect_stderr(text):
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text.write(tmp.read())
+
+
+def peak_mb() -> float:
+    """This process's peak RSS (Linux /proc: VmHWM)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024  # kB
 
 
 def error_kind(message: str, path: str) -> str:
@@ -74,11 +96,10 @@ def main() -> None:
         answers: Counter = Counter()
         errors: Counter = Counter()
         seen: list[str] = []
-        stderr = io.StringIO()
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rss_before = peak_mb()
         load_before = os.getloadavg()
         t0 = time.perf_counter()
-        with contextlib.redirect_stderr(stderr):
+        with captured_stderr() as stderr:
             for (path, _), p in zip(files, iter_predictions(paths, model, options, show_progress=False),
                                     strict=True):
                 seen.append(p.path)
@@ -86,13 +107,14 @@ def main() -> None:
                 if p.label == "error":
                     errors[error_kind(p.error, str(path))] += 1
         elapsed = time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = peak_mb()
         hangs = sum(n for kind, n in errors.items() if "no progress" in kind or "decoder thread is stuck" in kind)
         print(f"\n{len(seen)} answers for {len(paths)} files in {elapsed:.1f} s ({len(paths) / elapsed:.0f} files/s); "
               f"load {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f}")
         print(f"missing or doubled answers: {sum(a != b for a, b in zip(seen, paths, strict=True))}; "
               f"hangs (given up by the watchdog): {hangs}; tracebacks on stderr: "
-              f"{stderr.getvalue().count('Traceback')}")
+              f"{stderr.getvalue().count('Traceback')} (other lines the decoders wrote there: "
+              f"{len(stderr.getvalue().splitlines())})")
         print("outcomes: " + ", ".join(f"{k} {v}" for k, v in answers.most_common()))
         print("errors by kind:")
         for kind, n in errors.most_common():
@@ -100,7 +122,7 @@ def main() -> None:
         print(f"peak RSS {peak:.0f} MB (before the run {rss_before:.0f} MB)", flush=True)
         one = PredictOptions(decode_timeout_s=args.timeout, workers=1)
         times = []
-        with contextlib.redirect_stderr(io.StringIO()):
+        with captured_stderr():
             for path, case in files:
                 t = time.perf_counter()
                 (p,) = predict_files([path], model, one, show_progress=False)

@@ -5,7 +5,8 @@ voices without espeak-ng) in turns of 1-4 sentences of one voice, 0.2-1.2 s paus
 quiet noise between some turns, written as a 16 kHz FLAC, turn by turn, into a temporary folder. The female and
 male seconds of the script are printed next to the answers.
 
-Each measurement runs in a fresh process, which reports its peak resident memory (``ru_maxrss``) and, as the
+Each measurement runs in a fresh process, which reports its peak resident memory (``VmHWM``: ``ru_maxrss`` would
+carry over the parent's peak through fork and exec) and, as the
 floor nothing in predict can go under, its RSS after loading the model and predicting a 10 s clip ("base").
 × real time is the audio's duration over the wall-clock time of the call (model loading excluded). The load
 average (``os.getloadavg``) before and after is printed with every figure: the machine is shared.
@@ -29,7 +30,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import shutil
 import struct
 import subprocess
@@ -79,7 +79,9 @@ def _rss_mb() -> float:
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    """This process's peak RSS (Linux /proc: VmHWM, reset by exec)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024  # kB
 
 
 def _load() -> str:

@@ -110,3 +110,50 @@ def test_stream_equals_whole_file_resampling(tmp_path: Path):
     n = min(len(streamed), len(whole))
     np.testing.assert_allclose(streamed[100:n - 100], whole[100:n - 100], atol=1e-3)
     assert audio_duration(path) == pytest.approx(5.0)
+
+
+# --- headers that lie (issue 13) --------------------------------------------------------------------------------
+def _mp3_claiming_hours(path: Path) -> float:
+    """An MP3 whose Xing/Info header claims ~16.7 M frames (about 12 h at 22.05 kHz); returns its true seconds."""
+    import struct
+
+    sf.write(path, TONE, SR, format="MP3", subtype="MPEG_LAYER_III")
+    data = bytearray(path.read_bytes())
+    tag = max(data.find(b"Xing"), data.find(b"Info"))
+    assert tag > 0 and struct.unpack_from(">I", data, tag + 4)[0] & 1, "no frame count in the Xing/Info header"
+    struct.pack_into(">I", data, tag + 8, 0x00FFFFFF)
+    path.write_bytes(bytes(data))
+    return len(TONE) / SR
+
+
+def test_an_mp3_header_claiming_hours_decodes_to_what_it_holds(tmp_path: Path):
+    path = tmp_path / "liar.mp3"
+    seconds = _mp3_claiming_hours(path)
+    assert sf.info(str(path)).duration > 3600  # what the header says
+    assert load_audio(path, sr=16_000).duration_s == pytest.approx(seconds, abs=0.1)
+    streamed = sum(len(b) for b in stream_audio(path, 16_000, block_s=0.5)) / 16_000
+    assert streamed == pytest.approx(seconds, abs=0.1)  # sf.blocks would repeat its buffer for 12 hours
+
+
+def test_absurd_sample_rates_and_truncation_are_errors_when_streamed_too(tmp_path: Path):
+    import struct
+
+    from voicegender.audio import AudioTooLong
+
+    path = tmp_path / "rate1.wav"
+    sf.write(path, TONE, SR, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, 24, 1)  # 1 Hz: 22,050 samples would last 6 hours
+    path.write_bytes(bytes(data))
+    for read in (lambda: load_audio(path), lambda: list(stream_audio(path))):
+        with pytest.raises(AudioDecodeError, match="rate1.wav: sample rate 1 Hz"):
+            read()
+    cut = tmp_path / "cut.wav"
+    sf.write(cut, TONE, SR, subtype="PCM_16")
+    cut.write_bytes(cut.read_bytes()[:-1000])
+    with pytest.raises(AudioDecodeError, match="cut.wav: truncated WAV file"):
+        list(stream_audio(cut))
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, TONE, SR, subtype="PCM_16")
+    with pytest.raises(AudioTooLong):  # a caller's limit on decoded bytes (predict streams such files instead)
+        load_audio(whole, max_bytes=1000)

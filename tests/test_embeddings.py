@@ -133,3 +133,13 @@ def test_torch_encoder_is_still_available_for_explain():
     encoder = embeddings.load_encoder()
     assert isinstance(encoder, embeddings.GE2EEncoder) and not encoder.training
     assert embeddings.load_encoder() is encoder
+
+
+def test_short_clips_cost_one_window_and_tails_need_real_coverage():
+    mel = embeddings.mel_frames(embeddings.prepare(np.random.default_rng(0).standard_normal(8_000)))
+    assert len(mel) == embeddings.PARTIAL_FRAMES  # 0.5 s tiled to exactly one window
+    assert len(embeddings.partial_windows(len(mel))) == 1
+    assert len(embeddings.partial_windows(161)) == 1  # 10 ms uncovered: not worth a second window
+    assert [w.start for w in embeddings.partial_windows(200)] == [0, 40]  # 0.4 s uncovered: covered
+    assert [w.start for w in embeddings.partial_windows(430)] == [0, 77, 154, 231]  # 39 frames left over
+    assert [w.start for w in embeddings.partial_windows(431)] == [0, 77, 154, 231, 271]

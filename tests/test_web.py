@@ -273,7 +273,7 @@ def test_uploaded_name_is_only_displayed_and_temp_files_are_removed(client, voic
     r = _post(client, "../../etc/<script>x.wav", voice_wav.read_bytes())
     assert r.status_code == 200
     assert r.json()["path"] == "_script_x.wav"
-    assert list(tmp_path.iterdir()) == []  # the private temp copy is gone
+    assert list(tmp_path.glob("voicegender-*")) == []  # uploads  # the private temp copy is gone
     assert not (Path("/etc") / "_script_x.wav").exists()
 
 
@@ -466,7 +466,7 @@ def test_a_full_server_answers_503_before_reading_and_a_lost_client_gives_its_sl
         _wait_for(lambda: capacity.used == 0)  # the client hung up mid-upload: its slot is free again
         r = httpx.post(f"{url}/api/predict", files={"file": ("next.wav", data)}, timeout=60)
         assert r.status_code == 200, r.text
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.glob("voicegender-*")) == []  # uploads
 
 
 def test_a_stalled_upload_gets_408_and_gives_its_slot_back(client, voice_wav, tmp_path, monkeypatch):
@@ -483,7 +483,7 @@ def test_a_stalled_upload_gets_408_and_gives_its_slot_back(client, voice_wav, tm
     assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
     assert b"stalled" in reply
     assert app.state.capacity.used == 0
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.glob("voicegender-*")) == []  # uploads
 
 
 def test_a_truncated_multipart_body_is_400_and_leaves_nothing(client, voice_wav, tmp_path, monkeypatch):
@@ -493,4 +493,4 @@ def test_a_truncated_multipart_body_is_400_and_leaves_nothing(client, voice_wav,
     assert r.status_code == 400
     assert r.json()["detail"]
     assert client.app.state.capacity.used == 0
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.glob("voicegender-*")) == []  # uploads

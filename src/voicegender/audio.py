@@ -83,15 +83,39 @@ def _wav_missing_bytes(path: Path) -> int:
     return 0
 
 
+def _check_rate(path: Path, rate: int) -> None:
+    if rate < MIN_SAMPLE_RATE:
+        raise AudioDecodeError(f"{path}: sample rate {rate} Hz is not usable audio (at least {MIN_SAMPLE_RATE} Hz)")
+
+
 def _too_long(path: Path, frames: int, channels: int, max_bytes: int | None) -> None:
     if max_bytes is not None and frames * max(1, channels) * 4 > max_bytes:
         raise AudioTooLong(f"{path}: {frames} frames x {channels} channels exceed {max_bytes / 1e6:.0f} MB decoded")
 
 
+def _soundfile_blocks(f: sf.SoundFile, frames: int) -> Iterator[np.ndarray]:
+    """(frames, channels) float32 blocks until the data really ends.
+
+    Not ``sf.read`` / ``sf.blocks``: both size their output from the header's frame count, which a damaged MP3
+    (its Xing frame count) or WAV can inflate: ``read`` then allocates for it at once, and ``blocks`` yields its
+    stale buffer again until the claimed count is reached (a 5 kB MP3 "decoded" to 20 hours).
+    """
+    while len(block := f.read(frames, dtype="float32", always_2d=True)):
+        yield block
+
+
 def _read_soundfile(path: Path, max_bytes: int | None = None) -> tuple[np.ndarray, int]:
     with sf.SoundFile(str(path)) as f:
-        _too_long(path, f.frames, f.channels, max_bytes)  # sf.read allocates what the header claims, at once
-        return f.read(dtype="float32", always_2d=True), f.samplerate
+        _check_rate(path, f.samplerate)
+        _too_long(path, f.frames, f.channels, max_bytes)
+        size = max(1, MAX_BLOCK_BYTES // (4 * max(1, f.channels)))
+        blocks, frames = [], 0
+        for block in _soundfile_blocks(f, size):
+            blocks.append(block)
+            frames += len(block)
+            _too_long(path, frames, f.channels, max_bytes)
+        data = np.concatenate(blocks) if blocks else np.zeros((0, max(1, f.channels)), np.float32)
+        return data, f.samplerate
 
 
 def _read_pyav(path: Path, max_bytes: int | None = None, on_progress: ProgressCallback | None = None
@@ -109,6 +133,7 @@ def _read_pyav(path: Path, max_bytes: int | None = None, on_progress: ProgressCa
         resampler = av.AudioResampler(format="flt", layout=stream.layout.name if stream.layout else None,
                                       rate=stream.rate)
         rate = stream.rate
+        _check_rate(path, rate or 0)  # before decoding: at 1 Hz FFmpeg's resampler takes seconds per second
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
                 chunks.append(out.to_ndarray().reshape(-1, channels))
@@ -131,7 +156,7 @@ def _decode(path: Path, max_bytes: int | None = None, on_progress: ProgressCallb
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as sf_error:
         try:
             return _read_pyav(path, max_bytes, on_progress)
-        except AudioTooLong:
+        except AudioDecodeError:  # too long, or a sample rate no audio has: said clearly already
             raise
         except Exception as av_error:  # PyAV raises many FFmpeg error types; all mean "cannot decode"
             reason = str(av_error).strip() or type(av_error).__name__
@@ -153,11 +178,6 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     if from_rate == to_rate or len(samples) == 0:
         return samples
     return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
-
-
-def _check_rate(path: Path, rate: int) -> None:
-    if rate < MIN_SAMPLE_RATE:
-        raise AudioDecodeError(f"{path}: sample rate {rate} Hz is not usable audio (at least {MIN_SAMPLE_RATE} Hz)")
 
 
 def load_audio(path: str | Path, sr: int | None = SAMPLE_RATE, *, max_bytes: int | None = None,
@@ -229,7 +249,7 @@ def stream_audio(path: str | Path, sr: int = SAMPLE_RATE, block_s: float = 30.0,
     if info is not None and info.frames > 0:
         _check_rate(path, info.samplerate)
         size = max(1, min(int(block_s * info.samplerate), MAX_BLOCK_BYTES // (4 * max(1, info.channels))))
-        blocks = (to_mono(b) for b in sf.blocks(str(path), blocksize=size, dtype="float32", always_2d=True))
+        blocks = _soundfile_mono_blocks(path, size)
         rate = info.samplerate
     else:
         blocks, rate = _pyav_blocks(path, block_s, on_progress)
@@ -251,6 +271,19 @@ def stream_audio(path: str | Path, sr: int = SAMPLE_RATE, block_s: float = 30.0,
             yield tail
     if produced == 0:
         raise AudioDecodeError(f"{path}: contains no audio samples (zero length)")
+
+
+def _soundfile_mono_blocks(path: Path, frames: int) -> Iterator[np.ndarray]:
+    with sf.SoundFile(str(path)) as f:
+        blocks = _soundfile_blocks(f, frames)
+        while True:
+            try:
+                block = next(blocks, None)
+            except (sf.LibsndfileError, RuntimeError) as e:  # corrupt data in the middle of the file
+                raise AudioDecodeError(f"{path}: corrupt audio data ({str(e).strip()})") from e
+            if block is None:
+                return
+            yield to_mono(block)
 
 
 def _pyav_blocks(path: Path, block_s: float, on_progress: ProgressCallback | None = None

@@ -70,8 +70,11 @@ STREAM_ABOVE_BYTES = 20_000_000  # files whose header soundfile cannot read (m4a
 STREAM_BLOCK_S = 10.0  # seconds decoded at a time when streaming (48 kHz stereo: ~14 MB peak)
 P_CLIP = 1e-6  # probabilities are clipped to [P_CLIP, 1 - P_CLIP] before averaging logits
 # female_s / male_s come from segment's windows when there is more speech than this (seconds); below, all speech
-# is given to the predicted label. The windows (1.5 s every 0.5 s) cost ~3x the scoring of the speech itself
-# (benchmarks/long_audio.py --cost); 2 s turns are the shortest the timeline keeps, so 8 s holds a few of them.
+# is given to the predicted label: 2 s turns are the shortest the timeline keeps, so 8 s holds a few of them. The
+# windows (1.5 s every 0.5 s: 3 s of model input per second of speech) are the cost. Measured with the shipped
+# model on 2 busy cores (benchmarks/long_audio.py --cost, load 1.7-2.8): 3 and 6 s clips unchanged (15-44 ms per
+# file, below the threshold); 12 s clips 47-56 -> 91-101 ms; 30 s clips 71-174 -> 384-528 ms; a 1 h conversation
+# 15 s -> 37 s (load 3.8).
 SPEAKING_TIME_ABOVE_S = 8.0
 DECODE_TIMEOUT_S = 60.0  # a file whose decoding makes no progress for this long (seconds) is given up: error row
 MAX_STUCK_DECODES = 4  # worker threads replaced per run while their decoder is stuck; then remaining files: error

@@ -159,10 +159,17 @@ def _frame_scores(scored: list[tuple[int, int, float, float]], n_frames: int, th
         capped[end] -= w * c
         den[start] += w
         den[end] -= w
-    den = np.cumsum(den)[:n_frames]
+    # in place: 4 float64 arrays per frame at the peak (10 h of audio: 36 MB), not 10
+    den = np.cumsum(den, out=den)[:n_frames]
     covered = den > 1e-9
-    safe = np.where(covered, den, 1.0)
-    return tuple(np.where(covered, np.cumsum(x)[:n_frames] / safe, np.nan) for x in (vote, num, capped))
+    np.copyto(den, 1.0, where=~covered)
+    out = []
+    for x in (vote, num, capped):
+        x = np.cumsum(x, out=x)[:n_frames]
+        x /= den
+        x[~covered] = np.nan
+        out.append(x)
+    return tuple(out)
 
 
 def viterbi_2state(evidence: np.ndarray, switch_penalty: float) -> np.ndarray:
@@ -206,12 +213,19 @@ def viterbi_2state(evidence: np.ndarray, switch_penalty: float) -> np.ndarray:
     return path
 
 
-def _fill_nearest(values: np.ndarray) -> np.ndarray:
-    """Replace NaNs by the nearest finite value (all-NaN stays NaN)."""
-    ok = np.flatnonzero(np.isfinite(values))
+def _fill_nearest(values: np.ndarray, ok: np.ndarray | None = None, span: tuple[int, int] | None = None
+                  ) -> np.ndarray:
+    """Replace NaNs by the nearest finite value (all-NaN stays NaN).
+
+    ``ok``: the indices of the finite values, if known; ``span`` (a, b): only ``result[a:b]`` is computed and
+    returned (memory and time of the span, not of ``values``).
+    """
+    if ok is None:
+        ok = np.flatnonzero(np.isfinite(values))
+    a, b = span if span is not None else (0, len(values))
     if len(ok) == 0 or len(ok) == len(values):
-        return values
-    idx = np.arange(len(values))
+        return values[a:b]
+    idx = np.arange(a, b)
     pos = np.clip(np.searchsorted(ok, idx), 1, len(ok) - 1)
     left, right = ok[pos - 1], ok[pos]
     nearest = np.where(np.abs(idx - left) <= np.abs(right - idx), left, right)
@@ -263,6 +277,7 @@ def build_timeline(probs: np.ndarray, scored: list[tuple[int, int, float, float]
     smooth = max(1, int(round(options.smooth_s / FRAME_S)) | 1)  # odd length
     segments: list[Segment] = []
     cursor = 0.0
+    scored_frames = None
 
     def gap(until: float) -> None:
         if until - cursor > 1e-6:
@@ -274,8 +289,10 @@ def build_timeline(probs: np.ndarray, scored: list[tuple[int, int, float, float]
         region_logits = _fill_nearest(logits[f0:f1].copy())
         region_evidence = _fill_nearest(evidence[f0:f1].copy())  # as the votes: a change at mid-gap, not its start
         if not np.isfinite(region).any():  # no window held enough speech: borrow from the nearest scored frame
-            region, region_logits = _fill_nearest(votes.copy())[f0:f1], _fill_nearest(logits.copy())[f0:f1]
-            region_evidence = _fill_nearest(evidence.copy())[f0:f1]
+            if scored_frames is None:
+                scored_frames = np.flatnonzero(np.isfinite(votes))  # the same frames for all three
+            region, region_logits, region_evidence = (_fill_nearest(x, scored_frames, (f0, f1))
+                                                      for x in (votes, logits, evidence))
         if not np.isfinite(region).any():  # nothing in the whole file could be classified
             continue
         if options.smoothing == "viterbi":

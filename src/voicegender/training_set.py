@@ -30,7 +30,7 @@ from .fileio import atomic_write
 log = logging.getLogger(__name__)
 
 SR = 16_000  # Hz
-RECIPE_VERSION = 3  # bump when a copy's definition or the speech detector changes (invalidates caches)
+RECIPE_VERSION = 4  # bump when a copy's definition, the speech detector or the embedding changes
 COPY_KINDS = ("clean", "tel", "codec", "aug1", "aug2", "short", "short_tel", "short_aug")
 TEST_KINDS = ("clean", "tel", "codec")  # fixed channels a held-out corpus is scored on
 TRAIN_KINDS = ("clean", "tel", "codec", "aug1", "aug2", "short", "short_aug")  # what the shipped head learns from

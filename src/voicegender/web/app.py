@@ -6,7 +6,8 @@ Routes
 ``GET /api/health``       ``{"model", "version", "voicegender", "labels", "max_upload_mb", "token_required",
                           "child_flag"}`` (``p_child`` at or above ``child_flag``: the page warns of a child's voice)
 ``POST /api/predict``     multipart field ``file`` → the fields of ``predict --format json``
-                          (``path, label, p_female, duration_s, speech_s``); with ``?explain=1`` also
+                          (``path, label, p_female, p_child, duration_s, speech_s, female_s, male_s``);
+                          with ``?explain=1`` also
                           ``overlay_png`` (base64 PNG of the loudest ``overlay_span_s`` = [start, end] seconds,
                           at most 20 s: log-mel spectrogram with the attribution map when ``cam`` is true, else
                           the plain spectrogram and the reason in ``explain_note``) and ``timeline``
