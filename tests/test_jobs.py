@@ -18,7 +18,7 @@ import soundfile as sf
 
 from voicegender.cli import main
 from voicegender.errors import VoiceGenderError
-from voicegender.export import deferred_signals, read_timeline, write_timeline
+from voicegender.writers import deferred_signals, read_timeline, write_timeline
 from voicegender.jobs import Shard, merge_results, read_results, run_predictions, shard_index
 from voicegender.predict import PredictOptions
 from voicegender.segment import Segment
@@ -230,7 +230,7 @@ def test_timeline_write_is_atomic(tmp_path: Path, name: str, monkeypatch):
     def broken_write(path, write):  # the disk fills up (or the process is stopped) half-way
         raise OSError("No space left on device")
 
-    monkeypatch.setattr("voicegender.export.atomic_write", broken_write)
+    monkeypatch.setattr("voicegender.writers.atomic_write", broken_write)
     with pytest.raises(OSError):
         write_timeline(SEGMENTS, out)
     assert out.read_bytes() == before

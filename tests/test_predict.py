@@ -14,7 +14,7 @@ from conftest import ESPEAK, espeak, pitch_scorer, requires_espeak
 
 from voicegender.audio import resample
 from voicegender.cli import main
-from voicegender.export import read_predictions_csv, write_predictions
+from voicegender.writers import read_predictions_csv, write_predictions
 from voicegender.predict import (
     FIELDS,
     Prediction,

@@ -14,7 +14,7 @@ from conftest import espeak as _espeak
 from conftest import pitch_scorer, requires_espeak
 
 from voicegender.cli import main
-from voicegender.export import read_timeline, write_timeline
+from voicegender.writers import read_timeline, write_timeline
 from voicegender.segment import (
     Segment,
     SegmentOptions,

@@ -167,7 +167,7 @@ def predict_cmd(
     import dataclasses
 
     from .distributed import world_from_env
-    from .export import prediction_csv_header, prediction_csv_row, prediction_json
+    from .writers import prediction_csv_header, prediction_csv_row, prediction_json
     from .jobs import Shard, result_format
     from .predict import expand_paths, iter_predictions, load_model
 
@@ -329,7 +329,7 @@ def segment_cmd(
     """Split a recording into a timeline of female / male / no_speech segments."""
     import tempfile
 
-    from .export import timeline_csv, timeline_format, timeline_json, write_textgrid, write_timeline
+    from .writers import timeline_csv, timeline_format, timeline_json, write_textgrid, write_timeline
     from .segment import SegmentOptions, segment_file, speaking_time
 
     if not 0.0 < threshold < 1.0:
@@ -619,7 +619,7 @@ def explain_cmd(
     err.print(f"{len(result.files)} files in {result.out_dir} (open explain.html)", markup=False, soft_wrap=True)
 
 
-# --- export ---------------------------------------------------------------------------------------------------
+# --- export (ONNX) ---------------------------------------------------------------------------------------------
 DEFAULT_DATA = Path("../shared/data")  # where `voicegender fit` looks for corpora when none are given
 
 
