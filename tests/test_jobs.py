@@ -18,11 +18,11 @@ import soundfile as sf
 
 from voicegender.cli import main
 from voicegender.errors import VoiceGenderError
-from voicegender.writers import deferred_signals, read_timeline, write_timeline
 from voicegender.jobs import Shard, merge_results, read_results, run_predictions, shard_index
 from voicegender.predict import PredictOptions
 from voicegender.segment import Segment
 from voicegender.synth import synth_voice
+from voicegender.writers import deferred_signals, read_timeline, write_timeline
 
 SR = 16_000
 FAST = PredictOptions(vad=False, batch_size=4, workers=1)  # no speech detection: milliseconds per file

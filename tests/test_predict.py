@@ -14,7 +14,6 @@ from conftest import ESPEAK, espeak, pitch_scorer, requires_espeak
 
 from voicegender.audio import resample
 from voicegender.cli import main
-from voicegender.writers import read_predictions_csv, write_predictions
 from voicegender.predict import (
     FIELDS,
     Prediction,
@@ -26,6 +25,7 @@ from voicegender.predict import (
     score_speech,
 )
 from voicegender.synth import synth_noise, synth_tone
+from voicegender.writers import read_predictions_csv, write_predictions
 
 SR = 16_000
 

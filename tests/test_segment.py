@@ -14,7 +14,6 @@ from conftest import espeak as _espeak
 from conftest import pitch_scorer, requires_espeak
 
 from voicegender.cli import main
-from voicegender.writers import read_timeline, write_timeline
 from voicegender.segment import (
     Segment,
     SegmentOptions,
@@ -26,6 +25,7 @@ from voicegender.segment import (
     viterbi_2state,
 )
 from voicegender.vad import FRAME_S
+from voicegender.writers import read_timeline, write_timeline
 
 SR = 16_000
 

@@ -167,9 +167,9 @@ def predict_cmd(
     import dataclasses
 
     from .distributed import world_from_env
-    from .writers import prediction_csv_header, prediction_csv_row, prediction_json
     from .jobs import Shard, result_format
     from .predict import expand_paths, iter_predictions, load_model
+    from .writers import prediction_csv_header, prediction_csv_row, prediction_json
 
     if fmt not in ("table", "json", "csv"):
         raise VoiceGenderError(f"--format must be table, json or csv, got {fmt!r}")
@@ -329,8 +329,8 @@ def segment_cmd(
     """Split a recording into a timeline of female / male / no_speech segments."""
     import tempfile
 
-    from .writers import timeline_csv, timeline_format, timeline_json, write_textgrid, write_timeline
     from .segment import SegmentOptions, segment_file, speaking_time
+    from .writers import timeline_csv, timeline_format, timeline_json, write_textgrid, write_timeline
 
     if not 0.0 < threshold < 1.0:
         raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
@@ -565,7 +565,8 @@ def _explain_sections(target: Path, corpus: list[Path] | None, dest: Path, max_c
     """The explain section of an evaluation report: maps and occlusion over the evaluated clips."""
     from .corpora import load_corpus
     from .evaluate import read_run_manifest
-    from .explain import REPORT_TITLE, explain_corpus, resolve_model
+    from .explain import REPORT_TITLE, resolve_model
+    from .explain_corpus import explain_corpus
     from .report import Section
 
     loaded, run_dir = resolve_model(target)
@@ -599,7 +600,8 @@ def explain_cmd(
     import torch
 
     from .corpora import load_corpus
-    from .explain import explain_corpus, resolve_model
+    from .explain import resolve_model
+    from .explain_corpus import explain_corpus
 
     torch.set_num_threads(max(1, threads))
 

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import VoiceGenderError
-from .writers import prediction_csv_header, prediction_csv_row, prediction_json
 from .fileio import atomic_write
 from .predict import FIELDS, Prediction, PredictOptions, iter_predictions, load_model
+from .writers import prediction_csv_header, prediction_csv_row, prediction_json
 
 log = logging.getLogger(__name__)
 
