@@ -1,0 +1,40 @@
+"""Command line (``voicegender``): a thin layer that parses arguments, calls one library function and formats
+its result. Commands live in :mod:`.listen` (predict, merge, segment, record, serve) and :mod:`.research`
+(corpus info, train, evaluate, explain, fit, export); :mod:`.common` holds the app and the consoles.
+
+Heavy modules (torch, librosa) are imported inside the commands so that ``voicegender --help`` is instant.
+Errors caused by the user's input print as one line (``error: <file>: <problem>``) with exit code 2;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import VoiceGenderError
+from . import listen, research  # noqa: F401  (importing them registers their commands)
+from .common import EXIT_USER_ERROR, app, err
+
+__all__ = ["app", "main"]
+
+
+# --- entry point ------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default: sys.argv[1:]); returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        # standalone mode: typer prints usage errors itself and exits through SystemExit
+        app(args=args, prog_name="voicegender", standalone_mode=True)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except VoiceGenderError as e:
+        if debug:
+            raise
+        err.print(f"error: {e}", markup=False, soft_wrap=True)
+        return EXIT_USER_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""Commands for people labelling recordings: predict, merge, segment, record, serve."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..errors import VoiceGenderError
+from .common import EXIT_USER_ERROR, _result, app, err, out  # noqa: F401
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind; the default serves this machine only")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    model: Annotated[Path | None, typer.Option(help="checkpoint to serve (default: the shipped model)")] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="largest accepted upload in MB; bigger gets 413")] = 25.0,
+    token: Annotated[str | None, typer.Option(
+        envvar="VOICEGENDER_TOKEN", show_default=False,
+        help="access token: API requests must send 'Authorization: Bearer TOKEN' (the page: open /?token=TOKEN "
+             "once). Prefer the environment variable: other users can read command lines")] = None,
+) -> None:
+    """Start the web page and JSON API (POST /api/predict, GET /api/health); needs the web extra."""
+    try:
+        import uvicorn
+
+        from ..web.app import create_app, is_loopback
+    except ImportError as e:
+        raise VoiceGenderError(f"the web page needs the web extra: pip install 'voicegender[web]' ({e})") from e
+    if not is_loopback(host):
+        if token is None:
+            err.print(f"warning: serving on {host} without an access token: anyone who can reach this address "
+                      "can use the page and the API; set --token or VOICEGENDER_TOKEN", markup=False, soft_wrap=True)
+        else:
+            err.print(f"warning: serving on {host}: other machines can reach the page; API requests need the "
+                      "access token, which plain http sends unencrypted", markup=False, soft_wrap=True)
+    try:
+        web_app = create_app(model=model, max_upload_mb=max_upload_mb, token=token)
+    except ValueError as e:  # a bad --max-upload-mb or --token: one line, like every other input error
+        raise VoiceGenderError(str(e)) from e
+    shown = f"{'[' + host + ']' if ':' in host else host}:{port}"
+    extra = " with ?token=<your token> once" if token is not None else ""
+    err.print(f"voicegender: open http://{shown}/{extra} (Ctrl+C to stop)", markup=False, soft_wrap=True)
+    uvicorn.run(web_app, host=host, port=port, log_level="warning")
+
+
+# --- predict / segment / record -------------------------------------------------------------------------------
+def _predict_options(threshold: float, min_speech: float, no_vad: bool):
+    from ..predict import PredictOptions
+
+    if not 0.0 < threshold < 1.0:
+        raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
+    return PredictOptions(threshold=threshold, min_speech_s=min_speech, vad=not no_vad)
+
+
+_MODEL_HELP = "checkpoint from `voicegender train` (default: the model shipped with the package)"
+
+
+@app.command("predict")
+def predict_cmd(
+    paths: Annotated[list[str], typer.Argument(help="audio files, folders (searched recursively) or globs")],
+    model: Annotated[Path | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table | json (one object per line) | csv")] = "table",
+    threshold: Annotated[float, typer.Option(help="p_female at or above this is 'female'")] = 0.5,
+    min_speech: Annotated[float, typer.Option(help="seconds of speech below which the answer is no_speech")] = 0.15,
+    no_vad: Annotated[bool, typer.Option("--no-vad", help="classify the whole file (no speech detection)")] = False,
+    explain_dir: Annotated[Path | None, typer.Option(
+        "--explain", help="also write each file's spectrogram + attribution map as DIR/<name>.png")] = None,
+    out_file: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="write the results to FILE.jsonl or FILE.csv, a batch at a time; FILE appears when "
+                            "every file has its line (until then: FILE.partial). Safe to interrupt: see --resume",
+        show_default=False)] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="with --out: skip the files that already have a line (in FILE.partial, or else FILE)")
+    ] = False,
+    shard: Annotated[str | None, typer.Option(
+        help="K/N: only shard K (0..N-1) of the inputs, split by a hash of each path; --out FILE then writes "
+             "FILE-stem.part-K-of-N.ext (join the parts with `voicegender merge`). Default under torchrun: "
+             "RANK/WORLD_SIZE", show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        help="files decoded and scored together, and written at a time with --out (default 32)",
+        show_default=False)] = None,
+) -> None:
+    """Predict the speaker gender (female / male / no_speech) of recordings. Exit code 1 if any file failed.
+
+    Large jobs: --out results.jsonl --resume, split over machines with --shard K/N (SLURM arrays, Kubernetes
+    indexed jobs, torchrun), then `voicegender merge -o results.jsonl`. SIGINT/SIGTERM stop cleanly (exit code
+    130/143) with the finished lines kept in results.jsonl.partial."""
+    import dataclasses
+
+    from ..distributed import world_from_env
+    from ..jobs import Shard, result_format
+    from ..predict import expand_paths, iter_predictions, load_model
+    from ..writers import prediction_csv_header, prediction_csv_row, prediction_json
+
+    if fmt not in ("table", "json", "csv"):
+        raise VoiceGenderError(f"--format must be table, json or csv, got {fmt!r}")
+    if resume and out_file is None:
+        raise VoiceGenderError("--resume continues an output file: give it with --out FILE")
+    if batch_size is not None and batch_size < 1:
+        raise VoiceGenderError(f"--batch-size must be at least 1, got {batch_size}")
+    part = Shard.parse(shard) if shard is not None else Shard.from_env()
+    options = _predict_options(threshold, min_speech, no_vad)
+    if batch_size is not None:
+        options = dataclasses.replace(options, batch_size=batch_size)
+    local = world_from_env().local_size
+    if local > 1 and options.workers == 0:  # processes on one machine share its cores
+        options = dataclasses.replace(options, workers=max(1, min(4, (os.cpu_count() or 1) // local)))
+    files = expand_paths(paths)
+    if not files:
+        raise VoiceGenderError(f"no audio files found in {', '.join(paths)}")
+    if out_file is not None:
+        _predict_to_file(files, out_file, result_format(out_file, None if fmt == "table" else fmt), model, options,
+                         resume, part, explain_dir)
+        return
+    files = part.select(files)
+    loaded = load_model(model)
+    rows, failed = [], 0
+    if fmt == "csv":
+        sys.stdout.write(prediction_csv_header() + "\n")
+    pictures = _PictureWriter(explain_dir, loaded) if explain_dir is not None else None
+    for p in iter_predictions(files, loaded, options):
+        if p.label == "error":
+            failed += 1
+            err.print(f"error: {p.error}", markup=False, soft_wrap=True)
+        elif pictures is not None and p.label != "no_speech":
+            pictures.write(p.path)
+        if fmt == "table":
+            rows.append(p)
+            continue
+        sys.stdout.write((prediction_json(p) if fmt == "json" else prediction_csv_row(p)) + "\n")
+        sys.stdout.flush()
+    if fmt == "table" and rows:
+        # paths relative to the folder they share (named in the caption), so the table stays narrow
+        full = [os.path.abspath(p.path) for p in rows]
+        folder = os.path.commonpath([os.path.dirname(f) for f in full])
+        table = Table(caption=f"in {folder}", caption_justify="left")
+        numbers = ("p_female", "p_child", "duration_s", "speech_s")
+        if all(p.p_child is None for p in rows):  # the model does not estimate it
+            numbers = ("p_female", "duration_s", "speech_s")
+        for column in ("path", "label", *numbers):
+            table.add_column(column, justify="left" if column in ("path", "label") else "right",
+                             overflow="fold")
+        for p, path in zip(rows, full, strict=True):
+            d = p.as_dict()
+            table.add_row(os.path.relpath(path, folder), d["label"],
+                          *("" if d[k] is None else f"{d[k]:.3f}" for k in numbers))
+        out.print(table)
+    if failed:
+        err.print(f"{failed} of {len(files)} file(s) failed")
+        raise typer.Exit(1)
+
+
+def _predict_to_file(files: list[str], out_file: Path, fmt: str, model, options, resume: bool, part,
+                     explain_dir: Path | None) -> None:
+    """`predict --out`: a resumable, interruptible job (voicegender.jobs.run_predictions)."""
+    import signal
+
+    from ..jobs import run_predictions
+    from ..predict import load_model
+
+    loaded = load_model(model)
+    pictures = _PictureWriter(explain_dir, loaded) if explain_dir is not None else None
+
+    def on_batch(batch) -> None:
+        for p in batch:
+            if p.label == "error":
+                err.print(f"error: {p.error}", markup=False, soft_wrap=True)
+            elif pictures is not None and p.label != "no_speech":
+                pictures.write(p.path)
+
+    job = run_predictions(files, out_file, loaded, options, fmt=fmt, resume=resume, shard=part, on_batch=on_batch)
+    shard_note = f" (shard {part.index}/{part.count})" if part.count > 1 else ""
+    if job.interrupted is not None:
+        err.print(f"interrupted by {signal.Signals(job.interrupted).name} with {job.remaining} of {job.total} "
+                  f"file(s){shard_note} to go: the {job.skipped + job.written} finished line(s) are in "
+                  f"{job.partial}; run the same command with --resume to finish", markup=False, soft_wrap=True)
+        raise typer.Exit(128 + job.interrupted)
+    skipped = f", {job.skipped} already there" if job.skipped else ""
+    err.print(f"wrote {job.written} line(s) to {job.out}{shard_note}{skipped}", markup=False, soft_wrap=True)
+    if job.failed:
+        err.print(f"{job.failed} of {job.written} file(s) failed")
+        raise typer.Exit(1)
+
+
+_LISTED = 20  # names listed per kind of problem by `merge`
+
+
+@app.command("merge")
+def merge_cmd(
+    parts: Annotated[list[Path] | None, typer.Argument(
+        help="result files to combine (default: the shards of --out, OUT-stem.part-K-of-N.jsonl|csv next to it)",
+        show_default=False)] = None,
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="the combined file (.jsonl or .csv)")] = ...,
+    expect: Annotated[list[str] | None, typer.Option(
+        help="the inputs the shards were given (files, folders, globs; repeatable): report files without a line",
+        show_default=False)] = None,
+) -> None:
+    """Combine the result files of sharded `predict --out` runs into one; report missing shards and files without
+    a line or with several (exit code 1 if there are any)."""
+    from ..jobs import merge_results
+    from ..predict import expand_paths
+
+    expected = expand_paths(expect) if expect else None
+    report = merge_results(out_file, parts or None, expected)
+    err.print(f"merged {report.rows} line(s) from {len(report.parts)} file(s) into {report.out}", markup=False,
+              soft_wrap=True)
+    for what, names in (("missing shard", report.missing_parts), ("no line for", report.missing),
+                        ("several lines for (first kept)", report.duplicated),
+                        ("not among the expected inputs (kept)", report.unexpected)):
+        for name in names[:_LISTED]:
+            err.print(f"{what}: {name}", markup=False, soft_wrap=True)
+        if len(names) > _LISTED:
+            err.print(f"{what}: ... and {len(names) - _LISTED} more", markup=False, soft_wrap=True)
+    if not report.complete:
+        raise typer.Exit(1)
+
+
+class _PictureWriter:
+    """Writes one overlay PNG per predicted file (``predict --explain DIR``), never overwriting within a run."""
+
+    def __init__(self, folder: Path, loaded) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.loaded, self.used = folder, loaded, set()
+
+    def write(self, audio_path: str) -> None:
+        from ..audio import load_audio
+        from ..explain import explain_clip_png
+
+        stem = Path(audio_path).stem
+        name, n = f"{stem}.png", 1
+        while name in self.used:
+            n += 1
+            name = f"{stem}_{n}.png"
+        self.used.add(name)
+        audio = load_audio(audio_path)
+        (self.folder / name).write_bytes(explain_clip_png(audio.samples, audio.sample_rate, self.loaded))
+        err.print(f"map: {self.folder / name}", markup=False, soft_wrap=True)
+
+
+@app.command("segment")
+def segment_cmd(
+    file: Annotated[Path, typer.Argument(help="audio file of any length")],
+    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="write x.csv, x.json or x.TextGrid")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="csv | json | textgrid (default: from --out; "
+                                                                   "a table without --out)")] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
+    threshold: Annotated[float, typer.Option(help="p_female at or above this is 'female'")] = 0.5,
+    min_segment: Annotated[float, typer.Option(help="seconds: shorter female/male runs are merged")] = 1.0,
+) -> None:
+    """Split a recording into a timeline of female / male / no_speech segments."""
+    import tempfile
+
+    from ..segment import SegmentOptions, segment_file, speaking_time
+    from ..writers import timeline_csv, timeline_format, timeline_json, write_textgrid, write_timeline
+
+    if not 0.0 < threshold < 1.0:
+        raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
+    try:
+        kind = timeline_format(out_file, fmt) if out_file is not None else (fmt and timeline_format("-", fmt))
+    except ValueError as e:
+        raise VoiceGenderError(str(e)) from e
+    options = SegmentOptions(threshold=threshold, min_segment_s=min_segment)
+    segments, duration = segment_file(file, model, options)
+    if out_file is not None:
+        write_timeline(segments, out_file, kind, str(file), duration)
+        err.print(f"wrote {len(segments)} segments ({duration:.1f} s) to {out_file}", markup=False, soft_wrap=True)
+    elif kind == "csv":
+        sys.stdout.write(timeline_csv(segments))
+    elif kind == "json":
+        sys.stdout.write(timeline_json(segments, str(file), duration))
+    elif kind == "textgrid":
+        with tempfile.TemporaryDirectory() as tmp:
+            sys.stdout.write(write_textgrid(segments, Path(tmp) / "t.TextGrid", duration).read_text())
+    else:
+        table = Table(title=f"{file} ({duration:.1f} s)")
+        for column in ("start_s", "end_s", "label", "p_female"):
+            table.add_column(column, justify="left" if column == "label" else "right")
+        for s in segments:
+            table.add_row(f"{s.start_s:.2f}", f"{s.end_s:.2f}", s.label,
+                          "" if s.p_female is None else f"{s.p_female:.3f}")
+        out.print(table)
+    err.print(str(speaking_time(segments)), markup=False, soft_wrap=True)  # the summary, whatever the format
+
+
+@app.command("record")
+def record_cmd(
+    seconds: Annotated[float, typer.Option(help="how long to record")] = 1.0,
+    rate: Annotated[int, typer.Option(help="sample rate in Hz")] = 48_000,
+    device: Annotated[str | None, typer.Option(help="input device index or name (see --list-devices)")] = None,
+    list_devices: Annotated[bool, typer.Option("--list-devices", help="list audio devices and exit")] = False,
+    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="WAV to save "
+                                                  "(default: recording-YYYYmmdd-HHMMSS.wav)")] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
+) -> None:
+    """Count down, record your voice from the microphone, save a WAV and print the predicted gender."""
+    from .. import record as rec
+
+    if list_devices:
+        out.print(rec.list_devices(), markup=False, highlight=False)
+        return
+    path, p = rec.record_and_predict(seconds, rate, device, out_file, model,
+                                     say=lambda text: err.print(text, markup=False, soft_wrap=True))
+    err.print(f"saved {path}", markup=False, soft_wrap=True)
+    if p.label == "no_speech":
+        out.print(f"{path}: no speech detected ({p.speech_s:.2f} s of speech) - speak louder or longer",
+                  markup=False, soft_wrap=True)
+    else:
+        out.print(f"{path}: {p.label} (p_female {p.p_female:.3f}, {p.speech_s:.2f} s of speech)",
+                  markup=False, soft_wrap=True)
+        from ..default_model import CHILD_FLAG
+
+        if p.p_child is not None and p.p_child >= CHILD_FLAG:
+            out.print(f"possibly a child's voice (p_child {p.p_child:.2f}): the answer above is unreliable",
+                      markup=False, soft_wrap=True)
