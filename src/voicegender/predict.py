@@ -25,6 +25,7 @@ is answered ``error`` and its worker thread replaced (see :class:`_Workers` for 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -76,6 +77,10 @@ P_CLIP = 1e-6  # probabilities are clipped to [P_CLIP, 1 - P_CLIP] before averag
 # file, below the threshold); 12 s clips 47-56 -> 91-101 ms; 30 s clips 71-174 -> 384-528 ms; a 1 h conversation
 # 15 s -> 37 s (load 3.8).
 SPEAKING_TIME_ABOVE_S = 8.0
+# batches given to the workers ahead of the one being scored, so that they never wait for it: 1,024 AudioMNIST-AZ
+# clips took 5.5 -> 3.5 s in-process when scoring still ran in the waiting thread (one batch ahead, the workers
+# idled while it scored); with the scoring on the workers (_score_batch) 1 or 2 differ by < 4 %
+AHEAD_BATCHES = 2
 DECODE_TIMEOUT_S = 60.0  # a file whose decoding makes no progress for this long (seconds) is given up: error row
 MAX_STUCK_DECODES = 4  # worker threads replaced per run while their decoder is stuck; then remaining files: error
 
@@ -502,11 +507,12 @@ def _attribution(label: str, speech_s: float, female_share: float | None) -> tup
     return speech_s * female_share, speech_s * (1 - female_share)
 
 
-def _finish(batch: list[_Prepared], loaded, options: PredictOptions) -> list[Prediction]:
-    """Score the batch's short speech in one model call and build the predictions (input order)."""
+def _finish(batch: list[_Prepared], loaded, options: PredictOptions, workers: _Workers | None = None
+            ) -> list[Prediction]:
+    """Score the batch's short speech (on ``workers`` when given) and build the predictions (input order)."""
     todo = [i for i, r in enumerate(batch)
             if r.error is None and r.scores is None and r.speech_s >= options.min_speech_s]
-    female, child = score_voices(loaded, [batch[i].speech for i in todo]) if todo else (np.zeros(0), None)
+    female, child = _score_batch(loaded, [batch[i].speech for i in todo], workers) if todo else (np.zeros(0), None)
     for k, i in enumerate(todo):
         batch[i].scores = (float(female[k]), None if child is None else float(child[k]))
     out = []
@@ -569,6 +575,53 @@ def predict_file(path: str | os.PathLike, model=None, options: PredictOptions = 
 
 
 # --- many files: worker threads with a watchdog -------------------------------------------------------------------
+# A batch's speech is scored by the worker threads, in parts of at least this many clips: the GE2E encoder runs
+# one 1.6 s window per short clip, and onnxruntime's LSTM costs 5.3 ms per window one at a time but 2.3-2.6 ms
+# from 4 windows on (1 thread; 8: 2.6, 16: 2.5, 32: 2.6, 64: 2.5 ms).
+SCORE_PART_MIN = 8
+
+
+def _score_part(loaded, waves: list[np.ndarray], watch: _Watch) -> tuple[np.ndarray, np.ndarray | None]:
+    return score_voices(loaded, waves)
+
+
+def _score_batch(loaded, waves: list[np.ndarray], workers: _Workers | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`score_voices` of a batch, split over the worker threads for models with a ``score`` method.
+
+    Why: the thread waiting for the batch scoring it was the bottleneck: the encoder (2.5 ms per clip) took one
+    core while the workers, done with the next batches, idled. 1,024 AudioMNIST-AZ clips in-process on 2 cores:
+    3.4-3.5 s with the model in the waiting thread, 2.6-2.9 s split over the workers (three alternating runs, load
+    0.7-1.2). The parts go before waiting decodes (``urgent``) and no thread is added: each core runs one task
+    (onnxruntime on 1 intra-op thread; two sessions side by side lose 2-6 % per window, measured). A ``score``
+    method (:class:`VoiceModel`) scores each clip on its own, so the parts give the answers of one call (to 1e-16);
+    other models (checkpoints, plain scorers, which may batch clips together) keep one call in this thread. When
+    every worker is stuck on a file the watchdog gave up, a part still waiting is scored here.
+    """
+    parts = 1 if workers is None or not hasattr(loaded, "score") else min(workers.size, len(waves) // SCORE_PART_MIN)
+    if parts <= 1:
+        return score_voices(loaded, waves)
+    from .embeddings import PARTIAL_SAMPLES
+
+    # equal work per part: the encoder's windows grow with the clip's length (short clips are one window)
+    cost = np.cumsum([max(len(w), PARTIAL_SAMPLES) for w in waves])
+    cuts = [0, *np.searchsorted(cost, cost[-1] * np.arange(1, parts) / parts).tolist(), len(waves)]
+    spans = [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+    futures = [workers.submit(_score_part, loaded, waves[a:b], urgent=True)[0] for a, b in spans]
+    results = []
+    for future, (a, b) in zip(futures, spans, strict=True):
+        while True:
+            try:
+                results.append(future.result(timeout=0.5))
+                break
+            except FutureTimeout:
+                if workers.exhausted and future.cancel():
+                    results.append(score_voices(loaded, waves[a:b]))
+                    break
+    female = np.concatenate([r[0] for r in results])
+    child = None if any(r[1] is None for r in results) else np.concatenate([r[1] for r in results])
+    return female, child
+
+
 class _Workers:
     """Daemon threads decoding files; a file that makes no progress is given up and its thread replaced.
 
@@ -581,7 +634,10 @@ class _Workers:
     """
 
     def __init__(self, workers: int, max_stuck: int | None = None) -> None:
-        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        # (priority, order, task): scoring (0) before decoding (1) before the stop signal (2), else first come
+        self._tasks: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()
+        self.size = workers
         self._lock = threading.Lock()
         self._serving = 0  # threads taking tasks
         self._stuck = 0  # threads busy with a given-up task
@@ -594,15 +650,15 @@ class _Workers:
         self._serving += 1
         threading.Thread(target=self._run, name="voicegender-decode", daemon=True).start()
 
-    def submit(self, fn: Callable[..., _Prepared], *args) -> tuple[Future, _Watch]:
-        """Run ``fn(*args, watch)`` on a worker."""
+    def submit(self, fn: Callable[..., object], *args, urgent: bool = False) -> tuple[Future, _Watch]:
+        """Run ``fn(*args, watch)`` on a worker; ``urgent`` tasks go before every waiting non-urgent one."""
         future: Future = Future()
         watch = _Watch()
-        self._tasks.put((future, watch, fn, args))
+        self._tasks.put((0 if urgent else 1, next(self._order), (future, watch, fn, args)))
         return future, watch
 
     def _run(self) -> None:
-        while (task := self._tasks.get()) is not None:
+        while (task := self._tasks.get()[2]) is not None:
             future, watch, fn, args = task
             if not future.set_running_or_notify_cancel():
                 continue
@@ -642,7 +698,7 @@ class _Workers:
             future.cancel()
         with self._lock:
             for _ in range(self._serving + self._stuck):
-                self._tasks.put(None)
+                self._tasks.put((2, next(self._order), None))
 
 
 def _wait(future: Future, watch: _Watch, path: str, workers: _Workers, timeout_s: float) -> _Prepared:
@@ -665,9 +721,10 @@ def iter_predictions(paths: Iterable[str | os.PathLike], model=None, options: Pr
                      show_progress: bool = True) -> Iterator[Prediction]:
     """Predictions for many files, in input order, as each batch finishes; a bad file gives an "error" row.
 
-    Decoding and speech detection run in worker threads (soundfile, soxr and onnxruntime release the GIL), one
-    batch ahead; the speech of ``options.batch_size`` files then goes through the model in one call, on
-    ``options.torch_threads`` threads (speech longer than one chunk is scored by its worker). A file whose
+    Decoding and speech detection run in worker threads (soundfile, soxr and onnxruntime release the GIL),
+    :data:`AHEAD_BATCHES` batches ahead; the speech of ``options.batch_size`` files is then scored together, in
+    parts on the same workers for a :class:`~voicegender.default_model.VoiceModel` (:func:`_score_batch`), else in
+    one call on ``options.torch_threads`` threads (speech longer than one chunk is scored by its worker). A file whose
     decoding makes no progress for ``options.decode_timeout_s`` seconds becomes an error row (see
     :class:`_Workers` for the limits of giving up a thread).
     """
@@ -686,12 +743,16 @@ def iter_predictions(paths: Iterable[str | os.PathLike], model=None, options: Pr
             def submit(batch: list) -> list[tuple[str, Future, _Watch]]:
                 return [(str(p), *workers.submit(_prepare, p, loaded, options)) for p in batch]
 
-            pending = submit(batches[0]) if batches else []
+            ahead: list[list[tuple[str, Future, _Watch]]] = [submit(b) for b in batches[:AHEAD_BATCHES]]
             for k in range(len(batches)):
-                prepared = [_wait(f, w, p, workers, options.decode_timeout_s) for p, f, w in pending]
-                # decode and detect speech in the next batch while the model scores this one
-                pending = submit(batches[k + 1]) if k + 1 < len(batches) else []
-                for prediction in _finish(prepared, loaded, options):
+                current = ahead.pop(0)
+                pending = [t for b in ahead for t in b] + current
+                prepared = [_wait(f, w, p, workers, options.decode_timeout_s) for p, f, w in current]
+                # decode and detect speech in the next batches while the model scores this one
+                if k + AHEAD_BATCHES < len(batches):
+                    ahead.append(submit(batches[k + AHEAD_BATCHES]))
+                pending = [t for b in ahead for t in b]
+                for prediction in _finish(prepared, loaded, options, workers):
                     next(bar, None)
                     yield prediction
     finally:

@@ -1,0 +1,84 @@
+"""predict's worker threads: batches scored in parts on the workers, scoring before decoding, stuck workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from voicegender import predict
+from voicegender.predict import _score_batch, _Workers, score_voices
+from voicegender.synth import synth_voice
+
+
+@pytest.fixture(scope="module")
+def model():
+    from voicegender.default_model import load_default_model
+
+    return load_default_model()
+
+
+def _waves(n: int) -> list[np.ndarray]:
+    return [synth_voice(100 + 9 * i, 0.4 + 0.37 * (i % 9), seed=i) for i in range(n)]
+
+
+def test_split_over_the_workers_gives_the_answers_of_one_call(model):
+    waves = _waves(37)
+    workers = _Workers(2)
+    try:
+        female, child = _score_batch(model, waves, workers)
+    finally:
+        workers.close()
+    want_female, want_child = score_voices(model, waves)
+    np.testing.assert_allclose(female, want_female, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(child, want_child, rtol=0, atol=1e-6)
+
+
+def test_plain_scorers_get_the_whole_batch_in_one_call_in_this_thread():
+    calls = []
+
+    def scorer(waves):
+        calls.append((len(waves), threading.current_thread()))
+        return np.full(len(waves), 0.7)
+
+    workers = _Workers(2)
+    try:
+        female, child = _score_batch(scorer, _waves(20), workers)
+    finally:
+        workers.close()
+    assert calls == [(20, threading.current_thread())] and child is None and np.all(female == 0.7)
+
+
+def test_scoring_goes_before_waiting_decodes():
+    workers = _Workers(1)
+    order, gate = [], threading.Event()
+    try:
+        workers.submit(lambda watch: gate.wait(5))  # occupies the only worker
+        for i in range(3):
+            workers.submit(lambda watch, i=i: order.append(f"decode {i}"))
+        future, _ = workers.submit(lambda watch: order.append("score"), urgent=True)
+        gate.set()
+        future.result(timeout=5)
+        time.sleep(0.2)
+    finally:
+        workers.close()
+    assert order[0] == "score" and sorted(order[1:]) == ["decode 0", "decode 1", "decode 2"]
+
+
+def test_a_batch_is_still_scored_when_every_worker_is_stuck(model, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(predict, "SCORE_PART_MIN", 2)
+    workers = _Workers(2, max_stuck=0)
+    release = threading.Event()
+    stuck = [workers.submit(lambda watch: release.wait(30)) for _ in range(2)]
+    while any(watch.last is None for _, watch in stuck):  # both running
+        time.sleep(0.01)
+    assert all(workers.give_up(future, watch) for future, watch in stuck) and workers.exhausted
+    try:
+        started = time.monotonic()
+        female, _ = _score_batch(model, _waves(4), workers)  # two parts, no worker to run them: scored here
+        assert len(female) == 4 and time.monotonic() - started < 20
+    finally:
+        release.set()
+        workers.close()
