@@ -220,3 +220,55 @@ def test_onnx_equals_torch_fp32_on_300_audiomnist_clips():
     print(f"ONNX vs torch fp32 on {agreement.clips} AudioMNIST-AZ clips: max cosine distance "
           f"{agreement.max_cosine_distance:.2e}")
     assert agreement.max_cosine_distance <= 1 - COSINE_MIN
+
+
+# --- the shipped model's answers: ONNX path vs torch float32 ----------------------------------------------------
+P_FEMALE_MAX_DELTA = 0.01  # the largest |p_female(ONNX) - p_female(torch fp32)| allowed on one clip
+
+
+def test_shipped_model_answers_equal_torch_fp32_on_synthetic_audio():
+    from voicegender.default_model import load_default_model
+
+    waves = [synth_voice(f0, s, seed=i) for i, (f0, s) in enumerate([(105, 0.3), (125, 1.1), (150, 1.6), (175, 2.2),
+                                                                       (205, 3.9), (240, 0.7), (280, 6.5), (95, 17.0)])]
+    model = load_default_model()
+    agreement = embeddings.backend_agreement(waves, score=model)
+    assert agreement.clips == 8 and agreement.max_cosine_distance <= 1 - COSINE_MIN
+    assert agreement.max_abs_score_delta <= P_FEMALE_MAX_DELTA
+
+
+def _real_speech() -> list[np.ndarray]:
+    """Speech as predict classifies it (its speech detection), from every k-th clip of four corpora (330 clips)."""
+    from voicegender.audio import load_audio
+    from voicegender.predict import classified_speech
+
+    waves = []
+    for corpus, n in (("audiomnist_az", 110), ("baved", 100), ("speechocean762_train", 80), ("cv_fa", 40)):
+        with open(SHARED_DATA / corpus / "manifest.csv", newline="") as f:
+            rows = sorted(csv.DictReader(f), key=lambda r: r["path"])
+        for row in rows[::max(1, len(rows) // n)][:n]:
+            speech, seconds = classified_speech(load_audio(SHARED_DATA / corpus / row["path"]).samples)
+            if seconds >= 0.15:
+                waves.append(speech)
+    return waves
+
+
+@requires_shared_data
+@pytest.mark.shared_data
+def test_shipped_model_labels_equal_torch_fp32_on_real_clips():
+    from voicegender.default_model import load_default_model
+
+    waves = _real_speech()
+    assert len(waves) >= 300, f"only {len(waves)} clips with speech"
+    model = load_default_model()
+    p = {}
+    for backend in ("onnx", "torch-fp32"):
+        with embeddings.use_backend(backend):
+            p[backend] = model(waves)
+    delta = np.abs(p["onnx"] - p["torch-fp32"])
+    print(f"shipped model, ONNX vs torch fp32 on {len(waves)} real clips: max |dp_female| {delta.max():.2e}, "
+          f"mean {delta.mean():.2e}")
+    assert delta.max() <= P_FEMALE_MAX_DELTA
+    assert np.array_equal(p["onnx"] >= 0.5, p["torch-fp32"] >= 0.5), "a label differs"
+    agreement = embeddings.backend_agreement(waves[:40], score=model)  # the helper agrees with the above
+    assert agreement.max_abs_score_delta <= P_FEMALE_MAX_DELTA
