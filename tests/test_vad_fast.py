@@ -125,3 +125,18 @@ def test_same_speech_regions_as_silero_on_real_clips(cache: Path, monkeypatch: p
         worst = max(worst, float(np.abs(found[0][0] - found[1][0]).max()))
         assert found[0][1] == found[1][1], path
     assert len(clips) >= 300 and worst < 1e-4
+
+
+def test_energy_prepass_answers_digital_silence_without_the_model(monkeypatch: pytest.MonkeyPatch):
+    rng = np.random.default_rng(0)
+    quiet = [np.zeros(SR, np.float32), rng.integers(-2, 3, 2 * SR).astype(np.float32) / 32768,
+             synth_voice(150, 1.5, seed=4) / np.abs(synth_voice(150, 1.5, seed=4)).max() * 2 / 32768]
+    louder = rng.integers(-3, 4, 2 * SR).astype(np.float32) / 32768
+    calls = []
+    real = vad.frame_probabilities
+    monkeypatch.setattr(vad, "frame_probabilities", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for x in quiet:
+        assert vad.find_speech(x) == [] and calls == []
+    assert vad.find_speech(louder) == [] and calls == [1]  # 3 LSB: the model decides
+    vad.find_speech(quiet[1], vad.VadConfig(threshold=0.05))  # thresholds near silero's floor: the model decides
+    assert calls == [1, 1]
