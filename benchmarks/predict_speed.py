@@ -1,225 +1,249 @@
-"""Clips per second of `voicegender predict` on ~1 s clips vs the seed pipeline, in the same run.
+"""Clips per second of `voicegender predict` against the original pipeline, both as whole processes, in one run.
 
-Both pipelines read the same 48 kHz WAV files (AudioMNIST's format) from disk:
+Both sides are timed as whole processes, start-up included (imports, model loading), in the same run, over the
+first ``--clips`` AudioMNIST-AZ clips (sorted paths; 16 kHz FLAC words of ~1.4 s):
 
-* **ours**: :func:`voicegender.predict.predict_files` — decode → 16 kHz → silero VAD → the model's features →
-  model → calibrated p_female, files batched (``--batch``), decoding and VAD in a thread pool;
-* **seed**: the original system's deployment path — read the WAV as int16 values, the seed MFCC (librosa,
-  pre-emphasis, padded to 47,998 samples), the 224×224 8-bit image (scikit-image resize), then a ResNet-34 +
-  fastai head forward (``models.SeedResNet``, random weights: speed does not depend on them). Images are
-  batched too (``--batch``), which flatters the seed: its notebook predicted one image at a time.
+* **ours**: ``voicegender predict --format json FILE ...`` (decode → 16 kHz → speech detection → GE2E encoder
+  through onnxruntime → the shipped head);
+* **seed**: the original system's deployment path as a script (this file with ``--seed-worker``): read the
+  file, soxr to 48 kHz, the seed MFCC (librosa, pre-emphasis, padded to 47,998 samples), the 224×224 8-bit image
+  (scikit-image), then a ResNet-34 + fastai head forward (``models.SeedResNet``, random weights: speed does not
+  depend on them), in batches of ``--batch`` (which flatters the seed: its notebook predicted one image at a time),
+  with each of ``--seed-threads`` torch thread counts; the faster one is the reference.
 
-The two pipelines alternate in rounds in one process (other jobs on a shared machine then slow both alike);
-wall-clock clips/s and CPU time per clip are both reported. Memory is measured separately, one subprocess per
-pipeline on up to 64 clips: peak resident memory (``ru_maxrss``) and the tracemalloc Python-heap peak. Clips
-are espeak-ng digits (male and female voices) when espeak-ng is installed, else synthetic voices; our accuracy
-on them is printed for information (the seed's random weights have none).
+Wall time is measured around each child; its CPU time and peak resident memory come from ``os.wait4`` (that
+child alone). The sides alternate (seed, ours, ...) over ``--repeats`` rounds. Also: ``voicegender predict
+one.wav`` (the first clip as a 16 kHz WAV) wall time and peak memory over ``--startup-repeats`` runs, after one
+untimed run (warm page cache), and ``voicegender --help``; the accuracy of our answers on the clips (the
+manifest's gender); with ``--stages``, the cost of each stage per clip in this process on one thread.
+The load average is printed with every figure: another job on the machine slows everything.
 
-Usage::
+Usage (from the repository root)::
 
-    python benchmarks/predict_speed.py [--clips 192] [--seed-clips 48] [--rounds 3] [--threads 2] [--batch 32]
-                                       [--model PATH [--model PATH ...]]
+    python benchmarks/predict_speed.py [--clips 1024] [--repeats 1] [--seed-threads 1 2] [--batch 32]
+                                       [--startup-repeats 3] [--stages] [--manifest CSV]
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import csv
 import json
 import os
-import resource
-import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-RATE = 48_000  # Hz, AudioMNIST's rate
-DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-VOICES = (("en+m3", 30, "male"), ("en+m1", 20, "male"), ("en+m7", 40, "male"),
-          ("en+f3", 70, "female"), ("en+f2", 80, "female"), ("en+f4", 60, "female"))
+MANIFEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "audiomnist_az" / "manifest.csv"
 
 
-def make_clips(folder: Path, n: int) -> list[tuple[Path, str]]:
-    """``n`` ~1 s mono 48 kHz int16 WAVs (a spoken digit padded with silence) and their speaker gender."""
-    from voicegender.audio import resample
-    from voicegender.synth import FEMALE_F0, MALE_F0, synth_voice
-
-    espeak = shutil.which("espeak-ng")
-    out = []
-    for i in range(n):
-        voice, pitch, gender = VOICES[i % len(VOICES)]
-        if espeak:
-            wav = subprocess.run([espeak, "-v", voice, "-p", str(pitch), "-s", "190", "--stdout",
-                                  DIGITS[i % 10]], capture_output=True, check=True).stdout
-            data, rate = sf.read(io.BytesIO(wav), dtype="float32")
-            speech = resample(data, rate, RATE)[: RATE]
-        else:
-            f0 = FEMALE_F0 if gender == "female" else MALE_F0
-            speech = synth_voice(f0 * (1 + 0.02 * (i % 5)), 0.6, RATE, seed=i)
-        clip = np.zeros(RATE, np.float32)  # ~1 s, speech placed like AudioMNIST's (variable onset)
-        start = (i * 1013) % max(1, RATE - len(speech))
-        clip[start:start + len(speech)] = speech
-        path = folder / f"{i:04d}_{gender}.wav"
-        sf.write(path, clip, RATE, subtype="PCM_16")
-        out.append((path, gender))
-    return out
+def _load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-# --- the two pipelines ---------------------------------------------------------------------------------------
-def ours_pipeline(batch: int, model: str | None):
-    """A function predicting a list of paths with voicegender (model loaded once)."""
-    from voicegender.predict import PredictOptions, load_model, predict_files
-
-    loaded = load_model(model)
-    options = PredictOptions(batch_size=batch)
-    return lambda paths: predict_files(paths, loaded, options, show_progress=False)
+def clips(manifest: Path, n: int) -> list[tuple[str, str]]:
+    """The first ``n`` (path, gender) rows of a manifest with ``path`` and ``gender`` columns, by sorted path."""
+    with open(manifest, newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: r["path"])
+    return [(str(manifest.parent / r["path"]), r["gender"]) for r in rows[:n]]
 
 
-def seed_pipeline(batch: int):
-    """A function running the seed's deployment path on a list of paths (ResNet-34, random weights)."""
+def run_child(cmd: list[str], stdout_path: Path | None = None) -> dict:
+    """Run ``cmd`` to completion: wall seconds, CPU seconds and peak RSS (MB) of that child alone."""
+    out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
+    load = _load()
+    try:
+        started = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        err = child.stderr.read().decode(errors="replace")
+        child.stderr.close()
+    finally:
+        if stdout_path:
+            out.close()
+    if child.returncode not in (0, 1):  # predict exits 1 when a file failed: its rows say which
+        sys.exit(f"{' '.join(cmd[:4])} ... failed ({child.returncode}):\n{err[-3000:]}")
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
+            "load": f"{load} -> {_load()}"}
+
+
+def voicegender_cmd() -> list[str]:
+    """The ``voicegender`` console script next to this Python, else ``python -m voicegender``."""
+    script = Path(sys.executable).parent / "voicegender"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "voicegender"]
+
+
+# --- the seed side, run as its own process ---------------------------------------------------------------------
+def seed_worker(list_file: str, threads: int, batch: int) -> None:
+    """The original pipeline over the files listed in ``list_file``; prints how many clips it scored."""
+    import soundfile as sf
     import torch
 
     from voicegender.audio import INT16_SCALE
     from voicegender.features import seed_features, seed_mfcc_image
     from voicegender.models import SeedResNet
 
+    torch.set_num_threads(threads)
+    paths = Path(list_file).read_text().split("\n")
     net = SeedResNet("resnet34").eval()
-
-    def predict(paths: list[Path]) -> np.ndarray:
-        out = []
-        for start in range(0, len(paths), batch):
-            images = []
-            for path in paths[start:start + batch]:
-                samples, rate = sf.read(str(path), dtype="int16")  # the seed read int16 sample values
-                mfcc = seed_features(samples.astype(np.float32) / INT16_SCALE, rate)  # pads, int16 scale
-                images.append(seed_mfcc_image(mfcc))
-            x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
-            with torch.inference_mode():
-                out.append(torch.softmax(net(x), dim=1)[:, 0].numpy())
-        return np.concatenate(out)
-
-    return predict
+    done = 0
+    for start in range(0, len(paths), batch):
+        images = []
+        for path in paths[start:start + batch]:
+            samples, rate = sf.read(path, dtype="int16")  # the seed read int16 sample values
+            mfcc = seed_features(samples.astype(np.float32) / INT16_SCALE, rate)  # soxr to 48 kHz, pad, MFCC
+            images.append(seed_mfcc_image(mfcc))
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+        with torch.inference_mode():
+            done += len(torch.softmax(net(x), dim=1))
+    print(json.dumps({"clips": done}))
 
 
-def memory_worker(args: argparse.Namespace) -> None:
-    """Peak memory of one pipeline on its own: ru_maxrss of this process and the tracemalloc heap peak."""
-    import torch
+# --- per-stage costs in this process ---------------------------------------------------------------------------
+def stage_costs(paths: list[str], batch: int) -> dict[str, float]:
+    """ms per clip of each stage of predict on one thread, the encoder and head over batches of ``batch`` clips."""
+    from voicegender import embeddings, vad
+    from voicegender.audio import load_audio
+    from voicegender.default_model import load_default_model
+    from voicegender.predict import PREDICT_VAD, blas_single_thread
 
-    torch.set_num_threads(args.threads)
-    paths = sorted(Path(args.folder).glob("*.wav"))[: args.n]
-    fn = ours_pipeline(args.batch, args.model) if args.worker == "ours" else seed_pipeline(args.batch)
-    fn(paths[:2])
-    tracemalloc.start()
-    fn(paths)
-    heap = tracemalloc.get_traced_memory()[1] / 1e6
-    tracemalloc.stop()
-    print(json.dumps({"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "heap_peak_mb": heap}))
+    model = load_default_model()
+    totals = dict.fromkeys(("decode", "speech detection", "features", "encoder", "head"), 0.0)
+
+    def timed(stage: str, fn, *args):
+        started = time.perf_counter()
+        out = fn(*args)
+        totals[stage] += time.perf_counter() - started
+        return out
+
+    with blas_single_thread():
+        first = load_audio(paths[0]).samples  # warm-up: sessions, caches
+        model.score([vad.speech_only(first, vad.find_speech(first, PREDICT_VAD))])
+        speech = []
+        for path in paths:
+            samples = timed("decode", lambda p: load_audio(p).samples, path)
+            regions = timed("speech detection", vad.find_speech, samples, PREDICT_VAD)
+            if vad.speech_seconds(regions) >= 0.15:
+                speech.append(vad.speech_only(samples, regions))
+        for start in range(0, len(speech), batch):
+            waves = speech[start:start + batch]
+            mels = timed("features", lambda ws: [embeddings.mel_frames(embeddings.prepare(w)) for w in ws], waves)
+            windows, owner = [], []
+            for i, mel in enumerate(mels):
+                for s in embeddings.partial_windows(len(mel)):
+                    windows.append(mel[s])
+                    owner.append(i)
+            partial = timed("encoder", embeddings.encode_windows, np.stack(windows))
+
+            def head(partial=partial, owner=owner, waves=waves):
+                sums = np.zeros((len(waves), embeddings.EMBEDDING_DIM))
+                np.add.at(sums, np.asarray(owner), partial)
+                emb = (sums / np.linalg.norm(sums, axis=1, keepdims=True)).astype(np.float32)
+                x = model.head.inputs(emb, None)
+                seconds = np.array([len(w) / 16_000 for w in waves])
+                return model.head.p_female(x, seconds), model.head.p_child(x)
+
+            timed("head", head)
+    return {k: 1000 * v / len(paths) for k, v in totals.items()}
 
 
-def _model_name(model: str | None) -> str:
-    return "default model" if model is None else Path(model).name
+def accuracy(jsonl: Path, truth: dict[str, str]) -> str:
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    answered = [r for r in rows if r["label"] in ("female", "male")]
+    right = [r["label"] == truth[r["path"]] for r in answered]
+    per_class = [np.mean([r["label"] == g for r in answered if truth[r["path"]] == g]) for g in ("female", "male")
+                 if any(truth[r["path"]] == g for r in answered)]
+    no_speech = sum(r["label"] == "no_speech" for r in rows)
+    errors = sum(r["label"] == "error" for r in rows)
+    return (f"{len(answered)}/{len(rows)} clips answered ({no_speech} no_speech, {errors} errors); accuracy "
+            f"{np.mean(right):.1%}, balanced {np.mean(per_class):.1%} "
+            f"({sum(truth[r['path']] == 'female' for r in answered)} female, "
+            f"{sum(truth[r['path']] == 'male' for r in answered)} male)")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--clips", type=int, default=192, help="clips for our pipeline (over all rounds)")
-    p.add_argument("--seed-clips", type=int, default=48, help="clips for the (slow) seed pipeline")
-    p.add_argument("--rounds", type=int, default=3, help="the pipelines alternate this many times")
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
-    p.add_argument("--batch", type=int, default=32, help="clips per batch in both pipelines")
-    p.add_argument("--model", action="append", default=None,
-                   help="checkpoint for ours, or 'default' for the shipped model (repeat for more rows)")
-    p.add_argument("--worker", choices=("ours", "seed"), help=argparse.SUPPRESS)
-    p.add_argument("--folder", help=argparse.SUPPRESS)
-    p.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--clips", type=int, default=1024, help="the first N clips of the manifest (sorted paths)")
+    p.add_argument("--manifest", type=Path, default=MANIFEST, help="CSV with path (relative to it) and gender")
+    p.add_argument("--repeats", type=int, default=1, help="rounds of both sides (alternating)")
+    p.add_argument("--seed-threads", type=int, nargs="+", default=[1, 2], help="torch threads of the seed runs")
+    p.add_argument("--batch", type=int, default=32, help="images per ResNet forward in the seed script")
+    p.add_argument("--startup-repeats", type=int, default=3, help="timed `predict one.wav` runs")
+    p.add_argument("--stages", action="store_true", help="also the per-stage cost per clip (in this process)")
+    p.add_argument("--seed-worker", help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.worker:
-        args.model = args.model[0] if args.model else None
-        memory_worker(args)
+    if args.seed_worker:
+        seed_worker(args.seed_worker, args.threads, args.batch)
         return
-    models = [None if m in (None, "default") else m for m in (args.model or [None])]
+    if not args.manifest.is_file():
+        sys.exit(f"{args.manifest}: no manifest (the AudioMNIST-AZ corpus of ../shared/data); give --manifest CSV")
+    rows = clips(args.manifest, args.clips)
+    paths = [path for path, _ in rows]
+    truth = dict(rows)
+    vg = voicegender_cmd()
+    print(f"{len(paths)} clips from {args.manifest.parent.name} (first by sorted path), {os.cpu_count()} cores, "
+          f"load before {_load()}")
     with tempfile.TemporaryDirectory() as tmp:
-        clips = make_clips(Path(tmp), max(args.clips, args.seed_clips))
-        paths = [c[0] for c in clips]
-        # memory first, while this process is still small: Linux keeps ru_maxrss across fork + exec
-        memory = {}
-        for key, worker, model in [("seed", "seed", None)] + [(f"ours{i}", "ours", m) for i, m in enumerate(models)]:
-            n = min(64, args.seed_clips if worker == "seed" else args.clips)
-            cmd = [sys.executable, __file__, "--worker", worker, "--folder", tmp, "--n", str(n),
-                   "--threads", str(args.threads), "--batch", str(args.batch)] + (["--model", model] if model else [])
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                sys.exit(f"{key} memory run failed:\n{done.stderr}")
-            memory[key] = json.loads(done.stdout.strip().splitlines()[-1])
-        memory["seed1"] = memory["seed"]
-        import torch
+        tmp_dir = Path(tmp)
+        list_file = tmp_dir / "files.txt"
+        list_file.write_text("\n".join(paths))
+        ours_out = tmp_dir / "ours.jsonl"
+        results: dict[str, list[dict]] = {}
+        run_child([*vg, "predict", "--format", "json", *paths[:4]])  # warm-up: page cache, the ONNX files
+        for _ in range(args.repeats):
+            for threads in args.seed_threads:
+                cmd = [sys.executable, __file__, "--seed-worker", str(list_file), "--threads", str(threads),
+                       "--batch", str(args.batch)]
+                results.setdefault(f"seed, {threads} torch thread{'s' if threads > 1 else ''}", []).append(
+                    run_child(cmd))
+            results.setdefault("voicegender predict --format json", []).append(
+                run_child([*vg, "predict", "--format", "json", *paths], ours_out))
+        print(f"\n{'pipeline (whole process)':<38} {'run':>3} {'wall s':>7} {'clips/s':>8} {'CPU ms/clip':>12} "
+              f"{'peak MB':>8}  load 1/5/15 min before -> after")
+        rates = {}
+        for name, runs in results.items():
+            for i, r in enumerate(runs):
+                print(f"{name:<38} {i + 1:>3} {r['wall']:>7.2f} {len(paths) / r['wall']:>8.1f} "
+                      f"{1000 * r['cpu'] / len(paths):>12.2f} {r['rss_mb']:>8.0f}  {r['load']}")
+            rates[name] = max(len(paths) / r["wall"] for r in runs)
+        seed_name = max((k for k in rates if k.startswith("seed")), key=rates.get)
+        ours = rates["voicegender predict --format json"]
+        worst = min(len(paths) / r["wall"] for r in results["voicegender predict --format json"])
+        print(f"\nratio: {ours / rates[seed_name]:.1f}x ({ours:.1f} vs {rates[seed_name]:.1f} clips/s, best runs; "
+              f"slowest run of ours {worst / rates[seed_name]:.1f}x) against the faster seed setting ({seed_name})")
+        print(f"our answers: {accuracy(ours_out, truth)}")
 
-        from voicegender.predict import torch_threads
+        import soundfile as sf
 
-        torch.set_num_threads(args.threads)
-        seed = seed_pipeline(args.batch)
-
-        def seed_on(n: int):
-            def run(chunk):
-                with torch_threads(n):
-                    return seed(chunk)
-            return run
-
-        # the seed gets its best thread count on this machine (2 threads can lose on a busy machine)
-        pipelines = {"seed": seed_on(args.threads), "seed1": seed_on(1)}
-        counts = {"seed": args.seed_clips, "seed1": args.seed_clips}
-        labels = {"seed": f"seed: MFCC -> 224x224 -> ResNet-34, {args.threads} thr",
-                  "seed1": "seed: MFCC -> 224x224 -> ResNet-34, 1 thr"}
-        for i, model in enumerate(models):
-            pipelines[f"ours{i}"] = ours_pipeline(args.batch, model)
-            counts[f"ours{i}"] = args.clips
-            labels[f"ours{i}"] = f"ours: predict, {_model_name(model)}"
-        for fn in pipelines.values():
-            fn(paths[:2])  # warm-up: imports, model load, allocator
-        wall = dict.fromkeys(pipelines, 0.0)
-        cpu = dict.fromkeys(pipelines, 0.0)
-        preds: dict[str, list] = {name: [] for name in pipelines}
-        # alternate in rounds so that load from other processes on a shared machine hits all alike
-        for r in range(args.rounds):
-            for name, fn in pipelines.items():
-                n = counts[name]
-                chunk = paths[r * n // args.rounds:(r + 1) * n // args.rounds]
-                w0, c0 = time.perf_counter(), time.process_time()
-                result = fn(chunk)
-                wall[name] += time.perf_counter() - w0
-                cpu[name] += time.process_time() - c0
-                if name.startswith("ours"):
-                    preds[name].extend(result)
-    speech = "espeak-ng digits" if shutil.which("espeak-ng") else "synthetic voices"
-    print(f"~1 s clips at 48 kHz ({speech}), {args.threads} torch threads, batch {args.batch}, "
-          f"{args.rounds} alternating rounds; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'pipeline':<46} {'clips':>5} {'clips/s':>8} {'x seed':>7} {'CPU ms/clip':>12} {'x seed':>7} "
-          f"{'RSS MB':>7} {'heap MB':>8}")
-    best_seed = min(("seed", "seed1"), key=lambda k: wall[k] / counts[k])
-    seed_rate = counts[best_seed] / wall[best_seed]
-    seed_cpu = cpu[best_seed] / counts[best_seed]
-    for name in pipelines:
-        rate = counts[name] / wall[name]
-        cpu_ms = cpu[name] / counts[name]
-        print(f"{labels[name]:<46} {counts[name]:>5} {rate:>8.1f} {rate / seed_rate:>7.1f} {1000 * cpu_ms:>12.1f} "
-              f"{seed_cpu / cpu_ms:>7.1f} {memory[name]['maxrss_mb']:>7.0f} {memory[name]['heap_peak_mb']:>8.1f}")
-    print(f"x seed: against the faster seed row ({labels[best_seed]}); ours runs the model on 1 torch thread "
-          f"and decodes/detects speech on {min(4, os.cpu_count() or 1)} pool threads, one batch ahead")
-    truth = {c[0]: c[1] for c in clips}
-    for name in pipelines:
-        if name.startswith("ours"):
-            answered = [p for p in preds[name] if p.label in ("female", "male")]
-            correct = sum(p.label == truth[Path(p.path)] for p in answered)
-            print(f"{labels[name]}: answered {len(answered)}/{len(preds[name])} clips (the rest no_speech), "
-                  f"accuracy on them {correct / max(1, len(answered)):.1%}")
+        one = tmp_dir / "one.wav"
+        data, rate = sf.read(paths[0], dtype="int16")
+        sf.write(one, data, rate, subtype="PCM_16")
+        run_child([*vg, "predict", str(one)])  # untimed: warm page cache
+        starts = [run_child([*vg, "predict", str(one)]) for _ in range(args.startup_repeats)]
+        helps = [run_child([*vg, "--help"]) for _ in range(args.startup_repeats)]
+        walls = [r["wall"] for r in starts]
+        print(f"`voicegender predict one.wav` ({rate // 1000} kHz, {len(data) / rate:.2f} s): wall median "
+              f"{statistics.median(walls):.2f} s (min {min(walls):.2f}, max {max(walls):.2f}), peak RSS "
+              f"{max(r['rss_mb'] for r in starts):.0f} MB; `voicegender --help` "
+              f"{statistics.median(r['wall'] for r in helps):.2f} s; load {starts[0]['load']}")
+    if args.stages:
+        costs = stage_costs(paths, 32)
+        print(f"\nper-stage cost in one process on one thread, ms per clip ({len(paths)} clips; encoder and head in "
+              f"batches of 32; load {_load()}):")
+        print("  " + ", ".join(f"{k} {v:.2f}" for k, v in costs.items()) + f"; total {sum(costs.values()):.2f}")
+    print(f"load after {_load()}")
 
 
 if __name__ == "__main__":
+    if not hasattr(os, "wait4"):  # pragma: no cover
+        sys.exit("this benchmark needs Linux or macOS (os.wait4: each child's own CPU time and peak memory)")
     main()
