@@ -38,11 +38,11 @@ def example() -> Path:
 @pytest.fixture(scope="module")
 def cache() -> Path:
     """The test run's cache folder with the ONNX encoder and the rewritten VAD made (this process may use torch)."""
-    from voicegender import embeddings, vad, vad_fast
+    from voicegender import embeddings, vad_fast, vad_model
 
     directory = Path(os.environ["VOICEGENDER_CACHE_DIR"])
     embeddings.onnx_encoder()
-    assert vad_fast.fast_model_path(vad._sequence_model_path()) is not None
+    assert vad_fast.fast_model_path(vad_model._sequence_model_path()) is not None
     return directory
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import espeak, requires_espeak
 
-from voicegender import vad
+from voicegender import vad, vad_model
 from voicegender.synth import synth_noise, synth_tone, synth_voice
 
 SR = 16_000
@@ -67,13 +67,13 @@ def test_streaming_equals_one_pass():
 
 
 def test_torchscript_fallback_agrees():
-    if vad.backend_name() != "onnx-sequence":
+    if vad_model.backend_name() != "onnx-sequence":
         pytest.skip("onnxruntime missing: the TorchScript model is already the back end")
     x = synth_voice(150, 1.0, seed=3)
-    jit = vad._JitBackend()
-    probs, _ = jit.run(vad._frames(x), jit.initial_state())
+    jit = vad_model._JitBackend()
+    probs, _ = jit.run(vad_model._frames(x), jit.initial_state())
     assert np.abs(probs - vad.frame_probabilities(x)).max() < 1e-3
-    warm, _ = jit.run(vad._frames(x), vad._start(jit, 8))
+    warm, _ = jit.run(vad_model._frames(x), vad_model._start(jit, 8))
     assert np.abs(warm - vad.frame_probabilities(x, 8)).max() < 1e-3
 
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, espeak, requires_espeak, requires_shared_data
 
-from voicegender import vad, vad_fast
+from voicegender import vad, vad_fast, vad_model
 from voicegender.synth import synth_noise, synth_tone, synth_voice
 
 SR = 16_000
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("onnx") is None or vad._sequence_model_path() is None,
+    importlib.util.find_spec("onnx") is None or vad_model._sequence_model_path() is None,
     reason="needs the onnx package (to write the model) and silero-vad's sequence model",
 )
 
@@ -28,9 +28,9 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache"
 
 
-def _backends(cache: Path) -> tuple[vad._SequenceBackend, vad._SequenceBackend]:
-    source = vad._sequence_model_path()
-    return vad._SequenceBackend(str(vad_fast.fast_model_path(source))), vad._SequenceBackend(str(source))
+def _backends(cache: Path) -> tuple[vad_model._SequenceBackend, vad_model._SequenceBackend]:
+    source = vad_model._sequence_model_path()
+    return vad_model._SequenceBackend(str(vad_fast.fast_model_path(source))), vad_model._SequenceBackend(str(source))
 
 
 def _signals() -> list[np.ndarray]:
@@ -45,13 +45,13 @@ def test_probabilities_equal_silero_within_rounding(cache: Path):
     fast, stock = _backends(cache)
     for x in _signals():
         for warmup in (0, 8):
-            a, _ = fast.run(vad._frames(x), vad._start(fast, warmup))
-            b, _ = stock.run(vad._frames(x), vad._start(stock, warmup))
+            a, _ = fast.run(vad_model._frames(x), vad_model._start(fast, warmup))
+            b, _ = stock.run(vad_model._frames(x), vad_model._start(stock, warmup))
             assert np.abs(a - b).max() < 1e-5
 
 
 def test_made_once_into_the_cache_with_provenance(cache: Path, monkeypatch: pytest.MonkeyPatch):
-    source = vad._sequence_model_path()
+    source = vad_model._sequence_model_path()
     path = vad_fast.fast_model_path(source)
     digest = vad_fast.sha256_file(source)
     assert path == cache / f"silero-vad-{vad_fast.RECIPE}-{digest[:16]}.onnx" and path.is_file()
@@ -62,7 +62,7 @@ def test_made_once_into_the_cache_with_provenance(cache: Path, monkeypatch: pyte
 
 
 def test_falls_back_to_silero_own_file(cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    source = vad._sequence_model_path()
+    source = vad_model._sequence_model_path()
     with monkeypatch.context() as m:
         m.setenv("VOICEGENDER_VAD_MODEL", "stock")
         assert vad_fast.fast_model_path(source) is None  # asked for
@@ -82,8 +82,8 @@ def test_falls_back_to_silero_own_file(cache: Path, monkeypatch: pytest.MonkeyPa
 def test_streaming_in_any_blocks_equals_one_pass(cache: Path):
     fast, _ = _backends(cache)
     x = np.concatenate([synth_voice(120, 2.0, seed=1), synth_noise(1.0, level=0.01), synth_voice(220, 2.0, seed=2)])
-    whole, _ = fast.run(vad._frames(x), fast.initial_state())
-    frames = vad._frames(x)
+    whole, _ = fast.run(vad_model._frames(x), fast.initial_state())
+    frames = vad_model._frames(x)
     state, parts = fast.initial_state(), []
     for a, b in ((0, 1), (1, 38), (38, 39), (39, len(frames))):
         probs, state = fast.run(frames[a:b], state)
@@ -98,7 +98,7 @@ def test_same_speech_regions_as_silero_on_speech(cache: Path, monkeypatch: pytes
     x = np.concatenate([np.zeros(SR // 2, np.float32), speech, np.zeros(SR // 3, np.float32), speech[: SR // 2]])
     regions = []
     for backend in (fast, stock):
-        monkeypatch.setattr(vad, "_backend_instance", backend)
+        monkeypatch.setattr(vad_model, "_backend_instance", backend)
         regions.append(vad.find_speech(x, vad.VadConfig(min_speech_s=0.1, pad_s=0.1, warmup_s=vad.WARMUP_S)))
     assert regions[0] and regions[0] == regions[1]
 
@@ -120,7 +120,7 @@ def test_same_speech_regions_as_silero_on_real_clips(cache: Path, monkeypatch: p
         x = load_audio(path).samples
         found = []
         for backend in (fast, stock):
-            monkeypatch.setattr(vad, "_backend_instance", backend)
+            monkeypatch.setattr(vad_model, "_backend_instance", backend)
             found.append((vad.frame_probabilities(x, 8), vad.find_speech(x, PREDICT_VAD)))
         worst = max(worst, float(np.abs(found[0][0] - found[1][0]).max()))
         assert found[0][1] == found[1][1], path

@@ -50,12 +50,12 @@ from .vad import (
     WARMUP_S,
     SpeechStream,
     VadConfig,
-    backend_name,
     find_speech,
     looks_tonal,
     speech_only,
     speech_seconds,
 )
+from .vad_model import backend_name
 
 log = logging.getLogger(__name__)
 
