@@ -202,7 +202,7 @@ def test_default_model_predicts(speech_files):
 def test_long_files_are_streamed_with_the_same_answer(tmp_path, monkeypatch):
     import tracemalloc
 
-    import voicegender.predict as predict
+    import voicegender.predict_one as predict_one
     from voicegender.synth import synth_voice
 
     def loudness_scorer(waves):  # cheap, and depends on exactly which samples were kept
@@ -213,17 +213,17 @@ def test_long_files_are_streamed_with_the_same_answer(tmp_path, monkeypatch):
         for i in range(6):  # 30 s: a voice-like burst, then quiet noise
             block = np.concatenate([synth_voice(120, 2.0, 48_000, seed=i), synth_noise(28.0, 48_000, i, 0.003)])
             f.write(np.stack([block, block], axis=1))
-    monkeypatch.setattr(predict, "STREAM_ABOVE_S", 60.0)
+    monkeypatch.setattr(predict_one, "STREAM_ABOVE_S", 60.0)
     streamed = predict_file(path, loudness_scorer)
-    monkeypatch.setattr(predict, "STREAM_ABOVE_S", 1e9)
-    monkeypatch.setattr(predict, "MAX_DECODE_BYTES", 1e12)  # 69 MB decoded: would be streamed for its size too
+    monkeypatch.setattr(predict_one, "STREAM_ABOVE_S", 1e9)
+    monkeypatch.setattr(predict_one, "MAX_DECODE_BYTES", 1e12)  # 69 MB decoded: would be streamed for its size too
     loaded = predict_file(path, loudness_scorer)
-    monkeypatch.setattr(predict, "MAX_DECODE_BYTES", 16e6)
+    monkeypatch.setattr(predict_one, "MAX_DECODE_BYTES", 16e6)
     assert (streamed.label, streamed.duration_s) == (loaded.label, loaded.duration_s)
     assert streamed.speech_s == pytest.approx(loaded.speech_s, abs=0.1) and streamed.speech_s > 1.0
     assert streamed.p_female == pytest.approx(loaded.p_female, abs=0.01)
     assert (streamed.female_s, streamed.male_s) == pytest.approx((loaded.female_s, loaded.male_s), abs=0.1)
-    monkeypatch.setattr(predict, "STREAM_ABOVE_S", 60.0)
+    monkeypatch.setattr(predict_one, "STREAM_ABOVE_S", 60.0)
     tracemalloc.start()
     try:
         predict_file(path, loudness_scorer)
@@ -306,7 +306,7 @@ def test_short_non_speech_stays_no_speech(name, signal, tmp_path):
 
 # --- bounded memory (issue 13): speech scored as the stream goes; hostile sizes ---------------------------------
 def test_streamed_speech_is_scored_in_the_chunks_of_score_voices():
-    import voicegender.predict as predict
+    import voicegender.predict_one as predict_one
 
     seen = []
 
@@ -317,14 +317,14 @@ def test_streamed_speech_is_scored_in_the_chunks_of_score_voices():
     rng = np.random.default_rng(0)
     for seconds in (3.0, 15.0, 29.0, 31.0, 200.0):
         speech = rng.uniform(0, 1, int(seconds * SR)).astype(np.float32)
-        chunks = predict._ChunkScorer(scorer)
+        chunks = predict_one._ChunkScorer(scorer)
         seen.clear()
         for piece in np.array_split(speech, rng.integers(1, 40)):
             chunks.add(piece)
         p, child = chunks.finish()
         sizes = [n for call in seen for n in call]
         assert sum(sizes) == len(speech) and child is None
-        assert all(len(call) <= predict.CHUNKS_PER_CALL for call in seen)
+        assert all(len(call) <= predict_one.CHUNKS_PER_CALL for call in seen)
         assert all(7.5 * SR <= n <= 15 * SR for n in sizes) or len(sizes) == 1
         if seconds <= 30:  # the chunks of score_voices exactly
             assert p == pytest.approx(score_speech(scorer, [speech])[0], abs=1e-12)
@@ -395,14 +395,14 @@ def test_small_file_decoding_to_more_than_the_limit_is_streamed(tmp_path, monkey
     """A file soundfile cannot read (m4a) gets no size from its header: decoding stops at MAX_DECODE_BYTES."""
     from fuzzing import encode_av
 
-    import voicegender.predict as predict
+    import voicegender.predict_one as predict_one
 
     path = tmp_path / "long.m4a"
     path.write_bytes(encode_av(np.zeros(60 * SR, np.float32), "mp4", "aac"))
-    monkeypatch.setattr(predict, "MAX_DECODE_BYTES", 1_000_000)  # 15.6 s at 16 kHz mono
+    monkeypatch.setattr(predict_one, "MAX_DECODE_BYTES", 1_000_000)  # 15.6 s at 16 kHz mono
     streamed = []
-    real = predict._analyse_stream
-    monkeypatch.setattr(predict, "_analyse_stream", lambda *a: streamed.append(a[1]) or real(*a))
+    real = predict_one._analyse_stream
+    monkeypatch.setattr(predict_one, "_analyse_stream", lambda *a: streamed.append(a[1]) or real(*a))
     pred = predict_file(path, _constant_scorer)
     assert streamed == [str(path)] and pred.label == "no_speech" and pred.duration_s == pytest.approx(60, abs=0.1)
 
@@ -425,7 +425,7 @@ def test_short_speech_goes_to_the_label_and_no_speech_to_nobody(tmp_path):
 
 @requires_espeak
 def test_two_voices_get_speaking_times_from_the_timeline(tmp_path, monkeypatch):
-    import voicegender.predict as predict
+    import voicegender.predict_one as predict_one
     from voicegender.segment import segment_file, speaking_time
 
     male = espeak("Every morning I walk to the station and buy a newspaper before the train.", "en+m3", 30)
@@ -444,10 +444,10 @@ def test_two_voices_get_speaking_times_from_the_timeline(tmp_path, monkeypatch):
     # the same through the batch path, and streamed
     (batch,) = predict_files([path], pitch_scorer, show_progress=False)
     assert (batch.female_s, batch.male_s) == pytest.approx((p.female_s, p.male_s))
-    monkeypatch.setattr(predict, "STREAM_ABOVE_S", 1.0)
+    monkeypatch.setattr(predict_one, "STREAM_ABOVE_S", 1.0)
     streamed = predict_file(path, pitch_scorer)
     assert (streamed.speech_s, streamed.female_s, streamed.male_s) == pytest.approx((p.speech_s, p.female_s, p.male_s))
     assert streamed.p_female == pytest.approx(p.p_female)
-    monkeypatch.setattr(predict, "backend_name", lambda: "torchscript")  # one VAD stream at a time: a second pass
+    monkeypatch.setattr(predict_one, "backend_name", lambda: "torchscript")  # one VAD stream at a time: a second pass
     assert predict_file(path, pitch_scorer).female_s == pytest.approx(p.female_s)
 

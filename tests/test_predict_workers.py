@@ -8,8 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from voicegender import predict
-from voicegender.predict import _score_batch, _Workers, score_voices
+from voicegender import predict_workers
+from voicegender.predict_workers import _score_batch, _Workers
+from voicegender.prediction import score_voices
 from voicegender.synth import synth_voice
 
 
@@ -68,7 +69,7 @@ def test_scoring_goes_before_waiting_decodes():
 
 
 def test_a_batch_is_still_scored_when_every_worker_is_stuck(model, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(predict, "SCORE_PART_MIN", 2)
+    monkeypatch.setattr(predict_workers, "SCORE_PART_MIN", 2)
     workers = _Workers(2, max_stuck=0)
     release = threading.Event()
     stuck = [workers.submit(lambda watch: release.wait(30)) for _ in range(2)]
