@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -23,7 +24,9 @@ corpus_app = typer.Typer(help="Inspect corpora (AudioMNIST layout, CSV manifests
                          no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
 
-out = Console(highlight=False)  # results (stdout)
+# results (stdout); piped or captured output gets 120 columns instead of rich's 80, so a predict table with
+# p_child does not fold file names (a terminal keeps its own width; COLUMNS still wins)
+out = Console(highlight=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120)
 err = Console(stderr=True, highlight=False)  # messages (stderr)
 EXIT_USER_ERROR = 2  # bad input: a file, an argument, a corpus
 
