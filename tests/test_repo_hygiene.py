@@ -41,8 +41,6 @@ def _text(path: Path) -> str | None:
 def test_no_absolute_machine_paths_in_the_repository():
     found = []
     for path in _checkout_files():
-        if path == Path(__file__).resolve():
-            continue  # the examples of test_the_pattern below
         text = _text(path)
         if text is None:
             continue
@@ -52,8 +50,12 @@ def test_no_absolute_machine_paths_in_the_repository():
     assert not found, "absolute machine paths (use a relative path or a command a reader can run):\n" + "\n".join(found)
 
 
+ROOTS = ("work", "tmp", "home", "root")  # spelled apart, so this file does not hold the paths it looks for
+
+
 @pytest.mark.parametrize(("line", "machine"), [
-    ("see /work/runs/x", True), ("`/tmp/web.png`", True), ("/home/alice/data", True), ("/root/.cache/x", True),
+    (f"see /{ROOTS[0]}/runs/x", True), (f"`/{ROOTS[1]}/web.png`", True), (f"/{ROOTS[2]}/alice/data", True),
+    (f"/{ROOTS[3]}/.cache/x", True),
     ("runs/explain/x", False), ("https://example.org/tmp/x", False), ("~/.cache/voicegender", False),
     ("../shared/data/cv_en", False), ("a/work/b", False), ("/tmp", False), ("/proc/self", False),
 ])
