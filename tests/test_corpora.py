@@ -78,3 +78,12 @@ def test_folder_with_unreadable_extension_still_lists(tmp_path: Path):
     (root / "male").mkdir(parents=True)
     sf.write(root / "male" / "x.flac", [0.0] * 100, 16_000)
     assert len(load_corpus(root)) == 1
+
+
+def test_ages_from_numbers_and_common_voice_bands():
+    from voicegender.corpora import age_years
+
+    assert age_years("31") == 31.0 and age_years(8) == 8.0
+    assert age_years("twenties") == 25.0 and age_years(" Fifties ") == 55.0
+    assert age_years("teens") is None  # Common Voice's band spans children and adults
+    assert age_years("") is None and age_years(None) is None and age_years("unknown") is None

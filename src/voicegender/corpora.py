@@ -54,11 +54,22 @@ class Clip:
 
     @property
     def age(self) -> float | None:
-        value = self.extra.get("age")
-        try:
-            return float(value) if value not in (None, "") else None
-        except (TypeError, ValueError):
-            return None
+        return age_years(self.extra.get("age"))
+
+
+# Common Voice gives age bands; the middle of each band stands for it ("teens" spans children and adults: unknown)
+AGE_BANDS = {"twenties": 25.0, "thirties": 35.0, "fourties": 45.0, "forties": 45.0, "fifties": 55.0,
+             "sixties": 65.0, "seventies": 75.0, "eighties": 85.0, "nineties": 95.0}
+
+
+def age_years(value) -> float | None:
+    """A speaker's age in years from a manifest cell: a number, a Common Voice band (its middle), else None."""
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return AGE_BANDS.get(str(value).strip().lower())
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpora import Clip, Corpus
+from .corpora import Clip, Corpus, age_years
 from .fileio import atomic_write
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ class FeatureTable:
         self.y = np.array([0 if m["gender"] == "female" else 1 for m in self.meta])  # 0 = female
         self.speaker = np.array([m["speaker"] for m in self.meta])
         self.corpus = np.array([m["corpus"] for m in self.meta])
-        self.age = np.array([_age_years(m["age"]) for m in self.meta])
+        self.age = np.array([age_years(m["age"]) for m in self.meta])
         self.child = np.array([a is not None and a <= CHILD_MAX_AGE for a in self.age])
         self._cache: dict[str, np.ndarray] = {}
 
@@ -306,18 +306,6 @@ class FeatureTable:
         speech = np.load(folder / f"{kind}.speech.npy", mmap_mode="r")
         start = int(lengths[:local].sum())
         return np.asarray(speech[start:start + lengths[local]], np.float32) / 32767.0
-
-
-# Common Voice gives age bands; the middle of each band stands for it ("teens" spans children and adults: unknown)
-AGE_BANDS = {"twenties": 25.0, "thirties": 35.0, "fourties": 45.0, "forties": 45.0, "fifties": 55.0,
-             "sixties": 65.0, "seventies": 75.0, "eighties": 85.0, "nineties": 95.0}
-
-
-def _age_years(value) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return AGE_BANDS.get(str(value).strip().lower())
 
 
 def load_feature_table(corpora: list[Corpus], cache_dir: str | os.PathLike, workers: int = 2, rank: int = 0,
