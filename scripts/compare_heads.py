@@ -65,14 +65,7 @@ def sklearn_candidate(kind: str, features: str = "ge2e+voice"):
             from sklearn.preprocessing import StandardScaler
 
             rows = fit.training_rows(table, train, cfg)
-            w0 = fit.balanced_weights(table.y[rows], table.speaker[rows])
-            xs, ys, ws = [], [], []
-            for k in cfg.kinds:
-                ok = table.get(k, "lengths")[rows] > 0
-                xs.append(fit.design(table, k, rows[ok], features))
-                ys.append(table.y[rows[ok]])
-                ws.append(w0[ok])
-            x, y, w = np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
+            x, y, w = fit.training_matrix(table, rows, table.y[rows], replace(cfg, features=features))
             if kind == "hgb":
                 model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, max_leaf_nodes=15,
                                                        l2_regularization=1.0, random_state=0)

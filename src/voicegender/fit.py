@@ -121,36 +121,38 @@ def training_rows(table: FeatureTable, rows: np.ndarray, cfg: HeadConfig) -> np.
     return rows[~table.child[rows]] if cfg.exclude_children else rows
 
 
-def fit_gender(table: FeatureTable, rows: np.ndarray, cfg: HeadConfig = HeadConfig()) -> LinearLayer:
-    """The gender head (log-odds of *male*) fitted on the ``cfg.kinds`` copies of ``rows``."""
-    rows = training_rows(table, rows, cfg)
+def training_matrix(table: FeatureTable, rows: np.ndarray, labels: np.ndarray, cfg: HeadConfig
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features, labels and weights of the ``cfg.kinds`` copies of ``rows`` (copies without speech left out).
+
+    ``labels`` holds one label per row; weights balance the classes, and the speakers within each class.
+    """
     xs, ys, ws = [], [], []
-    base_w = balanced_weights(table.y[rows], table.speaker[rows])
+    base_w = balanced_weights(labels, table.speaker[rows])
     for kind in cfg.kinds:
         ok = table.get(kind, "lengths")[rows] > 0
         xs.append(design(table, kind, rows[ok], cfg.features))
-        ys.append(table.y[rows[ok]])
+        ys.append(labels[ok])
         ws.append(base_w[ok])
-    return fit_linear(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws), cfg.c,
-                      _voice_scale(cfg.features, cfg.voice_weight))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
+
+
+def fit_gender(table: FeatureTable, rows: np.ndarray, cfg: HeadConfig = HeadConfig()) -> LinearLayer:
+    """The gender head (log-odds of *male*) fitted on the ``cfg.kinds`` copies of ``rows``."""
+    rows = training_rows(table, rows, cfg)
+    x, y, w = training_matrix(table, rows, table.y[rows], cfg)
+    return fit_linear(x, y, w, cfg.c, _voice_scale(cfg.features, cfg.voice_weight))
 
 
 def fit_child(table: FeatureTable, rows: np.ndarray, cfg: HeadConfig = HeadConfig()) -> LinearLayer | None:
     """The child head (log-odds of *aged 12 or younger*) on the clips of ``rows`` with a known age; None when they
     hold no child or no adult."""
     rows = rows[[a is not None for a in table.age[rows]]]
-    y = table.child[rows].astype(int)
-    if len(np.unique(y)) < 2:
+    labels = table.child[rows].astype(int)
+    if len(np.unique(labels)) < 2:
         return None
-    xs, ys, ws = [], [], []
-    base_w = balanced_weights(y, table.speaker[rows])
-    for kind in cfg.kinds:
-        ok = table.get(kind, "lengths")[rows] > 0
-        xs.append(design(table, kind, rows[ok], cfg.features))
-        ys.append(y[ok])
-        ws.append(base_w[ok])
-    return fit_linear(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws), cfg.child_c,
-                      _voice_scale(cfg.features, cfg.voice_weight))
+    x, y, w = training_matrix(table, rows, labels, cfg)
+    return fit_linear(x, y, w, cfg.child_c, _voice_scale(cfg.features, cfg.voice_weight))
 
 
 # --- out-of-fold logits -------------------------------------------------------------------------------------
