@@ -162,3 +162,12 @@ def test_random_channel_is_seeded_and_keeps_length():
     a = augment.random_channel(wave, SR, np.random.default_rng(5))
     b = augment.random_channel(wave, SR, np.random.default_rng(5))
     assert a.shape == wave.shape and np.array_equal(a, b)
+
+
+def test_telephone_companding_law():
+    wave = synth_voice(150.0, 0.5, SR, seed=3)
+    mu, a = augment.telephone(wave, SR, law="mu"), augment.telephone(wave, SR, law="a")
+    assert mu.shape == a.shape == wave.shape and not np.allclose(mu, a)
+    assert np.corrcoef(mu, a)[0, 1] > 0.99  # two quantisations of the same band-limited signal
+    with pytest.raises(ValueError, match="companding law"):
+        augment.telephone(wave, SR, law="gsm")

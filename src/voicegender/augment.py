@@ -61,18 +61,21 @@ def mu_law(wave: np.ndarray, mu: int = MU, bits: int = 8) -> np.ndarray:
     return _f32(np.sign(y) * np.expm1(np.abs(y) * np.log1p(mu)) / mu)
 
 
-def telephone(wave: np.ndarray, sr: int, codec: bool = True) -> np.ndarray:
-    """Narrow-band telephone channel: band-pass 300–3400 Hz, down to 8 kHz, µ-law (if ``codec``), back to ``sr``.
+def telephone(wave: np.ndarray, sr: int, codec: bool = True, law: str = "mu") -> np.ndarray:
+    """Narrow-band telephone channel: band-pass 300–3400 Hz, down to 8 kHz, G.711 companding (if ``codec``:
+    ``law`` "mu" for µ-law, America and Japan, or "a" for A-law, elsewhere), back to ``sr``.
 
     The level is raised to a -20 dBFS RMS before the codec, as a phone's automatic gain would, so quiet clips are
     not lost to 8-bit quantisation, and restored afterwards.
     """
+    if law not in ("mu", "a"):
+        raise ValueError(f"unknown companding law {law!r}; 'mu' or 'a'")
     x = band_limit(wave, sr)
     x = resample(x, sr, TELEPHONE_RATE)
     if codec:
-        rms = float(np.sqrt(np.mean(np.asarray(x, np.float64) ** 2))) if len(x) else 0.0
-        scale = 10 ** (-20 / 20) / rms if rms > 1e-8 else 1.0
-        x = mu_law(x * scale) / scale
+        level = rms(x)
+        scale = 10 ** (-20 / 20) / level if level > 1e-8 else 1.0
+        x = (mu_law(x * scale) if law == "mu" else a_law(x * scale)) / scale
     x = resample(x, TELEPHONE_RATE, sr)
     n = len(wave)
     return _f32(np.pad(x, (0, max(0, n - len(x))))[:n])
@@ -309,11 +312,6 @@ def random_channel(wave: np.ndarray, sr: int, rng: np.random.Generator, others: 
         name = str(rng.choice(list(CODECS)))
         x = codec(x, sr, name, int(rng.choice(CODECS[name][2])))
     elif channel < 0.7:
-        x = band_limit(x, sr)
-        x = resample(x, sr, TELEPHONE_RATE)
-        level = 10 ** (-20 / 20) / max(rms(x), 1e-8)
-        x = (mu_law(x * level) if rng.random() < 0.5 else a_law(x * level)) / level
-        n = len(wave)
-        x = np.pad(resample(x, TELEPHONE_RATE, sr), (0, n))[:n]
+        x = telephone(x, sr, codec=True, law="mu" if rng.random() < 0.5 else "a")
     return gain(x, float(rng.uniform(-10, 10)))
 
