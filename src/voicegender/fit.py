@@ -273,12 +273,14 @@ def expected_calibration_error(p_female: np.ndarray, is_female: np.ndarray, n_bi
 
 # --- held-out report ----------------------------------------------------------------------------------------
 def bacc(y: np.ndarray, female: np.ndarray) -> float:
-    """Balanced accuracy with 0 = female; NaN when a class is missing."""
-    y, female = np.asarray(y), np.asarray(female, bool)
+    """Balanced accuracy (:func:`voicegender.metrics.balanced_accuracy`) of "female" answers for labels ``y``
+    (0 = female); NaN when a class is missing."""
+    from .metrics import balanced_accuracy, confusion_matrix
+
+    y = np.asarray(y)
     if len(np.unique(y)) < 2:
         return float("nan")
-    pred = np.where(female, 0, 1)
-    return float(np.mean([(pred[y == c] == c).mean() for c in (0, 1)]))
+    return balanced_accuracy(confusion_matrix(y, np.where(np.asarray(female, bool), 0, 1)))
 
 
 def _stack(table: FeatureTable, oof: dict[str, np.ndarray], kinds, rows: np.ndarray):
@@ -377,7 +379,7 @@ def heldout_report(table: FeatureTable, oof: dict[str, np.ndarray], folds: Folds
 
 def child_auc(table: FeatureTable, cfg: HeadConfig, k: int = 5, seed: int = 0) -> dict:
     """Speaker k-fold ROC-AUC of the child head on the clean clips with a known age (folds stratified by child)."""
-    from sklearn.metrics import roc_auc_score
+    from .metrics import roc_auc
 
     known = np.flatnonzero([a is not None for a in table.age])
     sub_child = table.child.astype(int)
@@ -390,13 +392,13 @@ def child_auc(table: FeatureTable, cfg: HeadConfig, k: int = 5, seed: int = 0) -
             scores[ok] = layer.logit(design(table, "clean", ok, cfg.features))
     rows = np.flatnonzero(np.isfinite(scores))
     y = table.child[rows]
-    out = {"auc": float(roc_auc_score(y, scores[rows])) if len(np.unique(y)) == 2 else None,
+    out = {"auc": roc_auc(y, scores[rows]) if len(np.unique(y)) == 2 else None,
            "n_clips": int(len(rows)), "n_child_speakers": int(len(np.unique(table.speaker[rows][y]))),
            "n_adult_speakers": int(len(np.unique(table.speaker[rows][~y])))}
     for name in sorted(set(table.corpus[rows])):
         m = table.corpus[rows] == name
         if len(np.unique(y[m])) == 2:
-            out[f"auc_{name}"] = float(roc_auc_score(y[m], scores[rows][m]))
+            out[f"auc_{name}"] = roc_auc(y[m], scores[rows][m])
         out[f"adult_flagged_{name}"] = float((scores[rows][m & ~y] > 0).mean()) if (m & ~y).any() else None
     return out
 
