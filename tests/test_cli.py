@@ -24,3 +24,13 @@ def test_usage_errors_and_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("voicegender ")
     assert main(["--help"]) == 0
+
+
+def test_predict_min_speech_default_is_the_library_one():
+    """The CLI keeps its defaults as literals (``voicegender --help`` imports no numpy): they must match."""
+    import inspect
+
+    from voicegender.cli.listen import predict_cmd
+    from voicegender.prediction import MIN_SPEECH_S
+
+    assert inspect.signature(predict_cmd).parameters["min_speech"].default == MIN_SPEECH_S
