@@ -469,6 +469,19 @@ def test_a_full_server_answers_503_before_reading_and_a_lost_client_gives_its_sl
     assert list(tmp_path.glob("voicegender-*")) == []  # uploads
 
 
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP response: the head and the body may arrive in separate packets."""
+    reply = b""
+    while b"\r\n\r\n" not in reply and (chunk := sock.recv(4096)):
+        reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    length = int(next((line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), b"0"))
+    while len(body) < length and (chunk := sock.recv(4096)):
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def test_a_stalled_upload_gets_408_and_gives_its_slot_back(client, voice_wav, tmp_path, monkeypatch):
     from voicegender.web import app as app_module
 
@@ -479,7 +492,7 @@ def test_a_stalled_upload_gets_408_and_gives_its_slot_back(client, voice_wav, tm
     with running_server(app) as url:
         with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=10) as s:
             s.sendall(_request_head(len(body)) + body[:1000])
-            reply = s.recv(4096)
+            reply = _read_response(s)
     assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
     assert b"stalled" in reply
     assert app.state.capacity.used == 0
