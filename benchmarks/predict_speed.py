@@ -8,8 +8,9 @@ first ``--clips`` AudioMNIST-AZ clips (sorted paths; 16 kHz FLAC words of ~1.4 s
 * **seed**: the original system's deployment path as a script (this file with ``--seed-worker``): read the
   file, soxr to 48 kHz, the seed MFCC (librosa, pre-emphasis, padded to 47,998 samples), the 224×224 8-bit image
   (scikit-image), then a ResNet-34 + fastai head forward (``models.SeedResNet``, random weights: speed does not
-  depend on them), in batches of ``--batch`` (which flatters the seed: its notebook predicted one image at a time),
-  with each of ``--seed-threads`` torch thread counts; the faster one is the reference.
+  depend on them), with each of ``--seed-threads`` torch thread counts, in batches of each of ``--batch`` images.
+  Batch 1 is the original as it ran (its deployment notebook predicted one image at a time); larger batches are
+  faster than anything the original did. A ratio is printed against the faster thread count of each batch size.
 
 Wall time is measured around each child; its CPU time and peak resident memory come from ``os.wait4`` (that
 child alone). The sides alternate (seed, ours, ...) over ``--repeats`` rounds. Also: ``voicegender predict
@@ -20,7 +21,7 @@ The load average is printed with every figure: another job on the machine slows 
 
 Usage (from the repository root)::
 
-    python benchmarks/predict_speed.py [--clips 1024] [--repeats 1] [--seed-threads 1 2] [--batch 32]
+    python benchmarks/predict_speed.py [--clips 1024] [--repeats 1] [--seed-threads 1 2] [--batch 1 32]
                                        [--startup-repeats 3] [--stages] [--manifest CSV]
 """
 
@@ -140,15 +141,20 @@ def stage_costs(paths: list[str], batch: int) -> dict[str, float]:
                 for s in embeddings.partial_windows(len(mel)):
                     windows.append(mel[s])
                     owner.append(i)
-            partial = timed("encoder", embeddings.encode_windows, np.stack(windows))
+            partial, hidden = timed("encoder", lambda w: embeddings.encode_windows(w, hidden=True),
+                                    np.stack(windows))
 
-            def head(partial=partial, owner=owner, waves=waves):
+            def head(partial=partial, hidden=hidden, owner=owner, waves=waves):
+                index = np.asarray(owner)
                 sums = np.zeros((len(waves), embeddings.EMBEDDING_DIM))
-                np.add.at(sums, np.asarray(owner), partial)
+                np.add.at(sums, index, partial)
                 emb = (sums / np.linalg.norm(sums, axis=1, keepdims=True)).astype(np.float32)
+                hidden_sums = np.zeros((len(waves), hidden.shape[1]))
+                np.add.at(hidden_sums, index, hidden)
+                hidden_means = hidden_sums / np.bincount(index, minlength=len(waves))[:, None]
                 x = model.head.inputs(emb, None)
                 seconds = np.array([len(w) / 16_000 for w in waves])
-                return model.head.p_female(x, seconds), model.head.p_child(x)
+                return model.head.p_female(x, seconds, hidden_means), model.head.p_child(x)
 
             timed("head", head)
     return {k: 1000 * v / len(paths) for k, v in totals.items()}
@@ -175,14 +181,15 @@ def main() -> None:
     p.add_argument("--manifest", type=Path, default=MANIFEST, help="CSV with path (relative to it) and gender")
     p.add_argument("--repeats", type=int, default=1, help="rounds of both sides (alternating)")
     p.add_argument("--seed-threads", type=int, nargs="+", default=[1, 2], help="torch threads of the seed runs")
-    p.add_argument("--batch", type=int, default=32, help="images per ResNet forward in the seed script")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 32],
+                   help="images per ResNet forward in the seed script (1: as the original ran)")
     p.add_argument("--startup-repeats", type=int, default=3, help="timed `predict one.wav` runs")
     p.add_argument("--stages", action="store_true", help="also the per-stage cost per clip (in this process)")
     p.add_argument("--seed-worker", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.seed_worker:
-        seed_worker(args.seed_worker, args.threads, args.batch)
+        seed_worker(args.seed_worker, args.threads, args.batch[0])
         return
     if not args.manifest.is_file():
         sys.exit(f"{args.manifest}: no manifest (the AudioMNIST-AZ corpus of ../shared/data); give --manifest CSV")
@@ -200,11 +207,12 @@ def main() -> None:
         results: dict[str, list[dict]] = {}
         run_child([*vg, "predict", "--format", "json", *paths[:4]])  # warm-up: page cache, the ONNX files
         for _ in range(args.repeats):
-            for threads in args.seed_threads:
-                cmd = [sys.executable, __file__, "--seed-worker", str(list_file), "--threads", str(threads),
-                       "--batch", str(args.batch)]
-                results.setdefault(f"seed, {threads} torch thread{'s' if threads > 1 else ''}", []).append(
-                    run_child(cmd))
+            for batch in args.batch:
+                for threads in args.seed_threads:
+                    cmd = [sys.executable, __file__, "--seed-worker", str(list_file), "--threads", str(threads),
+                           "--batch", str(batch)]
+                    results.setdefault(f"seed, batch {batch}, {threads} thread{'s' if threads > 1 else ''}",
+                                       []).append(run_child(cmd))
             results.setdefault("voicegender predict --format json", []).append(
                 run_child([*vg, "predict", "--format", "json", *paths], ours_out))
         print(f"\n{'pipeline (whole process)':<38} {'run':>3} {'wall s':>7} {'clips/s':>8} {'CPU ms/clip':>12} "
@@ -215,11 +223,14 @@ def main() -> None:
                 print(f"{name:<38} {i + 1:>3} {r['wall']:>7.2f} {len(paths) / r['wall']:>8.1f} "
                       f"{1000 * r['cpu'] / len(paths):>12.2f} {r['rss_mb']:>8.0f}  {r['load']}")
             rates[name] = max(len(paths) / r["wall"] for r in runs)
-        seed_name = max((k for k in rates if k.startswith("seed")), key=rates.get)
         ours = rates["voicegender predict --format json"]
         worst = min(len(paths) / r["wall"] for r in results["voicegender predict --format json"])
-        print(f"\nratio: {ours / rates[seed_name]:.1f}x ({ours:.1f} vs {rates[seed_name]:.1f} clips/s, best runs; "
-              f"slowest run of ours {worst / rates[seed_name]:.1f}x) against the faster seed setting ({seed_name})")
+        print()
+        for batch in args.batch:
+            seed_name = max((k for k in rates if k.startswith(f"seed, batch {batch},")), key=rates.get)
+            print(f"ratio against the seed in batches of {batch}{' (as the original ran)' if batch == 1 else ''}: "
+                  f"{ours / rates[seed_name]:.1f}x ({ours:.1f} vs {rates[seed_name]:.1f} clips/s, best runs; slowest "
+                  f"run of ours {worst / rates[seed_name]:.1f}x; faster seed setting: {seed_name})")
         print(f"our answers: {accuracy(ours_out, truth)}")
 
         import soundfile as sf

@@ -33,18 +33,24 @@ TEST_KINDS = ("clean", "tel", "codec", "short", "short_tel")
 
 
 def candidates() -> dict[str, fit.HeadConfig]:
-    """The linear heads compared; the shipped recipe is ``fit.HeadConfig()``."""
+    """The linear heads compared; the shipped recipe is ``fit.HeadConfig()`` (GE2E embedding, and the encoder's
+    hidden means for speech shorter than 1 s)."""
     base = fit.HeadConfig()
     return {
         "GE2E + LR C=1e-3, v1's copies (clean, tel, 2 random channels)": replace(
             base, c=1e-3, kinds=("clean", "tel", "aug1", "aug2")),
         "GE2E + LR C=1e-3": replace(base, c=1e-3),
         "GE2E + LR C=3e-4 (shipped)": base,
+        "GE2E + LR C=3e-4 without the short-speech layer (v2)": replace(base, short_max_s=0.0),
+        "GE2E + LR C=3e-4, short-speech layer below 0.6 s": replace(base, short_max_s=0.6),
+        "GE2E + LR C=3e-4, short-speech layer below 1.5 s": replace(base, short_max_s=1.5),
+        "hidden means + LR C=3e-4 for all speech": replace(base, features="hidden", short_max_s=0.0),
         "GE2E + LR C=1e-4": replace(base, c=1e-4),
-        "pitch + formants + LR": replace(base, features="voice", c=1.0),
-        "pitch + LR": replace(base, features="pitch", c=1.0),
-        "pitch + HNR + LR": replace(base, features="pitch+hnr", c=1.0),
-        "formants + LR": replace(base, features="formants", c=1.0),
+        # the measures alone, for the ablation: no short-speech layer (it reads the encoder)
+        "pitch + formants + LR": replace(base, features="voice", c=1.0, short_max_s=0.0),
+        "pitch + LR": replace(base, features="pitch", c=1.0, short_max_s=0.0),
+        "pitch + HNR + LR": replace(base, features="pitch+hnr", c=1.0, short_max_s=0.0),
+        "formants + LR": replace(base, features="formants", c=1.0, short_max_s=0.0),
         "GE2E + pitch + LR": replace(base, features="ge2e+pitch"),
         "GE2E + pitch + formants + LR (w=1)": replace(base, features="ge2e+voice"),
         "GE2E + pitch + formants + LR (w=3)": replace(base, features="ge2e+voice", voice_weight=3.0),

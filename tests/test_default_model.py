@@ -43,10 +43,14 @@ def test_score_contract_on_synthetic_voices():
     assert scores.p_female.shape == (3,) and np.all((scores.p_female >= 0) & (scores.p_female <= 1))
     assert scores.p_child.shape == (3,) and np.all((scores.p_child >= 0) & (scores.p_child <= 1))
     # the documented contract: embedding -> head -> sigmoid(-logit / T[band of the speech duration])
-    from voicegender.embeddings import ge2e_embeddings
+    # (speech shorter than short_max_s is answered by the short-speech layer over the hidden means)
+    from voicegender.embeddings import ge2e_features
 
-    z = model.head.female_logit(ge2e_embeddings(waves).astype(np.float64))
-    t = np.asarray(model.head.temperatures)[[3, 2, 0]]  # 1.0 s -> 1-3 s band, 0.25 s -> 0-0.3 s band
+    ge2e, hidden = (a.astype(np.float64) for a in ge2e_features(waves))
+    assert model.head.short is not None and model.head.short_max_s == 1.0
+    z = np.array([-model.head.gender.logit(ge2e[:2])[0], -model.head.gender.logit(ge2e[:2])[1],
+                  -model.head.short.logit(hidden[2:])[0]])
+    t = np.asarray(model.head.temperatures)[[3, 3, 0]]  # 1.0 s -> 1-3 s band, 0.25 s -> 0-0.3 s band
     np.testing.assert_allclose(scores.p_female, 1 / (1 + np.exp(-z / t)), atol=1e-6)
     assert np.array_equal(model(waves), scores.p_female)
     assert model.score([]).p_female.shape == (0,)

@@ -58,6 +58,11 @@ def test_onnx_equals_torch_fp32_on_synthetic_audio():
     assert onnx.shape == (6, 256) and onnx.dtype == np.float32
     assert _cosines(onnx, torch_fp32).min() >= COSINE_MIN
     assert embeddings.ge2e_embeddings(waves, backend="auto") == pytest.approx(onnx)
+    # the hidden means (the short-speech layer's input) come from the same run
+    emb, hidden = embeddings.ge2e_features(waves, backend="onnx")
+    emb_torch, hidden_torch = embeddings.ge2e_features(waves, backend="torch-fp32")
+    assert np.array_equal(emb, onnx) and hidden.shape == (6, 256)
+    assert np.abs(hidden - hidden_torch).max() <= 1e-4 and np.abs(hidden).mean() > 0.01
 
 
 def test_onnx_windows_equal_torch_at_every_batch_size():
@@ -97,7 +102,7 @@ def test_onnx_path_imports_no_torch(onnx_cache: Path):
 def test_cache_file_is_named_by_the_weights_hash_and_records_provenance(onnx_cache: Path):
     weights = embeddings.weights_path()
     digest = encoder_onnx.sha256_file(weights)
-    path = onnx_cache / f"ge2e-{digest[:16]}.onnx"
+    path = onnx_cache / f"{encoder_onnx.FILE_PREFIX}{digest[:16]}.onnx"
     assert path.is_file() and embeddings.onnx_encoder().path == path
     sidecar = json.loads(path.with_suffix(".json").read_text())
     assert sidecar["source_sha256"] == digest
@@ -138,7 +143,7 @@ def test_new_weights_get_their_own_file(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(embeddings, "weights_path", lambda: weights)
     monkeypatch.setattr(embeddings, "_encoder", None)  # the torch side reads the new file too
     after = embeddings.ge2e_embeddings([wave], backend="onnx")
-    names = {f"ge2e-{encoder_onnx.sha256_file(p)[:16]}.onnx" for p in (original, weights)}
+    names = {f"{encoder_onnx.FILE_PREFIX}{encoder_onnx.sha256_file(p)[:16]}.onnx" for p in (original, weights)}
     assert len(names) == 2 and {p.name for p in cache.glob("*.onnx")} == names
     assert float(before[0] @ after[0]) < 0.9999  # new weights, new answers ...
     torch_fp32 = embeddings.ge2e_embeddings([wave], backend="torch-fp32")

@@ -82,6 +82,20 @@ def test_fit_command_end_to_end(two_corpora, tmp_path, capsys):
     assert head.metadata["name"] == "tiny" and head.metadata["training_corpora"] == ["alpha", "beta"]
     assert head.metadata["n_speakers"] == 5  # the two children are left out of the gender head
     assert len(list(cache.glob("*/done.json"))) == 2
+    assert head.short is not None and head.short_max_s == 1.0 and len(head.short.coef) == 256  # short speech
+    # a cache written before the hidden means existed gets them from its stored speech, as a fresh run computes them
+    from voicegender import training_set
+
+    folder = next(cache.glob("alpha-*"))
+    fresh = {p.name: np.load(p) for p in folder.glob("*.hidden.npy")}
+    assert len(fresh) == len(training_set.COPY_KINDS)
+    for name in fresh:
+        (folder / name).unlink()
+    training_set.add_hidden_means(folder)
+    assert {p.name for p in folder.glob("*.hidden.npy")} == set(fresh)
+    for kind in ("clean", "tel", "codec"):  # whole clips at speaking level: within the stored speech's 16-bit
+        # rounding (the fresh run saw float samples; a quiet 0.15 s crop, normalised to -30 dBFS, moves more)
+        np.testing.assert_allclose(np.load(folder / f"{kind}.hidden.npy"), fresh[f"{kind}.hidden.npy"], atol=5e-4)
 
     # the model answers through predict, with the child-voice estimate
     female = tmp_path / "f.wav"

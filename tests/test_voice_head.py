@@ -70,3 +70,34 @@ def test_inputs_pick_the_measures_the_head_reads():
     assert head.inputs(None, voice).tolist() == voice[:, head.voice_columns].tolist()
     with pytest.raises(ModelError, match="voice measures"):
         head.inputs(None, np.zeros((1, 3)))
+
+
+def with_short_layer(head: VoiceHead) -> VoiceHead:
+    """``head`` plus a short-speech layer over two hidden means: logit of *male* = h0 - h1."""
+    head.short = LinearLayer(np.zeros(2), np.zeros(2), np.ones(2), np.array([1.0, -1.0]), 0.0)
+    head.short_max_s = 1.0
+    return head
+
+
+def test_short_speech_is_answered_by_the_short_layer():
+    head = with_short_layer(small_head())
+    x = np.array([[3.0, 6.0]] * 3)  # the main layer's female log-odds: -0.75 for every row
+    hidden = np.array([[0.0, 2.0], [0.0, 2.0], [0.0, 2.0]])  # the short layer's female log-odds: +2
+    seconds = np.array([0.2, 0.99, 1.0])
+    assert head.female_logit(x, seconds, hidden) == pytest.approx([2.0, 2.0, -0.75])
+    assert head.female_logit(x) == pytest.approx([-0.75] * 3)  # without hidden means: the main layer
+    p = head.p_female(x, seconds, hidden)
+    assert p == pytest.approx(1 / (1 + np.exp(-np.array([2.0 / 4.0, 2.0 / 1.5, -0.75 / 1.0]))))
+    with pytest.raises(ModelError, match="hidden means"):
+        head.female_logit(x, seconds, np.zeros((3, 5)))
+
+
+def test_short_layer_survives_save_and_load(tmp_path):
+    head = with_short_layer(small_head())
+    back = VoiceHead.load(head.save(tmp_path / "short.npz"))
+    assert back.short_max_s == 1.0 and back.uses_hidden
+    x, seconds, hidden = np.array([[3.0, 6.0], [0.0, 5.0]]), np.array([0.5, 2.0]), np.array([[1.0, 0.0], [0.0, 3.0]])
+    assert back.p_female(x, seconds, hidden) == pytest.approx(head.p_female(x, seconds, hidden))
+    plain = VoiceHead.load(small_head().save(tmp_path / "plain.npz"))  # a file without the layer (v2.0)
+    assert plain.short is None and not plain.uses_hidden
+    assert plain.female_logit(x, seconds, hidden) == pytest.approx(plain.female_logit(x))

@@ -19,7 +19,7 @@ from .errors import ModelError
 from .voice_head import VoiceHead
 
 DEFAULT_MODEL_NAME = "ge2e-head-v2"  # the shipped model's name (in the model card and its metadata)
-DEFAULT_MODEL_VERSION = "2.0.0"  # bumped whenever the shipped weights change
+DEFAULT_MODEL_VERSION = "2.1.0"  # bumped whenever the shipped weights change
 DEFAULT_MODEL_FILE = "default_model.npz"  # inside voicegender/assets/
 SAMPLE_RATE = 16_000  # Hz: the rate speech is handed to :meth:`VoiceModel.score` at
 # p_child at or above this: the voice may be a child's, whose gender the model cannot tell (children are at chance).
@@ -65,24 +65,28 @@ class VoiceModel:
 
     def features(self, waves16k: list[np.ndarray]) -> np.ndarray:
         """Raw head inputs (n, d) of speech clips at 16 kHz."""
-        ge2e = voice = None
-        if self.head.uses_ge2e:
-            from .embeddings import ge2e_embeddings
+        return self._inputs(waves16k)[0]
 
-            ge2e = ge2e_embeddings(waves16k)
+    def _inputs(self, waves16k: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(head inputs, hidden means or None) from one run of the encoder."""
+        ge2e = voice = hidden = None
+        if self.head.uses_ge2e or self.head.uses_hidden:
+            from .embeddings import ge2e_features
+
+            ge2e, hidden = ge2e_features(waves16k)
         if self.head.uses_voice:
             from .acoustic import voice_features
 
             voice = np.stack([voice_features(w) for w in waves16k])
-        return self.head.inputs(ge2e, voice)
+        return self.head.inputs(ge2e, voice), hidden
 
     def score(self, waves16k: list[np.ndarray]) -> Scores:
         waves = [np.asarray(w, np.float32).reshape(-1) for w in waves16k]
         if not waves:
             return Scores(np.zeros(0), None if self.head.child is None else np.zeros(0))
-        x = self.features(waves)
+        x, hidden = self._inputs(waves)
         seconds = np.array([len(w) / SAMPLE_RATE for w in waves])
-        return Scores(self.head.p_female(x, seconds), self.head.p_child(x))
+        return Scores(self.head.p_female(x, seconds, hidden), self.head.p_child(x))
 
     def __call__(self, waves16k: list[np.ndarray]) -> np.ndarray:
         return self.score(waves16k).p_female

@@ -35,8 +35,11 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = "mels"  # (batch, 160, 40) float32 mel power frames
 OUTPUT_NAME = "embeddings"  # (batch, 256) float32, L2 norm 1
+HIDDEN_NAME = "hidden_mean"  # (batch, 256) float32: the top LSTM layer's output averaged over frames 40-159
 ONNX_OPSET = 17
-FILE_PREFIX = "ge2e-"  # + the first 16 hex digits of pretrained.pt's SHA-256 + ".onnx" / ".json"
+# + the first 16 hex digits of pretrained.pt's SHA-256 + ".onnx" / ".json"; "h" since the file has a second output
+# (HIDDEN_NAME): an older cached file without it is not picked up, a new one is exported next to it
+FILE_PREFIX = "ge2e-h-"
 DIGEST_CHARS = 16  # 64 bits of the weights' SHA-256 in the file name; the sidecar holds all 256
 DEFAULT_THREADS = 1  # intra-op threads per session; callers run several sessions/stages side by side instead
 # Windows per onnxruntime run on one thread. The LSTM's time per window depends on the batch in steps (MLAS
@@ -124,7 +127,8 @@ def _version(dist: str) -> str:
 def provenance(weights: Path, digest: str) -> dict[str, Any]:
     """What the sidecar records: source file, its hash and stat, licence, and the exporting versions."""
     return {**SOURCE, "source_sha256": digest, **_source_stat(weights), "onnx_opset": ONNX_OPSET,
-            "input": f"{INPUT_NAME} (batch, 160, 40) float32 mel power", "output": f"{OUTPUT_NAME} (batch, 256)",
+            "input": f"{INPUT_NAME} (batch, 160, 40) float32 mel power",
+            "outputs": f"{OUTPUT_NAME} (batch, 256), {HIDDEN_NAME} (batch, 256)",
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": {d: _version(d) for d in ("resemblyzer", "voicegender", "torch", "onnx")}}
 
@@ -156,7 +160,8 @@ def ensure_onnx(weights: Path, export: Callable[[Path, dict[str, Any]], bytes] |
 
 
 class OnnxEncoder:
-    """An onnxruntime session of the GE2E encoder: ``encoder(mels)`` maps (n, 160, 40) → (n, 256) float32."""
+    """An onnxruntime session of the GE2E encoder: ``encoder(mels)`` maps (n, 160, 40) → (n, 256) float32
+    embeddings; :meth:`with_hidden` also returns the top layer's mean output per window."""
 
     def __init__(self, path: Path, threads: int = DEFAULT_THREADS) -> None:
         import onnxruntime as ort
@@ -173,16 +178,28 @@ class OnnxEncoder:
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ModelError(f"{path}: onnxruntime cannot load this encoder ({e}); delete it to rebuild") from e
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        outputs = [o.name for o in self.session.get_outputs()]
+        if outputs != [OUTPUT_NAME, HIDDEN_NAME]:
+            raise ModelError(f"{path}: encoder outputs {outputs}, expected {[OUTPUT_NAME, HIDDEN_NAME]}; delete it "
+                             "to rebuild")
+
+    def _run(self, names: list[str], mels: np.ndarray, batch_windows: int) -> list[np.ndarray]:
+        mels = np.ascontiguousarray(mels, dtype=np.float32)
+        if mels.shape[0] == 0:
+            return [np.zeros((0, 256), np.float32) for _ in names]
+        size = min(batch_windows, RUN_WINDOWS) if self.threads == 1 else batch_windows
+        runs = [self.session.run(names, {INPUT_NAME: run}) for run in np.array_split(mels, -(-len(mels) // size))]
+        return [np.concatenate([r[i] for r in runs]) for i in range(len(names))]
 
     def __call__(self, mels: np.ndarray, batch_windows: int = 64) -> np.ndarray:
         """Embeddings of (n, 160, 40) windows in runs of at most ``batch_windows`` (on one thread: of about
         :data:`RUN_WINDOWS`, cut equally)."""
-        mels = np.ascontiguousarray(mels, dtype=np.float32)
-        if mels.shape[0] == 0:
-            return np.zeros((0, 256), np.float32)
-        size = min(batch_windows, RUN_WINDOWS) if self.threads == 1 else batch_windows
-        runs = np.array_split(mels, -(-len(mels) // size))
-        return np.concatenate([self.session.run([OUTPUT_NAME], {INPUT_NAME: run})[0] for run in runs])
+        return self._run([OUTPUT_NAME], mels, batch_windows)[0]
+
+    def with_hidden(self, mels: np.ndarray, batch_windows: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings, hidden means) of (n, 160, 40) windows, from the same run of the network."""
+        emb, hidden = self._run([OUTPUT_NAME, HIDDEN_NAME], mels, batch_windows)
+        return emb, hidden
 
 
 def load_session(path: Path, threads: int = DEFAULT_THREADS) -> OnnxEncoder:

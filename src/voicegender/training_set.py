@@ -40,6 +40,8 @@ TEST_CODECS = (("mp3", 16_000), ("opus", 8_000), ("aac", 16_000), ("amr_nb", 7_9
 CHUNK = 48  # clips per cached chunk (and per worker task)
 POOL_CLIPS = 120  # clean clips that babble noise is made of
 CHILD_MAX_AGE = 12  # years: age <= 12 is a child
+MIN_FEATURE_SAMPLES = int(0.05 * SR)  # shorter speech gets no features (NaN)
+ARRAYS = ("lengths", "speech", "ge2e", "hidden", "acoustic")  # cached per copy kind
 WAIT_S = 6 * 3600.0  # how long rank 0 waits for the other ranks' chunks
 
 
@@ -121,9 +123,9 @@ def speech_of(wave: np.ndarray) -> np.ndarray:
 
 
 def _chunk_features(paths: list[str], seeds: list[list[int]], kinds: tuple[str, ...]) -> dict[str, dict]:
-    """Per kind: speech of each copy (int16, concatenated + lengths), GE2E embeddings, acoustic measures."""
+    """Per kind: speech of each copy (int16, concatenated + lengths), GE2E embeddings and hidden means, acoustic
+    measures."""
     from .acoustic import N_FEATURES, voice_features
-    from .embeddings import EMBEDDING_DIM, ge2e_embeddings
 
     speech: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
     failed: list[str] = []
@@ -142,17 +144,27 @@ def _chunk_features(paths: list[str], seeds: list[list[int]], kinds: tuple[str, 
     out = {}
     for k in kinds:
         waves = speech[k]
-        usable = [i for i, w in enumerate(waves) if len(w) >= int(0.05 * SR)]
-        emb = np.full((len(waves), EMBEDDING_DIM), np.nan, np.float32)
-        if usable:
-            emb[usable] = ge2e_embeddings([waves[i] for i in usable])
+        usable = [i for i, w in enumerate(waves) if len(w) >= MIN_FEATURE_SAMPLES]
+        emb, hidden = _encoder_features(waves, usable)
         ac = np.full((len(waves), N_FEATURES), np.nan, np.float32)
         for i in usable:
             ac[i] = voice_features(waves[i])
         out[k] = {"lengths": np.array([len(w) for w in waves], np.int64),
                   "speech": np.concatenate([_int16(w) for w in waves]) if waves else np.zeros(0, np.int16),
-                  "ge2e": emb, "acoustic": ac}
+                  "ge2e": emb, "hidden": hidden, "acoustic": ac}
     return out
+
+
+def _encoder_features(waves: list[np.ndarray], usable: list[int], threads: int = 1
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """GE2E embeddings and hidden means of ``waves`` (NaN rows where not ``usable``)."""
+    from .embeddings import EMBEDDING_DIM, ge2e_features
+
+    emb = np.full((len(waves), EMBEDDING_DIM), np.nan, np.float32)
+    hidden = np.full((len(waves), EMBEDDING_DIM), np.nan, np.float32)
+    if usable:
+        emb[usable], hidden[usable] = ge2e_features([waves[i] for i in usable], threads=threads)
+    return emb, hidden
 
 
 def _run_chunk(args: tuple) -> tuple[int, dict]:
@@ -192,6 +204,8 @@ def cache_corpus(corpus: Corpus, cache_dir: str | os.PathLike, pool_paths: list[
 
     folder = Path(cache_dir) / corpus_key(corpus)
     if (folder / "done.json").exists():
+        if rank == 0:
+            add_hidden_means(folder)
         return folder
     chunks = folder / "chunks"
     chunks.mkdir(parents=True, exist_ok=True)
@@ -219,7 +233,7 @@ def cache_corpus(corpus: Corpus, cache_dir: str | os.PathLike, pool_paths: list[
     # assemble per kind
     parts = [np.load(chunks / f"{start:06d}.npz") for start in starts]
     for k in kinds:
-        for name in ("lengths", "speech", "ge2e", "acoustic"):
+        for name in ARRAYS:
             _save_npy(folder / f"{k}.{name}.npy", np.concatenate([p[f"{k}.{name}"] for p in parts]))
     atomic_write(folder / "done.json", lambda f: f.write(json.dumps({"kinds": list(kinds)}).encode()))
     return folder
@@ -229,13 +243,11 @@ def _acoustic_of(args: tuple[str, str]) -> tuple[str, np.ndarray]:
     from .acoustic import N_FEATURES, voice_features
 
     folder, kind = args
-    lengths = np.load(Path(folder) / f"{kind}.lengths.npy")
-    speech = np.load(Path(folder) / f"{kind}.speech.npy", mmap_mode="r")
-    ends = np.cumsum(lengths)
-    out = np.full((len(lengths), N_FEATURES), np.nan, np.float32)
-    for i, (n, end) in enumerate(zip(lengths, ends, strict=True)):
-        if n >= int(0.05 * SR):
-            out[i] = voice_features(np.asarray(speech[end - n:end], np.float32) / 32767.0)
+    waves = stored_speech(Path(folder), kind)
+    out = np.full((len(waves), N_FEATURES), np.nan, np.float32)
+    for i, wave in enumerate(waves):
+        if len(wave) >= MIN_FEATURE_SAMPLES:
+            out[i] = voice_features(wave)
     return kind, out
 
 
@@ -247,6 +259,29 @@ def refresh_acoustic(folder: str | os.PathLike, workers: int = 2) -> None:
         for kind, values in ex.map(_acoustic_of, [(str(folder), k) for k in kinds]):
             _save_npy(folder / f"{kind}.acoustic.npy", values)
     log.info("%s: voice measures recomputed", folder.name)
+
+
+def stored_speech(folder: Path, kind: str) -> list[np.ndarray]:
+    """The cached speech of every clip's ``kind`` copy (float32, 16 kHz)."""
+    lengths = np.load(folder / f"{kind}.lengths.npy")
+    speech = np.load(folder / f"{kind}.speech.npy", mmap_mode="r")
+    ends = np.cumsum(lengths)
+    return [np.asarray(speech[end - n:end], np.float32) / 32767.0 for n, end in zip(lengths, ends, strict=True)]
+
+
+def add_hidden_means(folder: str | os.PathLike) -> None:
+    """Compute the encoder's hidden means from the stored speech of a corpus cached before they were (no copy is
+    made again: the speech is what the embeddings were computed from)."""
+    folder = Path(folder)
+    kinds = json.loads((folder / "done.json").read_text())["kinds"]
+    for kind in kinds:
+        if (folder / f"{kind}.hidden.npy").exists():
+            continue
+        waves = stored_speech(folder, kind)
+        _, hidden = _encoder_features(waves, [i for i, w in enumerate(waves) if len(w) >= MIN_FEATURE_SAMPLES],
+                                      threads=2)
+        _save_npy(folder / f"{kind}.hidden.npy", hidden)
+        log.info("%s: hidden means of the %s copies added", folder.name, kind)
 
 
 def _wait_for_chunks(chunks: Path, starts: list[int], wait_s: float, poll_s: float = 5.0) -> None:

@@ -5,7 +5,10 @@ using the model needs numpy only (the GE2E encoder and the pitch/formant tracker
 
 - ``gender``: log-odds of *male* (:class:`LinearLayer`); ``p_female = sigmoid(-logit / T)`` with the temperature
   ``T`` of the clip's speech-duration band (:data:`DURATION_BANDS`);
-- ``child``: log-odds of a child's voice (aged 12 or younger), or absent.
+- ``child``: log-odds of a child's voice (aged 12 or younger), or absent;
+- ``short``: log-odds of *male* for clips with less than ``short_max_s`` seconds of speech, over the encoder's
+  hidden means (:func:`voicegender.embeddings.ge2e_features`), or absent. It replaces ``gender`` there; the
+  temperature applies to whichever layer answered.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ class VoiceHead:
     child: LinearLayer | None = None
     temperatures: list[float] = field(default_factory=lambda: [1.0] * len(DURATION_BANDS))
     metadata: dict = field(default_factory=dict)  # name, version, recipe, training corpora, metrics, command
+    short: LinearLayer | None = None  # the gender layer for short speech, over hidden means
+    short_max_s: float = 0.0  # speech shorter than this (seconds) is answered by ``short``
 
     @property
     def uses_ge2e(self) -> bool:
@@ -81,7 +86,7 @@ class VoiceHead:
         """Columns of :data:`voicegender.acoustic.FEATURE_NAMES` the head reads (empty: none)."""
         from .acoustic import FEATURE_NAMES
 
-        return [FEATURE_NAMES.index(n) for n in self.feature_names if not n.startswith("ge2e_")]
+        return [FEATURE_NAMES.index(n) for n in self.feature_names if not n.startswith(("ge2e_", "hidden_"))]
 
     @property
     def uses_voice(self) -> bool:
@@ -104,14 +109,29 @@ class VoiceHead:
             raise ModelError(f"head expects {len(self.feature_names)} features, got {x.shape[1]}")
         return x
 
-    def female_logit(self, x: np.ndarray) -> np.ndarray:
-        """Uncalibrated log-odds of *female* for raw feature rows ``x``."""
-        return -self.gender.logit(x)
+    @property
+    def uses_hidden(self) -> bool:
+        """Whether the head reads the encoder's hidden means (for short speech)."""
+        return self.short is not None and self.short_max_s > 0
 
-    def p_female(self, x: np.ndarray, speech_s: np.ndarray) -> np.ndarray:
+    def female_logit(self, x: np.ndarray, speech_s: np.ndarray | None = None,
+                     hidden: np.ndarray | None = None) -> np.ndarray:
+        """Uncalibrated log-odds of *female* for raw feature rows ``x``; rows with less than :attr:`short_max_s`
+        seconds of speech (``speech_s``) are answered from their ``hidden`` means when the head has that layer."""
+        z = -self.gender.logit(x)
+        if self.uses_hidden and hidden is not None and speech_s is not None:
+            hidden = np.asarray(hidden, np.float64)
+            if hidden.ndim != 2 or hidden.shape[1] != len(self.short.coef):
+                raise ModelError(f"head expects {len(self.short.coef)} hidden means per clip, got {hidden.shape}")
+            short = np.asarray(speech_s, np.float64) < self.short_max_s
+            if short.any():
+                z = np.where(short, -self.short.logit(hidden), z)
+        return z
+
+    def p_female(self, x: np.ndarray, speech_s: np.ndarray, hidden: np.ndarray | None = None) -> np.ndarray:
         """Calibrated probability of a female voice: the band temperature of each row's speech duration."""
         t = np.asarray(self.temperatures, np.float64)[duration_band(speech_s)]
-        return _sigmoid(self.female_logit(x) / t)
+        return _sigmoid(self.female_logit(x, speech_s, hidden) / t)
 
     def p_child(self, x: np.ndarray) -> np.ndarray | None:
         return None if self.child is None else _sigmoid(self.child.logit(x))
@@ -123,10 +143,13 @@ class VoiceHead:
         meta = {"format": FORMAT, "features": self.features, "feature_names": self.feature_names,
                 "temperatures": list(map(float, self.temperatures)),
                 "duration_bands": [[lo, None if hi == float("inf") else hi] for lo, hi in DURATION_BANDS],
-                "has_child": self.child is not None, "metadata": self.metadata}
+                "has_child": self.child is not None, "has_short": self.short is not None,
+                "short_max_s": float(self.short_max_s), "metadata": self.metadata}
         arrays = {"meta": np.array(json.dumps(meta)), **self.gender.arrays("gender")}
         if self.child is not None:
             arrays.update(self.child.arrays("child"))
+        if self.short is not None:
+            arrays.update(self.short.arrays("short"))
         return atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
@@ -139,9 +162,10 @@ class VoiceHead:
                     raise ModelError(f"{path}: not a voicegender voice head (format {meta.get('format')!r})")
                 gender = LinearLayer.from_arrays(data, "gender")
                 child = LinearLayer.from_arrays(data, "child") if meta.get("has_child") else None
+                short = LinearLayer.from_arrays(data, "short") if meta.get("has_short") else None
         except ModelError:
             raise
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
             raise ModelError(f"{path}: not a readable voice head ({type(e).__name__}: {e})") from e
         return cls(meta["features"], list(meta["feature_names"]), gender, child, list(meta["temperatures"]),
-                   meta.get("metadata", {}))
+                   meta.get("metadata", {}), short, float(meta.get("short_max_s", 0.0)))

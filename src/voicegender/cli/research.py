@@ -283,6 +283,9 @@ def fit_cmd(
                             ] = 1.0,
     with_children: Annotated[bool, typer.Option("--with-children", help="train the gender head on children too")
                              ] = False,
+    short_max_s: Annotated[float, typer.Option(
+        help="speech shorter than this (s) is answered by a second layer over the encoder's hidden means; 0: none")
+    ] = 1.0,
     join: Annotated[list[str] | None, typer.Option(
         help="corpora held out together in leave-one-corpus-out, as NAME=C1,C2 (repeatable)")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="feature cache (default: the user cache folder)")] = None,
@@ -318,7 +321,10 @@ def fit_cmd(
     except ValueError as e:
         raise VoiceGenderError(f"--features: {e}") from e
     corpora = [load_corpus(p) for p in corpus]
-    cfg = HeadConfig(features=features, c=c, voice_weight=voice_weight, exclude_children=not with_children)
+    if short_max_s < 0:
+        raise VoiceGenderError(f"--short-max-s {short_max_s}: must be 0 (no short-speech layer) or more")
+    cfg = HeadConfig(features=features, c=c, voice_weight=voice_weight, exclude_children=not with_children,
+                     short_max_s=short_max_s)
     command = "voicegender fit " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "voicegender fit"
     from ..distributed import world_from_env
 
