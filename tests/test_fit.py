@@ -83,6 +83,7 @@ def test_fit_command_end_to_end(two_corpora, tmp_path, capsys):
     assert head.metadata["n_speakers"] == 5  # the two children are left out of the gender head
     assert len(list(cache.glob("*/done.json"))) == 2
     assert head.short is not None and head.short_max_s == 1.0 and len(head.short.coef) == 256  # short speech
+    assert head.speech is not None and head.metadata["speech_check"]["speech_rejected"] < 0.2  # the speech check
     # a cache written before the hidden means existed gets them from its stored speech, as a fresh run computes them
     from voicegender import training_set
 

@@ -279,3 +279,26 @@ def test_second_pass_only_when_the_first_finds_too_little(monkeypatch):
     # enough at 0.5: the first pass stands (the 0.45 run is not added)
     probs = _probs((0.9, 0.32), (0.0, 0.32), (0.45, 0.32))
     assert vad.find_speech(x, cfg, 0.15) == [(0.0, pytest.approx(0.32))]
+
+
+def test_a_speech_check_confirms_what_only_the_second_pass_found(monkeypatch):
+    """With a check, speech found only at the lenient threshold is kept when the check says speech, dropped when
+    it does not, and the second pass keeps regions of two frames (a telephone word); the first pass is not asked."""
+    x = synth_voice(120, 0.96, seed=4)
+    cfg = vad.VadConfig(min_speech_s=0.1, pad_s=0.1)
+    two_frames = _probs((0.0, 0.32), (0.45, 0.064), (0.0, 0.576))  # 0.064 s at 0.35-0.5 (the 2nd pass only)
+    monkeypatch.setattr(vad, "frame_probabilities", lambda samples, warmup_frames=0: two_frames)
+    asked: list[int] = []
+
+    def says(answer: bool):
+        return lambda speech: asked.append(len(speech)) or answer
+
+    assert vad.find_speech(x, cfg, 0.15) == []  # without a check: 0.064 s is under min_speech_s (0.1)
+    found = vad.find_speech(x, cfg, 0.15, check=says(True))
+    assert found == [(pytest.approx(0.22), pytest.approx(0.484))] and len(asked) == 1
+    assert vad.find_speech(x, cfg, 0.15, check=says(False)) == []
+    loud = _probs((0.0, 0.32), (0.9, 0.32), (0.0, 0.32))  # the first pass finds it: no question asked
+    monkeypatch.setattr(vad, "frame_probabilities", lambda samples, warmup_frames=0: loud)
+    asked.clear()
+    assert vad.find_speech(x, cfg, 0.15, check=says(False)) == [(pytest.approx(0.22), pytest.approx(0.74))]
+    assert asked == []

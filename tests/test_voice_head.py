@@ -101,3 +101,14 @@ def test_short_layer_survives_save_and_load(tmp_path):
     plain = VoiceHead.load(small_head().save(tmp_path / "plain.npz"))  # a file without the layer (v2.0)
     assert plain.short is None and not plain.uses_hidden
     assert plain.female_logit(x, seconds, hidden) == pytest.approx(plain.female_logit(x))
+
+
+def test_speech_check_layer_survives_save_and_load(tmp_path):
+    head = small_head()
+    head.speech = LinearLayer(np.zeros(2), np.zeros(2), np.ones(2), np.array([1.0, 0.0]), 0.0)  # log-odds = e0
+    head.speech_min_logit = -1.0
+    ge2e = np.array([[2.0, 0.0], [-0.5, 0.0], [-1.5, 0.0]])
+    assert head.is_speech(ge2e).tolist() == [True, True, False]
+    back = VoiceHead.load(head.save(tmp_path / "speech.npz"))
+    assert back.is_speech(ge2e).tolist() == [True, True, False] and back.speech_min_logit == -1.0
+    assert VoiceHead.load(small_head().save(tmp_path / "none.npz")).is_speech(ge2e) is None

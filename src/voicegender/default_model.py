@@ -91,6 +91,18 @@ class VoiceModel:
     def __call__(self, waves16k: list[np.ndarray]) -> np.ndarray:
         return self.score(waves16k).p_female
 
+    @property
+    def has_speech_check(self) -> bool:
+        return self.head.speech is not None
+
+    def is_speech(self, wave16k: np.ndarray) -> bool:
+        """The head's speech check on one clip of detected speech (True when the head has none)."""
+        if self.head.speech is None:
+            return True
+        from .embeddings import ge2e_embeddings
+
+        return bool(self.head.is_speech(ge2e_embeddings([np.asarray(wave16k, np.float32).reshape(-1)]))[0])
+
     def as_checkpoint(self):
         """The gender head as a torch :class:`~voicegender.models.LoadedModel` over the GE2E embedding (what
         ``explain`` differentiates through); only for heads that read the embedding alone."""

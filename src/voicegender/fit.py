@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .training_set import TRAIN_KINDS, FeatureTable
+from .training_set import MIN_FEATURE_SAMPLES, TRAIN_KINDS, FeatureTable
 from .voice_head import DURATION_BANDS, LinearLayer, VoiceHead, duration_band
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,9 @@ class HeadConfig:
     # (docs/DEFAULT_MODEL.md), so the embedding keeps answering there
     short_features: str = "hidden"
     short_max_s: float = 1.0
+    # the speech check (GE2E embedding -> speech or not) that confirms speech found only by the lenient VAD pass
+    speech_check: bool = True
+    speech_c: float = 1e-2  # inverse L2 strength of the speech check
 
 
 # --- design matrices ----------------------------------------------------------------------------------------
@@ -167,6 +170,51 @@ def fit_short(table: FeatureTable, rows: np.ndarray, cfg: HeadConfig = HeadConfi
     if cfg.short_max_s <= 0:
         return None
     return fit_gender(table, rows, replace(cfg, features=cfg.short_features))
+
+
+SPEECH_KINDS = ("short", "short_tel", "short_aug", "tel", "codec")  # real speech the speech check learns from
+SPEECH_MIN_LOGIT = -1.0  # the speech check's threshold: measured in docs/DEFAULT_MODEL.md ("Speech check")
+NONSPEECH_SOUNDS = 4000  # synthetic non-speech recordings the check learns from (voicegender.nonspeech)
+
+
+def lenient_pass_speech(waves16k: list[np.ndarray]) -> list[np.ndarray]:
+    """What the speech check is asked about in each recording: the speech that only the lenient second pass of
+    :func:`voicegender.vad.find_speech` found, as predict would hand it over (recordings without such are left out)."""
+    from .prediction import MIN_SPEECH_S, PREDICT_VAD
+    from .vad import find_speech
+
+    asked: list[np.ndarray] = []
+    for wave in waves16k:
+        find_speech(wave, PREDICT_VAD, MIN_SPEECH_S, check=lambda speech: asked.append(speech) or False)
+    return [w for w in asked if len(w) >= MIN_FEATURE_SAMPLES]
+
+
+def nonspeech_embeddings(n: int = NONSPEECH_SOUNDS, seed: int = 1, whole: bool = True) -> np.ndarray:
+    """GE2E embeddings of synthetic non-speech: what the lenient VAD pass accepts in ``n`` recordings (about one in
+    ten) and, with ``whole``, every other recording itself (its sound without the silent lead), so the check sees
+    more non-speech than the few sounds that pass."""
+    from . import nonspeech
+    from .embeddings import ge2e_embeddings
+
+    sounds = [x for _, x in nonspeech.sounds(n, seed)]
+    clips = lenient_pass_speech(sounds)
+    if whole:
+        clips += [x[np.flatnonzero(x)[0]:] for x in sounds[::2] if np.count_nonzero(x) >= MIN_FEATURE_SAMPLES]
+    return ge2e_embeddings(clips, threads=2) if clips else np.zeros((0, 256), np.float32)
+
+
+def fit_speech_check(table: FeatureTable, negatives: np.ndarray, cfg: HeadConfig = HeadConfig()
+                     ) -> LinearLayer | None:
+    """The speech check: log-odds of speech over the GE2E embedding, from the :data:`SPEECH_KINDS` copies of every
+    clip (speech) against ``negatives`` (non-speech embeddings), each side weighing half."""
+    if not cfg.speech_check or not len(negatives):
+        return None
+    pos = np.concatenate([table.get(k, "ge2e")[table.get(k, "lengths") > 0] for k in SPEECH_KINDS])
+    pos = pos[np.isfinite(pos).all(axis=1)]
+    x = np.concatenate([pos, negatives]).astype(np.float64)
+    y = np.r_[np.ones(len(pos), int), np.zeros(len(negatives), int)]
+    w = np.where(y == 1, 0.5 / len(pos), 0.5 / len(negatives)) * len(y)
+    return fit_linear(x, y, w, cfg.speech_c)
 
 
 def fit_child(table: FeatureTable, rows: np.ndarray, cfg: HeadConfig = HeadConfig()) -> LinearLayer | None:
@@ -444,13 +492,25 @@ def config_dict(cfg: HeadConfig) -> dict:
     return d
 
 
-def build_head(table: FeatureTable, cfg: HeadConfig, temperatures: list[float], metadata: dict) -> VoiceHead:
-    """The final head on every (adult) clip of ``table``, with the given band temperatures."""
+def build_head(table: FeatureTable, cfg: HeadConfig, temperatures: list[float], metadata: dict,
+               speech: LinearLayer | None = None) -> VoiceHead:
+    """The final head on every (adult) clip of ``table``, with the given band temperatures and speech check."""
     rows = np.arange(len(table.y))
     short = fit_short(table, rows, cfg)
     return VoiceHead(features=cfg.features, feature_names=feature_names(cfg.features), gender=fit_gender(table, rows,
                      cfg), child=fit_child(table, rows, cfg), temperatures=list(temperatures), metadata=metadata,
-                     short=short, short_max_s=cfg.short_max_s if short is not None else 0.0)
+                     short=short, short_max_s=cfg.short_max_s if short is not None else 0.0, speech=speech,
+                     speech_min_logit=SPEECH_MIN_LOGIT)
+
+
+def speech_check_report(layer: LinearLayer, table: FeatureTable, n: int = 1500, seed: int = 2) -> dict:
+    """Non-speech accepted (new synthetic sounds, another seed) and training speech rejected by the check."""
+    held_out = nonspeech_embeddings(n, seed, whole=False)  # what the check will be asked about
+    pos = np.concatenate([table.get(k, "ge2e")[table.get(k, "lengths") > 0] for k in SPEECH_KINDS])
+    pos = pos[np.isfinite(pos).all(axis=1)]
+    return {"nonspeech_asked": int(len(held_out)), "nonspeech_sounds": n,
+            "nonspeech_accepted": float(np.mean(layer.logit(held_out) >= SPEECH_MIN_LOGIT)) if len(held_out) else None,
+            "speech_rejected": float(np.mean(layer.logit(pos) < SPEECH_MIN_LOGIT))}
 
 
 # --- the recipe as one call ---------------------------------------------------------------------------------
@@ -527,7 +587,10 @@ def fit_corpora(corpora: list, out: str | Path, cfg: HeadConfig = HeadConfig(), 
         "child_auc": None if report["child"] is None else report["child"].get("auc"),
         **(metadata or {}),
     }
-    head = build_head(table, cfg, temperatures, meta)
+    speech = fit_speech_check(table, nonspeech_embeddings(), cfg) if cfg.speech_check else None
+    if speech is not None:
+        report["speech_check"] = meta["speech_check"] = speech_check_report(speech, table)
+    head = build_head(table, cfg, temperatures, meta, speech)
     head.save(out)
     log.info("wrote %s", out)
     return head, report

@@ -139,7 +139,7 @@ class _ChunkScorer:
 def _analyse_samples(name: str, samples16k: np.ndarray, duration_s: float, loaded, options: PredictOptions,
                      watch: _Watch) -> _Prepared:
     """Speech detection, speaking time and (for speech longer than one chunk) scores of audio in memory."""
-    speech, speech_s = _speech(samples16k, options)
+    speech, speech_s = _speech(samples16k, options, loaded)
     watch.progress()
     prepared = _Prepared(name, duration_s, speech, speech_s)
     if speech_s < options.min_speech_s:

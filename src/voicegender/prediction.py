@@ -221,11 +221,13 @@ def score_voices(loaded, waves16k: Sequence[np.ndarray]) -> tuple[np.ndarray, np
     return combine(female), None if child is None else combine(child)
 
 
-def _speech(samples16k: np.ndarray, options: PredictOptions) -> tuple[np.ndarray, float]:
-    """The speech to classify and its duration in seconds."""
+def _speech(samples16k: np.ndarray, options: PredictOptions, loaded=None) -> tuple[np.ndarray, float]:
+    """The speech to classify and its duration in seconds; a model with a speech check (``loaded.is_speech``)
+    confirms speech that only the lenient second pass of :func:`find_speech` found."""
     if not options.vad:
         return samples16k, len(samples16k) / VAD_SAMPLE_RATE
-    segments = find_speech(samples16k, options.vad_config, options.min_speech_s)
+    check = loaded.is_speech if getattr(loaded, "has_speech_check", False) else None
+    segments = find_speech(samples16k, options.vad_config, options.min_speech_s, check=check)
     return speech_only(samples16k, segments), speech_seconds(segments)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 # recording that starts with silence already has the warm-up: its probabilities barely change.
 WARMUP_S = 0.256  # 8 frames
 LENIENT_THRESHOLD = 0.35  # second pass of find_speech (see there)
+# Shortest region the second pass keeps when a speech check confirms it (see find_speech). A single word through
+# a telephone line often holds 2-3 frames of 0.35-0.7 (0.064-0.096 s): with 0.1 s they were dropped. Without a
+# check the second pass keeps cfg.min_speech_s: the onset of any sound after silence scores 0.3-0.6 for a few frames.
+LENIENT_MIN_SPEECH_S = 0.06
 
 
 @dataclass(frozen=True)
@@ -379,14 +383,19 @@ SILENCE_MAX_P = 0.1  # the pre-pass applies only when speech starts above this p
 
 
 def find_speech(samples16k: np.ndarray, cfg: VadConfig = VadConfig(), min_speech_s: float = 0.15,
-                lenient_threshold: float | None = LENIENT_THRESHOLD) -> list[tuple[float, float]]:
+                lenient_threshold: float | None = LENIENT_THRESHOLD,
+                check: Callable[[np.ndarray], bool] | None = None,
+                lenient_min_speech_s: float = LENIENT_MIN_SPEECH_S) -> list[tuple[float, float]]:
     """Speech regions for a yes/no decision on a whole recording: is there ``min_speech_s`` of speech?
 
     1. :func:`speech_segments` with ``cfg``;
     2. when that finds less than ``min_speech_s``, the same frame probabilities again with speech starting at
        ``lenient_threshold`` (and ending below it - 0.15). A short word gives silero little context: through the
        telephone channel most of its frames score 0.2-0.5. No new model run is needed;
-    3. no regions at all when the speech found :func:`looks_tonal` (a tone or hum after silence passes silero).
+    3. no regions at all when the speech found :func:`looks_tonal` (a tone or hum after silence passes silero);
+    4. with a ``check`` (speech samples -> is it speech?, e.g. the shipped model's speech check), speech found
+       only by the second pass is kept only when ``check`` confirms it; then the second pass keeps regions from
+       ``lenient_min_speech_s`` on (two frames), which single words through a telephone line need.
 
     A recording whose every sample lies within :data:`SILENCE_PEAK` of zero has no speech without running the model
     (when the thresholds are above :data:`SILENCE_MAX_P`).
@@ -401,8 +410,12 @@ def find_speech(samples16k: np.ndarray, cfg: VadConfig = VadConfig(), min_speech
     duration = len(samples16k) / VAD_SAMPLE_RATE
     segments = segments_from_probs(probs, cfg, duration)
     if lenient_threshold is not None and lenient_threshold < cfg.threshold and speech_seconds(segments) < min_speech_s:
-        lenient = dataclasses.replace(cfg, threshold=lenient_threshold, neg_threshold=None)
+        shortest = cfg.min_speech_s if check is None else min(cfg.min_speech_s, lenient_min_speech_s)
+        lenient = dataclasses.replace(cfg, threshold=lenient_threshold, neg_threshold=None, min_speech_s=shortest)
         segments = segments_from_probs(probs, lenient, duration)
+        if check is not None and speech_seconds(segments) >= min_speech_s and not check(
+                speech_only(samples16k, segments)):
+            return []
     if segments and looks_tonal(speech_only(samples16k, segments)):
         return []
     return segments

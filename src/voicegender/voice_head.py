@@ -8,7 +8,10 @@ using the model needs numpy only (the GE2E encoder and the pitch/formant tracker
 - ``child``: log-odds of a child's voice (aged 12 or younger), or absent;
 - ``short``: log-odds of *male* for clips with less than ``short_max_s`` seconds of speech, over the encoder's
   hidden means (:func:`voicegender.embeddings.ge2e_features`), or absent. It replaces ``gender`` there; the
-  temperature applies to whichever layer answered.
+  temperature applies to whichever layer answered;
+- ``speech``: log-odds that a clip is speech at all, over the GE2E embedding, or absent. Speech detection asks it
+  about what only its lenient second pass found (:func:`voicegender.vad.find_speech`): the onset of hiss, a buzz
+  or a chord after silence scores like a single word there. Below ``speech_min_logit``: no speech.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ class VoiceHead:
     metadata: dict = field(default_factory=dict)  # name, version, recipe, training corpora, metrics, command
     short: LinearLayer | None = None  # the gender layer for short speech, over hidden means
     short_max_s: float = 0.0  # speech shorter than this (seconds) is answered by ``short``
+    speech: LinearLayer | None = None  # the speech check over the GE2E embedding (log-odds of speech)
+    speech_min_logit: float = -1.0  # the speech check's log-odds below this: not speech
 
     @property
     def uses_ge2e(self) -> bool:
@@ -133,6 +138,12 @@ class VoiceHead:
         t = np.asarray(self.temperatures, np.float64)[duration_band(speech_s)]
         return _sigmoid(self.female_logit(x, speech_s, hidden) / t)
 
+    def is_speech(self, ge2e: np.ndarray) -> np.ndarray | None:
+        """Whether each clip (GE2E embeddings (n, 256)) is speech by the speech check; None without one."""
+        if self.speech is None:
+            return None
+        return self.speech.logit(np.asarray(ge2e, np.float64)) >= self.speech_min_logit
+
     def p_child(self, x: np.ndarray) -> np.ndarray | None:
         return None if self.child is None else _sigmoid(self.child.logit(x))
 
@@ -144,12 +155,15 @@ class VoiceHead:
                 "temperatures": list(map(float, self.temperatures)),
                 "duration_bands": [[lo, None if hi == float("inf") else hi] for lo, hi in DURATION_BANDS],
                 "has_child": self.child is not None, "has_short": self.short is not None,
-                "short_max_s": float(self.short_max_s), "metadata": self.metadata}
+                "short_max_s": float(self.short_max_s), "has_speech": self.speech is not None,
+                "speech_min_logit": float(self.speech_min_logit), "metadata": self.metadata}
         arrays = {"meta": np.array(json.dumps(meta)), **self.gender.arrays("gender")}
         if self.child is not None:
             arrays.update(self.child.arrays("child"))
         if self.short is not None:
             arrays.update(self.short.arrays("short"))
+        if self.speech is not None:
+            arrays.update(self.speech.arrays("speech"))
         return atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
@@ -163,9 +177,11 @@ class VoiceHead:
                 gender = LinearLayer.from_arrays(data, "gender")
                 child = LinearLayer.from_arrays(data, "child") if meta.get("has_child") else None
                 short = LinearLayer.from_arrays(data, "short") if meta.get("has_short") else None
+                speech = LinearLayer.from_arrays(data, "speech") if meta.get("has_speech") else None
         except ModelError:
             raise
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
             raise ModelError(f"{path}: not a readable voice head ({type(e).__name__}: {e})") from e
         return cls(meta["features"], list(meta["feature_names"]), gender, child, list(meta["temperatures"]),
-                   meta.get("metadata", {}), short, float(meta.get("short_max_s", 0.0)))
+                   meta.get("metadata", {}), short, float(meta.get("short_max_s", 0.0)), speech,
+                   float(meta.get("speech_min_logit", -1.0)))

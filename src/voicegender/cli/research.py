@@ -347,6 +347,11 @@ def fit_cmd(
             f"temperatures={json.dumps([round(t, 3) for t in report['temperatures']])}")
     if report.get("child") and report["child"].get("auc") is not None:
         _result(f"child_voice\tauc={report['child']['auc']:.4f}")
+    if report.get("speech_check"):
+        sc = report["speech_check"]
+        accepted = "n/a" if sc["nonspeech_accepted"] is None else f"{sc['nonspeech_accepted']:.4f}"
+        _result(f"speech_check\tnonspeech_accepted={accepted} of {sc['nonspeech_asked']} asked "
+                f"({sc['nonspeech_sounds']} sounds)\tspeech_rejected={sc['speech_rejected']:.4f}")
     err.print(f"wrote {out_path}")
 
 

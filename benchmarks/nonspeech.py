@@ -1,0 +1,80 @@
+"""How often `voicegender predict` answers female/male to sounds that are not speech, with and without the speech check.
+
+The sounds come from :func:`voicegender.nonspeech.sounds` with a seed the shipped model's check did not learn
+from (noises, tones, hums, buzzes, sweeps, clicks, chords, drum-like hits and mixtures; 0.1-3 s; peak -60 to 0
+dBFS; half after a silent lead; clean, telephone or low-bit-rate codec), written as 16-bit WAVs at 16 kHz and run
+through the real :func:`voicegender.predict.predict_files`. Every answer other than ``no_speech`` is wrong.
+"Without the check" is the same model file with its speech layer removed (speech detection then keeps its
+second pass as before the check existed). Printed: per sound kind and channel, the share answered female/male.
+
+Usage (from the repository root)::
+
+    python benchmarks/nonspeech.py [--sounds 2000] [--seed 7] [--model PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import tempfile
+import time
+from collections import Counter
+
+import numpy as np
+import soundfile as sf
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sounds", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=7, help="not 1 (the shipped check's training sounds) nor 2 (its report)")
+    p.add_argument("--model", default=None, help="voice head .npz (default: the shipped model)")
+    args = p.parse_args()
+
+    from voicegender import nonspeech
+    from voicegender.default_model import VoiceModel, load_default_model, load_voice_model
+    from voicegender.predict import predict_files
+
+    model = load_voice_model(args.model) if args.model else load_default_model()
+    if model.head.speech is None:
+        raise SystemExit(f"{model.name}: this model has no speech check to compare")
+    without = VoiceModel(dataclasses.replace(model.head, speech=None), model.path)
+    sounds = nonspeech.sounds(args.sounds, args.seed)
+    started = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths, names = [], {}
+        for i, (name, x) in enumerate(sounds):
+            path = os.path.join(tmp, f"{i:05d}.wav")
+            sf.write(path, np.clip(x, -1, 1), nonspeech.SR, subtype="PCM_16")
+            paths.append(path)
+            names[path] = name
+        answered = {}
+        for label, m in (("with the check", model), ("without", without)):
+            answered[label] = {r.path for r in predict_files(paths, model=m) if r.label in ("female", "male")}
+    groups = Counter()
+    wrong = {label: Counter() for label in answered}
+    for path, name in names.items():
+        kind, _, channel = name.split(" ")
+        groups[(kind, channel)] += 1
+        for label, paths_answered in answered.items():
+            wrong[label][(kind, channel)] += path in paths_answered
+    print(f"{len(sounds)} non-speech sounds (seed {args.seed}); model {model.name}; answered female/male "
+          f"(should be no_speech), with the speech check / without it; {time.time() - started:.0f} s\n")
+    channels = ("clean", "telephone", "codec")
+    print("| kind | " + " | ".join(channels) + " |")
+    print("|---" * (len(channels) + 1) + "|")
+    for kind in nonspeech.KINDS:
+        cells = []
+        for channel in channels:
+            n = groups[(kind, channel)]
+            a, b = wrong["with the check"][(kind, channel)], wrong["without"][(kind, channel)]
+            cells.append(f"{a} / {b} of {n}" if n else "–")
+        print(f"| {kind} | " + " | ".join(cells) + " |")
+    total_a, total_b = len(answered["with the check"]), len(answered["without"])
+    print(f"\nall: {total_a} ({100 * total_a / len(sounds):.1f} %) with the check, {total_b} "
+          f"({100 * total_b / len(sounds):.1f} %) without")
+
+
+if __name__ == "__main__":
+    main()
