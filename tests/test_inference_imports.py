@@ -1,4 +1,4 @@
-"""The inference path imports no torch: `predict` and `segment` on a file, and the web app answering one upload.
+"""The inference path imports no torch: `predict`, `segment`, `record` on a file; the web app answering an upload.
 
 Each check runs in a fresh Python process (``sys.modules`` of this one holds whatever earlier tests imported) with
 the ONNX GE2E encoder and the rewritten VAD already in the test's cache folder (made in the fixture: the export
@@ -98,3 +98,27 @@ def test_web_app_and_one_prediction_import_no_torch(cache: Path, example: Path):
     """), cache)
     assert json.loads(out.splitlines()[-1])["label"] == "female"
     assert not imported & set(HEAVY), f"the web app imported {sorted(imported & set(HEAVY))}"
+
+
+def test_record_imports_no_torch(cache: Path, example: Path, tmp_path: Path):
+    """`record` with a stand-in microphone (sounddevice replaced by a module that plays the bundled real voice)."""
+    out_file = tmp_path / "me.wav"
+    imported, out = _modules_after(textwrap.dedent(f"""
+        import sys, types
+        import numpy as np
+        import soundfile as sf
+        voice, rate = sf.read({str(example)!r}, dtype="float32")
+        sd = types.ModuleType("sounddevice")
+        sd.PortAudioError = OSError
+        sd.check_input_settings = lambda **kwargs: None
+        sd.rec = lambda frames, **kwargs: np.resize(voice, frames).reshape(-1, 1)
+        sd.wait = lambda: None
+        sys.modules["sounddevice"] = sd
+        import voicegender.record as record
+        record.time.sleep = lambda s: None
+        from voicegender.cli import main
+        assert main(["record", "--seconds", str(len(voice) / rate), "--rate", str(rate),
+                     "--out", {str(out_file)!r}]) == 0
+    """), cache)
+    assert out_file.is_file() and ": female (p_female" in out
+    assert not imported & set(HEAVY), f"record imported {sorted(imported & set(HEAVY))}"
