@@ -302,3 +302,16 @@ def test_a_speech_check_confirms_what_only_the_second_pass_found(monkeypatch):
     asked.clear()
     assert vad.find_speech(x, cfg, 0.15, check=says(False)) == [(pytest.approx(0.22), pytest.approx(0.74))]
     assert asked == []
+
+
+def test_third_pass_only_with_a_check(monkeypatch):
+    """A word whose frames stay between 0.2 and 0.35 (a single word through a telephone line): found by the third
+    pass when a check confirms it, never without a check."""
+    x = synth_voice(150, 0.96, seed=5)
+    cfg = vad.VadConfig(min_speech_s=0.1, pad_s=0.1)
+    faint = _probs((0.0, 0.32), (0.27, 0.096), (0.0, 0.544))
+    monkeypatch.setattr(vad, "frame_probabilities", lambda samples, warmup_frames=0: faint)
+    assert vad.find_speech(x, cfg, 0.15) == []
+    assert vad.find_speech(x, cfg, 0.15, check=lambda speech: True) == [(pytest.approx(0.22), pytest.approx(0.516))]
+    assert vad.find_speech(x, cfg, 0.15, check=lambda speech: False) == []
+    assert vad.find_speech(x, cfg, 0.15, check=lambda speech: True, quiet_threshold=None) == []
