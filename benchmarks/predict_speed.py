@@ -145,13 +145,7 @@ def stage_costs(paths: list[str], batch: int) -> dict[str, float]:
                                     np.stack(windows))
 
             def head(partial=partial, hidden=hidden, owner=owner, waves=waves):
-                index = np.asarray(owner)
-                sums = np.zeros((len(waves), embeddings.EMBEDDING_DIM))
-                np.add.at(sums, index, partial)
-                emb = (sums / np.linalg.norm(sums, axis=1, keepdims=True)).astype(np.float32)
-                hidden_sums = np.zeros((len(waves), hidden.shape[1]))
-                np.add.at(hidden_sums, index, hidden)
-                hidden_means = hidden_sums / np.bincount(index, minlength=len(waves))[:, None]
+                emb, hidden_means = embeddings.pool_windows(partial, hidden, owner, len(waves))
                 x = model.head.inputs(emb, None)
                 seconds = np.array([len(w) / 16_000 for w in waves])
                 return model.head.p_female(x, seconds, hidden_means), model.head.p_child(x)

@@ -69,7 +69,8 @@ def test_temperature_recovers_a_known_scale():
 
 
 @requires_espeak
-def test_fit_command_end_to_end(two_corpora, tmp_path, capsys):
+def test_fit_command_end_to_end(two_corpora, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(fit, "NONSPEECH_SOUNDS", 600)  # the speech check's negatives (4,000 for the shipped model)
     out = tmp_path / "model.npz"
     cache = tmp_path / "cache"
     assert main(["fit", *map(str, two_corpora), "--out", str(out), "--cache-dir", str(cache), "--workers", "1",
@@ -147,3 +148,25 @@ def test_features_computed_by_two_ranks_equal_one_process(two_corpora, tmp_path,
             a = np.load(single / f"{kind}.{name}.npy")
             b = np.load(results[0] / f"{kind}.{name}.npy")
             np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@requires_espeak
+def test_a_cache_interrupted_before_hidden_means_existed_resumes(two_corpora, tmp_path):
+    """Chunks written by 2.0 hold no hidden means: assembling them still works, and the means are added."""
+    from voicegender import training_set
+    from voicegender.corpora import load_corpus
+
+    corpus = load_corpus(two_corpora[1])
+    pool = training_set.babble_pool([corpus])
+    folder = training_set.cache_corpus(corpus, tmp_path / "cache", pool, workers=1)
+    fresh = np.load(folder / "clean.hidden.npy")
+    for chunk in (folder / "chunks").glob("*.npz"):  # as 2.0 wrote them
+        with np.load(chunk) as data:
+            old = {k: v for k, v in data.items() if not k.endswith(".hidden")}
+        np.savez(chunk, **old)
+    for p in list(folder.glob("*.npy")) + [folder / "done.json"]:
+        p.unlink()
+    again = training_set.cache_corpus(corpus, tmp_path / "cache", pool, workers=1)
+    assert again == folder and (folder / "done.json").exists()
+    np.testing.assert_allclose(np.load(folder / "clean.hidden.npy"), fresh, atol=5e-4)
+    assert {p.name for p in folder.glob("*.hidden.npy")} == {f"{k}.hidden.npy" for k in training_set.COPY_KINDS}

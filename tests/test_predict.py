@@ -407,6 +407,27 @@ def test_small_file_decoding_to_more_than_the_limit_is_streamed(tmp_path, monkey
     assert streamed == [str(path)] and pred.label == "no_speech" and pred.duration_s == pytest.approx(60, abs=0.1)
 
 
+def test_streamed_file_with_too_little_speech_gets_the_lenient_passes(tmp_path, monkeypatch):
+    """A file streamed for its decoded size (48 kHz stereo over 41 s), not its length, and holding too little speech
+    for the streaming detector, is decoded whole once more and goes through find_speech as a smaller file would;
+    files longer than RECHECK_MAX_S are not."""
+    import voicegender.predict_one as predict_one
+
+    rechecked = []
+    real = predict_one._analyse_samples
+    monkeypatch.setattr(predict_one, "_analyse_samples", lambda name, samples, *a: rechecked.append(
+        (name, len(samples))) or real(name, samples, *a))
+    quiet = np.zeros((45 * 48_000, 2), np.float32)
+    quiet[20 * 48_000:20 * 48_000 + 4_800] = 0.001  # 0.1 s of something
+    path = tmp_path / "voicemail.wav"
+    sf.write(path, quiet, 48_000, subtype="PCM_16")
+    pred = predict_file(path, _constant_scorer)
+    assert pred.label == "no_speech" and rechecked == [(str(path), 45 * SR)]
+    rechecked.clear()
+    monkeypatch.setattr(predict_one, "RECHECK_MAX_S", 30.0)
+    assert predict_file(path, _constant_scorer).label == "no_speech" and rechecked == []
+
+
 # --- speaking time (issue 13) -----------------------------------------------------------------------------------
 def test_short_speech_goes_to_the_label_and_no_speech_to_nobody(tmp_path):
     from voicegender.synth import synth_voice

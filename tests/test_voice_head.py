@@ -112,3 +112,30 @@ def test_speech_check_layer_survives_save_and_load(tmp_path):
     back = VoiceHead.load(head.save(tmp_path / "speech.npz"))
     assert back.is_speech(ge2e).tolist() == [True, True, False] and back.speech_min_logit == -1.0
     assert VoiceHead.load(small_head().save(tmp_path / "none.npz")).is_speech(ge2e) is None
+
+
+def test_a_main_layer_over_hidden_means_reads_them(tmp_path):
+    """`fit --features ge2e+hidden`: the main layer reads embedding then hidden means (fit.design's order)."""
+    layer = LinearLayer(np.zeros(4), np.zeros(4), np.ones(4), np.array([1.0, 0.0, 0.0, 2.0]), 0.0)
+    head = VoiceHead("ge2e+hidden", ["ge2e_0", "ge2e_1", "hidden_0", "hidden_1"], layer)
+    x = head.inputs(np.array([[1.0, 9.0]]), None, np.array([[9.0, 0.5]]))
+    assert x.tolist() == [[1.0, 9.0, 9.0, 0.5]] and head.gender.logit(x) == pytest.approx([2.0])
+    with pytest.raises(ModelError, match="hidden means"):
+        head.inputs(np.array([[1.0, 9.0]]), None)
+    unknown = VoiceHead("?", ["unknown_0"], LinearLayer(np.zeros(1), np.zeros(1), np.ones(1), np.ones(1), 0.0))
+    with pytest.raises(ModelError, match="unknown features: unknown_0"):
+        unknown.inputs(None, None)
+    nothing = VoiceHead("", [], LinearLayer(np.zeros(0), np.zeros(0), np.ones(0), np.zeros(0), 0.0))
+    with pytest.raises(ModelError, match="reads no features"):
+        nothing.inputs(None, None)
+
+
+def test_a_layer_of_the_wrong_size_is_refused_on_load(tmp_path):
+    path = small_head().save(tmp_path / "head.npz")
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["gender.coef"] = np.zeros(3)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    with pytest.raises(ModelError, match="bad.npz.*gender"):
+        VoiceHead.load(bad)

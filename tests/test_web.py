@@ -118,8 +118,12 @@ def test_explain_adds_a_png_picture(client, voice_wav):
     assert set(PREDICT_FIELDS) <= set(body)
     assert body["timeline"] is None  # short file: no timeline
     assert base64.b64decode(body["overlay_png"]).startswith(b"\x89PNG\r\n\x1a\n")
-    # a map when the model reads a spectrogram; otherwise the plain spectrogram and why there is no map
-    assert body["cam"] is (body["explain_note"] is None)
+    # a map when the model can draw one, otherwise the plain spectrogram and why there is no map; a map of speech
+    # shorter than the short-speech layer's limit says that it explains the main layer
+    if body["cam"] and body["speech_s"] < 1.0:
+        assert "short-speech layer" in body["explain_note"]
+    else:
+        assert body["cam"] is (body["explain_note"] is None)
 
 
 def test_explain_draws_the_cam_of_a_spectrogram_model(tmp_path, voice_wav):

@@ -70,7 +70,7 @@ class VoiceModel:
     def _inputs(self, waves16k: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """(head inputs, hidden means or None) from one run of the encoder."""
         ge2e = voice = hidden = None
-        if self.head.uses_ge2e or self.head.uses_hidden:
+        if self.head.uses_ge2e or self.head.uses_hidden or self.head.reads_hidden:
             from .embeddings import ge2e_features
 
             ge2e, hidden = ge2e_features(waves16k)
@@ -78,7 +78,7 @@ class VoiceModel:
             from .acoustic import voice_features
 
             voice = np.stack([voice_features(w) for w in waves16k])
-        return self.head.inputs(ge2e, voice), hidden
+        return self.head.inputs(ge2e, voice, hidden), hidden
 
     def score(self, waves16k: list[np.ndarray]) -> Scores:
         waves = [np.asarray(w, np.float32).reshape(-1) for w in waves16k]
@@ -105,7 +105,9 @@ class VoiceModel:
 
     def as_checkpoint(self):
         """The gender head as a torch :class:`~voicegender.models.LoadedModel` over the GE2E embedding (what
-        ``explain`` differentiates through); only for heads that read the embedding alone."""
+        ``explain`` differentiates through); only for heads that read the embedding alone. It is the main layer:
+        speech shorter than ``head.short_max_s`` is answered by the short-speech layer, which maps do not explain
+        (the web page says so)."""
         import torch
 
         from .models import LoadedModel, ModelConfig, build_model

@@ -450,12 +450,19 @@ def ge2e_features(waves16k: Sequence[np.ndarray], batch_windows: int = 64, *, ba
             owner.append(i)
     partial, hidden = encode_windows(np.stack(windows), backend=backend, threads=threads,
                                      batch_windows=batch_windows, hidden=True)
+    return pool_windows(partial, hidden, owner, len(waves16k))
+
+
+def pool_windows(partial: np.ndarray, hidden: np.ndarray, owner: Sequence[int], n_clips: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Clip-level (embeddings, hidden means) from per-window ones: the L2-normalised mean of a clip's window
+    embeddings, and the mean of its windows' hidden means (``owner[i]``: the clip of window ``i``)."""
     owner_index = np.asarray(owner)
-    sums = np.zeros((len(waves16k), EMBEDDING_DIM), np.float64)
+    sums = np.zeros((n_clips, partial.shape[1]), np.float64)
     np.add.at(sums, owner_index, partial)
-    hidden_sums = np.zeros((len(waves16k), hidden.shape[1]), np.float64)
+    hidden_sums = np.zeros((n_clips, hidden.shape[1]), np.float64)
     np.add.at(hidden_sums, owner_index, hidden)
-    counts = np.bincount(owner_index, minlength=len(waves16k))[:, None]
+    counts = np.bincount(owner_index, minlength=n_clips)[:, None].clip(1)
     return ((sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)).astype(np.float32),
             (hidden_sums / counts).astype(np.float32))
 

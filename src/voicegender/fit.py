@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .training_set import MIN_FEATURE_SAMPLES, TRAIN_KINDS, FeatureTable
-from .voice_head import DURATION_BANDS, LinearLayer, VoiceHead, duration_band
+from .voice_head import DURATION_BANDS, SPEECH_MIN_LOGIT, LinearLayer, VoiceHead, duration_band
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class HeadConfig:
     # (docs/DEFAULT_MODEL.md), so the embedding keeps answering there
     short_features: str = "hidden"
     short_max_s: float = 1.0
-    # the speech check (GE2E embedding -> speech or not) that confirms speech found only by the lenient VAD pass
+    # the speech check (GE2E embedding -> speech or not) that confirms speech found only by the lenient VAD passes
     speech_check: bool = True
     speech_c: float = 1e-2  # inverse L2 strength of the speech check
 
@@ -173,12 +173,11 @@ def fit_short(table: FeatureTable, rows: np.ndarray, cfg: HeadConfig = HeadConfi
 
 
 SPEECH_KINDS = ("short", "short_tel", "short_aug", "tel", "codec")  # real speech the speech check learns from
-SPEECH_MIN_LOGIT = -1.0  # the speech check's threshold: measured in docs/DEFAULT_MODEL.md ("Speech check")
 NONSPEECH_SOUNDS = 4000  # synthetic non-speech recordings the check learns from (voicegender.nonspeech)
 
 
 def lenient_pass_speech(waves16k: list[np.ndarray]) -> list[np.ndarray]:
-    """What the speech check is asked about in each recording: the speech that only the lenient second pass of
+    """What the speech check is asked about in each recording: the speech that only the lenient passes of
     :func:`voicegender.vad.find_speech` found, as predict would hand it over (recordings without such are left out)."""
     from .prediction import MIN_SPEECH_S, PREDICT_VAD
     from .vad import find_speech
@@ -189,18 +188,24 @@ def lenient_pass_speech(waves16k: list[np.ndarray]) -> list[np.ndarray]:
     return [w for w in asked if len(w) >= MIN_FEATURE_SAMPLES]
 
 
-def nonspeech_embeddings(n: int = NONSPEECH_SOUNDS, seed: int = 1, whole: bool = True) -> np.ndarray:
-    """GE2E embeddings of synthetic non-speech: what the lenient VAD pass accepts in ``n`` recordings (about one in
-    ten) and, with ``whole``, every other recording itself (its sound without the silent lead), so the check sees
-    more non-speech than the few sounds that pass."""
+def nonspeech_embeddings(n: int | None = None, seed: int = 1, whole: bool = True) -> np.ndarray:
+    """GE2E embeddings of synthetic non-speech: what the lenient VAD passes accept in ``n`` recordings (default
+    :data:`NONSPEECH_SOUNDS`; about one in five passes) and, with ``whole``, every other recording itself (its sound
+    without the silent lead), so the check sees more non-speech than the sounds that pass."""
     from . import nonspeech
     from .embeddings import ge2e_embeddings
 
-    sounds = [x for _, x in nonspeech.sounds(n, seed)]
+    sounds = [x for _, x in nonspeech.sounds(NONSPEECH_SOUNDS if n is None else n, seed)]
     clips = lenient_pass_speech(sounds)
     if whole:
         clips += [x[np.flatnonzero(x)[0]:] for x in sounds[::2] if np.count_nonzero(x) >= MIN_FEATURE_SAMPLES]
     return ge2e_embeddings(clips, threads=2) if clips else np.zeros((0, 256), np.float32)
+
+
+def speech_examples(table: FeatureTable) -> np.ndarray:
+    """GE2E embeddings of the :data:`SPEECH_KINDS` copies of every clip with speech: what the check calls speech."""
+    pos = np.concatenate([table.get(k, "ge2e")[table.get(k, "lengths") > 0] for k in SPEECH_KINDS])
+    return pos[np.isfinite(pos).all(axis=1)]
 
 
 def fit_speech_check(table: FeatureTable, negatives: np.ndarray, cfg: HeadConfig = HeadConfig()
@@ -209,8 +214,7 @@ def fit_speech_check(table: FeatureTable, negatives: np.ndarray, cfg: HeadConfig
     clip (speech) against ``negatives`` (non-speech embeddings), each side weighing half."""
     if not cfg.speech_check or not len(negatives):
         return None
-    pos = np.concatenate([table.get(k, "ge2e")[table.get(k, "lengths") > 0] for k in SPEECH_KINDS])
-    pos = pos[np.isfinite(pos).all(axis=1)]
+    pos = speech_examples(table)
     x = np.concatenate([pos, negatives]).astype(np.float64)
     y = np.r_[np.ones(len(pos), int), np.zeros(len(negatives), int)]
     w = np.where(y == 1, 0.5 / len(pos), 0.5 / len(negatives)) * len(y)
@@ -506,8 +510,7 @@ def build_head(table: FeatureTable, cfg: HeadConfig, temperatures: list[float], 
 def speech_check_report(layer: LinearLayer, table: FeatureTable, n: int = 1500, seed: int = 2) -> dict:
     """Non-speech accepted (new synthetic sounds, another seed) and training speech rejected by the check."""
     held_out = nonspeech_embeddings(n, seed, whole=False)  # what the check will be asked about
-    pos = np.concatenate([table.get(k, "ge2e")[table.get(k, "lengths") > 0] for k in SPEECH_KINDS])
-    pos = pos[np.isfinite(pos).all(axis=1)]
+    pos = speech_examples(table)
     return {"nonspeech_asked": int(len(held_out)), "nonspeech_sounds": n,
             "nonspeech_accepted": float(np.mean(layer.logit(held_out) >= SPEECH_MIN_LOGIT)) if len(held_out) else None,
             "speech_rejected": float(np.mean(layer.logit(pos) < SPEECH_MIN_LOGIT))}

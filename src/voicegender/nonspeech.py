@@ -19,7 +19,8 @@ KINDS = ("white", "pink", "brown", "band", "tone", "hum", "buzz", "sweep", "clic
 
 def _brown(n: int, rng: np.random.Generator) -> np.ndarray:
     x = np.cumsum(rng.standard_normal(n))
-    return x - np.convolve(x, np.ones(400) / 400, "same")  # no drift
+    k = min(400, n)
+    return x - np.convolve(x, np.ones(k) / k, "same")  # no drift
 
 
 def _band(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -71,7 +72,8 @@ def signal(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
         x = np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t ** 2 / (2 * max(seconds, 1e-3))))
     elif kind == "clicks":
         x = np.zeros(n)
-        x[rng.integers(0, n, int(rng.integers(1, 20)))] = rng.uniform(-1, 1, int(rng.integers(1, 20)))[:1]
+        k = int(rng.integers(1, 20))
+        x[rng.integers(0, n, k)] = rng.uniform(-1, 1, k)
     elif kind in ("chords", "drums"):
         x = _notes(n, rng, hit=kind == "drums")
     elif kind == "mix":

@@ -37,6 +37,7 @@ STREAM_ABOVE_S = 300.0  # longer files (by their header) are streamed: memory ho
 MAX_DECODE_BYTES = 16_000_000  # files decoding to more float32 (all channels) are streamed (48 kHz stereo: 41 s)
 STREAM_ABOVE_BYTES = 20_000_000  # files whose header soundfile cannot read (m4a, webm, ...) and are larger: streamed
 STREAM_BLOCK_S = 10.0  # seconds decoded at a time when streaming (48 kHz stereo: ~14 MB peak)
+RECHECK_MAX_S = 120.0  # streamed files up to this long with too little speech get find_speech's lenient passes
 
 
 def _one_line(text: str) -> str:
@@ -178,8 +179,13 @@ def _analyse_stream(path: Path, name: str, loaded, options: PredictOptions, watc
             chunks.add(piece)
     duration_s = total / VAD_SAMPLE_RATE
     speech_s = speech_seconds(speech.regions) if speech is not None else duration_s
-    if speech is not None and speech_s and chunks.looks_tonal():  # as find_speech (no second pass: a file this
-        speech_s = 0.0  # long rarely holds < 0.15 s of speech)
+    if speech is not None and speech_s and chunks.looks_tonal():  # as find_speech
+        speech_s = 0.0
+    if speech is not None and speech_s < options.min_speech_s and duration_s <= RECHECK_MAX_S:
+        # streamed for its decoded size (48 kHz stereo from 41 s), not its length: decoded whole once more (at most
+        # 46 MB while decoding), it gets find_speech's lenient passes and the speech check as a smaller file would
+        samples = load_audio(path, VAD_SAMPLE_RATE, on_progress=watch.progress).samples
+        return _analyse_samples(name, samples, len(samples) / VAD_SAMPLE_RATE, loaded, options, watch)
     prepared = _Prepared(name, duration_s, None, speech_s)
     if speech_s < options.min_speech_s:
         return prepared

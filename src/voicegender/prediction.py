@@ -223,7 +223,7 @@ def score_voices(loaded, waves16k: Sequence[np.ndarray]) -> tuple[np.ndarray, np
 
 def _speech(samples16k: np.ndarray, options: PredictOptions, loaded=None) -> tuple[np.ndarray, float]:
     """The speech to classify and its duration in seconds; a model with a speech check (``loaded.is_speech``)
-    confirms speech that only the lenient second pass of :func:`find_speech` found."""
+    confirms speech that only the lenient passes of :func:`find_speech` found."""
     if not options.vad:
         return samples16k, len(samples16k) / VAD_SAMPLE_RATE
     check = loaded.is_speech if getattr(loaded, "has_speech_check", False) else None
@@ -234,7 +234,8 @@ def _speech(samples16k: np.ndarray, options: PredictOptions, loaded=None) -> tup
 def classified_speech(samples16k: np.ndarray, options: PredictOptions = PredictOptions()) -> tuple[np.ndarray, float]:
     """What ``predict`` classifies in a 16 kHz recording: its detected speech (concatenated) and its seconds.
 
-    ``voicegender fit`` builds its training copies with this, so a head learns from exactly what it is shown.
+    ``voicegender fit`` builds its training copies with this, so a head learns from what it is shown (without a
+    model, so without the speech check that confirms what only the lenient passes of speech detection find).
     """
     return _speech(np.asarray(samples16k, np.float32), options)
 

@@ -3,10 +3,12 @@
 Every clip of a corpus is decoded at 16 kHz and turned into several **copies** (:data:`COPY_KINDS`): the clean
 recording, fixed test channels (telephone, a low-bit-rate codec) and random training channels
 (:func:`voicegender.augment.random_channel`), plus short crops (0.15–1.5 s, cut inside the detected speech) for
-single-word durations. Each whole-clip copy then goes through exactly what ``predict`` does to a file — speech
+single-word durations. Each whole-clip copy then goes through what ``predict`` does to a file — speech
 detection (:func:`voicegender.predict.classified_speech`), speech regions concatenated — and its speech is described
-by the GE2E embedding and the pitch / vocal-tract measures of :mod:`voicegender.acoustic`. So the features a
-head is fitted on are the features it meets at prediction time, channel and speech detector included.
+by the GE2E embedding, the encoder's hidden means and the pitch / vocal-tract measures of :mod:`voicegender.acoustic`.
+So the features a head is fitted on are the features it meets at prediction time, channel and speech detector
+included (but for the model's speech check, which at prediction time only confirms what the lenient passes of speech
+detection find: a head being fitted has none yet).
 
 The cache lives in one folder per corpus (``<cache>/<corpus>-<hash>/``, the hash covering the clip list and
 :data:`RECIPE_VERSION`), written in chunks so an interrupted run resumes where it stopped.
@@ -234,8 +236,10 @@ def cache_corpus(corpus: Corpus, cache_dir: str | os.PathLike, pool_paths: list[
     parts = [np.load(chunks / f"{start:06d}.npz") for start in starts]
     for k in kinds:
         for name in ARRAYS:
-            _save_npy(folder / f"{k}.{name}.npy", np.concatenate([p[f"{k}.{name}"] for p in parts]))
+            if all(f"{k}.{name}" in p for p in parts):  # chunks cached before 2.1 have no hidden means: added below
+                _save_npy(folder / f"{k}.{name}.npy", np.concatenate([p[f"{k}.{name}"] for p in parts]))
     atomic_write(folder / "done.json", lambda f: f.write(json.dumps({"kinds": list(kinds)}).encode()))
+    add_hidden_means(folder)
     return folder
 
 
@@ -261,12 +265,13 @@ def refresh_acoustic(folder: str | os.PathLike, workers: int = 2) -> None:
     log.info("%s: voice measures recomputed", folder.name)
 
 
-def stored_speech(folder: Path, kind: str) -> list[np.ndarray]:
-    """The cached speech of every clip's ``kind`` copy (float32, 16 kHz)."""
+def stored_speech(folder: Path, kind: str, row: int | None = None) -> list[np.ndarray]:
+    """The cached speech of every clip's ``kind`` copy, or of clip ``row`` only (float32, 16 kHz)."""
     lengths = np.load(folder / f"{kind}.lengths.npy")
     speech = np.load(folder / f"{kind}.speech.npy", mmap_mode="r")
     ends = np.cumsum(lengths)
-    return [np.asarray(speech[end - n:end], np.float32) / 32767.0 for n, end in zip(lengths, ends, strict=True)]
+    rows = range(len(lengths)) if row is None else [row]
+    return [np.asarray(speech[ends[i] - lengths[i]:ends[i]], np.float32) / 32767.0 for i in rows]
 
 
 def add_hidden_means(folder: str | os.PathLike) -> None:
@@ -324,7 +329,7 @@ class FeatureTable:
         self._cache: dict[str, np.ndarray] = {}
 
     def get(self, kind: str, name: str) -> np.ndarray:
-        """``name`` ("ge2e", "acoustic", "lengths") of every clip's ``kind`` copy, stacked over corpora."""
+        """``name`` ("ge2e", "hidden", "acoustic", "lengths") of every clip's ``kind`` copy, stacked over corpora."""
         key = f"{kind}.{name}"
         if key not in self._cache:
             self._cache[key] = np.concatenate([np.load(f / f"{key}.npy") for f in self.folders])
@@ -336,11 +341,7 @@ class FeatureTable:
     def speech(self, kind: str, row: int) -> np.ndarray:
         """The stored speech (float32, 16 kHz) of one clip's ``kind`` copy."""
         c = int(np.searchsorted(self.offsets, row, side="right") - 1)
-        folder, local = self.folders[c], row - self.offsets[c]
-        lengths = np.load(folder / f"{kind}.lengths.npy")
-        speech = np.load(folder / f"{kind}.speech.npy", mmap_mode="r")
-        start = int(lengths[:local].sum())
-        return np.asarray(speech[start:start + lengths[local]], np.float32) / 32767.0
+        return stored_speech(self.folders[c], kind, row - self.offsets[c])[0]
 
 
 def load_feature_table(corpora: list[Corpus], cache_dir: str | os.PathLike, workers: int = 2, rank: int = 0,

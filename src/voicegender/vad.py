@@ -43,14 +43,16 @@ log = logging.getLogger(__name__)
 # recording that starts with silence already has the warm-up: its probabilities barely change.
 WARMUP_S = 0.256  # 8 frames
 LENIENT_THRESHOLD = 0.35  # second pass of find_speech (see there)
-# Shortest region the second pass keeps when a speech check confirms it (see find_speech). A single word through
-# a telephone line often holds 2-3 frames of 0.35-0.7 (0.064-0.096 s): with 0.1 s they were dropped. Without a
-# check the second pass keeps cfg.min_speech_s: the onset of any sound after silence scores 0.3-0.6 for a few frames.
+# Shortest region the second and third passes keep when a speech check confirms it (see find_speech). A single
+# word through a telephone line often holds 2-3 frames of 0.35-0.7 (0.064-0.096 s): with 0.1 s they were dropped.
+# Without a check the second pass keeps cfg.min_speech_s: the onset of any sound after silence scores 0.3-0.6 for a
+# few frames.
 LENIENT_MIN_SPEECH_S = 0.06
 # Third pass of find_speech, only with a speech check: most single words through a telephone line that the second
 # pass misses never reach 0.35 in any frame. On 885 held-out AudioMNIST-AZ words and strings (check fitted without
 # them) no_speech through the telephone fell 2.4 -> 1.0 %; 2,000 synthetic non-speech sounds answered female/male
-# rose 3.9 -> 5.1 % (7.2 % with neither check nor third pass). 0.25: 1.2 % / 4.7 %; 0.15: 0.9 % / 5.3 %.
+# rose 3.9 -> 5.1 % (7.2 % with neither check nor third pass). 0.25: 1.2 % / 4.7 %; 0.15: 0.9 % / 5.3 %. (With the
+# check refitted on what this pass finds too, as shipped: 1.1 % / 4.8 %; docs/DEFAULT_MODEL.md.)
 QUIET_THRESHOLD = 0.2
 
 
@@ -410,7 +412,8 @@ def find_speech(samples16k: np.ndarray, cfg: VadConfig = VadConfig(), min_speech
     Returns sorted, non-overlapping (start, end) pairs in seconds, as :func:`speech_segments`.
     """
     x = np.asarray(samples16k, np.float32).reshape(-1)
-    lowest = min(cfg.threshold, cfg.threshold if lenient_threshold is None else lenient_threshold)
+    lowest = min([cfg.threshold] + [t for t in (lenient_threshold, quiet_threshold if check is not None else None)
+                                     if t is not None])
     if len(x) and lowest > SILENCE_MAX_P and max(float(x.max()), -float(x.min())) <= SILENCE_PEAK:
         return []  # (near) digital silence: the energy pre-pass
     probs = frame_probabilities(samples16k, cfg.warmup_frames)

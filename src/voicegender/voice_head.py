@@ -10,8 +10,8 @@ using the model needs numpy only (the GE2E encoder and the pitch/formant tracker
   hidden means (:func:`voicegender.embeddings.ge2e_features`), or absent. It replaces ``gender`` there; the
   temperature applies to whichever layer answered;
 - ``speech``: log-odds that a clip is speech at all, over the GE2E embedding, or absent. Speech detection asks it
-  about what only its lenient second pass found (:func:`voicegender.vad.find_speech`): the onset of hiss, a buzz
-  or a chord after silence scores like a single word there. Below ``speech_min_logit``: no speech.
+  about what only its lenient passes found (:func:`voicegender.vad.find_speech`): the onset of hiss, a buzz or a
+  chord after silence scores like a single word there. Below ``speech_min_logit``: no speech.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 from .errors import ModelError
 
 FORMAT = "voicegender.voice_head/1"  # written into every file; checked on load
+SPEECH_MIN_LOGIT = -1.0  # the speech check's threshold (docs/DEFAULT_MODEL.md, "Speech check"); files store their own
 # Speech-duration bands (seconds of detected speech) with their own calibration temperature: short single
 # words carry less evidence, so their probabilities are softened more.
 DURATION_BANDS = ((0.0, 0.3), (0.3, 0.6), (0.6, 1.0), (1.0, 3.0), (3.0, float("inf")))
@@ -58,9 +59,13 @@ class LinearLayer:
                                                                                   "coef", "bias")}
 
     @classmethod
-    def from_arrays(cls, data, prefix: str) -> LinearLayer:
-        return cls(*(np.asarray(data[f"{prefix}.{k}"], np.float64) for k in ("impute", "mean", "scale", "coef")),
-                   bias=float(data[f"{prefix}.bias"]))
+    def from_arrays(cls, data, prefix: str, size: int | None = None) -> LinearLayer:
+        """The layer ``prefix`` of a file's arrays; ``size``: the number of inputs it must read."""
+        arrays = [np.asarray(data[f"{prefix}.{k}"], np.float64) for k in ("impute", "mean", "scale", "coef")]
+        want = len(arrays[3]) if size is None else size
+        if any(a.shape != (want,) for a in arrays):
+            raise ValueError(f"layer {prefix!r} has arrays of shapes {[a.shape for a in arrays]}, expected ({want},)")
+        return cls(*arrays, bias=float(data[f"{prefix}.bias"]))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -80,7 +85,7 @@ class VoiceHead:
     short: LinearLayer | None = None  # the gender layer for short speech, over hidden means
     short_max_s: float = 0.0  # speech shorter than this (seconds) is answered by ``short``
     speech: LinearLayer | None = None  # the speech check over the GE2E embedding (log-odds of speech)
-    speech_min_logit: float = -1.0  # the speech check's log-odds below this: not speech
+    speech_min_logit: float = SPEECH_MIN_LOGIT  # the speech check's log-odds below this: not speech
 
     @property
     def uses_ge2e(self) -> bool:
@@ -91,17 +96,32 @@ class VoiceHead:
         """Columns of :data:`voicegender.acoustic.FEATURE_NAMES` the head reads (empty: none)."""
         from .acoustic import FEATURE_NAMES
 
-        return [FEATURE_NAMES.index(n) for n in self.feature_names if not n.startswith(("ge2e_", "hidden_"))]
+        names = [n for n in self.feature_names if not n.startswith(("ge2e_", "hidden_"))]
+        unknown = [n for n in names if n not in FEATURE_NAMES]
+        if unknown:
+            raise ModelError(f"head reads unknown features: {', '.join(unknown[:3])}")
+        return [FEATURE_NAMES.index(n) for n in names]
 
     @property
     def uses_voice(self) -> bool:
         return bool(self.voice_columns)
 
-    def inputs(self, ge2e: np.ndarray | None, voice: np.ndarray | None) -> np.ndarray:
-        """Head inputs from GE2E embeddings (n, 256) and all voice measures (n, N_FEATURES), as needed."""
+    @property
+    def reads_hidden(self) -> bool:
+        """Whether the main layer reads the encoder's hidden means (``fit --features hidden``)."""
+        return any(n.startswith("hidden_") for n in self.feature_names)
+
+    def inputs(self, ge2e: np.ndarray | None, voice: np.ndarray | None,
+               hidden: np.ndarray | None = None) -> np.ndarray:
+        """Head inputs from GE2E embeddings (n, 256), all voice measures (n, N_FEATURES) and hidden means (n, 256),
+        as the main layer reads them (in that order)."""
         parts = []
         if self.uses_ge2e:
             parts.append(np.asarray(ge2e, np.float64))
+        if self.reads_hidden:
+            if hidden is None:
+                raise ModelError("head reads the encoder's hidden means; none were given")
+            parts.append(np.asarray(hidden, np.float64))
         if self.uses_voice:
             from .acoustic import N_FEATURES
 
@@ -109,6 +129,8 @@ class VoiceHead:
             if voice.ndim != 2 or voice.shape[1] != N_FEATURES:
                 raise ModelError(f"head expects {N_FEATURES} voice measures per clip, got shape {voice.shape}")
             parts.append(voice[:, self.voice_columns])
+        if not parts:
+            raise ModelError("head reads no features")
         x = np.concatenate(parts, axis=1)
         if x.shape[1] != len(self.feature_names):
             raise ModelError(f"head expects {len(self.feature_names)} features, got {x.shape[1]}")
@@ -116,7 +138,7 @@ class VoiceHead:
 
     @property
     def uses_hidden(self) -> bool:
-        """Whether the head reads the encoder's hidden means (for short speech)."""
+        """Whether the head's short-speech layer answers short speech from the encoder's hidden means."""
         return self.short is not None and self.short_max_s > 0
 
     def female_logit(self, x: np.ndarray, speech_s: np.ndarray | None = None,
@@ -142,7 +164,11 @@ class VoiceHead:
         """Whether each clip (GE2E embeddings (n, 256)) is speech by the speech check; None without one."""
         if self.speech is None:
             return None
-        return self.speech.logit(np.asarray(ge2e, np.float64)) >= self.speech_min_logit
+        ge2e = np.asarray(ge2e, np.float64)
+        if ge2e.ndim != 2 or ge2e.shape[1] != len(self.speech.coef):
+            raise ModelError(f"the speech check expects {len(self.speech.coef)} embedding values per clip, "
+                             f"got shape {ge2e.shape}")
+        return self.speech.logit(ge2e) >= self.speech_min_logit
 
     def p_child(self, x: np.ndarray) -> np.ndarray | None:
         return None if self.child is None else _sigmoid(self.child.logit(x))
@@ -174,8 +200,9 @@ class VoiceHead:
                 meta = json.loads(str(data["meta"]))
                 if meta.get("format") != FORMAT:
                     raise ModelError(f"{path}: not a voicegender voice head (format {meta.get('format')!r})")
-                gender = LinearLayer.from_arrays(data, "gender")
-                child = LinearLayer.from_arrays(data, "child") if meta.get("has_child") else None
+                n_inputs = len(meta["feature_names"])
+                gender = LinearLayer.from_arrays(data, "gender", n_inputs)
+                child = LinearLayer.from_arrays(data, "child", n_inputs) if meta.get("has_child") else None
                 short = LinearLayer.from_arrays(data, "short") if meta.get("has_short") else None
                 speech = LinearLayer.from_arrays(data, "speech") if meta.get("has_speech") else None
         except ModelError:
@@ -184,4 +211,4 @@ class VoiceHead:
             raise ModelError(f"{path}: not a readable voice head ({type(e).__name__}: {e})") from e
         return cls(meta["features"], list(meta["feature_names"]), gender, child, list(meta["temperatures"]),
                    meta.get("metadata", {}), short, float(meta.get("short_max_s", 0.0)), speech,
-                   float(meta.get("speech_min_logit", -1.0)))
+                   float(meta.get("speech_min_logit", SPEECH_MIN_LOGIT)))

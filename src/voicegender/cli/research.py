@@ -277,7 +277,8 @@ def fit_cmd(
     ] = None,
     out_path: Annotated[Path, typer.Option("--out", "-o", help="model file to write (.npz)")] = Path("model.npz"),
     features: Annotated[str, typer.Option(
-        help="'+'-joined: ge2e (embedding), pitch, hnr, formants, voice (all measures), e.g. ge2e+pitch")] = "ge2e",
+        help="'+'-joined: ge2e (embedding), hidden (the encoder's hidden means), pitch, hnr, formants, voice (all "
+             "measures), e.g. ge2e+pitch")] = "ge2e",
     c: Annotated[float, typer.Option("--c", help="inverse L2 strength of the logistic regression")] = 3e-4,
     voice_weight: Annotated[float, typer.Option(help="weight of the pitch/formant measures against the embedding")
                             ] = 1.0,
@@ -321,7 +322,7 @@ def fit_cmd(
     except ValueError as e:
         raise VoiceGenderError(f"--features: {e}") from e
     corpora = [load_corpus(p) for p in corpus]
-    if short_max_s < 0:
+    if not short_max_s >= 0:  # also NaN
         raise VoiceGenderError(f"--short-max-s {short_max_s}: must be 0 (no short-speech layer) or more")
     cfg = HeadConfig(features=features, c=c, voice_weight=voice_weight, exclude_children=not with_children,
                      short_max_s=short_max_s)

@@ -286,6 +286,10 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
                         result["timeline"] = await anyio.to_thread.run_sync(backend.timeline, samples, served)
                 async with gate.exclusive():
                     result.update(await anyio.to_thread.run_sync(picture, samples, path, name))
+                short_max_s = getattr(getattr(served.loaded, "head", None), "short_max_s", 0.0)
+                if result.get("cam") and pred.speech_s is not None and pred.speech_s < short_max_s:
+                    result["explain_note"] = (f"the map explains the model's main layer; speech this short "
+                                              f"(under {short_max_s:g} s) is answered by its short-speech layer")
         except VoiceGenderError as e:
             raise HTTPException(422, str(e).replace(path or "\0", name)) from e
         finally:  # the private copy first: no await before it, so even a cancelled request removes it
