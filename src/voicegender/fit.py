@@ -193,13 +193,13 @@ def nonspeech_embeddings(n: int | None = None, seed: int = 1, whole: bool = True
     :data:`NONSPEECH_SOUNDS`; about one in five passes) and, with ``whole``, every other recording itself (its sound
     without the silent lead), so the check sees more non-speech than the sounds that pass."""
     from . import nonspeech
-    from .embeddings import ge2e_embeddings
+    from .embeddings import EMBEDDING_DIM, ge2e_embeddings
 
     sounds = [x for _, x in nonspeech.sounds(NONSPEECH_SOUNDS if n is None else n, seed)]
     clips = lenient_pass_speech(sounds)
     if whole:
         clips += [x[np.flatnonzero(x)[0]:] for x in sounds[::2] if np.count_nonzero(x) >= MIN_FEATURE_SAMPLES]
-    return ge2e_embeddings(clips, threads=2) if clips else np.zeros((0, 256), np.float32)
+    return ge2e_embeddings(clips, threads=2) if clips else np.zeros((0, EMBEDDING_DIM), np.float32)
 
 
 def speech_examples(table: FeatureTable) -> np.ndarray:

@@ -413,19 +413,18 @@ def find_speech(samples16k: np.ndarray, cfg: VadConfig = VadConfig(), min_speech
     Returns sorted, non-overlapping (start, end) pairs in seconds, as :func:`speech_segments`.
     """
     x = np.asarray(samples16k, np.float32).reshape(-1)
-    lowest = min([cfg.threshold] + [t for t in (lenient_threshold, quiet_threshold if check is not None else None)
-                                     if t is not None])
+    further = sorted({t for t in (lenient_threshold, quiet_threshold if check is not None else None)
+                      if t is not None and t < cfg.threshold}, reverse=True)  # the passes after the first
+    lowest = min([cfg.threshold, *further])
     if len(x) and lowest > SILENCE_MAX_P and max(float(x.max()), -float(x.min())) <= SILENCE_PEAK:
         return []  # (near) digital silence: the energy pre-pass
     probs = frame_probabilities(samples16k, cfg.warmup_frames)
     duration = len(samples16k) / VAD_SAMPLE_RATE
     segments = segments_from_probs(probs, cfg, duration)
-    further = [t for t in (lenient_threshold, quiet_threshold if check is not None else None)
-               if t is not None and t < cfg.threshold]
-    for threshold in sorted(set(further), reverse=True):
+    shortest = cfg.min_speech_s if check is None else min(cfg.min_speech_s, lenient_min_speech_s)
+    for threshold in further:
         if speech_seconds(segments) >= min_speech_s:
             break
-        shortest = cfg.min_speech_s if check is None else min(cfg.min_speech_s, lenient_min_speech_s)
         lenient = dataclasses.replace(cfg, threshold=threshold, neg_threshold=None, min_speech_s=shortest)
         segments = segments_from_probs(probs, lenient, duration)
         if check is not None and speech_seconds(segments) >= min_speech_s and not check(
