@@ -243,10 +243,15 @@ def test_timeline_write_is_atomic(tmp_path: Path, name: str, monkeypatch):
 def test_signals_wait_for_the_file_being_replaced(tmp_path: Path):
     """SIGINT arriving while a timeline is written is delivered after the file is complete."""
     out = tmp_path / "t.json"
-    with pytest.raises(KeyboardInterrupt):
-        with deferred_signals():
+    # Python raises KeyboardInterrupt only where SIGINT was not ignored at start-up (a job started in the background
+    # of a non-interactive shell inherits SIG_IGN, and deferred_signals rightly keeps that): set it for this test
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), deferred_signals():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
             write_timeline(SEGMENTS, out, duration_s=4.0)
             assert out.is_file()  # the signal has not stopped us yet
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert len(json.loads(out.read_text())["segments"]) == 3

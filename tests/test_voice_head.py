@@ -46,6 +46,24 @@ def test_save_load_roundtrip(tmp_path):
     assert VoiceHead.load(no_child).p_child(x) is None
 
 
+def test_child_layer_over_hidden_means_reads_them_and_survives_a_roundtrip(tmp_path):
+    head = small_head(child=False)
+    head.child = LinearLayer(np.zeros(3), np.zeros(3), np.ones(3), np.array([1.0, 0.0, -1.0]), 0.5)
+    head.child_features = "hidden"
+    x = np.array([[3.0, 6.0], [0.5, 5.0]])
+    hidden = np.array([[1.0, 9.0, 0.0], [0.0, 9.0, 2.0]])
+    # logits 1 + 0.5 = 1.5 and -2 + 0.5 = -1.5: the main inputs x play no part
+    want = 1 / (1 + np.exp(-np.array([1.5, -1.5])))
+    assert head.needs_hidden and head.p_child(x, hidden) == pytest.approx(want)
+    back = VoiceHead.load(head.save(tmp_path / "child_hidden.npz"))
+    assert back.child_features == "hidden" and back.p_child(x, hidden) == pytest.approx(want)
+    with pytest.raises(ModelError, match="hidden means"):
+        back.p_child(x)
+    with pytest.raises(ModelError, match="3 hidden means"):
+        back.p_child(x, hidden[:, :2])
+    assert not small_head().needs_hidden  # a child layer over the main inputs needs no hidden means
+
+
 def test_loading_garbage_names_the_file(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip at all")

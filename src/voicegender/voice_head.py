@@ -5,7 +5,8 @@ using the model needs numpy only (the GE2E encoder and the pitch/formant tracker
 
 - ``gender``: log-odds of *male* (:class:`LinearLayer`); ``p_female = sigmoid(-logit / T)`` with the temperature
   ``T`` of the clip's speech-duration band (:data:`DURATION_BANDS`);
-- ``child``: log-odds of a child's voice (aged 12 or younger), or absent;
+- ``child``: log-odds of a child's voice (aged 12 or younger), or absent; over the main layer's inputs, or over
+  the encoder's hidden means when ``child_features`` is "hidden" (the shipped model);
 - ``short``: log-odds of *male* for clips with less than ``short_max_s`` seconds of speech, over the encoder's
   hidden means (:func:`voicegender.embeddings.ge2e_features`), or absent. It replaces ``gender`` there; the
   temperature applies to whichever layer answered;
@@ -86,6 +87,12 @@ class VoiceHead:
     short_max_s: float = 0.0  # speech shorter than this (seconds) is answered by ``short``
     speech: LinearLayer | None = None  # the speech check over the GE2E embedding (log-odds of speech)
     speech_min_logit: float = SPEECH_MIN_LOGIT  # the speech check's log-odds below this: not speech
+    child_features: str = ""  # what ``child`` reads: "hidden" (hidden means) or "" (the main layer's inputs)
+
+    def __post_init__(self) -> None:
+        if self.child_features not in ("", "hidden"):
+            raise ModelError(f"child layer over {self.child_features!r}: it reads the main layer's inputs or "
+                             "'hidden'")
 
     @property
     def uses_ge2e(self) -> bool:
@@ -141,6 +148,15 @@ class VoiceHead:
         """Whether the head's short-speech layer answers short speech from the encoder's hidden means."""
         return self.short is not None and self.short_max_s > 0
 
+    @property
+    def child_reads_hidden(self) -> bool:
+        return self.child is not None and self.child_features == "hidden"
+
+    @property
+    def needs_hidden(self) -> bool:
+        """Whether any layer reads the encoder's hidden means (they come from the same encoder run)."""
+        return self.uses_hidden or self.reads_hidden or self.child_reads_hidden
+
     def female_logit(self, x: np.ndarray, speech_s: np.ndarray | None = None,
                      hidden: np.ndarray | None = None) -> np.ndarray:
         """Uncalibrated log-odds of *female* for raw feature rows ``x``; rows with less than :attr:`short_max_s`
@@ -170,8 +186,20 @@ class VoiceHead:
                              f"got shape {ge2e.shape}")
         return self.speech.logit(ge2e) >= self.speech_min_logit
 
-    def p_child(self, x: np.ndarray) -> np.ndarray | None:
-        return None if self.child is None else _sigmoid(self.child.logit(x))
+    def p_child(self, x: np.ndarray, hidden: np.ndarray | None = None) -> np.ndarray | None:
+        """Probability of a child's voice from the main layer's inputs ``x`` or, for a child layer over hidden
+        means, from ``hidden`` (n, 256); None without a child layer."""
+        if self.child is None:
+            return None
+        if not self.child_reads_hidden:
+            return _sigmoid(self.child.logit(x))
+        if hidden is None:
+            raise ModelError("the child layer reads the encoder's hidden means; none were given")
+        hidden = np.asarray(hidden, np.float64)
+        if hidden.ndim != 2 or hidden.shape[1] != len(self.child.coef):
+            raise ModelError(f"the child layer expects {len(self.child.coef)} hidden means per clip, "
+                             f"got shape {hidden.shape}")
+        return _sigmoid(self.child.logit(hidden))
 
     # --- file ---------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -182,7 +210,8 @@ class VoiceHead:
                 "duration_bands": [[lo, None if hi == float("inf") else hi] for lo, hi in DURATION_BANDS],
                 "has_child": self.child is not None, "has_short": self.short is not None,
                 "short_max_s": float(self.short_max_s), "has_speech": self.speech is not None,
-                "speech_min_logit": float(self.speech_min_logit), "metadata": self.metadata}
+                "speech_min_logit": float(self.speech_min_logit), "child_features": self.child_features,
+                "metadata": self.metadata}
         arrays = {"meta": np.array(json.dumps(meta)), **self.gender.arrays("gender")}
         if self.child is not None:
             arrays.update(self.child.arrays("child"))
@@ -202,7 +231,9 @@ class VoiceHead:
                     raise ModelError(f"{path}: not a voicegender voice head (format {meta.get('format')!r})")
                 n_inputs = len(meta["feature_names"])
                 gender = LinearLayer.from_arrays(data, "gender", n_inputs)
-                child = LinearLayer.from_arrays(data, "child", n_inputs) if meta.get("has_child") else None
+                child_features = str(meta.get("child_features", ""))
+                child_inputs = None if child_features == "hidden" else n_inputs
+                child = LinearLayer.from_arrays(data, "child", child_inputs) if meta.get("has_child") else None
                 short = LinearLayer.from_arrays(data, "short") if meta.get("has_short") else None
                 speech = LinearLayer.from_arrays(data, "speech") if meta.get("has_speech") else None
         except ModelError:
@@ -211,4 +242,4 @@ class VoiceHead:
             raise ModelError(f"{path}: not a readable voice head ({type(e).__name__}: {e})") from e
         return cls(meta["features"], list(meta["feature_names"]), gender, child, list(meta["temperatures"]),
                    meta.get("metadata", {}), short, float(meta.get("short_max_s", 0.0)), speech,
-                   float(meta.get("speech_min_logit", SPEECH_MIN_LOGIT)))
+                   float(meta.get("speech_min_logit", SPEECH_MIN_LOGIT)), child_features)

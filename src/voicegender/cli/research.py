@@ -348,6 +348,10 @@ def fit_cmd(
             f"temperatures={json.dumps([round(t, 3) for t in report['temperatures']])}")
     if report.get("child") and report["child"].get("auc") is not None:
         _result(f"child_voice\tauc={report['child']['auc']:.4f}")
+    for group, kinds in (report.get("child_flag_heldout") or {}).items():
+        for kind, shares in kinds.items():
+            _result(f"child_flag_heldout\t{group}\t{kind}\t" + "\t".join(
+                f"{who}={'n/a' if v is None else format(v, '.4f')}" for who, v in shares.items()))
     if report.get("speech_check"):
         sc = report["speech_check"]
         accepted = "n/a" if sc["nonspeech_accepted"] is None else f"{sc['nonspeech_accepted']:.4f}"
