@@ -80,6 +80,11 @@ def test_fit_command_end_to_end(two_corpora, tmp_path, capsys, monkeypatch):
     head = VoiceHead.load(out)
     assert head.features == "ge2e" and len(head.temperatures) == 5
     assert head.child is not None  # ages with children and adults were given
+    assert head.child_features == "hidden" and len(head.child.coef) == 256  # the child layer reads hidden means
+    # each corpus has a child, so each held-out corpus gets the shares its children and adults are flagged at
+    flag_lines = [line.split("\t") for line in printed.splitlines() if line.startswith("child_flag_heldout\t")]
+    assert {(f[1], f[2]) for f in flag_lines} == {(c, k) for c in ("alpha", "beta") for k in ("clean", "tel", "codec")}
+    assert all(f[5].startswith("children=") and f[5] != "children=n/a" for f in flag_lines)
     assert head.metadata["name"] == "tiny" and head.metadata["training_corpora"] == ["alpha", "beta"]
     assert head.metadata["n_speakers"] == 5  # the two children are left out of the gender head
     assert len(list(cache.glob("*/done.json"))) == 2
