@@ -83,3 +83,23 @@ def test_a_batch_is_still_scored_when_every_worker_is_stuck(model, monkeypatch: 
     finally:
         release.set()
         workers.close()
+
+
+def test_close_waits_for_running_workers_but_not_for_a_stuck_one():
+    """A worker thread still inside torch or onnxruntime as the interpreter exits can abort the process (exit 134
+    after every answer was written): close() lets the threads leave first, except one stuck on a given-up file."""
+    workers = _Workers(2, max_stuck=1)
+    release = threading.Event()
+    stuck_future, stuck_watch = workers.submit(lambda watch: release.wait(30))
+    while stuck_watch.last is None:
+        time.sleep(0.01)
+    assert workers.give_up(stuck_future, stuck_watch)  # a new thread takes its place
+    busy, _ = workers.submit(lambda watch: time.sleep(0.3) or "done")
+    started = time.monotonic()
+    try:
+        workers.close()
+        assert busy.done() and busy.result() == "done"  # close waited for the running task
+        assert [w for t, w in workers._threads.items() if t.is_alive()] == [stuck_watch]
+        assert time.monotonic() - started < predict_workers.CLOSE_JOIN_S
+    finally:
+        release.set()

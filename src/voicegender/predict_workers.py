@@ -23,6 +23,7 @@ from .prediction import _Prepared, score_voices
 
 log = logging.getLogger(__name__)
 
+CLOSE_JOIN_S = 2.0  # at the end of a run, seconds to wait for the worker threads to leave (stuck ones are not)
 MAX_STUCK_DECODES = 4  # worker threads replaced per run while their decoder is stuck; then remaining files: error
 # A batch's speech is scored by the worker threads, in parts of at least this many clips: the GE2E encoder runs
 # one 1.6 s window per short clip, and onnxruntime's LSTM costs 5.3 ms per window one at a time but 2.3-2.6 ms
@@ -119,12 +120,15 @@ class _Workers:
         self._stuck = 0  # threads busy with a given-up task
         self._replaced = 0
         self._max_stuck = MAX_STUCK_DECODES if max_stuck is None else max_stuck
+        self._threads: dict[threading.Thread, _Watch | None] = {}  # each thread and the task it runs (None: idle)
         for _ in range(workers):
             self._spawn()
 
     def _spawn(self) -> None:
         self._serving += 1
-        threading.Thread(target=self._run, name="voicegender-decode", daemon=True).start()
+        thread = threading.Thread(target=self._run, name="voicegender-decode", daemon=True)
+        self._threads[thread] = None
+        thread.start()
 
     def submit(self, fn: Callable[..., object], *args, urgent: bool = False) -> tuple[Future, _Watch]:
         """Run ``fn(*args, watch)`` on a worker; ``urgent`` tasks go before every waiting non-urgent one."""
@@ -139,10 +143,12 @@ class _Workers:
             if not future.set_running_or_notify_cancel():
                 continue
             watch.begin()
+            self._threads[threading.current_thread()] = watch
             try:
                 future.set_result(fn(*args, watch))
             except BaseException as e:  # _Abandoned, or a bug: the waiting thread re-raises it (unless it gave up)
                 future.set_exception(e)
+            self._threads[threading.current_thread()] = None
             with self._lock:
                 if watch.abandoned:
                     self._stuck -= 1
@@ -169,12 +175,19 @@ class _Workers:
         """Every thread is stuck and none may be added: waiting tasks would never start."""
         return self._serving <= 0
 
-    def close(self, pending: Iterable[Future] = ()) -> None:
+    def close(self, pending: Iterable[Future] = (), join_s: float = CLOSE_JOIN_S) -> None:
+        """Cancel ``pending`` tasks, stop the threads, and wait up to ``join_s`` for those not stuck on a given-up
+        file to leave: a daemon thread still inside torch or onnxruntime when the interpreter exits can abort the
+        process ("terminate called without an active exception", exit 134) after every answer was written."""
         for future in pending:
             future.cancel()
         with self._lock:
             for _ in range(self._serving + self._stuck):
                 self._tasks.put((2, next(self._order), None))
+        deadline = time.monotonic() + join_s
+        for thread, watch in list(self._threads.items()):
+            if watch is None or not watch.abandoned:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _wait(future: Future, watch: _Watch, path: str, workers: _Workers, timeout_s: float) -> _Prepared:
