@@ -22,8 +22,8 @@ from voicegender.segment import (
     segment_file,
     segment_stream,
     speaking_time,
-    viterbi_2state,
 )
+from voicegender.smoothing import viterbi_2state
 from voicegender.vad import FRAME_S
 from voicegender.writers import read_timeline, write_timeline
 
