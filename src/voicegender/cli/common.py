@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from .. import __version__
+from ..errors import VoiceGenderError
 from ..progress import set_progress
 
 app = typer.Typer(
@@ -55,3 +59,35 @@ def _global_options(
 def _result(line: str) -> None:
     sys.stdout.write(line + "\n")  # tab-separated result lines, unwrapped, for scripts
     sys.stdout.flush()
+
+
+# --- argument checks, before any work is done -------------------------------------------------------------------
+def check_number(value: float | int, option: str, *, minimum: float | None = None, above: float | None = None,
+                 maximum: float | None = None) -> None:
+    """One-line error unless ``value`` is a finite number within the bounds (``above``: strictly greater)."""
+    bounds = [f">= {minimum:g}" if minimum is not None else "", f"> {above:g}" if above is not None else "",
+              f"<= {maximum:g}" if maximum is not None else ""]
+    wanted = " and ".join(b for b in bounds if b) or "finite"
+    if not math.isfinite(value) or (minimum is not None and value < minimum) or (
+            above is not None and value <= above) or (maximum is not None and value > maximum):
+        raise VoiceGenderError(f"{option} {value}: must be a number {wanted}")
+
+
+def check_output_path(path: Path, option: str = "--out") -> Path:
+    """One-line error unless ``path`` can be written as a file: not a folder, its folder creatable and writable.
+    Creates the missing folders. Called before the work, so that nothing computed is thrown away at the end."""
+    path = Path(path)
+    if str(path) == "":
+        raise VoiceGenderError(f"{option}: empty path")
+    if path.is_dir():
+        raise VoiceGenderError(f"{path}: is a folder; {option} needs a file name")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent, prefix=".voicegender-probe-"):
+            pass  # root passes os.access everywhere; only a real file says whether /proc or a read-only mount takes one
+    except (FileExistsError, NotADirectoryError) as e:
+        raise VoiceGenderError(f"{path}: a part of its folder path is a file, not a folder") from e
+    except OSError as e:
+        raise VoiceGenderError(f"{path}: cannot write in {parent} ({e.strerror or e})") from e
+    return path
