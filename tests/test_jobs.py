@@ -154,6 +154,11 @@ def test_shards_and_merge_cover_every_file_exactly_once(tmp_path: Path):
     assert all(isinstance(r["p_female"], float) for r in rows)  # CSV cells came back as numbers
 
     (tmp_path / "all.part-2-of-3.jsonl").rename(tmp_path / "all.part-2-of-3.jsonl.partial")
+    complete = out.read_bytes()
+    with pytest.raises(VoiceGenderError, match="shard.*missing.*not overwritten"):
+        merge_results(out, expected=files)  # a complete merge is never replaced by a shorter one
+    assert out.read_bytes() == complete
+    out.unlink()
     report = merge_results(out, expected=files)
     assert not report.complete and report.missing_parts == ["part 2 of 3 (unfinished: only its .partial)"]
     assert len(report.missing) == len(Shard(2, 3).select(files))

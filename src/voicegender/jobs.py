@@ -142,9 +142,15 @@ def read_results(path: str | os.PathLike, fmt: str | None = None, strict_header:
     """
     path = Path(path)
     fmt = result_format(path, fmt)
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise VoiceGenderError(f"{path}: cannot read it ({e.strerror or e})") from e
     complete = data.rfind(b"\n") + 1
-    text = data[:complete].decode("utf-8")
+    try:
+        text = data[:complete].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise VoiceGenderError(f"{path}: not UTF-8 text (byte {e.start}); not a result file?") from e
     rows: list[dict] = []
     if fmt == "json":
         for n, line in enumerate(text.splitlines(), 1):
@@ -168,7 +174,13 @@ def read_results(path: str | os.PathLike, fmt: str | None = None, strict_header:
         raise VoiceGenderError(f"{path}: its columns ({','.join(header)}) are not this version's "
                                f"({prediction_csv_header()}); finish it with the version that started it, or "
                                "start again without --resume")
-    rows = [_typed(r) for r in reader]
+    rows = []
+    for n, r in enumerate(reader, 2):
+        try:
+            rows.append(_typed(r))
+        except (TypeError, ValueError) as e:
+            raise VoiceGenderError(f"{path}: line {n} has a value that is not a number ({e}); not a result "
+                                   "file?") from e
     return rows, complete
 
 
@@ -487,6 +499,10 @@ def merge_results(out: str | os.PathLike, parts: list[str | os.PathLike] | None 
                 duplicated[key] = None
             else:
                 rows[key] = row
+    if missing_parts and out.exists():
+        raise VoiceGenderError(f"{out}: exists, and {len(missing_parts)} shard(s) are missing ({missing_parts[0]}"
+                               f"{', ...' if len(missing_parts) > 1 else ''}): not overwritten; merge again when "
+                               "every shard is there")
     report = MergeReport(out, len(rows), part_paths, missing_parts, duplicated=list(duplicated))
     order = list(rows)
     if expected is not None:

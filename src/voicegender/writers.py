@@ -98,14 +98,18 @@ def read_predictions_csv(text: str) -> list[dict]:
 # --- timelines ------------------------------------------------------------------------------------------------
 def timeline_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     """``csv`` / ``json`` / ``textgrid``, from ``fmt`` or the file extension (.csv, .json, .TextGrid)."""
+    from_name = Path(path).suffix.lower().lstrip(".") if str(path) not in ("", "-") else ""
     if fmt:
         fmt = fmt.lower()
-    else:
-        fmt = Path(path).suffix.lower().lstrip(".")
-    if fmt not in TIMELINE_FORMATS:
-        raise ValueError(f"{path}: unknown timeline format {fmt!r}; use .csv, .json or .TextGrid "
+        if fmt not in TIMELINE_FORMATS:
+            raise ValueError(f"--format {fmt!r}: use {' | '.join(TIMELINE_FORMATS)}")
+        if from_name in TIMELINE_FORMATS and from_name != fmt:
+            raise ValueError(f"{path}: its name says {from_name}, --format says {fmt}; make them agree")
+        return fmt
+    if from_name not in TIMELINE_FORMATS:
+        raise ValueError(f"{path}: unknown timeline format {from_name!r}; use .csv, .json or .TextGrid "
                          f"(or --format {'|'.join(TIMELINE_FORMATS)})")
-    return fmt
+    return from_name
 
 
 def timeline_csv(segments: Iterable[Segment]) -> str:

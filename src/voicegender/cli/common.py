@@ -91,3 +91,12 @@ def check_output_path(path: Path, option: str = "--out") -> Path:
     except OSError as e:
         raise VoiceGenderError(f"{path}: cannot write in {parent} ({e.strerror or e})") from e
     return path
+
+
+def check_output_folder(folder: Path, option: str) -> Path:
+    """One-line error unless ``folder`` is (or can be made) a writable folder; creates it."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise VoiceGenderError(f"{folder}: is a file; {option} needs a folder")
+    check_output_path(folder / ".voicegender-probe", option)
+    return folder

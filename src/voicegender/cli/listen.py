@@ -11,7 +11,16 @@ import typer
 from rich.table import Table
 
 from ..errors import VoiceGenderError
-from .common import EXIT_USER_ERROR, _result, app, err, out  # noqa: F401
+from .common import (  # noqa: F401
+    EXIT_USER_ERROR,
+    _result,
+    app,
+    check_number,
+    check_output_folder,
+    check_output_path,
+    err,
+    out,
+)
 
 
 @app.command("serve")
@@ -26,6 +35,8 @@ def serve(
              "once). Prefer the environment variable: other users can read command lines")] = None,
 ) -> None:
     """Start the web page and JSON API (POST /api/predict, GET /api/health); needs the web extra."""
+    check_number(port, "--port", minimum=0, maximum=65535)
+    check_number(max_upload_mb, "--max-upload-mb", above=0)
     try:
         import uvicorn
 
@@ -55,6 +66,7 @@ def _predict_options(threshold: float, min_speech: float, no_vad: bool):
 
     if not 0.0 < threshold < 1.0:
         raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
+    check_number(min_speech, "--min-speech", minimum=0)
     return PredictOptions(threshold=threshold, min_speech_s=min_speech, vad=not no_vad)
 
 
@@ -104,8 +116,18 @@ def predict_cmd(
         raise VoiceGenderError("--resume continues an output file: give it with --out FILE")
     if batch_size is not None and batch_size < 1:
         raise VoiceGenderError(f"--batch-size must be at least 1, got {batch_size}")
+    for path in paths:
+        if not path.strip():
+            raise VoiceGenderError(f"{path!r}: empty path (an unset shell variable?)")
+        if path == "-":
+            raise VoiceGenderError("-: reading standard input is not supported; give files, folders or globs "
+                                   "(e.g. xargs for a list of files)")
     part = Shard.parse(shard) if shard is not None else Shard.from_env()
     options = _predict_options(threshold, min_speech, no_vad)
+    if out_file is not None:
+        check_output_path(out_file)
+    if explain_dir is not None:
+        check_output_folder(explain_dir, "--explain")
     if batch_size is not None:
         options = dataclasses.replace(options, batch_size=batch_size)
     local = world_from_env().local_size
@@ -206,6 +228,7 @@ def merge_cmd(
     from ..jobs import merge_results
     from ..predict import expand_paths
 
+    check_output_path(out_file)
     expected = expand_paths(expect) if expect else None
     report = merge_results(out_file, parts or None, expected)
     err.print(f"merged {report.rows} line(s) from {len(report.parts)} file(s) into {report.out}", markup=False,
@@ -261,10 +284,13 @@ def segment_cmd(
 
     if not 0.0 < threshold < 1.0:
         raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
+    check_number(min_segment, "--min-segment", minimum=0)
     try:
         kind = timeline_format(out_file, fmt) if out_file is not None else (fmt and timeline_format("-", fmt))
     except ValueError as e:
         raise VoiceGenderError(str(e)) from e
+    if out_file is not None:
+        check_output_path(out_file)
     options = SegmentOptions(threshold=threshold, min_segment_s=min_segment)
     segments, duration = segment_file(file, model, options)
     if out_file is not None:
@@ -304,6 +330,11 @@ def record_cmd(
     if list_devices:
         out.print(rec.list_devices(), markup=False, highlight=False)
         return
+    check_number(seconds, "--seconds", above=0)
+    if out_file is not None:  # before the countdown: a recording must not be lost to a bad path
+        if out_file.suffix.lower() != ".wav":
+            raise VoiceGenderError(f"{out_file}: --out is a WAV file; name it .wav")
+        check_output_path(out_file)
     path, p = rec.record_and_predict(seconds, rate, device, out_file, model,
                                      say=lambda text: err.print(text, markup=False, soft_wrap=True))
     err.print(f"saved {path}", markup=False, soft_wrap=True)

@@ -1,0 +1,101 @@
+"""predict, segment, merge, record and serve refuse bad arguments and output places in one line (exit 2), before
+any audio is decoded or any model loaded, so that nothing computed is thrown away at the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import write_voice
+
+from voicegender.cli import main
+from voicegender.cli.common import check_number, check_output_folder, check_output_path
+from voicegender.errors import VoiceGenderError
+
+
+@pytest.fixture
+def voice(tmp_path: Path) -> Path:
+    return write_voice(tmp_path / "v.wav", "female")
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Fail the test if a command gets as far as loading a model (it should have stopped before)."""
+    import voicegender.predict
+    import voicegender.segment
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the command loaded a model before checking its arguments")
+
+    monkeypatch.setattr(voicegender.predict, "load_model", refuse)
+    monkeypatch.setattr(voicegender.segment, "segment_file", refuse)
+
+
+def _error(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def test_check_number_and_paths(tmp_path: Path):
+    check_number(0.0, "--x", minimum=0)
+    for bad in (float("nan"), float("inf"), -0.5):
+        with pytest.raises(VoiceGenderError, match=r"--x .*: must be a number >= 0"):
+            check_number(bad, "--x", minimum=0)
+    with pytest.raises(VoiceGenderError, match="> 0"):
+        check_number(0, "--y", above=0)
+    a_file = tmp_path / "f.txt"
+    a_file.write_text("x")
+    with pytest.raises(VoiceGenderError, match="is a folder"):
+        check_output_path(tmp_path)
+    with pytest.raises(VoiceGenderError, match="is a file, not a folder"):
+        check_output_path(a_file / "out.jsonl")
+    made = check_output_path(tmp_path / "new" / "deeper" / "out.jsonl")
+    assert made.parent.is_dir() and not made.exists()  # the folder is made, the file left to the command
+    assert list(made.parent.iterdir()) == []  # the write probe leaves nothing behind
+    with pytest.raises(VoiceGenderError, match="needs a folder"):
+        check_output_folder(a_file, "--explain")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict", "{voice}", "-o", "{file}/r.jsonl"], "is a file, not a folder"),
+    (["predict", "{voice}", "-o", "{tmp}"], "is a folder; --out needs a file name"),
+    (["predict", "{voice}", "--explain", "{file}"], "is a file; --explain needs a folder"),
+    (["predict", "{voice}", "--min-speech", "nan"], "--min-speech nan: must be a number >= 0"),
+    (["predict", "{voice}", "--min-speech", "-1"], "--min-speech -1.0: must be a number >= 0"),
+    (["predict", ""], "'': empty path"),
+    (["predict", "-"], "reading standard input is not supported"),
+    (["segment", "{voice}", "--min-segment", "nan"], "--min-segment nan"),
+    (["segment", "{voice}", "--min-segment", "inf"], "--min-segment inf"),
+    (["segment", "{voice}", "-o", "{file}/t.csv"], "is a file, not a folder"),
+    (["segment", "{voice}", "-f", "xml"], "--format 'xml': use csv | json | textgrid"),
+    (["segment", "{voice}", "-o", "{tmp}/t.csv", "-f", "json"], "its name says csv, --format says json"),
+    (["merge", "-o", "{file}/m.jsonl"], "is a file, not a folder"),
+    (["record", "--seconds", "nan"], "--seconds nan: must be a number > 0"),
+    (["record", "-o", "{tmp}/take.txt"], "--out is a WAV file"),
+    (["record", "-o", "{file}/take.wav"], "is a file, not a folder"),
+    (["serve", "--port", "99999"], "--port 99999: must be a number >= 0 and <= 65535"),
+    (["serve", "--max-upload-mb", "nan"], "--max-upload-mb nan"),
+])
+def test_bad_arguments_are_one_line_errors_before_any_work(args, message, voice, tmp_path, capsys, no_model_load,
+                                                           monkeypatch):
+    import voicegender.record
+
+    monkeypatch.setattr(voicegender.record, "record_and_predict",
+                        lambda *a, **k: pytest.fail("recorded before checking the arguments"))
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("not a folder")
+    argv = [a.format(voice=voice, file=a_file, tmp=tmp_path) for a in args]
+    assert main(["-q", *argv]) == 2
+    assert message in _error(capsys)
+
+
+def test_damaged_result_files_name_the_file(tmp_path: Path, capsys):
+    binary = tmp_path / "bin.jsonl"
+    binary.write_bytes(b"\xf0\x9f\x00\xff garbage\n")
+    assert main(["-q", "merge", "-o", str(tmp_path / "m.jsonl"), str(binary)]) == 2
+    assert "bin.jsonl: not UTF-8 text" in _error(capsys)
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("path,label,p_female\na.wav,female,abc\n")
+    assert main(["-q", "merge", "-o", str(tmp_path / "m.csv"), str(bad_csv)]) == 2
+    assert "bad.csv: line 2 has a value that is not a number" in _error(capsys)
