@@ -99,3 +99,28 @@ def test_damaged_result_files_name_the_file(tmp_path: Path, capsys):
     bad_csv.write_text("path,label,p_female\na.wav,female,abc\n")
     assert main(["-q", "merge", "-o", str(tmp_path / "m.csv"), str(bad_csv)]) == 2
     assert "bad.csv: line 2 has a value that is not a number" in _error(capsys)
+
+
+def test_model_files_are_told_apart_by_content_and_bad_ones_named(voice, tmp_path: Path, capsys):
+    import numpy as np
+
+    from voicegender.default_model import default_model_path
+
+    garbage = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
+    cases = {
+        "garbage.pt": (garbage, "not a voicegender checkpoint (torch cannot read it"),
+        "garbage.npz": (garbage, "not a readable voice head (not an .npz of arrays)"),
+        "notes.txt": (b"hello\n", "not a voicegender checkpoint"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_bytes(content)
+        assert main(["-q", "predict", str(voice), "-m", str(tmp_path / name)]) == 2
+        line = _error(capsys)
+        assert name in line and message in line and "weights_only" not in line and "unsafe" not in line
+    assert main(["-q", "predict", str(voice), "-m", str(tmp_path)]) == 2
+    assert "is a folder; give a model file" in _error(capsys)
+    # a voice head under any name is still a voice head (fit -o model.bin, then predict -m model.bin)
+    renamed = tmp_path / "head.bin"
+    renamed.write_bytes(default_model_path().read_bytes())
+    assert main(["-q", "predict", str(voice), "-m", str(renamed), "-f", "json"]) == 0
+    assert '"label": "female"' in capsys.readouterr().out

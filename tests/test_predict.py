@@ -185,7 +185,7 @@ def test_expand_paths(tmp_path, speech_files):
 
 def test_bad_model_and_options_are_one_line_errors(speech_files, tmp_path, capsys):
     assert main(["predict", str(speech_files["male"]), "--model", str(tmp_path / "none.pt")]) == 2
-    assert "checkpoint not found" in capsys.readouterr().err
+    assert "model file not found" in capsys.readouterr().err
     assert main(["predict", str(speech_files["male"]), "--threshold", "1.5"]) == 2
     assert main(["predict", str(speech_files["male"]), "--format", "xml"]) == 2
     (tmp_path / "empty_dir").mkdir()

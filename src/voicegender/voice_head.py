@@ -239,7 +239,8 @@ class VoiceHead:
         except ModelError:
             raise
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
-            raise ModelError(f"{path}: not a readable voice head ({type(e).__name__}: {e})") from e
+            why = "not an .npz of arrays" if "pickle" in str(e) else f"{type(e).__name__}: {e}"
+            raise ModelError(f"{path}: not a readable voice head ({why})") from e
         return cls(meta["features"], list(meta["feature_names"]), gender, child, list(meta["temperatures"]),
                    meta.get("metadata", {}), short, float(meta.get("short_max_s", 0.0)), speech,
                    float(meta.get("speech_min_logit", SPEECH_MIN_LOGIT)), child_features)

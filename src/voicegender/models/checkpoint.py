@@ -124,8 +124,10 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device | N
     device = torch.device(device) if device is not None else torch.device("cpu")
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:
-        raise ModelError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+    except Exception as e:  # torch's message for a non-checkpoint runs to many lines of weights_only advice
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+        why = "" if not first or "weights_only" in first else f": {first[:120]}"
+        raise ModelError(f"{path}: not a voicegender checkpoint (torch cannot read it, {type(e).__name__}{why})") from e
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in _CKPT_KEYS[:4]):
         have = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ModelError(f"{path}: not a voicegender checkpoint (needs keys {', '.join(_CKPT_KEYS[:4])}; has {have})")
