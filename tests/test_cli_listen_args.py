@@ -124,3 +124,12 @@ def test_model_files_are_told_apart_by_content_and_bad_ones_named(voice, tmp_pat
     renamed.write_bytes(default_model_path().read_bytes())
     assert main(["-q", "predict", str(voice), "-m", str(renamed), "-f", "json"]) == 0
     assert '"label": "female"' in capsys.readouterr().out
+
+
+def test_a_pipe_is_named_as_such_not_as_an_empty_file(tmp_path: Path, capsys):
+    import os
+
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    assert main(["-q", "predict", str(fifo), "-f", "json"]) == 1  # a failed file, as every unreadable input
+    assert "pipe.wav: not a regular file (a pipe or a device)" in capsys.readouterr().err

@@ -55,6 +55,8 @@ def _check_file(path: Path) -> None:
         raise AudioDecodeError(f"{path}: file not found")
     if path.is_dir():
         raise AudioDecodeError(f"{path}: is a directory, not an audio file")
+    if not path.is_file():  # a pipe, /dev/stdin, a device: its size says nothing and it can be read only once
+        raise AudioDecodeError(f"{path}: not a regular file (a pipe or a device); save the audio to a file first")
     if path.stat().st_size == 0:
         raise AudioDecodeError(f"{path}: empty file (0 bytes)")
 
