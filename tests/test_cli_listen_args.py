@@ -133,3 +133,17 @@ def test_a_pipe_is_named_as_such_not_as_an_empty_file(tmp_path: Path, capsys):
     os.mkfifo(fifo)
     assert main(["-q", "predict", str(fifo), "-f", "json"]) == 1  # a failed file, as every unreadable input
     assert "pipe.wav: not a regular file (a pipe or a device)" in capsys.readouterr().err
+
+
+def test_serve_says_when_the_address_is_taken_before_it_says_open(capsys, monkeypatch):
+    import socket
+
+    uvicorn = pytest.importorskip("uvicorn")
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("started serving on a taken port"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["-q", "serve", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: cannot serve on 127.0.0.1:{port}" in err and "open http" not in err

@@ -55,9 +55,23 @@ def serve(
     except ValueError as e:  # a bad --max-upload-mb or --token: one line, like every other input error
         raise VoiceGenderError(str(e)) from e
     shown = f"{'[' + host + ']' if ':' in host else host}:{port}"
+    _check_can_listen(host, port, shown)
     extra = " with ?token=<your token> once" if token is not None else ""
     err.print(f"voicegender: open http://{shown}/{extra} (Ctrl+C to stop)", markup=False, soft_wrap=True)
     uvicorn.run(web_app, host=host, port=port, log_level="warning")
+
+
+def _check_can_listen(host: str, port: int, shown: str) -> None:
+    """One line, before the "open http://..." line, when the address is taken or cannot be bound here."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a socket in TIME_WAIT is fine
+            probe.bind(infos[0][4])
+    except OSError as e:
+        raise VoiceGenderError(f"cannot serve on {shown}: {e.strerror or e}") from e
 
 
 # --- predict / segment / record -------------------------------------------------------------------------------
