@@ -29,6 +29,7 @@ LABELS = ("female", "male")  # class index 0 = female (the seed's positive class
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 MANIFEST_NAME = "manifest.csv"
 AUDIOMNIST_META = "audioMNIST_meta.txt"
+_SNIFF_BYTES = 8192  # the start of a manifest that must be text (no NUL bytes) before the CSV reader sees it
 _GENDER_WORDS = {"female": "female", "f": "female", "woman": "female", "w": "female",
                  "male": "male", "m": "male", "man": "male"}
 _AUDIOMNIST_NAME = re.compile(r"^(\d+)_(\d+)_(\d+)$")
@@ -113,24 +114,46 @@ def load_manifest(csv_path: str | Path, name: str | None = None) -> Corpus:
         raise CorpusError(f"{csv_path}: manifest not found")
     root = csv_path.parent
     name = name or (root.name if csv_path.name == MANIFEST_NAME else csv_path.stem)
-    with csv_path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        columns = [c.strip() for c in (reader.fieldnames or [])]
-        missing = {"path", "speaker", "gender"} - set(columns)
-        if missing:
-            raise CorpusError(f"{csv_path}: manifest lacks column(s) {', '.join(sorted(missing))} "
-                              f"(it has: {', '.join(columns) or 'none'})")
-        clips = []
-        for line, row in enumerate(reader, start=2):
-            row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
-            if not row["path"]:
-                raise CorpusError(f"{csv_path}:{line}: empty path")
-            extra = {k: v for k, v in row.items() if k not in ("path", "speaker", "gender")}
-            clips.append(Clip(root / row["path"], row["speaker"], normalise_gender(row["gender"], f"{csv_path}:{line}"),
-                              name, extra))
+    not_text = f"{csv_path}: not a UTF-8 text CSV manifest (path, speaker, gender)"
+    try:
+        with csv_path.open("rb") as f:
+            head = f.read(_SNIFF_BYTES)
+        if not head.strip():
+            raise CorpusError(f"{csv_path}: empty file, not a CSV manifest (path, speaker, gender)")
+        if b"\0" in head:
+            raise CorpusError(f"{not_text}: it holds NUL bytes (binary, or UTF-16: save it as UTF-8)")
+        with csv_path.open(newline="", encoding="utf-8-sig") as f:
+            clips = _manifest_clips(csv.DictReader(f), csv_path, root, name)
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{not_text}: undecodable bytes ({e.reason})") from e
+    except csv.Error as e:
+        raise CorpusError(f"{csv_path}: not a readable CSV manifest ({e})") from e
+    except OSError as e:
+        raise CorpusError(f"{csv_path}: cannot read the manifest ({e.strerror or e})") from e
     if not clips:
         raise CorpusError(f"{csv_path}: manifest lists no clips")
     return Corpus(name, root, clips, _kind_of([c.path for c in clips], csv_path))
+
+
+def _manifest_clips(reader: csv.DictReader, csv_path: Path, root: Path, name: str) -> list[Clip]:
+    """The clips of a manifest's rows (``reader`` over its text); CorpusError names the file and line."""
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    missing = {"path", "speaker", "gender"} - set(columns)
+    if missing:
+        raise CorpusError(f"{csv_path}: manifest lacks column(s) {', '.join(sorted(missing))} "
+                          f"(it has: {', '.join(columns) or 'none'})")
+    clips = []
+    for row in reader:
+        line = reader.line_num
+        row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+        if any("\0" in v for v in row.values()):
+            raise CorpusError(f"{csv_path}:{line}: NUL bytes in the row: not a text CSV manifest")
+        if not row["path"]:
+            raise CorpusError(f"{csv_path}:{line}: empty path")
+        extra = {k: v for k, v in row.items() if k not in ("path", "speaker", "gender")}
+        clips.append(Clip(root / row["path"], row["speaker"], normalise_gender(row["gender"], f"{csv_path}:{line}"),
+                          name, extra))
+    return clips
 
 
 def load_audiomnist(root: str | Path, name: str | None = None) -> Corpus:
@@ -140,11 +163,15 @@ def load_audiomnist(root: str | Path, name: str | None = None) -> Corpus:
     if not meta_path.is_file():
         meta_path = root / "data" / AUDIOMNIST_META  # the original repository keeps it inside data/
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise CorpusError(f"{root}: no {AUDIOMNIST_META} (AudioMNIST layout needs it)") from e
-    except json.JSONDecodeError as e:
-        raise CorpusError(f"{meta_path}: not valid JSON ({e})") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CorpusError(f"{meta_path}: not valid UTF-8 JSON ({e})") from e
+    except OSError as e:
+        raise CorpusError(f"{meta_path}: cannot read it ({e.strerror or e})") from e
+    if not isinstance(meta, dict) or not all(isinstance(v, dict) for v in meta.values()):
+        raise CorpusError(f"{meta_path}: expected a JSON object of speakers, each an object with a gender")
     data = root / "data" if (root / "data").is_dir() else root
     clips = []
     for path in sorted(p for p in data.glob("*/*") if p.suffix.lower() in AUDIO_EXTENSIONS):

@@ -3,14 +3,56 @@
 from __future__ import annotations
 
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from ..errors import VoiceGenderError
-from .common import EXIT_USER_ERROR, _result, app, corpus_app, err, out  # noqa: F401
+from ..errors import ModelError, VoiceGenderError
+from .common import EXIT_USER_ERROR, _result, app, check_number, check_output_path, corpus_app, err, out  # noqa: F401
+
+
+# --- argument checks, before any work ---------------------------------------------------------------------------
+def _check_output_dir(path: Path, option: str) -> Path:
+    """One-line error unless ``path`` is, or can become, a folder to write in: not a file, under no file, in a
+    writable place. Creates nothing (the command creates the folder when it writes)."""
+    path = Path(path)
+    if str(path) == "":
+        raise VoiceGenderError(f"{option}: empty path")
+    if path.exists() and not path.is_dir():
+        raise VoiceGenderError(f"{path}: is a file, not a folder; {option} needs a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:  # the nearest folder that is there
+        existing = existing.parent
+    if not existing.is_dir():
+        raise VoiceGenderError(f"{path}: a part of its folder path is a file, not a folder ({option})")
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".voicegender-probe-"):
+            pass  # root passes os.access everywhere; only a real file says whether /proc or a read-only mount takes one
+    except OSError as e:
+        raise VoiceGenderError(f"{path}: cannot write in {existing} ({option}: {e.strerror or e})") from e
+    return path
+
+
+_VOICE_HEAD = "a voice head from `voicegender fit` (.npz), not a network checkpoint from `voicegender train`"
+
+
+def _check_checkpoint(path: Path, use: str) -> Path:
+    """One-line error unless the file ``path`` is a PyTorch archive (what `voicegender train` writes; its keys and
+    weights are checked when it loads). A voice head (.npz) is named as such, with ``use`` saying what to give."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError) as e:  # torch.save writes a zip archive (since torch 1.6)
+        raise ModelError(f"{path}: not a voicegender checkpoint (not a PyTorch file)") from e
+    if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        if names and all(n.endswith(".npy") for n in names):
+            raise ModelError(f"{path}: {_VOICE_HEAD}; {use}")
+        raise ModelError(f"{path}: not a voicegender checkpoint (a zip archive without PyTorch data)")
+    return path
 
 
 # --- corpus ---------------------------------------------------------------------------------------------------
@@ -96,11 +138,15 @@ def train_cmd(
 
     Distributed: `torchrun --nproc-per-node N [--nnodes M --rdzv-endpoint HOST:PORT] -m voicegender train ...`
     (or --nproc N on one machine); rank 0 writes the run folder and the report."""
+    cfg = _train_config(locals())  # every option checked before torch loads or a corpus is read
+    _check_output_dir(out_dir, "--out")
+    from ..corpora import load_corpus
+
+    for path in corpus:
+        load_corpus(path)  # a bad corpus fails here, before torchrun starts its processes
     from ..distributed import world_from_env
 
     world = world_from_env()
-    if nproc < 1:
-        raise VoiceGenderError(f"--nproc must be at least 1, got {nproc}")
     if nproc > 1:
         if world.size > 1:
             raise VoiceGenderError("--nproc starts torchrun; under torchrun leave it out")
@@ -108,14 +154,8 @@ def train_cmd(
 
     from ..evaluate import evaluate, summarise_folds
     from ..report import write_report
-    from ..train import TrainConfig, train, train_folds
+    from ..train import train, train_folds
 
-    cfg = TrainConfig(arch=arch, features=features, split=split, fold=fold, k=k, seed=seed, epochs=epochs,
-                      head_epochs=head_epochs, lr=lr, finetune_lr=finetune_lr, batch_size=batch_size,
-                      balance=balance, augment=augment, crop_seconds=crop_seconds,
-                      weights=str(weights) if weights else None, bf16=bf16, max_train_clips=max_train_clips,
-                      max_val_clips=max_val_clips,
-                      threads=threads, cache_dir=cache_dir, out=str(out_dir))
     runs = train_folds(cfg, corpus) if all_folds else [train(cfg, corpus)]
     if not world.is_main:  # under torchrun: rank 0 evaluates and reports
         return
@@ -131,6 +171,44 @@ def train_cmd(
         for line in _summary_lines(summary):
             _result(line)
     err.print(f"runs and reports in {cfg.out}", markup=False, soft_wrap=True)
+
+
+def _train_config(o: dict) -> _TC:
+    """The TrainConfig of `train`'s options ``o``, each checked first (one line naming the option)."""
+    from ..splits import SPLIT_METHODS
+
+    if o["split"] not in SPLIT_METHODS:
+        raise VoiceGenderError(f"--split {o['split']!r}: must be one of {', '.join(SPLIT_METHODS)}")
+    check_number(o["nproc"], "--nproc", minimum=1)
+    if not 0 <= o["seed"] <= 2**32 - 1:  # numpy's seed range
+        raise VoiceGenderError(f"--seed {o['seed']}: must be 0..{2**32 - 1}")
+    check_number(o["k"], "--k", minimum=3)  # speaker-kfold: a training, a validation and a test fold
+    last_fold = {"audiomnist-4fold": 3, "speaker-kfold": o["k"] - 1}.get(o["split"])  # corpus-out: one per corpus
+    check_number(o["fold"], "--fold", minimum=0, maximum=last_fold)
+    resnet = o["arch"] in ("resnet34", "resnet50")
+    check_number(o["head_epochs"], "--head-epochs", minimum=0)  # 0: no frozen-body stage
+    if o["epochs"] is not None:
+        check_number(o["epochs"], "--epochs", minimum=0)
+        if o["epochs"] == 0 and not (resnet and o["head_epochs"] > 0):  # resnets: 0 trains the head stage only
+            raise VoiceGenderError("--epochs 0: nothing would train (" + (
+                "and --head-epochs 0" if resnet else f"{o['arch']} has no other stage") + "); give 1 or more")
+    if o["lr"] is not None:
+        check_number(o["lr"], "--lr", above=0)
+    check_number(o["finetune_lr"], "--finetune-lr", above=0)
+    check_number(o["batch_size"], "--batch-size", minimum=1)
+    check_number(o["crop_seconds"], "--crop-seconds", above=0)
+    check_number(o["threads"], "--threads", minimum=1)
+    for option in ("max_train_clips", "max_val_clips"):
+        if o[option] is not None:
+            check_number(o[option], "--" + option.replace("_", "-"), minimum=1)
+    if o["weights"] is not None and not Path(o["weights"]).is_file():
+        raise VoiceGenderError(f"--weights {o['weights']}: no such file")
+    return _TC(arch=o["arch"], features=o["features"], split=o["split"], fold=o["fold"], k=o["k"], seed=o["seed"],
+               epochs=o["epochs"], head_epochs=o["head_epochs"], lr=o["lr"], finetune_lr=o["finetune_lr"],
+               batch_size=o["batch_size"], balance=o["balance"], augment=o["augment"], crop_seconds=o["crop_seconds"],
+               weights=str(o["weights"]) if o["weights"] else None, bf16=o["bf16"],
+               max_train_clips=o["max_train_clips"], max_val_clips=o["max_val_clips"], threads=o["threads"],
+               cache_dir=o["cache_dir"], out=str(o["out_dir"]))
 
 
 def _run_under_torchrun(ctx: typer.Context, nproc: int) -> int:
@@ -172,18 +250,33 @@ def evaluate_cmd(
                        ] = None,
     top_k: Annotated[int, typer.Option(help="highest-loss clips listed in the report")] = 20,
     batch_size: Annotated[int, typer.Option(help="clips per forward pass")] = 64,
-    threads: Annotated[int, typer.Option(help="torch CPU threads")] = _TC.threads,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default)")] = _TC.threads,
     cache_dir: Annotated[str, typer.Option(help="feature cache folder")] = _TC.cache_dir,
     explain_clips: Annotated[int, typer.Option(
         "--explain-clips", help="add class maps + per-band occlusion for a class-balanced sample of this many "
                                 "clips to each report (see `voicegender explain`); 0: none")] = 0,
 ) -> None:
     """Score a trained model: metrics.json + report.html (mean ± std when given a folder of folds)."""
-    from ..evaluate import evaluate, summarise_folds
+    check_number(top_k, "--top-k", minimum=0)
+    check_number(batch_size, "--batch-size", minimum=1)
+    check_number(threads, "--threads", minimum=0)  # evaluate(): 0 leaves torch's thread count as it is
+    check_number(explain_clips, "--explain-clips", minimum=0)
+    if out_dir is not None:
+        _check_output_dir(out_dir, "--out")
+    from ..corpora import load_corpus
+    from ..evaluate import evaluate, resolve_checkpoint, summarise_folds
     from ..report import write_report
 
     folds = sorted(p for p in run.glob("fold*") if (p / "model.pt").is_file()) if run.is_dir() else []
     targets = folds if folds and not (run / "model.pt").is_file() else [run]
+    for target in targets:  # every model and its clips, before the first one is scored
+        _check_checkpoint(resolve_checkpoint(target), "evaluate takes a run folder or a .pt checkpoint")
+        if not corpus and not ((target if target.is_dir() else target.parent) / "test.csv").is_file():
+            raise VoiceGenderError(f"{target}: no test.csv next to the checkpoint; give the corpus to evaluate on")
+        if out_dir is None:
+            _check_output_dir(target if target.is_dir() else target.parent, "--out (default: the run folder)")
+    for path in corpus or []:
+        load_corpus(path)  # a bad manifest fails now, not after the first model's scores
     reports, failed = [], 0
     for target in targets:
         report = evaluate(target, list(corpus) if corpus else None, batch_size=batch_size, top_k=top_k,
@@ -242,21 +335,45 @@ def explain_cmd(
                                               "GE2E LSTM, and on a shared CPU)")] = 1,
 ) -> None:
     """Class-activation maps per class, per-band occlusion and their agreement, as pictures."""
+    check_number(max_clips, "--max-clips", minimum=1)
+    if bands is not None:  # at most the model's feature rows (checked once it is loaded)
+        check_number(bands, "--bands", minimum=1)
+    if baseline not in ("mean", "min"):
+        raise VoiceGenderError(f"--baseline {baseline!r}: must be mean or min")
+    check_number(threads, "--threads", minimum=1)
+    _check_output_dir(out_dir, "--out")
     import torch
 
     from ..corpora import load_corpus
-    from ..explain import resolve_model
+    from ..explain import parse_method, resolve_model
     from ..explain_corpus import explain_corpus
 
-    torch.set_num_threads(max(1, threads))
-
-    loaded, run_dir = resolve_model(model)
-    if corpus is None:
+    specs = [m.strip() for m in methods.split(",") if m.strip()]
+    try:
+        for spec in specs:
+            parse_method(spec)
+    except VoiceGenderError as e:
+        raise VoiceGenderError(f"--methods: {e}") from e
+    if corpus is None:  # the run's test.csv (resolve_model's run folder)
+        run_dir = None if model is None else model if model.is_dir() else model.parent
         if run_dir is None or not (run_dir / "test.csv").is_file():
             raise VoiceGenderError("give --corpus (a corpus folder or CSV manifest): there is no run test.csv")
         corpus = run_dir / "test.csv"
-    result = explain_corpus(loaded, load_corpus(corpus).clips, out_dir, [m for m in methods.split(",") if m] or None,
-                            max_clips=max_clips, bands=bands, baseline=baseline)
+    clips = load_corpus(corpus).clips
+    if model is not None and model.suffix.lower() != ".npz":
+        candidate = model / "model.pt" if model.is_dir() else model
+        if candidate.is_file():
+            _check_checkpoint(candidate, "explain takes it only with its own name ending in .npz")
+    torch.set_num_threads(threads)
+
+    loaded, _ = resolve_model(model)
+    fc = loaded.feature_config
+    rows = {"log_mel": fc.get("n_mels", 64), "seed_mfcc": fc.get("n_mfcc", 12), "seed_image": 12,
+            "ge2e": 40}.get(fc.get("kind"))  # occlusion bands group the rows of the map (explain.band_slices)
+    if bands is not None and rows and bands > rows:
+        raise VoiceGenderError(f"--bands {bands}: must be 1..{rows} for this model's {fc['kind']} features")
+    result = explain_corpus(loaded, clips, out_dir, specs or None, max_clips=max_clips, bands=bands,
+                            baseline=baseline)
     for spec, m in result.summary["methods"].items():
         rho = m["spearman_vs_occlusion_class_mean"]
         out.print(f"{spec}\ttop row female={m['top_row']['female']} male={m['top_row']['male']}\t"
@@ -298,6 +415,12 @@ def fit_cmd(
 
     Under torchrun (several processes sharing --cache-dir) every rank computes its share of the features and
     rank 0 fits the model."""
+    check_number(c, "--c", above=0)
+    check_number(voice_weight, "--voice-weight", minimum=0)
+    if not short_max_s >= 0:  # also NaN
+        raise VoiceGenderError(f"--short-max-s {short_max_s}: must be 0 (no short-speech layer) or more")
+    check_number(workers, "--workers", minimum=1)
+    check_output_path(out_path, "--out")
     import json
 
     from ..corpora import load_corpus
@@ -322,8 +445,6 @@ def fit_cmd(
     except ValueError as e:
         raise VoiceGenderError(f"--features: {e}") from e
     corpora = [load_corpus(p) for p in corpus]
-    if not short_max_s >= 0:  # also NaN
-        raise VoiceGenderError(f"--short-max-s {short_max_s}: must be 0 (no short-speech layer) or more")
     cfg = HeadConfig(features=features, c=c, voice_weight=voice_weight, exclude_children=not with_children,
                      short_max_s=short_max_s)
     command = "voicegender fit " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "voicegender fit"
@@ -366,12 +487,14 @@ def export_cmd(
     out_path: Annotated[Path, typer.Option("--out", "-o", help="the .onnx file to write")] = Path("model.onnx"),
 ) -> None:
     """Export a trained network to ONNX (input "features", output "logits"; dynamic batch, and time for CNNs)."""
+    check_output_path(out_path, "--out")
     import torch
 
     from ..evaluate import resolve_checkpoint
     from ..models import export_onnx, load_checkpoint
 
-    loaded = load_checkpoint(resolve_checkpoint(checkpoint))
+    path = _check_checkpoint(resolve_checkpoint(checkpoint), "only networks from `voicegender train` export to ONNX")
+    loaded = load_checkpoint(path)
     fc = loaded.feature_config
     shapes = {"log_mel": (1, 1, fc.get("n_mels", 64), 100), "seed_mfcc": (1, 1, fc.get("n_mfcc", 12), 98),
               "seed_image": (1, 3, 224, 224)}
