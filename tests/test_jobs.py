@@ -18,7 +18,8 @@ import soundfile as sf
 
 from voicegender.cli import main
 from voicegender.errors import VoiceGenderError
-from voicegender.jobs import Shard, merge_results, read_results, run_predictions, shard_index
+from voicegender.jobs import Shard, read_results, run_predictions, shard_index
+from voicegender.merge import merge_results
 from voicegender.predict import PredictOptions
 from voicegender.segment import Segment
 from voicegender.synth import synth_voice

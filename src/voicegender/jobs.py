@@ -1,4 +1,4 @@
-"""Prediction jobs at scale: sharded, resumable, interruptible result files, and merging the shards' files.
+"""Prediction jobs at scale: sharded, resumable, interruptible result files.
 
 ``voicegender predict INPUTS --out results.jsonl`` (or ``.csv``) writes one line per file through
 ``results.jsonl.partial``, flushed (and fsynced) after every batch, and renames it to ``results.jsonl`` when every
@@ -14,8 +14,7 @@ file has its line. So ``results.jsonl`` is always either the complete previous f
 
 ``--shard K/N`` keeps the inputs whose path hashes to K (``shard_index``: SHA-1 of the path as listed, so the
 split does not depend on the order or the machine) and writes ``results.part-K-of-N.jsonl``; under torchrun the
-shard is RANK/WORLD_SIZE. :func:`merge_results` (``voicegender merge``) combines the parts and reports shards
-that are missing or unfinished, files without a line and files with more than one.
+shard is RANK/WORLD_SIZE. :func:`voicegender.merge.merge_results` (``voicegender merge``) combines the parts.
 """
 
 from __future__ import annotations
@@ -425,93 +424,3 @@ def run_predictions(files: Iterable[str], out: str | os.PathLike, model=None,
                                f"the lines so far are in {results.partial}")
     producer.join(timeout=5.0)  # let the decoding threads finish their batch (it is not waited for beyond this)
     return job
-
-
-# --- merging shards -------------------------------------------------------------------------------------------------
-@dataclass
-class MergeReport:
-    """What :func:`merge_results` found."""
-
-    out: Path
-    rows: int  # lines written to ``out``
-    parts: list[Path]  # the files read
-    missing_parts: list[str] = field(default_factory=list)  # "part K of N" not found, or only its .partial
-    missing: list[str] = field(default_factory=list)  # expected files without a line
-    duplicated: list[str] = field(default_factory=list)  # files with more than one line (the first is kept)
-    unexpected: list[str] = field(default_factory=list)  # lines for files not among the expected (kept)
-
-    @property
-    def complete(self) -> bool:
-        return not (self.missing_parts or self.missing or self.duplicated)
-
-
-def find_parts(out: str | os.PathLike) -> tuple[list[Path], list[str]]:
-    """The shard files of ``out`` (``<stem>.part-K-of-N.jsonl|csv`` next to it) in shard order, and the shards
-    that are missing ("part K of N", "(unfinished)" when only its .partial exists)."""
-    out = Path(out)
-    folder = out.parent
-    found: dict[int, Path] = {}
-    counts: set[int] = set()
-    unfinished: set[int] = set()
-    for p in folder.iterdir() if folder.is_dir() else []:
-        name = p.name.removesuffix(PARTIAL_SUFFIX)
-        m = _PART_NAME.match(name)
-        if not m or m["stem"] != out.stem:
-            continue
-        counts.add(int(m["n"]))
-        if p.name.endswith(PARTIAL_SUFFIX):
-            unfinished.add(int(m["k"]))
-        else:
-            found[int(m["k"])] = p
-    if not counts:
-        raise VoiceGenderError(f"no shard files {out.stem}.part-K-of-N{out.suffix} in {folder}")
-    if len(counts) > 1:
-        raise VoiceGenderError(f"{folder}: shard files of {out.stem} from runs with different N "
-                               f"({', '.join(map(str, sorted(counts)))}); give the parts to merge explicitly")
-    n = counts.pop()
-    missing = [f"part {k} of {n}" + (" (unfinished: only its .partial)" if k in unfinished else "")
-               for k in range(n) if k not in found]
-    return [found[k] for k in sorted(found)], missing
-
-
-def merge_results(out: str | os.PathLike, parts: list[str | os.PathLike] | None = None,
-                  expected: list[str] | None = None, fmt: str | None = None) -> MergeReport:
-    """Combine result files (the shards of ``out`` when ``parts`` is None) into ``out``, written atomically.
-
-    Each file gets one line (the first found); with ``expected`` (the inputs given to predict, expanded) the
-    lines follow their order and files without a line are reported. Parts may be JSON lines or CSV, whatever
-    ``out`` is.
-    """
-    out = Path(out)
-    fmt = result_format(out, fmt)
-    if parts is None:
-        part_paths, missing_parts = find_parts(out)
-    else:
-        part_paths, missing_parts = [Path(p) for p in parts], []
-    rows: dict[str, dict] = {}
-    duplicated: dict[str, None] = {}
-    for part in part_paths:
-        if not part.is_file():
-            raise VoiceGenderError(f"{part}: no such result file")
-        for row in read_results(part)[0]:
-            key = str(row["path"])
-            if key in rows:
-                duplicated[key] = None
-            else:
-                rows[key] = row
-    if missing_parts and out.exists():
-        raise VoiceGenderError(f"{out}: exists, and {len(missing_parts)} shard(s) are missing ({missing_parts[0]}"
-                               f"{', ...' if len(missing_parts) > 1 else ''}): not overwritten; merge again when "
-                               "every shard is there")
-    report = MergeReport(out, len(rows), part_paths, missing_parts, duplicated=list(duplicated))
-    order = list(rows)
-    if expected is not None:
-        wanted = list(dict.fromkeys(str(e) for e in expected))
-        wanted_set = set(wanted)
-        report.missing = [e for e in wanted if e not in rows]
-        report.unexpected = [k for k in rows if k not in wanted_set]
-        order = [e for e in wanted if e in rows] + report.unexpected
-    lines = ([prediction_csv_header()] if fmt == "csv" else []) + [_row_line(rows[k], fmt) for k in order]
-    text = "".join(line + "\n" for line in lines)
-    atomic_write(out, lambda f: f.write(text.encode("utf-8")))
-    return report

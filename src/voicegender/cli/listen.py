@@ -239,7 +239,7 @@ def merge_cmd(
 ) -> None:
     """Combine the result files of sharded `predict --out` runs into one; report missing shards and files without
     a line or with several (exit code 1 if there are any)."""
-    from ..jobs import merge_results
+    from ..merge import merge_results
     from ..predict import expand_paths
 
     check_output_path(out_file)
