@@ -55,12 +55,13 @@ def test_check_number_and_paths(tmp_path: Path):
     assert list(made.parent.iterdir()) == []  # the write probe leaves nothing behind
     with pytest.raises(VoiceGenderError, match="needs a folder"):
         check_output_folder(a_file, "--explain")
+    assert check_output_folder(tmp_path / "later" / "maps", "--explain") and not (tmp_path / "later").exists()
 
 
 @pytest.mark.parametrize("args, message", [
     (["predict", "{voice}", "-o", "{file}/r.jsonl"], "is a file, not a folder"),
     (["predict", "{voice}", "-o", "{tmp}"], "is a folder; --out needs a file name"),
-    (["predict", "{voice}", "--explain", "{file}"], "is a file; --explain needs a folder"),
+    (["predict", "{voice}", "--explain", "{file}"], "is a file, not a folder; --explain needs a folder"),
     (["predict", "{voice}", "--min-speech", "nan"], "--min-speech nan: must be a number >= 0"),
     (["predict", "{voice}", "--min-speech", "-1"], "--min-speech -1.0: must be a number >= 0"),
     (["predict", ""], "'': empty path"),
@@ -108,7 +109,7 @@ def test_model_files_are_told_apart_by_content_and_bad_ones_named(voice, tmp_pat
 
     garbage = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
     cases = {
-        "garbage.pt": (garbage, "not a voicegender checkpoint (torch cannot read it"),
+        "garbage.pt": (garbage, "not a voicegender checkpoint (not a PyTorch file)"),
         "garbage.npz": (garbage, "not a readable voice head (not an .npz of arrays)"),
         "notes.txt": (b"hello\n", "not a voicegender checkpoint"),
     }

@@ -106,3 +106,17 @@ def test_cli_train_evaluate_and_bad_corpus(tmp_path: Path, capsys):
     assert main(["evaluate", str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
     assert main(["train", str(corpus), "--arch", "resnet34", "--features", "log_mel"]) == 2
+
+
+def test_a_damaged_run_manifest_is_named(tmp_path):
+    from voicegender.errors import VoiceGenderError
+    from voicegender.evaluate import read_run_manifest
+
+    binary = tmp_path / "test.csv"
+    binary.write_bytes(b"path,speaker,gender\n\xff\xfe\x00garbage\n")
+    with pytest.raises(VoiceGenderError, match="test.csv: not a readable CSV manifest"):
+        read_run_manifest(binary)
+    short = tmp_path / "short.csv"
+    short.write_text("path,speaker,gender\na.wav,s1\n")
+    with pytest.raises(VoiceGenderError, match="short.csv: line 2 has no path, speaker or gender"):
+        read_run_manifest(short)

@@ -132,11 +132,18 @@ def read_run_manifest(csv_path: str | Path) -> list[Clip]:
     if not csv_path.is_file():
         raise VoiceGenderError(f"{csv_path}: manifest not found")
     clips = []
-    with csv_path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            extra = {k: v for k, v in row.items() if k not in ("path", "speaker", "gender", "corpus") and v != ""}
-            clips.append(Clip(Path(row["path"]), row["speaker"], normalise_gender(row["gender"], str(csv_path)),
-                              row.get("corpus", ""), extra))
+    try:
+        with csv_path.open(newline="", encoding="utf-8") as f:
+            for n, row in enumerate(csv.DictReader(f), 2):
+                if None in (row.get("path"), row.get("speaker"), row.get("gender")):
+                    raise VoiceGenderError(f"{csv_path}: line {n} has no path, speaker or gender; a damaged run "
+                                           "manifest (written by `voicegender train`)")
+                extra = {k: v for k, v in row.items()
+                         if k not in ("path", "speaker", "gender", "corpus") and v not in ("", None)}
+                clips.append(Clip(Path(row["path"]), row["speaker"], normalise_gender(row["gender"], str(csv_path)),
+                                  row.get("corpus", ""), extra))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise VoiceGenderError(f"{csv_path}: not a readable CSV manifest ({type(e).__name__}); damaged?") from e
     return clips
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
 from .vad import VAD_SAMPLE_RATE, WARMUP_S, VadConfig, find_speech, speech_only, speech_seconds
 
 LABELS = ("female", "male", "no_speech", "error")
@@ -162,6 +161,8 @@ def load_model(model: str | os.PathLike | object | None = None):
 
         return load_default_model()
     if isinstance(model, (str, os.PathLike)):
+        from .model_files import is_voice_head_file
+
         if is_voice_head_file(model):  # a voice head written by `voicegender fit`, whatever its name
             from .default_model import load_voice_model
 
@@ -170,24 +171,6 @@ def load_model(model: str | os.PathLike | object | None = None):
 
         return load_checkpoint(Path(model))
     return model
-
-
-def is_voice_head_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` holds a voice head (an ``.npz`` archive with its ``meta`` entry) rather than a torch
-    checkpoint; decided by the content, not the name. Raises ModelError for a folder or a missing file."""
-    import zipfile
-
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise ModelError(f"{path}: is a folder; give a model file (.npz from `voicegender fit`, .pt from "
-                         "`voicegender train`)")
-    if not path.is_file():
-        raise ModelError(f"{path}: model file not found")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return "meta.npy" in archive.namelist()
-    except (zipfile.BadZipFile, OSError):
-        return path.suffix == ".npz"  # not an archive at all: the loader of its kind says what is wrong
 
 
 def score_speech(loaded, waves16k: Sequence[np.ndarray]) -> np.ndarray:

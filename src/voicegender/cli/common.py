@@ -84,19 +84,35 @@ def check_output_path(path: Path, option: str = "--out") -> Path:
     parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=parent, prefix=".voicegender-probe-"):
-            pass  # root passes os.access everywhere; only a real file says whether /proc or a read-only mount takes one
     except (FileExistsError, NotADirectoryError) as e:
         raise VoiceGenderError(f"{path}: a part of its folder path is a file, not a folder") from e
     except OSError as e:
         raise VoiceGenderError(f"{path}: cannot write in {parent} ({e.strerror or e})") from e
+    _probe(parent, path)
     return path
 
 
-def check_output_folder(folder: Path, option: str) -> Path:
-    """One-line error unless ``folder`` is (or can be made) a writable folder; creates it."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise VoiceGenderError(f"{folder}: is a file; {option} needs a folder")
-    check_output_path(folder / ".voicegender-probe", option)
-    return folder
+
+def check_output_folder(path: Path, option: str) -> Path:
+    """One-line error unless ``path`` is, or can become, a folder to write in: not a file, under no file, in a
+    writable place. Creates nothing (the command creates the folder when it writes)."""
+    path = Path(path)
+    if str(path) == "":
+        raise VoiceGenderError(f"{option}: empty path")
+    if path.exists() and not path.is_dir():
+        raise VoiceGenderError(f"{path}: is a file, not a folder; {option} needs a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:  # the nearest folder that is there
+        existing = existing.parent
+    if not existing.is_dir():
+        raise VoiceGenderError(f"{path}: a part of its folder path is a file, not a folder ({option})")
+    _probe(existing, path)
+    return path
+
+
+def _probe(folder: Path, path: Path) -> None:
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".voicegender-probe-"):
+            pass  # root passes os.access everywhere; only a real file says whether /proc or a read-only mount takes one
+    except OSError as e:
+        raise VoiceGenderError(f"{path}: cannot write in {folder} ({e.strerror or e})") from e

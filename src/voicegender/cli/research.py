@@ -3,56 +3,25 @@
 from __future__ import annotations
 
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from ..errors import ModelError, VoiceGenderError
-from .common import EXIT_USER_ERROR, _result, app, check_number, check_output_path, corpus_app, err, out  # noqa: F401
-
-
-# --- argument checks, before any work ---------------------------------------------------------------------------
-def _check_output_dir(path: Path, option: str) -> Path:
-    """One-line error unless ``path`` is, or can become, a folder to write in: not a file, under no file, in a
-    writable place. Creates nothing (the command creates the folder when it writes)."""
-    path = Path(path)
-    if str(path) == "":
-        raise VoiceGenderError(f"{option}: empty path")
-    if path.exists() and not path.is_dir():
-        raise VoiceGenderError(f"{path}: is a file, not a folder; {option} needs a folder")
-    existing = path
-    while not existing.exists() and existing != existing.parent:  # the nearest folder that is there
-        existing = existing.parent
-    if not existing.is_dir():
-        raise VoiceGenderError(f"{path}: a part of its folder path is a file, not a folder ({option})")
-    try:
-        with tempfile.TemporaryFile(dir=existing, prefix=".voicegender-probe-"):
-            pass  # root passes os.access everywhere; only a real file says whether /proc or a read-only mount takes one
-    except OSError as e:
-        raise VoiceGenderError(f"{path}: cannot write in {existing} ({option}: {e.strerror or e})") from e
-    return path
-
-
-_VOICE_HEAD = "a voice head from `voicegender fit` (.npz), not a network checkpoint from `voicegender train`"
-
-
-def _check_checkpoint(path: Path, use: str) -> Path:
-    """One-line error unless the file ``path`` is a PyTorch archive (what `voicegender train` writes; its keys and
-    weights are checked when it loads). A voice head (.npz) is named as such, with ``use`` saying what to give."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError) as e:  # torch.save writes a zip archive (since torch 1.6)
-        raise ModelError(f"{path}: not a voicegender checkpoint (not a PyTorch file)") from e
-    if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
-        if names and all(n.endswith(".npy") for n in names):
-            raise ModelError(f"{path}: {_VOICE_HEAD}; {use}")
-        raise ModelError(f"{path}: not a voicegender checkpoint (a zip archive without PyTorch data)")
-    return path
+from ..errors import VoiceGenderError
+from ..model_files import check_checkpoint_file
+from .common import (  # noqa: F401
+    EXIT_USER_ERROR,
+    _result,
+    app,
+    check_number,
+    check_output_folder,
+    check_output_path,
+    corpus_app,
+    err,
+    out,
+)
 
 
 # --- corpus ---------------------------------------------------------------------------------------------------
@@ -139,7 +108,7 @@ def train_cmd(
     Distributed: `torchrun --nproc-per-node N [--nnodes M --rdzv-endpoint HOST:PORT] -m voicegender train ...`
     (or --nproc N on one machine); rank 0 writes the run folder and the report."""
     cfg = _train_config(locals())  # every option checked before torch loads or a corpus is read
-    _check_output_dir(out_dir, "--out")
+    check_output_folder(out_dir, "--out")
     from ..corpora import load_corpus
 
     for path in corpus:
@@ -262,7 +231,7 @@ def evaluate_cmd(
     check_number(threads, "--threads", minimum=0)  # evaluate(): 0 leaves torch's thread count as it is
     check_number(explain_clips, "--explain-clips", minimum=0)
     if out_dir is not None:
-        _check_output_dir(out_dir, "--out")
+        check_output_folder(out_dir, "--out")
     from ..corpora import load_corpus
     from ..evaluate import evaluate, resolve_checkpoint, summarise_folds
     from ..report import write_report
@@ -270,11 +239,11 @@ def evaluate_cmd(
     folds = sorted(p for p in run.glob("fold*") if (p / "model.pt").is_file()) if run.is_dir() else []
     targets = folds if folds and not (run / "model.pt").is_file() else [run]
     for target in targets:  # every model and its clips, before the first one is scored
-        _check_checkpoint(resolve_checkpoint(target), "evaluate takes a run folder or a .pt checkpoint")
+        check_checkpoint_file(resolve_checkpoint(target), "evaluate takes a run folder or a .pt checkpoint")
         if not corpus and not ((target if target.is_dir() else target.parent) / "test.csv").is_file():
             raise VoiceGenderError(f"{target}: no test.csv next to the checkpoint; give the corpus to evaluate on")
         if out_dir is None:
-            _check_output_dir(target if target.is_dir() else target.parent, "--out (default: the run folder)")
+            check_output_folder(target if target.is_dir() else target.parent, "--out (default: the run folder)")
     for path in corpus or []:
         load_corpus(path)  # a bad manifest fails now, not after the first model's scores
     reports, failed = [], 0
@@ -341,7 +310,7 @@ def explain_cmd(
     if baseline not in ("mean", "min"):
         raise VoiceGenderError(f"--baseline {baseline!r}: must be mean or min")
     check_number(threads, "--threads", minimum=1)
-    _check_output_dir(out_dir, "--out")
+    check_output_folder(out_dir, "--out")
     import torch
 
     from ..corpora import load_corpus
@@ -363,7 +332,7 @@ def explain_cmd(
     if model is not None and model.suffix.lower() != ".npz":
         candidate = model / "model.pt" if model.is_dir() else model
         if candidate.is_file():
-            _check_checkpoint(candidate, "explain takes it only with its own name ending in .npz")
+            check_checkpoint_file(candidate, "explain takes it only with its own name ending in .npz")
     torch.set_num_threads(threads)
 
     loaded, _ = resolve_model(model)
@@ -493,7 +462,8 @@ def export_cmd(
     from ..evaluate import resolve_checkpoint
     from ..models import export_onnx, load_checkpoint
 
-    path = _check_checkpoint(resolve_checkpoint(checkpoint), "only networks from `voicegender train` export to ONNX")
+    path = check_checkpoint_file(resolve_checkpoint(checkpoint),
+                                 "only networks from `voicegender train` export to ONNX")
     loaded = load_checkpoint(path)
     fc = loaded.feature_config
     shapes = {"log_mel": (1, 1, fc.get("n_mels", 64), 100), "seed_mfcc": (1, 1, fc.get("n_mfcc", 12), 98),

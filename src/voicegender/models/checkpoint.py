@@ -17,6 +17,7 @@ from torch import nn
 from voicegender import __version__
 from voicegender.errors import ModelError
 from voicegender.fileio import atomic_write
+from voicegender.model_files import check_checkpoint_file
 
 from .config import ModelConfig, build_model
 
@@ -118,9 +119,7 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device | N
     ModelError
         The file is missing, unreadable, not a voicegender checkpoint, or its weights do not fit its config.
     """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ModelError(f"{path}: checkpoint not found")
+    path = check_checkpoint_file(path)
     device = torch.device(device) if device is not None else torch.device("cpu")
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
