@@ -365,13 +365,16 @@ def test_a_token_must_fit_in_a_header(token):
 
 @pytest.fixture
 def serve_calls(monkeypatch, client) -> list:
-    """`voicegender serve` with uvicorn.run recorded instead of run, and the already loaded model."""
+    """`voicegender serve` with uvicorn.run recorded instead of run (and no check that this machine can bind the
+    address: these tests name addresses of other machines), and the already loaded model."""
     import uvicorn
 
+    from voicegender.cli import listen
     from voicegender.web import backend
 
     calls: list = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    monkeypatch.setattr(listen, "_check_can_listen", lambda host, port, shown: None)
     monkeypatch.setattr(backend, "load", lambda model=None: client.app.state.served)
     monkeypatch.delenv("VOICEGENDER_TOKEN", raising=False)
     return calls
