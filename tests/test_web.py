@@ -160,6 +160,35 @@ def test_long_file_gets_a_timeline(tmp_path):
     assert all(a["end_s"] <= b["start_s"] + 1e-6 for a, b in zip(timeline, timeline[1:], strict=False))
 
 
+def test_explain_reads_a_bounded_part_of_any_upload(tmp_path, monkeypatch):
+    """A small compressed upload can hold hours (3 h of FLAC silence: 546 kB): with ?explain=1 the picture reads only
+    the first EXPLAIN_READ_S seconds and the timeline is streamed, up to TIMELINE_MAX_S; then a note says why not."""
+    from voicegender.web import backend
+
+    sr = 16_000
+    wave = np.concatenate([synth_voice(FEMALE_F0, 4.0, sr, seed=3), np.zeros(12 * sr, np.float32)])
+    path = tmp_path / "long.flac"
+    sf.write(path, wave, sr)
+    assert len(backend.first_seconds(str(path), 5.0)) == 5 * sr  # no more is decoded than asked for
+    assert len(backend.first_seconds(str(path), 60.0)) == len(wave)
+    monkeypatch.setattr(backend, "EXPLAIN_READ_S", 6.0)
+    monkeypatch.setattr(backend, "TIMELINE_MAX_S", 12.0)
+    with TestClient(create_app(max_upload_mb=5)) as c:
+        body = _post(c, "long.flac", path.read_bytes(), "?explain=1").json()
+    assert body["label"] == "female" and body["duration_s"] == pytest.approx(16.0)
+    assert body["timeline"] is None and "voicegender segment" in body["timeline_note"]
+    assert body["overlay_span_s"][1] <= 6.0  # the picture came from the first 6 s only
+
+
+def test_no_speech_gets_a_plain_picture_and_says_why(tmp_path):
+    path = tmp_path / "quiet.wav"
+    sf.write(path, np.zeros(16_000 * 2, np.float32), 16_000)
+    with TestClient(create_app(max_upload_mb=5)) as c:
+        body = _post(c, "quiet.wav", path.read_bytes(), "?explain=1").json()
+    assert body["label"] == "no_speech" and body["cam"] is False
+    assert body["explain_note"].startswith("no speech was detected") and body["overlay_png"]
+
+
 def test_the_map_covers_the_loudest_stretch_of_long_files():
     from voicegender.web.backend import MAP_MAX_S, SAMPLE_RATE, loudest_span
 
@@ -514,3 +543,16 @@ def test_a_truncated_multipart_body_is_400_and_leaves_nothing(client, voice_wav,
     assert r.json()["detail"]
     assert client.app.state.capacity.used == 0
     assert list(tmp_path.glob("voicegender-*")) == []  # uploads
+
+
+def test_head_requests_answer_like_get(client):
+    for url in ("/", "/api/health"):
+        r = client.head(url)
+        assert r.status_code == 200 and r.content == b""
+
+
+def test_a_file_just_over_the_limit_says_by_how_much(client):
+    r = _post(client, "big.wav", b"\0" * (int(LIMIT_MB * 1e6) + 1))
+    assert r.status_code == 413
+    detail = r.json()["detail"]
+    assert f"({int(LIMIT_MB * 1e6) + 1:,} bytes)" in detail and f"({int(LIMIT_MB * 1e6):,} bytes)" in detail

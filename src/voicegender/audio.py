@@ -9,6 +9,7 @@ soundfile does), so the int16 scale the seed project used is simply ``samples * 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,11 +162,19 @@ def _decode(path: Path, max_bytes: int | None = None, on_progress: ProgressCallb
         except AudioDecodeError:  # too long, or a sample rate no audio has: said clearly already
             raise
         except Exception as av_error:  # PyAV raises many FFmpeg error types; all mean "cannot decode"
-            reason = str(av_error).strip() or type(av_error).__name__
-            raise AudioDecodeError(
-                f"{path}: not a readable audio file or truncated/corrupt "
-                f"(soundfile: {str(sf_error).strip()}; PyAV: {reason})"
-            ) from av_error
+            log.debug("%s: soundfile: %s; PyAV: %s", path, sf_error, av_error)
+            raise AudioDecodeError(f"{path}: not a readable audio file, or damaged ({_ffmpeg_reason(av_error)})"
+                                   ) from av_error
+
+
+def _ffmpeg_reason(error: Exception) -> str:
+    """FFmpeg's own words for a decode failure, without the errno and the path PyAV adds ("[Errno 1094995529]
+    Invalid data found when processing input: '/tmp/x.mp3'" -> "FFmpeg: invalid data found when processing input").
+    libsndfile's message is not used: for a format it does not know it says the file may not exist."""
+    text = str(error).strip()
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", text)
+    text = re.sub(r":\s*'[^']*'$", "", text).strip().rstrip(".")
+    return f"FFmpeg: {text[:1].lower() + text[1:]}" if text else type(error).__name__
 
 
 def to_mono(frames: np.ndarray) -> np.ndarray:

@@ -40,14 +40,14 @@ from typing import Any
 import anyio
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
 from .. import __version__
-from ..audio import AUDIO_EXTENSIONS, SAMPLE_RATE, load_audio
+from ..audio import AUDIO_EXTENSIONS, SAMPLE_RATE
 from ..errors import VoiceGenderError
 from ..predict import FIELDS as PREDICT_FIELDS  # the fields of `predict --format json`
 from . import backend
@@ -176,9 +176,13 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
         response.headers.setdefault("Content-Security-Policy", CSP)
         return response
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)  # HEAD: monitors, curl -I
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.head("/api/health", include_in_schema=False)
+    async def health_head() -> Response:  # monitors and curl -I: up, nothing more
+        return Response(status_code=200)
 
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
@@ -190,14 +194,15 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
                 "token_required": token_digest is not None, "child_flag": CHILD_FLAG}
 
     def too_large(size: str = "") -> HTTPException:
-        return HTTPException(413, f"File too large{size}: the limit is {max_upload_mb:g} MB. "
+        return HTTPException(413, f"File too large{size}: the limit is {max_upload_mb:g} MB "
+                                  f"({int(max_upload_mb * 1e6):,} bytes). "
                                   "Trim or compress the recording and try again.")
 
     def check_headers(request: Request) -> None:
         """The checks that need no body: they answer before a capacity slot is taken or a byte is read."""
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_bytes + MULTIPART_SLACK:
-            raise too_large(f" ({int(length) / 1e6:.1f} MB)")
+            raise too_large(f" ({int(length):,} bytes)")
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise HTTPException(400, "Send the audio as multipart/form-data in the field 'file'.")
 
@@ -226,7 +231,7 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
         if not isinstance(upload, UploadFile):
             problem = HTTPException(400, "No file: send the audio in the multipart field 'file'.")
         elif upload.size is not None and upload.size > max_bytes:
-            problem = too_large(f" ({upload.size / 1e6:.1f} MB)")
+            problem = too_large(f" ({upload.size:,} bytes)")
         elif not upload.size:
             problem = HTTPException(400, f"{display_name(upload.filename)}: empty file (0 bytes).")
         else:
@@ -258,6 +263,12 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
                 "explain_note": note and note.replace(path, name),
                 "overlay_span_s": [round(start / SAMPLE_RATE, 2), round(end / SAMPLE_RATE, 2)]}
 
+    def plain_picture(samples: np.ndarray, note: str) -> dict[str, Any]:
+        """The plain spectrogram of the loudest MAP_MAX_S seconds, without a map, and why."""
+        start, end = backend.loudest_span(samples)
+        return {"overlay_png": base64.b64encode(backend.spectrogram_png(samples[start:end])).decode(), "cam": False,
+                "explain_note": note, "overlay_span_s": [round(start / SAMPLE_RATE, 2), round(end / SAMPLE_RATE, 2)]}
+
     @app.post("/api/predict")
     async def predict(request: Request, explain: bool = False) -> JSONResponse:
         """Predict from the uploaded audio (multipart field ``file``); ``?explain=1`` adds the map and timeline."""
@@ -279,13 +290,19 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
             result = {field: pred.as_dict()[field] for field in PREDICT_FIELDS}  # rounded as predict --format json
             result["path"] = name
             if explain:
-                samples = (await anyio.to_thread.run_sync(load_audio, path, SAMPLE_RATE)).samples
+                samples = await anyio.to_thread.run_sync(backend.first_seconds, path)
                 result["timeline"] = None
-                if pred.duration_s > backend.LONG_AUDIO_S:
+                if backend.LONG_AUDIO_S < pred.duration_s <= backend.TIMELINE_MAX_S:
                     async with gate.shared():
-                        result["timeline"] = await anyio.to_thread.run_sync(backend.timeline, samples, served)
-                async with gate.exclusive():
-                    result.update(await anyio.to_thread.run_sync(picture, samples, path, name))
+                        result["timeline"] = await anyio.to_thread.run_sync(backend.timeline, path, served)
+                elif pred.duration_s > backend.TIMELINE_MAX_S:
+                    result["timeline_note"] = (f"no timeline for recordings over {backend.TIMELINE_MAX_S / 60:g} "
+                                               "min here: run `voicegender segment` on the file")
+                if pred.label == "no_speech":  # nothing was classified: nothing for a map to explain
+                    result.update(plain_picture(samples, "no speech was detected, so there is no answer to explain"))
+                else:
+                    async with gate.exclusive():
+                        result.update(await anyio.to_thread.run_sync(picture, samples, path, name))
                 short_max_s = getattr(getattr(served.loaded, "head", None), "short_max_s", 0.0)
                 if result.get("cam") and pred.speech_s is not None and pred.speech_s < short_max_s:
                     result["explain_note"] = (f"the map explains the model's main layer; speech this short "

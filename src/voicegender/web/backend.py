@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000  # Hz: uploads are decoded at this rate for the picture and the timeline
 LONG_AUDIO_S = 10.0  # files longer than this (seconds) also get a female/male/no_speech timeline
+# With ?explain=1 a small compressed upload can hold hours of audio (3 h of FLAC silence: 546 kB): the picture reads
+# at most the first EXPLAIN_READ_S seconds and the timeline is streamed from the file, up to TIMELINE_MAX_S (longer
+# recordings: `voicegender segment`), so memory stays bounded whatever the upload holds.
+EXPLAIN_READ_S = 600.0
+TIMELINE_MAX_S = 3600.0
 MAP_MAX_S = 20.0  # the attribution map covers at most this many seconds (the loudest stretch): its cost grows
 # with length (integrated gradients through the GE2E encoder: ~0.7 s of CPU per second of audio), and it runs alone
 
@@ -205,9 +210,25 @@ def spectrogram_png(samples16k: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def timeline(samples16k: np.ndarray, served: ServedModel) -> list[dict[str, Any]]:
-    """Female/male/no_speech segments of a long 16 kHz waveform: [{"start_s", "end_s", "label", "p_female"}]."""
-    from ..segment import segment_stream
+def timeline(path: str, served: ServedModel) -> list[dict[str, Any]]:
+    """Female/male/no_speech segments of an audio file, streamed from it in bounded memory:
+    [{"start_s", "end_s", "label", "p_female"}]."""
+    from ..segment import segment_file
 
-    segments, _ = segment_stream([samples16k], served.loaded, show_progress=False)
+    segments, _ = segment_file(path, served.loaded, show_progress=False)
     return [s.as_dict() for s in segments]
+
+
+def first_seconds(path: str, seconds: float | None = None) -> np.ndarray:
+    """The first ``seconds`` (default :data:`EXPLAIN_READ_S`) of an audio file at 16 kHz (float32 mono), decoded
+    block by block: no more is read."""
+    from ..audio import stream_audio
+
+    want = int((EXPLAIN_READ_S if seconds is None else seconds) * SAMPLE_RATE)
+    blocks, have = [], 0
+    for block in stream_audio(path, SAMPLE_RATE):
+        blocks.append(block[:want - have])
+        have += len(blocks[-1])
+        if have >= want:
+            break
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)

@@ -172,8 +172,11 @@ function showResult(d, blob) {
   }
   $("explain-note").hidden = !d.explain_note;
   $("explain-note-text").textContent = d.explain_note || "";
+  $("explain-note-summary").textContent = d.cam ? "What this map explains" : "No attribution map this time \u2014 why?";
 
   showTimeline(d.timeline, d.duration_s);
+  $("timeline-note").hidden = !d.timeline_note;
+  $("timeline-note").textContent = d.timeline_note || "";
   const said = new Set((d.timeline || []).map((seg) => seg.label));
   $("mixed").hidden = !(said.has("female") && said.has("male"));
 
@@ -277,42 +280,51 @@ async function record() {
   const box = $("countdown");
   const text = $("countdown-text");
   const fill = $("rec-progress-fill");
+  let blob = null;
+  let mime = "audio/webm";
   setBusy(true);
-  box.hidden = false;
-  box.classList.remove("live");
-  fill.style.width = "0";
-  for (const n of [3, 2, 1]) {
-    text.textContent = String(n);
-    await sleep(1000);
+  try {
+    box.hidden = false;
+    box.classList.remove("live");
+    fill.style.width = "0";
+    for (const n of [3, 2, 1]) {
+      text.textContent = String(n);
+      await sleep(1000);
+    }
+    const chunks = [];
+    const recorder = new MediaRecorder(stream);
+    recorder.addEventListener("dataavailable", (e) => { if (e.data.size) chunks.push(e.data); });
+    const stopped = new Promise((resolve) => recorder.addEventListener("stop", resolve, { once: true }));
+    recorder.start();
+    box.classList.add("live");
+    $("stop").hidden = false;
+    const start = performance.now();
+    await new Promise((resolve) => {
+      stopEarly = resolve;
+      const tick = () => {
+        const elapsed = (performance.now() - start) / 1000;
+        const left = Math.max(0, seconds - elapsed);
+        text.textContent = `Speak now! ${Math.ceil(left)} s`;
+        fill.style.width = `${Math.min(100, (100 * elapsed) / seconds)}%`;
+        if (left <= 0) resolve(); else setTimeout(tick, 100);
+      };
+      tick();
+    });
+    recorder.stop();
+    await stopped;
+    mime = recorder.mimeType || mime;
+    blob = new Blob(chunks, { type: mime });
+  } catch (e) {
+    // MediaRecorder can refuse the stream or the format: say so, and give the page back
+    showError(`Recording failed: ${e.message || e.name}. Upload a file instead.`);
+  } finally {
+    stopEarly = null;
+    stream.getTracks().forEach((t) => t.stop()); // the microphone is released whatever happened
+    $("stop").hidden = true;
+    box.hidden = true;
+    setBusy(false);
   }
-  const chunks = [];
-  const recorder = new MediaRecorder(stream);
-  recorder.addEventListener("dataavailable", (e) => { if (e.data.size) chunks.push(e.data); });
-  const stopped = new Promise((resolve) => recorder.addEventListener("stop", resolve, { once: true }));
-  recorder.start();
-  box.classList.add("live");
-  $("stop").hidden = false;
-  const start = performance.now();
-  await new Promise((resolve) => {
-    stopEarly = resolve;
-    const tick = () => {
-      const elapsed = (performance.now() - start) / 1000;
-      const left = Math.max(0, seconds - elapsed);
-      text.textContent = `Speak now! ${Math.ceil(left)} s`;
-      fill.style.width = `${Math.min(100, (100 * elapsed) / seconds)}%`;
-      if (left <= 0) resolve(); else setTimeout(tick, 100);
-    };
-    tick();
-  });
-  stopEarly = null;
-  recorder.stop();
-  await stopped;
-  stream.getTracks().forEach((t) => t.stop());
-  $("stop").hidden = true;
-  box.hidden = true;
-  setBusy(false);
-  const mime = recorder.mimeType || "audio/webm";
-  await analyse(new Blob(chunks, { type: mime }), `recording.${recordingExtension(mime)}`);
+  if (blob) await analyse(blob, `recording.${recordingExtension(mime)}`);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
