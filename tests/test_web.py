@@ -556,3 +556,43 @@ def test_a_file_just_over_the_limit_says_by_how_much(client):
     assert r.status_code == 413
     detail = r.json()["detail"]
     assert f"({int(LIMIT_MB * 1e6) + 1:,} bytes)" in detail and f"({int(LIMIT_MB * 1e6):,} bytes)" in detail
+
+
+def test_a_post_from_another_sites_page_is_refused(client, voice_wav):
+    """Any page the user visits could otherwise send audio to a server on their machine (no preflight for a
+    multipart POST); the page this server serves, and clients that send no Origin, are answered."""
+    files = {"file": ("f.wav", voice_wav.read_bytes(), "audio/wav")}
+    r = client.post("/api/predict", files=files, headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403 and "Cross-origin" in r.json()["detail"]
+    assert client.post("/api/predict", files=files, headers={"Origin": "http://testserver"}).status_code == 200
+    assert client.post("/api/predict", files=files).status_code == 200
+    assert client.get("/api/health", headers={"Origin": "https://evil.example"}).status_code == 200  # reads: open
+
+
+def test_the_multipart_content_type_is_matched_in_any_case(client, voice_wav):
+    body = _multipart("f.wav", voice_wav.read_bytes())
+    r = client.post("/api/predict", content=body, headers={"content-type": "Multipart/Form-Data; boundary=XX"})
+    assert r.status_code == 200, r.text
+
+
+def test_an_upload_trickling_in_gets_408_at_the_overall_deadline(client, voice_wav, tmp_path, monkeypatch):
+    from voicegender.web import app as app_module
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(app_module, "UPLOAD_IDLE_S", 0.5)
+    monkeypatch.setattr(app_module, "UPLOAD_TOTAL_S", 1.0)
+    app = create_app(model=client.app.state.served.loaded, max_upload_mb=LIMIT_MB)
+    body = _multipart("slow.wav", voice_wav.read_bytes())
+    with running_server(app) as url:
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=10) as s:
+            s.sendall(_request_head(len(body)) + body[:1000])
+            for i in range(12):  # a byte every 0.2 s: never idle for 0.5 s
+                time.sleep(0.2)
+                try:
+                    s.sendall(body[1000 + i:1001 + i])
+                except OSError:  # the server answered and closed
+                    break
+            reply = _read_response(s)
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
+    assert b"took longer than 1 s" in reply
+    assert app.state.capacity.used == 0

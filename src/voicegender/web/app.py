@@ -36,6 +36,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import numpy as np
@@ -59,6 +60,9 @@ MULTIPART_SLACK = 64 * 1024  # bytes of multipart headers/boundaries allowed on 
 MAX_PENDING = 64  # uploads in progress (receiving, waiting for the model, predicted); more get 503 at once
 RETRY_AFTER_S = 5  # the Retry-After of that 503, in seconds
 UPLOAD_IDLE_S = 30.0  # an upload that sends no bytes for this many seconds gets 408 (and gives its slot back)
+# and one that takes longer than this in all (a byte every few seconds restarts the idle clock: 64 such clients
+# would hold every slot): 25 MB in 300 s needs 83 kB/s, far below a phone's upload
+UPLOAD_TOTAL_S = 300.0
 PUBLIC_PATHS = ("/", "/api/health")  # with a token, these and /static/* are open (the page carries no data)
 COPY_BLOCK = 1 << 20  # bytes per read when copying the upload to the private temp file
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
@@ -162,9 +166,20 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
         given = hashlib.sha256(value.strip().encode("utf-8", "surrogateescape")).digest()
         return hmac.compare_digest(given, token_digest) and scheme.lower() == "bearer"
 
+    def cross_origin(request: Request) -> bool:
+        """A browser's POST from a page another site served (its Origin is not this server): any site the user
+        visits could otherwise send audio to a server on their machine. Clients without an Origin pass."""
+        origin = request.headers.get("origin")
+        if request.method in ("GET", "HEAD", "OPTIONS") or origin is None:
+            return False
+        return urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower()
+
     @app.middleware("http")
     async def _security_headers(request: Request, call_next):
-        if authorized(request):  # checked before anything of the body is read
+        if cross_origin(request):  # checked before anything of the body is read
+            response = JSONResponse({"detail": "Cross-origin requests are refused: use the page this server "
+                                               "serves, or a client that sends no Origin header."}, status_code=403)
+        elif authorized(request):
             response = await call_next(request)
         else:
             response = JSONResponse(
@@ -203,15 +218,18 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_bytes + MULTIPART_SLACK:
             raise too_large(f" ({int(length):,} bytes)")
-        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
             raise HTTPException(400, "Send the audio as multipart/form-data in the field 'file'.")
 
     async def read_upload(request: Request) -> UploadFile:
         received = 0
+        deadline = time.monotonic() + UPLOAD_TOTAL_S
 
         async def counting_receive() -> Message:  # enforce the limit on the stream itself (chunked uploads)
             nonlocal received
-            with anyio.fail_after(UPLOAD_IDLE_S):  # a client that stops sending must not hold its slot forever
+            # a client that stops sending, or sends a byte at a time, must not hold its slot forever
+            left = deadline - time.monotonic()
+            with anyio.fail_after(max(0.0, min(UPLOAD_IDLE_S, left))):
                 message = await request.receive()
             received += len(message.get("body", b""))
             if received > max_bytes + MULTIPART_SLACK:
@@ -224,6 +242,8 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
         except _UploadTooLarge:
             raise too_large() from None
         except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise HTTPException(408, f"The upload took longer than {UPLOAD_TOTAL_S:g} s.") from None
             raise HTTPException(408, f"The upload stalled: no data for {UPLOAD_IDLE_S:g} s.") from None
         except ClientDisconnect:  # nobody will read this answer; it only ends the request without a traceback
             raise HTTPException(400, "The upload was interrupted before it was complete.") from None
