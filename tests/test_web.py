@@ -365,6 +365,8 @@ def test_with_a_token_the_api_needs_it_but_the_page_and_health_do_not(token_clie
         r = token_client.post("/api/predict", files={"file": ("a.wav", data)}, headers=headers)
         assert r.status_code == 401, headers
         assert "Authorization: Bearer" in r.json()["detail"]
+        # a client that sent a header learns that its token (or the header's form) is wrong, not that it is missing
+        assert ("not this server's" in r.json()["detail"]) is bool(headers)
         assert r.headers["www-authenticate"] == "Bearer"
         assert "default-src 'self'" in r.headers["content-security-policy"]
     assert compared  # the constant-time comparison

@@ -182,10 +182,12 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
         elif authorized(request):
             response = await call_next(request)
         else:
-            response = JSONResponse(
-                {"detail": "This server needs its access token: send the header 'Authorization: Bearer <token>' "
-                           "(on the page: open it once as /?token=<token>)."},
-                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            sent = request.headers.get("authorization")
+            detail = ("This server needs its access token: send the header 'Authorization: Bearer <token>' "
+                      "(on the page: open it once as /?token=<token>)." if sent is None else
+                      "The access token sent is not this server's (the header must read 'Authorization: Bearer "
+                      "<token>').")
+            response = JSONResponse({"detail": detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("Content-Security-Policy", CSP)
