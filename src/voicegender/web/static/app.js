@@ -146,7 +146,9 @@ function showResult(d, blob) {
   // female_s / male_s split speech_s by who speaks (segment's windows); worth showing only when both speak
   const both = d.female_s > 0 && d.male_s > 0;
   const split = both ? `: female ${fmtSeconds(d.female_s)}, male ${fmtSeconds(d.male_s)}` : "";
-  $("speech").textContent = fmtSeconds(d.speech_s) + share + split;
+  // no_speech with some speech found: too little to answer (predict needs 0.15 s), say so rather than look odd
+  const tooLittle = d.label === "no_speech" && d.speech_s > 0 ? " \u2014 too little to tell" : "";
+  $("speech").textContent = fmtSeconds(d.speech_s) + share + split + tooLittle;
 
   const fig = $("overlay-figure");
   if (d.overlay_png) {
