@@ -169,7 +169,7 @@ def _decode(path: Path, max_bytes: int | None = None, on_progress: ProgressCallb
 
 def _ffmpeg_reason(error: Exception) -> str:
     """FFmpeg's own words for a decode failure, without the errno and the path PyAV adds ("[Errno 1094995529]
-    Invalid data found when processing input: '/tmp/x.mp3'" -> "FFmpeg: invalid data found when processing input").
+    Invalid data found when processing input: 'x.mp3'" -> "FFmpeg: invalid data found when processing input").
     libsndfile's message is not used: for a format it does not know it says the file may not exist."""
     text = str(error).strip()
     text = re.sub(r"^\[Errno -?\d+\]\s*", "", text)
