@@ -598,3 +598,10 @@ def test_an_upload_trickling_in_gets_408_at_the_overall_deadline(client, voice_w
     assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
     assert b"took longer than 1 s" in reply
     assert app.state.capacity.used == 0
+
+
+def test_the_schema_describes_the_upload_and_its_errors(client):
+    post = client.get("/api/openapi.json").json()["paths"]["/api/predict"]["post"]
+    body = post["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert body["required"] == ["file"] and body["properties"]["file"]["format"] == "binary"
+    assert {"200", "400", "403", "408", "413", "415", "503"} <= set(post["responses"])

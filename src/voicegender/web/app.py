@@ -63,6 +63,18 @@ UPLOAD_IDLE_S = 30.0  # an upload that sends no bytes for this many seconds gets
 # and one that takes longer than this in all (a byte every few seconds restarts the idle clock: 64 such clients
 # would hold every slot): 25 MB in 300 s needs 83 kB/s, far below a phone's upload
 UPLOAD_TOTAL_S = 300.0
+# The body is read by hand (limits, back-pressure, stalls), so FastAPI cannot see it: the schema says what it is
+PREDICT_OPENAPI = {
+    "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary", "description": "the recording (any format "
+                                "FFmpeg or libsndfile reads: WAV, FLAC, MP3, Ogg/Opus, M4A, WebM, ...)"}}}}}},
+    "responses": {str(code): {"description": text} for code, text in (
+        (400, "no multipart body, no field 'file', or an empty file"), (401, "the access token is missing or wrong"),
+        (403, "a POST from another site's page"), (408, "the upload stalled or took too long"),
+        (413, "the upload is larger than the limit"), (415, "the file cannot be decoded"),
+        (503, "the server is busy: try again after Retry-After seconds"))},
+}
 PUBLIC_PATHS = ("/", "/api/health")  # with a token, these and /static/* are open (the page carries no data)
 COPY_BLOCK = 1 << 20  # bytes per read when copying the upload to the private temp file
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
@@ -291,7 +303,7 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
         return {"overlay_png": base64.b64encode(backend.spectrogram_png(samples[start:end])).decode(), "cam": False,
                 "explain_note": note, "overlay_span_s": [round(start / SAMPLE_RATE, 2), round(end / SAMPLE_RATE, 2)]}
 
-    @app.post("/api/predict")
+    @app.post("/api/predict", openapi_extra=PREDICT_OPENAPI)
     async def predict(request: Request, explain: bool = False) -> JSONResponse:
         """Predict from the uploaded audio (multipart field ``file``); ``?explain=1`` adds the map and timeline."""
         check_headers(request)
