@@ -148,3 +148,30 @@ def test_serve_says_when_the_address_is_taken_before_it_says_open(capsys, monkey
         assert main(["-q", "serve", "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert f"error: cannot serve on 127.0.0.1:{port}" in err and "open http" not in err
+
+
+def test_predict_explain_pictures_a_bounded_stretch_of_a_long_file(tmp_path: Path, monkeypatch, capsys):
+    """`predict --explain DIR` maps the loudest MAP_MAX_S seconds of the first PICTURE_READ_S, never the whole file."""
+    import numpy as np
+    import soundfile as sf
+
+    import voicegender.explain
+    from voicegender import audio
+    from voicegender.synth import synth_voice
+
+    sr = 16_000
+    wave = np.concatenate([np.zeros(30 * sr, np.float32), synth_voice(200.0, 3.0, sr, seed=1),
+                           np.zeros(30 * sr, np.float32), synth_voice(120.0, 3.0, sr, seed=2)])
+    path = tmp_path / "long.flac"
+    sf.write(path, wave, sr)
+    seen = []
+    monkeypatch.setattr(voicegender.explain, "explain_clip_png", lambda samples, rate, loaded: seen.append(
+        (samples.copy(), rate)) or b"png")
+    monkeypatch.setattr(audio, "MAP_MAX_S", 4.0)
+    monkeypatch.setattr(audio, "PICTURE_READ_S", 40.0)  # the second voice (from 63 s) is never read
+    assert main(["-q", "predict", str(path), "--explain", str(tmp_path / "maps"), "-f", "json"]) == 0
+    (samples, rate), = seen
+    assert rate == sr and len(samples) == 4 * sr
+    want = synth_voice(200.0, 3.0, sr, seed=1)
+    assert np.abs(samples).sum() == pytest.approx(np.abs(want).sum(), rel=1e-3)  # the first voice, whole
+    assert (tmp_path / "maps" / "long.png").read_bytes() == b"png"

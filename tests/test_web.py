@@ -162,16 +162,18 @@ def test_long_file_gets_a_timeline(tmp_path):
 
 def test_explain_reads_a_bounded_part_of_any_upload(tmp_path, monkeypatch):
     """A small compressed upload can hold hours (3 h of FLAC silence: 546 kB): with ?explain=1 the picture reads only
-    the first EXPLAIN_READ_S seconds and the timeline is streamed, up to TIMELINE_MAX_S; then a note says why not."""
+    the first PICTURE_READ_S seconds and the timeline is streamed, up to TIMELINE_MAX_S; then a note says why not."""
     from voicegender.web import backend
 
     sr = 16_000
     wave = np.concatenate([synth_voice(FEMALE_F0, 4.0, sr, seed=3), np.zeros(12 * sr, np.float32)])
     path = tmp_path / "long.flac"
     sf.write(path, wave, sr)
-    assert len(backend.first_seconds(str(path), 5.0)) == 5 * sr  # no more is decoded than asked for
-    assert len(backend.first_seconds(str(path), 60.0)) == len(wave)
-    monkeypatch.setattr(backend, "EXPLAIN_READ_S", 6.0)
+    from voicegender import audio
+
+    assert len(audio.read_first_seconds(path, 5.0)) == 5 * sr  # no more is decoded than asked for
+    assert len(audio.read_first_seconds(path, 60.0)) == len(wave)
+    monkeypatch.setattr(audio, "PICTURE_READ_S", 6.0)
     monkeypatch.setattr(backend, "TIMELINE_MAX_S", 12.0)
     with TestClient(create_app(max_upload_mb=5)) as c:
         body = _post(c, "long.flac", path.read_bytes(), "?explain=1").json()
@@ -190,7 +192,7 @@ def test_no_speech_gets_a_plain_picture_and_says_why(tmp_path):
 
 
 def test_the_map_covers_the_loudest_stretch_of_long_files():
-    from voicegender.web.backend import MAP_MAX_S, SAMPLE_RATE, loudest_span
+    from voicegender.audio import MAP_MAX_S, SAMPLE_RATE, loudest_span
 
     quiet = np.full(60 * SAMPLE_RATE, 0.001, np.float32)
     quiet[40 * SAMPLE_RATE:45 * SAMPLE_RATE] = 0.5  # a loud 5 s from 40 s on

@@ -266,7 +266,7 @@ class _PictureWriter:
         self.folder, self.loaded, self.used = folder, loaded, set()
 
     def write(self, audio_path: str) -> None:
-        from ..audio import load_audio
+        from ..audio import PICTURE_READ_S, SAMPLE_RATE, loudest_span, read_first_seconds
         from ..explain import explain_clip_png
 
         stem = Path(audio_path).stem
@@ -275,8 +275,9 @@ class _PictureWriter:
             n += 1
             name = f"{stem}_{n}.png"
         self.used.add(name)
-        audio = load_audio(audio_path)
-        (self.folder / name).write_bytes(explain_clip_png(audio.samples, audio.sample_rate, self.loaded))
+        samples = read_first_seconds(audio_path, PICTURE_READ_S)  # bounded, however long the file (audio.py)
+        start, end = loudest_span(samples)
+        (self.folder / name).write_bytes(explain_clip_png(samples[start:end], SAMPLE_RATE, self.loaded))
         err.print(f"map: {self.folder / name}", markup=False, soft_wrap=True)
 
 

@@ -48,7 +48,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
 from .. import __version__
-from ..audio import AUDIO_EXTENSIONS, SAMPLE_RATE
+from ..audio import AUDIO_EXTENSIONS, SAMPLE_RATE, loudest_span
 from ..errors import VoiceGenderError
 from ..predict import FIELDS as PREDICT_FIELDS  # the fields of `predict --format json`
 from . import backend
@@ -151,7 +151,7 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
     Concurrency: uploads are saved in the threadpool; predictions go through a
     :class:`~voicegender.web.backend.PredictBatcher` (uploads that arrive while the model is busy are predicted
     together in one call, in the threadpool); timelines run next to predictions; attribution maps run alone
-    (see :class:`~voicegender.web.backend.ModelGate`) and cover at most ``backend.MAP_MAX_S`` seconds.
+    (see :class:`~voicegender.web.backend.ModelGate`) and cover at most ``audio.MAP_MAX_S`` seconds.
     """
     if max_upload_mb <= 0:
         raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
@@ -291,7 +291,7 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
 
     def picture(samples: np.ndarray, path: str, name: str) -> dict[str, Any]:
         """The attribution picture of the loudest MAP_MAX_S seconds (caller holds the gate exclusively)."""
-        start, end = backend.loudest_span(samples)
+        start, end = loudest_span(samples)
         png, has_map, note = backend.picture_png(samples[start:end], served)
         return {"overlay_png": base64.b64encode(png).decode(), "cam": has_map,
                 "explain_note": note and note.replace(path, name),
@@ -299,7 +299,7 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
 
     def plain_picture(samples: np.ndarray, note: str) -> dict[str, Any]:
         """The plain spectrogram of the loudest MAP_MAX_S seconds, without a map, and why."""
-        start, end = backend.loudest_span(samples)
+        start, end = loudest_span(samples)
         return {"overlay_png": base64.b64encode(backend.spectrogram_png(samples[start:end])).decode(), "cam": False,
                 "explain_note": note, "overlay_span_s": [round(start / SAMPLE_RATE, 2), round(end / SAMPLE_RATE, 2)]}
 

@@ -22,26 +22,10 @@ log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000  # Hz: uploads are decoded at this rate for the picture and the timeline
 LONG_AUDIO_S = 10.0  # files longer than this (seconds) also get a female/male/no_speech timeline
-# With ?explain=1 a small compressed upload can hold hours of audio (3 h of FLAC silence: 546 kB): the picture reads
-# at most the first EXPLAIN_READ_S seconds and the timeline is streamed from the file, up to TIMELINE_MAX_S (longer
-# recordings: `voicegender segment`), so memory stays bounded whatever the upload holds.
-EXPLAIN_READ_S = 600.0
+# With ?explain=1 the picture reads at most the first PICTURE_READ_S seconds (audio.py says why) and the timeline is
+# streamed from the file, up to TIMELINE_MAX_S (longer recordings: `voicegender segment`): memory stays bounded
+# whatever an upload holds.
 TIMELINE_MAX_S = 3600.0
-MAP_MAX_S = 20.0  # the attribution map covers at most this many seconds (the loudest stretch): its cost grows
-# with length (integrated gradients through the GE2E encoder: ~0.7 s of CPU per second of audio), and it runs alone
-
-
-def loudest_span(samples16k: np.ndarray, seconds: float = MAP_MAX_S) -> tuple[int, int]:
-    """Start and end sample of the ``seconds`` with the most energy (the whole waveform if shorter)."""
-    n = int(seconds * SAMPLE_RATE)
-    if len(samples16k) <= n:
-        return 0, len(samples16k)
-    hop = SAMPLE_RATE // 10  # 100 ms energy steps
-    frames = len(samples16k) // hop
-    energy = np.square(samples16k[:frames * hop].astype(np.float64)).reshape(frames, hop).sum(1)
-    width = n // hop
-    start = int(np.convolve(energy, np.ones(width), mode="valid").argmax()) * hop
-    return start, start + n
 
 
 @dataclass(frozen=True)
@@ -219,16 +203,8 @@ def timeline(path: str, served: ServedModel) -> list[dict[str, Any]]:
     return [s.as_dict() for s in segments]
 
 
-def first_seconds(path: str, seconds: float | None = None) -> np.ndarray:
-    """The first ``seconds`` (default :data:`EXPLAIN_READ_S`) of an audio file at 16 kHz (float32 mono), decoded
-    block by block: no more is read."""
-    from ..audio import stream_audio
+def first_seconds(path: str) -> np.ndarray:
+    """What the picture of an upload is made from: its first :data:`voicegender.audio.PICTURE_READ_S` seconds."""
+    from .. import audio
 
-    want = int((EXPLAIN_READ_S if seconds is None else seconds) * SAMPLE_RATE)
-    blocks, have = [], 0
-    for block in stream_audio(path, SAMPLE_RATE):
-        blocks.append(block[:want - have])
-        have += len(blocks[-1])
-        if have >= want:
-            break
-    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    return audio.read_first_seconds(path, audio.PICTURE_READ_S, SAMPLE_RATE)
