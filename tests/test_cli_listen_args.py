@@ -91,6 +91,16 @@ def test_bad_arguments_are_one_line_errors_before_any_work(args, message, voice,
     assert message in _error(capsys)
 
 
+def test_record_in_a_folder_it_cannot_write_stops_before_the_countdown(capsys, monkeypatch):
+    import voicegender.record
+
+    monkeypatch.setattr(voicegender.record, "record_and_predict",
+                        lambda *a, **k: pytest.fail("recorded before checking where the WAV goes"))
+    monkeypatch.chdir("/proc")  # a folder nobody can create files in, root included
+    assert main(["-q", "record"]) == 2
+    assert "cannot write in /proc" in _error(capsys)
+
+
 def test_damaged_result_files_name_the_file(tmp_path: Path, capsys):
     binary = tmp_path / "bin.jsonl"
     binary.write_bytes(b"\xf0\x9f\x00\xff garbage\n")

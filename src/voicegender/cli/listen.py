@@ -350,6 +350,8 @@ def record_cmd(
         if out_file.suffix.lower() != ".wav":
             raise VoiceGenderError(f"{out_file}: --out is a WAV file; name it .wav")
         check_output_path(out_file)
+    else:  # the default name goes in the current folder
+        check_output_folder(Path.cwd(), "--out (default: a WAV in the current folder)")
     path, p = rec.record_and_predict(seconds, rate, device, out_file, model,
                                      say=lambda text: err.print(text, markup=False, soft_wrap=True))
     err.print(f"saved {path}", markup=False, soft_wrap=True)
