@@ -92,7 +92,6 @@ def check_output_path(path: Path, option: str = "--out") -> Path:
     return path
 
 
-
 def check_output_folder(path: Path, option: str) -> Path:
     """One-line error unless ``path`` is, or can become, a folder to write in: not a file, under no file, in a
     writable place. Creates nothing (the command creates the folder when it writes)."""

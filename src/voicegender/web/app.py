@@ -289,19 +289,17 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
                 raise
         return tmp.name
 
-    def picture(samples: np.ndarray, path: str, name: str) -> dict[str, Any]:
-        """The attribution picture of the loudest MAP_MAX_S seconds (caller holds the gate exclusively)."""
+    def picture(samples: np.ndarray, path: str, name: str, no_map: str | None = None) -> dict[str, Any]:
+        """The picture of the loudest MAP_MAX_S seconds: the attribution map (caller holds the gate exclusively),
+        or with ``no_map`` (why not) the plain spectrogram."""
         start, end = loudest_span(samples)
-        png, has_map, note = backend.picture_png(samples[start:end], served)
+        if no_map is None:
+            png, has_map, note = backend.picture_png(samples[start:end], served)
+        else:
+            png, has_map, note = backend.spectrogram_png(samples[start:end]), False, no_map
         return {"overlay_png": base64.b64encode(png).decode(), "cam": has_map,
                 "explain_note": note and note.replace(path, name),
                 "overlay_span_s": [round(start / SAMPLE_RATE, 2), round(end / SAMPLE_RATE, 2)]}
-
-    def plain_picture(samples: np.ndarray, note: str) -> dict[str, Any]:
-        """The plain spectrogram of the loudest MAP_MAX_S seconds, without a map, and why."""
-        start, end = loudest_span(samples)
-        return {"overlay_png": base64.b64encode(backend.spectrogram_png(samples[start:end])).decode(), "cam": False,
-                "explain_note": note, "overlay_span_s": [round(start / SAMPLE_RATE, 2), round(end / SAMPLE_RATE, 2)]}
 
     @app.post("/api/predict", openapi_extra=PREDICT_OPENAPI)
     async def predict(request: Request, explain: bool = False) -> JSONResponse:
@@ -333,7 +331,8 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
                     result["timeline_note"] = (f"no timeline for recordings over {backend.TIMELINE_MAX_S / 60:g} "
                                                "min here: run `voicegender segment` on the file")
                 if pred.label == "no_speech":  # nothing was classified: nothing for a map to explain
-                    result.update(plain_picture(samples, "no speech was detected, so there is no answer to explain"))
+                    why = "no speech was detected, so there is no answer to explain"
+                    result.update(await anyio.to_thread.run_sync(picture, samples, path, name, why))
                 else:
                     async with gate.exclusive():
                         result.update(await anyio.to_thread.run_sync(picture, samples, path, name))
