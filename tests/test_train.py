@@ -40,11 +40,12 @@ def small_config(tmp_path: Path, **kw) -> TrainConfig:
 
 
 def test_end_to_end_train_checkpoint_evaluate(corpus: Path, tmp_path: Path):
-    run = train(small_config(tmp_path), [corpus])
+    # 12 epochs: with 8, batch 4 and BatchNorm, 1 seed in 8 (seed 0 with numpy 2.4 / librosa 0.11) ended near chance
+    run = train(small_config(tmp_path, epochs=12), [corpus])
     for name in ("model.pt", "config.json", "train.csv", "val.csv", "test.csv", "log.jsonl", "state.pt"):
         assert (run / name).is_file(), name
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    assert len(log) == 8 and any(e["best"] for e in log)
+    assert len(log) == 12 and any(e["best"] for e in log)
     train_speakers = {c.speaker for c in read_run_manifest(run / "train.csv")}
     test_speakers = {c.speaker for c in read_run_manifest(run / "test.csv")}
     assert train_speakers and test_speakers and not train_speakers & test_speakers
