@@ -5,7 +5,8 @@ time (as ``ge2e_embeddings`` batches all windows of many clips) and one at a tim
 its own call (all its windows in one batch: one file at a time) and when all clips' windows go in batches of 64.
 Repetitions are interleaved across rows (round robin) and the median is printed, so a load change hits every row.
 
-Table 2 (whole processes, ``python -c``): ``import voicegender.embeddings`` + the first embedding of one 1.5 s clip,
+Table 2 (whole processes, ``python -c``): ``import voicegender.voice.embeddings`` + the first embedding of one 1.5 s
+clip,
 per back end: wall time (median) and peak RSS (GNU ``/usr/bin/time``). The ONNX row needs the cached ONNX file; the
 script makes it first (once per machine).
 
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voicegender import embeddings
+from voicegender.voice import embeddings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "audiomnist_az"
 BACKENDS = ("torch", "torch-fp32", "onnx")  # torch = bf16 autocast where the CPU has it
@@ -40,7 +41,7 @@ LABELS = {"torch": "torch bf16", "torch-fp32": "torch fp32", "onnx": "ORT fp32"}
 TIME = "/usr/bin/time"  # GNU time, for the peak RSS of a child process
 STARTUP = """
 import numpy as np
-from voicegender import embeddings
+from voicegender.voice import embeddings
 t = np.arange(24_000) / 16_000
 wave = (np.sin(2 * np.pi * 150 * t) + 0.3 * np.sin(2 * np.pi * 450 * t)).astype(np.float32)
 embeddings.ge2e_embeddings([wave])
@@ -49,13 +50,13 @@ embeddings.ge2e_embeddings([wave])
 
 def load_clips(n: int) -> tuple[list[np.ndarray], str]:
     if (SHARED / "manifest.csv").is_file():
-        from voicegender.audio import load_audio
+        from voicegender.audio.decode import load_audio
 
         with open(SHARED / "manifest.csv", newline="") as f:
             rows = sorted(csv.DictReader(f), key=lambda r: r["path"])
         rows = rows[:: max(1, len(rows) // n)][:n]
         return [load_audio(SHARED / r["path"]).samples for r in rows], f"{len(rows)} AudioMNIST-AZ clips"
-    from voicegender.synth import synth_voice
+    from voicegender.audio.synth import synth_voice
 
     rng = np.random.default_rng(0)
     waves = [synth_voice(float(rng.uniform(90, 260)), float(rng.uniform(0.5, 3.0)), seed=i) for i in range(n)]
@@ -157,7 +158,7 @@ def startup_table(repeats: int) -> None:
     for _ in range(repeats):
         for name, (code, extra) in rows.items():
             results[name].append(_run_process(code, {**os.environ, **extra}))
-    print(f"\nstart-up: import voicegender.embeddings + first embedding of a 1.5 s clip, whole process, "
+    print(f"\nstart-up: import voicegender.voice.embeddings + first embedding of a 1.5 s clip, whole process, "
           f"median of {repeats}")
     print("| path | wall s (median) | wall s (min) | peak RSS MB (max) |")
     print("| --- | ---: | ---: | ---: |")

@@ -3,7 +3,8 @@
 The files come from ``tests/fuzzing.py`` (the generator the CI test uses on 200 files): seven small recordings of
 a synthetic voice mutated by bit flips, truncation, zeroed blocks, copied spans, garbage tails, another format's
 header, and WAV header lies (sample rate 0/1/4e9, channels 0/65535, bits 0/7/64, data size 0/0xFFFFFFFF,
-duplicated chunks). All go through :func:`voicegender.predict.iter_predictions` in one run (the CLI's path: worker
+duplicated chunks). All go through :func:`voicegender.listen.predict.iter_predictions` in one run (the CLI's path:
+worker
 threads, batches, the decode watchdog), timed per file as its answer arrives.
 
 Printed: answers per outcome (label; errors by their first words), hangs (files given up by the watchdog),
@@ -82,7 +83,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="write the files here and keep them")
     args = ap.parse_args()
 
-    from voicegender.predict import PredictOptions, iter_predictions, load_model, predict_files
+    from voicegender.listen.predict import PredictOptions, iter_predictions, load_model, predict_files
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="voicegender-fuzz-"))
     try:

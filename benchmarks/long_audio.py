@@ -68,7 +68,7 @@ class OnnxStandIn:
         self.w = np.random.default_rng(0).standard_normal(256) * 4
 
     def __call__(self, waves: list[np.ndarray]) -> np.ndarray:
-        from voicegender.embeddings import ge2e_embeddings
+        from voicegender.voice.embeddings import ge2e_embeddings
 
         return 1 / (1 + np.exp(-(ge2e_embeddings(waves, backend="onnx") @ self.w)))
 
@@ -93,14 +93,14 @@ def sentence_pool() -> list[tuple[np.ndarray, str, int]]:
     espeak = shutil.which("espeak-ng")
     pool = []
     if espeak is None:
-        from voicegender.synth import synth_voice
+        from voicegender.audio.synth import synth_voice
 
         for v, (_, _, gender) in enumerate(VOICES):
             for i in range(4):
                 f0 = (110.0 if gender == "male" else 210.0) * (1 + 0.05 * v)
                 pool.append((synth_voice(f0, 2.5 + i % 3, SR, seed=10 * v + i), gender, v))
         return pool
-    from voicegender.audio import resample
+    from voicegender.audio.decode import resample
 
     for v, (voice, pitch, gender) in enumerate(VOICES):
         for text in SENTENCES:
@@ -142,9 +142,9 @@ def write_conversation(path: Path, hours: float, seed: int = 0) -> dict:
 
 # --- one measurement per process ------------------------------------------------------------------------------
 def child(kind: str, path: str, model: str | None) -> None:
-    from voicegender.predict import PredictOptions, load_model, predict_files, predict_waveform
-    from voicegender.segment import segment_file, speaking_time
-    from voicegender.synth import synth_voice
+    from voicegender.audio.synth import synth_voice
+    from voicegender.listen.predict import PredictOptions, load_model, predict_files, predict_waveform
+    from voicegender.listen.segment import segment_file, speaking_time
 
     loaded = OnnxStandIn() if model == STANDIN else load_model(model)
     predict_waveform(synth_voice(220.0, 10.0, SR, seed=0), SR, loaded)  # imports, encoder, VAD loaded
@@ -182,7 +182,7 @@ def report(label: str, r: dict) -> None:
 
 # --- hostile inputs -------------------------------------------------------------------------------------------
 def hostile_files(folder: Path) -> dict[str, Path]:
-    from voicegender.synth import synth_noise, synth_voice
+    from voicegender.audio.synth import synth_noise, synth_voice
 
     liar = folder / "claims_4GB_holds_1s.wav"
     sf.write(liar, synth_noise(1.0, SR, 0, 0.1), SR, subtype="PCM_16")
@@ -205,7 +205,7 @@ def hostile_files(folder: Path) -> dict[str, Path]:
 
 # --- the cost of the speaking time on short clips ---------------------------------------------------------------
 def cost(model: str | None, folder: Path, files_per_length: int = 16) -> None:
-    from voicegender.predict import PredictOptions, load_model, predict_files
+    from voicegender.listen.predict import PredictOptions, load_model, predict_files
 
     pool = sentence_pool()
     female = [x for x, g, _ in pool if g == "female"]

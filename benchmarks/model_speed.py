@@ -1,4 +1,4 @@
-"""CPU speed of the networks in voicegender.models: forward and forward+backward time per image.
+"""CPU speed of the networks in voicegender.research.models: forward and forward+backward time per image.
 
 Rows: the seed ResNet-34 (+ fastai head) on (B, 3, 224, 224) images, fp32 vs bf16 autocast, NCHW vs
 channels_last; SmallCNN on (B, 1, 64, 100) log-mel and (B, 1, 12, 98) MFCC inputs, fp32 vs bf16. Ratios are
@@ -22,7 +22,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from voicegender.models import ModelConfig, build_model, freeze_body
+from voicegender.research.models import ModelConfig, build_model, freeze_body
 
 N_IMAGES = 18_000  # images in the seed corpus (repetitions 0-29 of AudioMNIST)
 

@@ -1,9 +1,9 @@
 """How often `voicegender predict` answers female/male to sounds that are not speech, with and without the speech check.
 
-The sounds come from :func:`voicegender.nonspeech.sounds` with a seed the shipped model's check did not learn
+The sounds come from :func:`voicegender.speech.nonspeech.sounds` with a seed the shipped model's check did not learn
 from (noises, tones, hums, buzzes, sweeps, clicks, chords, drum-like hits and mixtures; 0.1-3 s; peak -60 to 0
 dBFS; half after a silent lead; clean, telephone or low-bit-rate codec), written as 16-bit WAVs at 16 kHz and run
-through the real :func:`voicegender.predict.predict_files`. Every answer other than ``no_speech`` is wrong.
+through the real :func:`voicegender.listen.predict.predict_files`. Every answer other than ``no_speech`` is wrong.
 "Without the check" is the same model file with its speech layer removed (speech detection then keeps its
 second pass as before the check existed). Printed: per sound kind and channel, the share answered female/male.
 
@@ -32,9 +32,9 @@ def main() -> None:
     p.add_argument("--model", default=None, help="voice head .npz (default: the shipped model)")
     args = p.parse_args()
 
-    from voicegender import nonspeech
-    from voicegender.default_model import VoiceModel, load_default_model, load_voice_model
-    from voicegender.predict import predict_files
+    from voicegender.listen.predict import predict_files
+    from voicegender.speech import nonspeech
+    from voicegender.voice.default_model import VoiceModel, load_default_model, load_voice_model
 
     model = load_voice_model(args.model) if args.model else load_default_model()
     if model.head.speech is None:

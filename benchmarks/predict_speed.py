@@ -87,9 +87,9 @@ def seed_worker(list_file: str, threads: int, batch: int) -> None:
     import soundfile as sf
     import torch
 
-    from voicegender.audio import INT16_SCALE
-    from voicegender.features import seed_features, seed_mfcc_image
-    from voicegender.models import SeedResNet
+    from voicegender.audio.decode import INT16_SCALE
+    from voicegender.research.features import seed_features, seed_mfcc_image
+    from voicegender.research.models import SeedResNet
 
     torch.set_num_threads(threads)
     paths = Path(list_file).read_text().split("\n")
@@ -110,10 +110,11 @@ def seed_worker(list_file: str, threads: int, batch: int) -> None:
 # --- per-stage costs in this process ---------------------------------------------------------------------------
 def stage_costs(paths: list[str], batch: int) -> dict[str, float]:
     """ms per clip of each stage of predict on one thread, the encoder and head over batches of ``batch`` clips."""
-    from voicegender import embeddings, vad
-    from voicegender.audio import load_audio
-    from voicegender.default_model import load_default_model
-    from voicegender.predict import PREDICT_VAD, blas_single_thread
+    from voicegender.audio.decode import load_audio
+    from voicegender.listen.predict import PREDICT_VAD, blas_single_thread
+    from voicegender.speech import vad
+    from voicegender.voice import embeddings
+    from voicegender.voice.default_model import load_default_model
 
     model = load_default_model()
     totals = dict.fromkeys(("decode", "speech detection", "features", "encoder", "head"), 0.0)

@@ -12,8 +12,8 @@ speaker's gender, a pause is no_speech. The pauses inside a clip count as speech
 score is a lower bound.
 
 Every conversation is written to a WAV in a temporary folder and run through
-:func:`voicegender.segment.segment_file` once per smoothing, as recorded (``clean``) and through a telephone
-channel (:func:`voicegender.augment.telephone`: 300-3400 Hz, 8 kHz, µ-law). Columns:
+:func:`voicegender.listen.segment.segment_file` once per smoothing, as recorded (``clean``) and through a telephone
+channel (:func:`voicegender.audio.augment.telephone`: 300-3400 Hz, 8 kHz, µ-law). Columns:
 
 * **gender acc**: frames (10 ms) that are speech in the truth and in the timeline whose gender is right;
 * **speech acc**: frames whose speech / no_speech is right (the speech detector; the same for both smoothings);
@@ -27,7 +27,7 @@ channel (:func:`voicegender.augment.telephone`: 300-3400 Hz, 8 kHz, µ-law). Col
 * **× real time**: seconds of audio per wall-clock second of ``segment_file`` (decode, VAD, model, smoothing).
 
 ``--sweep`` runs the model once per conversation and re-decodes the recorded window scores
-(:func:`voicegender.segment.build_timeline`) over a grid of ``switch_penalty`` x ``evidence_cap``, to choose the
+(:func:`voicegender.listen.segment.build_timeline`) over a grid of ``switch_penalty`` x ``evidence_cap``, to choose the
 defaults; use a different ``--seed`` for that than for the reported table.
 
 Usage (from the repository root)::
@@ -91,7 +91,7 @@ class ClipCache:
         if path not in self.clips:
             import librosa
 
-            from voicegender.audio import load_audio
+            from voicegender.audio.decode import load_audio
 
             x = load_audio(path, SR).samples.astype(np.float32)
             x = x - np.mean(x)
@@ -209,7 +209,7 @@ HEADER = ("| smoothing | gender acc | speech acc | segments / turns | runs / tru
 
 
 def conversations(args) -> list[tuple[str, np.ndarray, list[Turn]]]:
-    from voicegender.augment import telephone
+    from voicegender.audio.augment import telephone
 
     speakers = read_speakers(Path(args.corpus))
     cache = ClipCache()
@@ -223,7 +223,7 @@ def conversations(args) -> list[tuple[str, np.ndarray, list[Turn]]]:
 
 
 def run_table(args, loaded, convs) -> None:
-    from voicegender.segment import SegmentOptions, segment_file
+    from voicegender.listen.segment import SegmentOptions, segment_file
 
     variants = {"median (before)": SegmentOptions(smoothing="median"), "viterbi": SegmentOptions()}
     results: dict[tuple[str, str], list[dict]] = defaultdict(list)
@@ -246,7 +246,7 @@ def run_table(args, loaded, convs) -> None:
 
 
 def run_sweep(args, loaded, convs) -> None:
-    import voicegender.segment as seg
+    import voicegender.listen.segment as seg
 
     recorded = []
     real_build = seg.build_timeline
@@ -294,8 +294,8 @@ def main() -> None:
     ap.add_argument("--sweep", action="store_true", help="grid of switch_penalty x evidence_cap instead of the table")
     args = ap.parse_args()
 
-    from voicegender.predict import load_model
-    from voicegender.segment import segment_stream
+    from voicegender.listen.predict import load_model
+    from voicegender.listen.segment import segment_stream
 
     loaded = load_model(args.model)
     segment_stream([np.zeros(2 * SR, np.float32)], loaded)  # load the speech detector outside the timing

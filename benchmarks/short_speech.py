@@ -11,9 +11,9 @@ speaker, single words are drawn from each band in turn (so the short bands are f
 many concatenations are made.
 
 Every clip is written as a 16-bit WAV at each tested rate (8, 16, 48 kHz; resampled from 16 kHz with soxr),
-clean and through a telephone channel (:func:`voicegender.augment.telephone`: 300-3400 Hz, 8 kHz µ-law,
+clean and through a telephone channel (:func:`voicegender.audio.augment.telephone`: 300-3400 Hz, 8 kHz µ-law,
 applied at 16 kHz before the rate change), and the files go through the real
-:func:`voicegender.predict.predict_files` with default options (decode, resample to 16 kHz, VAD, model).
+:func:`voicegender.listen.predict.predict_files` with default options (decode, resample to 16 kHz, VAD, model).
 
 Reported per band and condition: the share answered ``no_speech`` and the balanced accuracy (mean of the female
 and male recalls) over the clips that got an answer. ``--vad-only`` replaces the model by a constant scorer: only
@@ -76,7 +76,7 @@ def trimmed_word(path: Path, top_db: float) -> np.ndarray:
     x, rate = sf.read(str(path), dtype="float32", always_2d=True)
     x = x.mean(axis=1)
     if rate != SOURCE_RATE:
-        from voicegender.audio import resample
+        from voicegender.audio.decode import resample
 
         x = resample(x, rate, SOURCE_RATE)
     x = x - x.mean()
@@ -125,8 +125,8 @@ def make_clips(data: Path, max_clips: int, seed: int, top_db: float) -> list[Cli
 
 
 def render(clip: Clip, rate: int, channel: str) -> np.ndarray:
-    from voicegender.audio import resample
-    from voicegender.augment import telephone
+    from voicegender.audio.augment import telephone
+    from voicegender.audio.decode import resample
 
     x = telephone(clip.wave, SOURCE_RATE) if channel == "telephone" else clip.wave
     x = resample(x, SOURCE_RATE, rate) if rate != SOURCE_RATE else x
@@ -173,7 +173,7 @@ def main() -> None:
     ap.add_argument("--keep", default=None, help="write the WAVs into this folder and keep them (e.g. runs/short)")
     args = ap.parse_args()
 
-    from voicegender.predict import load_model, predict_files
+    from voicegender.listen.predict import load_model, predict_files
 
     t0 = time.perf_counter()
     data = Path(args.data) if Path(args.data).is_absolute() else REPO / args.data

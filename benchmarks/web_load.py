@@ -24,7 +24,7 @@ import httpx
 import numpy as np
 import soundfile as sf
 
-from voicegender.synth import FEMALE_F0, MALE_F0, synth_voice
+from voicegender.audio.synth import FEMALE_F0, MALE_F0, synth_voice
 
 SERVER = """
 import sys, uvicorn

@@ -6,7 +6,7 @@ Every candidate is fitted on all corpora but one and scored on the held-out corp
 copies (adults; children and BAVED's low-arousal level 0 get their own rows), and on short crops (0.15–1.5 s) per
 speech-duration band. Candidates are ranked by the **worst** held-out corpus (balanced accuracy), never the mean.
 Calibration is cross-fitted: each held-out corpus is calibrated with temperatures fitted on the other corpora's
-out-of-fold logits. Features come from :mod:`voicegender.training_set` (computed once, cached).
+out-of-fold logits. Features come from :mod:`voicegender.voice.training_set` (computed once, cached).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from voicegender import fit
 from voicegender.corpora import load_corpus
-from voicegender.training_set import load_feature_table
+from voicegender.voice import fit
+from voicegender.voice.training_set import load_feature_table
 
 log = logging.getLogger("compare_heads")
 
@@ -99,8 +99,8 @@ def checkpoint_candidate(table, path: str):
     """A fixed GE2E-head checkpoint scored on every fold's test rows (no fitting)."""
     import torch
 
-    from voicegender.models import load_checkpoint
-    from voicegender.scoring import calibration_temperature
+    from voicegender.research.models import load_checkpoint
+    from voicegender.research.scoring import calibration_temperature
 
     loaded = load_checkpoint(path)
     t = calibration_temperature(loaded)

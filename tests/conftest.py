@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voicegender.synth import FEMALE_F0, MALE_F0, synth_voice
+from voicegender.audio.synth import FEMALE_F0, MALE_F0, synth_voice
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = SHARED / "data"
@@ -103,7 +103,7 @@ def espeak(text: str, voice: str = "en+m3", pitch: int = 30, trim: bool = False,
     """
     import librosa
 
-    from voicegender.audio import resample
+    from voicegender.audio.decode import resample
 
     wav = subprocess.run([ESPEAK, "-v", voice, "-p", str(pitch), "--stdout", text], capture_output=True,
                          check=True).stdout

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from voicegender.synth import synth_noise, synth_voice
+from voicegender.audio.synth import synth_noise, synth_voice
 
 SR = 16_000
 
@@ -66,7 +66,7 @@ def encode_sf(x: np.ndarray, rate: int, **kwargs) -> bytes:
 @functools.cache
 def base_recordings() -> dict[str, tuple[str, bytes]]:
     """name -> (suffix, bytes) of the unmutated recordings."""
-    from voicegender.audio import resample
+    from voicegender.audio.decode import resample
 
     x = _voice()
     x48 = resample(x, SR, 48_000)

@@ -49,7 +49,7 @@ def test_predict_from_python(tmp_path):
     import numpy as np
     import soundfile as sf
 
-    from voicegender.synth import FEMALE_F0, synth_voice
+    from voicegender.audio.synth import FEMALE_F0, synth_voice
 
     path = tmp_path / "voice.wav"
     sf.write(path, synth_voice(FEMALE_F0, 2.0, 16_000, seed=0), 16_000)

@@ -12,9 +12,9 @@ import pytest
 from conftest import write_voice
 from fuzzing import fuzz_cases, write_fuzz_files
 
-import voicegender.predict_one as predict_one
-import voicegender.predict_workers as predict_workers
-from voicegender.predict import LABELS, PredictOptions, predict_files
+import voicegender.listen.recording as predict_one
+import voicegender.listen.workers as predict_workers
+from voicegender.listen.predict import LABELS, PredictOptions, predict_files
 
 FUZZ_FILES = 200
 FUZZ_SEED = 13
@@ -22,7 +22,7 @@ FUZZ_SEED = 13
 
 def feature_scorer(waves) -> np.ndarray:
     """A stand-in model that reads log-mel features like the real ones (so it meets extreme values too)."""
-    from voicegender.features import LogMelConfig, log_mel
+    from voicegender.research.features import LogMelConfig, log_mel
 
     out = []
     for w in waves:

@@ -38,7 +38,8 @@ def example() -> Path:
 @pytest.fixture(scope="module")
 def cache() -> Path:
     """The test run's cache folder with the ONNX encoder and the rewritten VAD made (this process may use torch)."""
-    from voicegender import embeddings, vad_fast, vad_model
+    from voicegender.speech import vad_fast, vad_model
+    from voicegender.voice import embeddings
 
     directory = Path(os.environ["VOICEGENDER_CACHE_DIR"])
     embeddings.onnx_encoder()
@@ -114,7 +115,7 @@ def test_record_imports_no_torch(cache: Path, example: Path, tmp_path: Path):
         sd.rec = lambda frames, **kwargs: np.resize(voice, frames).reshape(-1, 1)
         sd.wait = lambda: None
         sys.modules["sounddevice"] = sd
-        import voicegender.record as record
+        import voicegender.listen.record as record
         record.time.sleep = lambda s: None
         from voicegender.cli import main
         assert main(["record", "--seconds", str(len(voice) / rate), "--rate", str(rate),

@@ -2,15 +2,15 @@
 
 import numpy as np
 
+from voicegender.audio.synth import synth_voice
 from voicegender.examples import example_paths
-from voicegender.synth import synth_voice
 
 
 def test_map_after_prediction_with_the_default_model():
     # Regression: predictions under torch.inference_mode left inference tensors cached in the GE2E encoder,
     # and the next attribution map failed with "Inference tensors cannot be saved for backward".
-    from voicegender import explain
-    from voicegender.predict import load_model, predict_waveform
+    from voicegender.listen.predict import load_model, predict_waveform
+    from voicegender.research import explain
 
     model = load_model(None)
     wave = synth_voice(220, 2.0, 16_000)
@@ -20,7 +20,7 @@ def test_map_after_prediction_with_the_default_model():
 
 
 def test_bundled_examples_are_decodable_and_named_by_gender():
-    from voicegender.audio import load_audio
+    from voicegender.audio.decode import load_audio
 
     paths = example_paths()
     assert {p.stem.split("_")[1] for p in paths if p.stem.startswith("espeak_")} == {"female", "male"}
@@ -34,7 +34,7 @@ def test_bundled_examples_are_decodable_and_named_by_gender():
 
 def test_the_real_example_voices_get_clear_right_answers():
     from voicegender.examples import EXAMPLES_DIR
-    from voicegender.predict import predict_files
+    from voicegender.listen.predict import predict_files
 
     paths = [EXAMPLES_DIR / "commonvoice_female_en.ogg", EXAMPLES_DIR / "commonvoice_male_en.ogg"]
     female, male = predict_files(paths)
@@ -60,8 +60,8 @@ def test_evaluate_report_gets_the_explain_section(tmp_path, capsys):
 
     import soundfile as sf
 
+    from voicegender.audio.synth import FEMALE_F0, MALE_F0, synth_voice
     from voicegender.cli import main
-    from voicegender.synth import FEMALE_F0, MALE_F0, synth_voice
 
     rows = ["path,speaker,gender"]
     for s in range(6):
@@ -92,8 +92,8 @@ def test_export_onnx_matches_torch(tmp_path, capsys):
     import torch
 
     from voicegender.cli import main
-    from voicegender.features import LogMelConfig, feature_config_dict
-    from voicegender.models import ModelConfig, build_model, load_checkpoint, save_checkpoint
+    from voicegender.research.features import LogMelConfig, feature_config_dict
+    from voicegender.research.models import ModelConfig, build_model, load_checkpoint, save_checkpoint
 
     cfg = ModelConfig(arch="small_cnn", in_rows=64)
     torch.manual_seed(0)

@@ -10,8 +10,10 @@ numpy or audio libraries until a name below is used)::
         print(p.path, p.label, p.p_female)
     segments, duration_s = voicegender.segment_file("meeting.flac", model)
 
-The long-audio timeline is ``segment_file`` (not ``segment``): :mod:`voicegender.segment` is a module of this
-package, and a module's name cannot also lazily name a function of the package.
+The package is laid out by concern, data flowing one way (docs/ARCHITECTURE.md): the top-level modules (errors,
+file writing, progress, corpora, metrics) → :mod:`~voicegender.audio` → :mod:`~voicegender.speech` →
+:mod:`~voicegender.voice` → :mod:`~voicegender.listen`, with :mod:`~voicegender.research` (the seed reproduction
+bench) beside voice and listen, and :mod:`~voicegender.cli` and :mod:`~voicegender.web` on top.
 """
 
 from __future__ import annotations
@@ -24,23 +26,23 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _API = {
     # one recording or many -> Prediction(label, p_female, p_child, duration_s, speech_s, ...)
-    "predict_file": "predict",
-    "predict_files": "predict",
-    "predict_waveform": "predict",
-    "iter_predictions": "predict",
-    "Prediction": "predict",
-    "PredictOptions": "predict",
-    "load_model": "predict",
+    "predict_file": "listen.predict",
+    "predict_files": "listen.predict",
+    "predict_waveform": "listen.predict",
+    "iter_predictions": "listen.predict",
+    "Prediction": "listen.predict",
+    "PredictOptions": "listen.predict",
+    "load_model": "listen.predict",
     # who speaks when in a long recording
-    "segment_file": "segment",
-    "Segment": "segment",
-    "SegmentOptions": "segment",
-    "speaking_time": "segment",
+    "segment_file": "listen.segment",
+    "Segment": "listen.segment",
+    "SegmentOptions": "listen.segment",
+    "speaking_time": "listen.segment",
     # models, audio, corpora
-    "load_default_model": "default_model",
-    "load_audio": "audio",
+    "load_default_model": "voice.default_model",
+    "load_audio": "audio.decode",
     "load_corpus": "corpora",
-    "fit_corpora": "fit",
+    "fit_corpora": "voice.fit",
     "VoiceGenderError": "errors",
 }
 
@@ -53,12 +55,10 @@ __all__ = [  # the names of _API, spelled out for readers and linters
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports on first use
-    from .audio import load_audio
+    from .audio.decode import load_audio
     from .corpora import load_corpus
-    from .default_model import load_default_model
     from .errors import VoiceGenderError
-    from .fit import fit_corpora
-    from .predict import (
+    from .listen.predict import (
         Prediction,
         PredictOptions,
         iter_predictions,
@@ -67,7 +67,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
         predict_files,
         predict_waveform,
     )
-    from .segment import Segment, SegmentOptions, segment_file, speaking_time
+    from .listen.segment import Segment, SegmentOptions, segment_file, speaking_time
+    from .voice.default_model import load_default_model
+    from .voice.fit import fit_corpora
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .audio import AUDIO_EXTENSIONS
+from .audio.decode import AUDIO_EXTENSIONS
 from .errors import CorpusError
 
 log = logging.getLogger(__name__)

@@ -76,7 +76,7 @@ def _check_can_listen(host: str, port: int, shown: str) -> None:
 
 # --- predict / segment / record -------------------------------------------------------------------------------
 def _predict_options(threshold: float, min_speech: float, no_vad: bool):
-    from ..predict import PredictOptions
+    from ..listen.predict import PredictOptions
 
     if not 0.0 < threshold < 1.0:
         raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
@@ -119,10 +119,10 @@ def predict_cmd(
     130/143) with the finished lines kept in results.jsonl.partial."""
     import dataclasses
 
-    from ..distributed import world_from_env
-    from ..jobs import Shard, result_format
-    from ..predict import expand_paths, iter_predictions, load_model
-    from ..writers import prediction_csv_header, prediction_csv_row, prediction_json
+    from ..listen.jobs import Shard, result_format
+    from ..listen.predict import expand_paths, iter_predictions, load_model
+    from ..listen.writers import prediction_csv_header, prediction_csv_row, prediction_json
+    from ..research.distributed import world_from_env
 
     if fmt not in ("table", "json", "csv"):
         raise VoiceGenderError(f"--format must be table, json or csv, got {fmt!r}")
@@ -194,11 +194,11 @@ def predict_cmd(
 
 def _predict_to_file(files: list[str], out_file: Path, fmt: str, model, options, resume: bool, part,
                      explain_dir: Path | None) -> None:
-    """`predict --out`: a resumable, interruptible job (voicegender.jobs.run_predictions)."""
+    """`predict --out`: a resumable, interruptible job (voicegender.listen.jobs.run_predictions)."""
     import signal
 
-    from ..jobs import run_predictions
-    from ..predict import load_model
+    from ..listen.jobs import run_predictions
+    from ..listen.predict import load_model
 
     loaded = load_model(model)
     pictures = _PictureWriter(explain_dir, loaded) if explain_dir is not None else None
@@ -239,8 +239,8 @@ def merge_cmd(
 ) -> None:
     """Combine the result files of sharded `predict --out` runs into one; report missing shards and files without
     a line or with several (exit code 1 if there are any)."""
-    from ..merge import merge_results
-    from ..predict import expand_paths
+    from ..listen.merge import merge_results
+    from ..listen.predict import expand_paths
 
     check_output_path(out_file)
     expected = expand_paths(expect) if expect else None
@@ -266,8 +266,8 @@ class _PictureWriter:
         self.folder, self.loaded, self.used = folder, loaded, set()
 
     def write(self, audio_path: str) -> None:
-        from ..audio import PICTURE_READ_S, SAMPLE_RATE, loudest_span, read_first_seconds
-        from ..explain import explain_clip_png
+        from ..audio.decode import PICTURE_READ_S, SAMPLE_RATE, loudest_span, read_first_seconds
+        from ..research.explain import explain_clip_png
 
         stem = Path(audio_path).stem
         name, n = f"{stem}.png", 1
@@ -294,8 +294,8 @@ def segment_cmd(
     """Split a recording into a timeline of female / male / no_speech segments."""
     import tempfile
 
-    from ..segment import SegmentOptions, segment_file, speaking_time
-    from ..writers import timeline_csv, timeline_format, timeline_json, write_textgrid, write_timeline
+    from ..listen.segment import SegmentOptions, segment_file, speaking_time
+    from ..listen.writers import timeline_csv, timeline_format, timeline_json, write_textgrid, write_timeline
 
     if not 0.0 < threshold < 1.0:
         raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
@@ -340,7 +340,7 @@ def record_cmd(
     model: Annotated[Path | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
 ) -> None:
     """Count down, record your voice from the microphone, save a WAV and print the predicted gender."""
-    from .. import record as rec
+    from ..listen import record as rec
 
     if list_devices:
         out.print(rec.list_devices(), markup=False, highlight=False)
@@ -361,7 +361,7 @@ def record_cmd(
     else:
         out.print(f"{path}: {p.label} (p_female {p.p_female:.3f}, {p.speech_s:.2f} s of speech)",
                   markup=False, soft_wrap=True)
-        from ..default_model import CHILD_FLAG
+        from ..voice.default_model import CHILD_FLAG
 
         if p.p_child is not None and p.p_child >= CHILD_FLAG:
             out.print(f"possibly a child's voice (p_child {p.p_child:.2f}): the answer above is unreliable",

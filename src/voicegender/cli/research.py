@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import VoiceGenderError
-from ..model_files import check_checkpoint_file
+from ..voice.model_files import check_checkpoint_file
 from .common import (  # noqa: F401
     EXIT_USER_ERROR,
     _result,
@@ -30,7 +30,7 @@ def corpus_info(
     path: Annotated[Path, typer.Argument(help="corpus folder or CSV manifest")],
 ) -> None:
     """Print clips, speakers and duration per gender."""
-    from ..audio import audio_duration
+    from ..audio.decode import audio_duration
     from ..corpora import load_corpus, summarise
     from ..progress import progress
 
@@ -55,7 +55,7 @@ def corpus_info(
 # --- serve ------------------------------------------------------------------------------------------------------
 
 # --- train / evaluate -----------------------------------------------------------------------------------------
-from ..train_config import TrainConfig as _TC  # noqa: E402  (torch-free: only the defaults, for --help)
+from ..research.train_config import TrainConfig as _TC  # noqa: E402  (torch-free: only the defaults, for --help)
 
 
 def _metrics_line(name: str, m) -> str:
@@ -113,7 +113,7 @@ def train_cmd(
 
     for path in corpus:
         load_corpus(path)  # a bad corpus fails here, before torchrun starts its processes
-    from ..distributed import world_from_env
+    from ..research.distributed import world_from_env
 
     world = world_from_env()
     if nproc > 1:
@@ -121,9 +121,9 @@ def train_cmd(
             raise VoiceGenderError("--nproc starts torchrun; under torchrun leave it out")
         raise typer.Exit(_run_under_torchrun(ctx, nproc))
 
-    from ..evaluate import evaluate, summarise_folds
-    from ..report import write_report
-    from ..train import train, train_folds
+    from ..research.evaluate import evaluate, summarise_folds
+    from ..research.report import write_report
+    from ..research.train import train, train_folds
 
     runs = train_folds(cfg, corpus) if all_folds else [train(cfg, corpus)]
     if not world.is_main:  # under torchrun: rank 0 evaluates and reports
@@ -144,7 +144,7 @@ def train_cmd(
 
 def _train_config(o: dict) -> _TC:
     """The TrainConfig of `train`'s options ``o``, each checked first (one line naming the option)."""
-    from ..splits import SPLIT_METHODS
+    from ..research.splits import SPLIT_METHODS
 
     if o["split"] not in SPLIT_METHODS:
         raise VoiceGenderError(f"--split {o['split']!r}: must be one of {', '.join(SPLIT_METHODS)}")
@@ -233,8 +233,8 @@ def evaluate_cmd(
     if out_dir is not None:
         check_output_folder(out_dir, "--out")
     from ..corpora import load_corpus
-    from ..evaluate import evaluate, resolve_checkpoint, summarise_folds
-    from ..report import write_report
+    from ..research.evaluate import evaluate, resolve_checkpoint, summarise_folds
+    from ..research.report import write_report
 
     folds = sorted(p for p in run.glob("fold*") if (p / "model.pt").is_file()) if run.is_dir() else []
     targets = folds if folds and not (run / "model.pt").is_file() else [run]
@@ -271,10 +271,10 @@ def evaluate_cmd(
 def _explain_sections(target: Path, corpus: list[Path] | None, dest: Path, max_clips: int) -> list:
     """The explain section of an evaluation report: maps and occlusion over the evaluated clips."""
     from ..corpora import load_corpus
-    from ..evaluate import read_run_manifest
-    from ..explain import REPORT_TITLE, resolve_model
-    from ..explain_corpus import explain_corpus
-    from ..report import Section
+    from ..research.evaluate import read_run_manifest
+    from ..research.explain import REPORT_TITLE, resolve_model
+    from ..research.explain_corpus import explain_corpus
+    from ..research.report import Section
 
     loaded, run_dir = resolve_model(target)
     if corpus:
@@ -314,8 +314,8 @@ def explain_cmd(
     import torch
 
     from ..corpora import load_corpus
-    from ..explain import parse_method, resolve_model
-    from ..explain_corpus import explain_corpus
+    from ..research.explain import parse_method, resolve_model
+    from ..research.explain_corpus import explain_corpus
 
     specs = [m.strip() for m in methods.split(",") if m.strip()]
     try:
@@ -393,7 +393,7 @@ def fit_cmd(
     import json
 
     from ..corpora import load_corpus
-    from ..fit import DEFAULT_CORPORA, DEFAULT_GROUPS, HeadConfig, fit_corpora
+    from ..voice.fit import DEFAULT_CORPORA, DEFAULT_GROUPS, HeadConfig, fit_corpora
 
     if not corpus:
         if not DEFAULT_DATA.is_dir():
@@ -407,7 +407,7 @@ def fit_cmd(
         if not group or not members:
             raise VoiceGenderError(f"--join {spec!r}: expected NAME=CORPUS1,CORPUS2")
         groups[group] = tuple(m.strip() for m in members.split(",") if m.strip())
-    from ..fit import parse_features
+    from ..voice.fit import parse_features
 
     try:
         parse_features(features)
@@ -417,7 +417,7 @@ def fit_cmd(
     cfg = HeadConfig(features=features, c=c, voice_weight=voice_weight, exclude_children=not with_children,
                      short_max_s=short_max_s)
     command = "voicegender fit " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "voicegender fit"
-    from ..distributed import world_from_env
+    from ..research.distributed import world_from_env
 
     try:
         world = world_from_env()
@@ -459,8 +459,8 @@ def export_cmd(
     check_output_path(out_path, "--out")
     import torch
 
-    from ..evaluate import resolve_checkpoint
-    from ..models import export_onnx, load_checkpoint
+    from ..research.evaluate import resolve_checkpoint
+    from ..research.models import export_onnx, load_checkpoint
 
     path = check_checkpoint_file(resolve_checkpoint(checkpoint),
                                  "only networks from `voicegender train` export to ONNX")

@@ -48,9 +48,9 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
 from .. import __version__
-from ..audio import AUDIO_EXTENSIONS, SAMPLE_RATE, loudest_span
+from ..audio.decode import AUDIO_EXTENSIONS, SAMPLE_RATE, loudest_span
 from ..errors import VoiceGenderError
-from ..predict import FIELDS as PREDICT_FIELDS  # the fields of `predict --format json`
+from ..listen.predict import FIELDS as PREDICT_FIELDS  # the fields of `predict --format json`
 from . import backend
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
     @app.get("/api/health")
     async def health() -> dict[str, Any]:
         """The loaded model's name and version."""
-        from ..default_model import CHILD_FLAG
+        from ..voice.default_model import CHILD_FLAG
 
         return {"model": served.name, "version": served.version, "voicegender": __version__,
                 "labels": list(served.loaded.labels), "max_upload_mb": max_upload_mb,

@@ -40,7 +40,7 @@ class ServedModel:
 def load(model: Any = None) -> ServedModel:
     """Load the model once: None → the shipped default model, a path → that checkpoint, a LoadedModel → as is."""
     from .. import __version__
-    from ..predict import load_model
+    from ..listen.predict import load_model
 
     loaded = load_model(model)  # the same resolution as `voicegender predict --model`
     fallback = Path(model).stem if isinstance(model, (str, Path)) else getattr(loaded, "name", "model")
@@ -140,7 +140,7 @@ class PredictBatcher:
                         future.set_result(pred)
 
     def _predict_files(self, paths: list[str]) -> list[Any]:
-        from ..predict import predict_files
+        from ..listen.predict import predict_files
 
         return predict_files(paths, self.served.loaded, show_progress=False)
 
@@ -153,8 +153,8 @@ def picture_png(samples16k: np.ndarray, served: ServedModel) -> tuple[bytes, boo
     cannot be made, the plain log-mel spectrogram and the reason: the prediction stands either way.
     """
     from ..errors import VoiceGenderError
-    from ..explain import explain_clip_png
-    from ..predict import torch_threads
+    from ..listen.predict import torch_threads
+    from ..research.explain import explain_clip_png
 
     try:
         # one torch thread, like predict and segment: the other core decodes the next uploads, and fine-grained
@@ -174,7 +174,7 @@ def spectrogram_png(samples16k: np.ndarray) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..features import LogMelConfig, log_mel
+    from ..research.features import LogMelConfig, log_mel
 
     cfg = LogMelConfig()
     mel = log_mel(samples16k, cfg)
@@ -197,14 +197,14 @@ def spectrogram_png(samples16k: np.ndarray) -> bytes:
 def timeline(path: str, served: ServedModel) -> list[dict[str, Any]]:
     """Female/male/no_speech segments of an audio file, streamed from it in bounded memory:
     [{"start_s", "end_s", "label", "p_female"}]."""
-    from ..segment import segment_file
+    from ..listen.segment import segment_file
 
     segments, _ = segment_file(path, served.loaded, show_progress=False)
     return [s.as_dict() for s in segments]
 
 
 def first_seconds(path: str) -> np.ndarray:
-    """What the picture of an upload is made from: its first :data:`voicegender.audio.PICTURE_READ_S` seconds."""
-    from .. import audio
+    """What the picture of an upload is made from: its first :data:`voicegender.audio.decode.PICTURE_READ_S` seconds."""
+    from ..audio import decode as audio
 
     return audio.read_first_seconds(path, audio.PICTURE_READ_S, SAMPLE_RATE)

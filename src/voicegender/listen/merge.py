@@ -1,0 +1,105 @@
+"""Combining the result files of sharded ``predict --out`` runs (``voicegender merge``): the shards of an output
+found by name (``<stem>.part-K-of-N.jsonl|csv``), one line per file, and a report of the shards missing or
+unfinished, the files without a line and those with more than one. An existing merged file is never replaced by
+a merge with shards missing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import VoiceGenderError
+from ..fileio import atomic_write
+from .jobs import _PART_NAME, PARTIAL_SUFFIX, _row_line, read_results, result_format
+from .writers import prediction_csv_header
+
+
+@dataclass
+class MergeReport:
+    """What :func:`merge_results` found."""
+
+    out: Path
+    rows: int  # lines written to ``out``
+    parts: list[Path]  # the files read
+    missing_parts: list[str] = field(default_factory=list)  # "part K of N" not found, or only its .partial
+    missing: list[str] = field(default_factory=list)  # expected files without a line
+    duplicated: list[str] = field(default_factory=list)  # files with more than one line (the first is kept)
+    unexpected: list[str] = field(default_factory=list)  # lines for files not among the expected (kept)
+
+    @property
+    def complete(self) -> bool:
+        return not (self.missing_parts or self.missing or self.duplicated)
+
+
+def find_parts(out: str | os.PathLike) -> tuple[list[Path], list[str]]:
+    """The shard files of ``out`` (``<stem>.part-K-of-N.jsonl|csv`` next to it) in shard order, and the shards
+    that are missing ("part K of N", "(unfinished)" when only its .partial exists)."""
+    out = Path(out)
+    folder = out.parent
+    found: dict[int, Path] = {}
+    counts: set[int] = set()
+    unfinished: set[int] = set()
+    for p in folder.iterdir() if folder.is_dir() else []:
+        name = p.name.removesuffix(PARTIAL_SUFFIX)
+        m = _PART_NAME.match(name)
+        if not m or m["stem"] != out.stem:
+            continue
+        counts.add(int(m["n"]))
+        if p.name.endswith(PARTIAL_SUFFIX):
+            unfinished.add(int(m["k"]))
+        else:
+            found[int(m["k"])] = p
+    if not counts:
+        raise VoiceGenderError(f"no shard files {out.stem}.part-K-of-N{out.suffix} in {folder}")
+    if len(counts) > 1:
+        raise VoiceGenderError(f"{folder}: shard files of {out.stem} from runs with different N "
+                               f"({', '.join(map(str, sorted(counts)))}); give the parts to merge explicitly")
+    n = counts.pop()
+    missing = [f"part {k} of {n}" + (" (unfinished: only its .partial)" if k in unfinished else "")
+               for k in range(n) if k not in found]
+    return [found[k] for k in sorted(found)], missing
+
+
+def merge_results(out: str | os.PathLike, parts: list[str | os.PathLike] | None = None,
+                  expected: list[str] | None = None, fmt: str | None = None) -> MergeReport:
+    """Combine result files (the shards of ``out`` when ``parts`` is None) into ``out``, written atomically.
+
+    Each file gets one line (the first found); with ``expected`` (the inputs given to predict, expanded) the
+    lines follow their order and files without a line are reported. Parts may be JSON lines or CSV, whatever
+    ``out`` is.
+    """
+    out = Path(out)
+    fmt = result_format(out, fmt)
+    if parts is None:
+        part_paths, missing_parts = find_parts(out)
+    else:
+        part_paths, missing_parts = [Path(p) for p in parts], []
+    rows: dict[str, dict] = {}
+    duplicated: dict[str, None] = {}
+    for part in part_paths:
+        if not part.is_file():
+            raise VoiceGenderError(f"{part}: no such result file")
+        for row in read_results(part)[0]:
+            key = str(row["path"])
+            if key in rows:
+                duplicated[key] = None
+            else:
+                rows[key] = row
+    if missing_parts and out.exists():
+        raise VoiceGenderError(f"{out}: exists, and {len(missing_parts)} shard(s) are missing ({missing_parts[0]}"
+                               f"{', ...' if len(missing_parts) > 1 else ''}): not overwritten; merge again when "
+                               "every shard is there")
+    report = MergeReport(out, len(rows), part_paths, missing_parts, duplicated=list(duplicated))
+    order = list(rows)
+    if expected is not None:
+        wanted = list(dict.fromkeys(str(e) for e in expected))
+        wanted_set = set(wanted)
+        report.missing = [e for e in wanted if e not in rows]
+        report.unexpected = [k for k in rows if k not in wanted_set]
+        order = [e for e in wanted if e in rows] + report.unexpected
+    lines = ([prediction_csv_header()] if fmt == "csv" else []) + [_row_line(rows[k], fmt) for k in order]
+    text = "".join(line + "\n" for line in lines)
+    atomic_write(out, lambda f: f.write(text.encode("utf-8")))
+    return report

@@ -1,0 +1,229 @@
+"""One recording: decode, detect speech, measure speaking time, and score what is not left to the batch.
+
+Memory does not grow with a file's length: files longer than :data:`STREAM_ABOVE_S` (or larger decoded than
+:data:`MAX_DECODE_BYTES`) are decoded block by block, their speech handed to the model in chunks as the stream goes
+(:class:`voicegender.speech.vad.SpeechStream`), and only duration-weighted sums of chunk logits are kept. Speech longer
+than one chunk is scored by the worker thread that decoded it, so a batch holds at most ``batch_size`` short clips.
+
+Speaking time: ``female_s`` and ``male_s`` split ``speech_s`` by the timeline ``segment`` would draw (its windows,
+smoothing and own speech detector; :class:`voicegender.listen.segment.TimelineBuilder`), for recordings with more than
+``speaking_time_above_s`` of speech. Shorter speech is all given to the predicted label: one or two words hold
+no turns, and the windows would cost about three times the scoring of the clip itself.
+
+Each step reports progress to the file's :class:`voicegender.listen.workers._Watch` (the decode watchdog).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ..audio.decode import AudioTooLong, load_audio, stream_audio
+from ..errors import ModelError, VoiceGenderError
+from ..speech.vad import TONAL_MAX_S, VAD_SAMPLE_RATE, SpeechStream, looks_tonal, speech_seconds
+from ..speech.vad_model import backend_name
+from .prediction import MAX_CHUNK_S, PredictOptions, _logit, _Prepared, _speech, score_voices
+from .workers import _Watch
+
+log = logging.getLogger(__name__)
+
+CHUNKS_PER_CALL = 4  # chunks of a streamed file scored per model call (4 x 15 s x 64 kB/s: ~4 MB of speech)
+STREAM_ABOVE_S = 300.0  # longer files (by their header) are streamed: memory holds blocks, not the file
+MAX_DECODE_BYTES = 16_000_000  # files decoding to more float32 (all channels) are streamed (48 kHz stereo: 41 s)
+STREAM_ABOVE_BYTES = 20_000_000  # files whose header soundfile cannot read (m4a, webm, ...) and are larger: streamed
+STREAM_BLOCK_S = 10.0  # seconds decoded at a time when streaming (48 kHz stereo: ~14 MB peak)
+RECHECK_MAX_S = 120.0  # streamed files up to this long with too little speech get find_speech's lenient passes
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _should_stream(path: Path) -> bool:
+    """Long (by the header) or large once decoded: decode block by block instead of all at once."""
+    try:
+        info = sf.info(str(path))
+        if info.frames > 0:
+            return (info.frames / info.samplerate > STREAM_ABOVE_S
+                    or info.frames * max(1, info.channels) * 4 > MAX_DECODE_BYTES)
+    except (sf.LibsndfileError, RuntimeError, ZeroDivisionError):
+        pass
+    return path.stat().st_size > STREAM_ABOVE_BYTES
+
+
+def _segment_options(options: PredictOptions):
+    from .segment import SegmentOptions
+
+    return SegmentOptions(threshold=options.threshold)
+
+
+def _timeline(loaded, options: PredictOptions):
+    from .segment import TimelineBuilder
+
+    return TimelineBuilder(loaded, _segment_options(options))
+
+
+def _female_share(timeline) -> float | None:
+    from .segment import speaking_time
+
+    segments, _ = timeline.finish()
+    return speaking_time(segments).female_share
+
+
+class _ChunkScorer:
+    """Scores speech handed in piece by piece, in chunks of at most :data:`MAX_CHUNK_S`, and keeps only sums.
+
+    The chunks' logits are averaged weighted by duration, as :func:`score_voices` does. One chunk's worth is kept
+    back until the end, so that no chunk is short: the last 15-30 s are split into two equal halves (up to 30 s of
+    speech the chunks are exactly those of score_voices). The first :data:`voicegender.speech.vad.TONAL_MAX_S` of speech
+    are kept for :func:`voicegender.speech.vad.looks_tonal`.
+    """
+
+    def __init__(self, loaded) -> None:
+        self.loaded = loaded
+        self.chunk = int(MAX_CHUNK_S * VAD_SAMPLE_RATE)
+        self.pending: list[np.ndarray] = []  # speech not yet cut into chunks
+        self.size = 0
+        self.ready: list[np.ndarray] = []  # chunks waiting for a model call
+        self.head: list[np.ndarray] = []  # the first TONAL_MAX_S of speech
+        self.head_size = 0
+        self.sums = np.zeros(3)  # weight, weight x female logit, weight x child logit
+        self.child = True  # the model estimates p_child
+
+    def add(self, piece: np.ndarray) -> None:
+        if self.head_size < TONAL_MAX_S * VAD_SAMPLE_RATE:
+            self.head.append(piece[:int(TONAL_MAX_S * VAD_SAMPLE_RATE) - self.head_size])
+            self.head_size += len(self.head[-1])
+        self.pending.append(piece)
+        self.size += len(piece)
+        if self.size >= 2 * self.chunk:
+            speech = np.concatenate(self.pending)
+            cut = len(speech) - self.chunk  # whole chunks, leaving between one and two chunks' worth
+            cut -= cut % self.chunk
+            self.ready.extend(np.split(speech[:cut], cut // self.chunk))
+            self.pending, self.size = [speech[cut:]], len(speech) - cut
+        if len(self.ready) >= CHUNKS_PER_CALL:
+            self._score()
+
+    def looks_tonal(self) -> bool:
+        return bool(self.head) and looks_tonal(np.concatenate(self.head))
+
+    def finish(self) -> tuple[float, float | None]:
+        """(p_female, p_child) of all speech added."""
+        if self.size:
+            speech = np.concatenate(self.pending)
+            self.ready.extend(np.array_split(speech, -(-len(speech) // self.chunk)))  # equal parts
+            self.pending, self.size = [], 0
+        self._score()
+        weight, female, child = self.sums
+        if weight <= 0:
+            raise ValueError("no speech was scored")
+        p_child = 1 / (1 + math.exp(-child / weight)) if self.child else None
+        return 1 / (1 + math.exp(-female / weight)), p_child
+
+    def _score(self) -> None:
+        if not self.ready:
+            return
+        female, child = score_voices(self.loaded, self.ready)
+        weights = np.array([len(x) for x in self.ready], np.float64)
+        self.child = self.child and child is not None
+        self.sums += [weights.sum(), float(weights @ _logit(female)),
+                      float(weights @ _logit(child)) if child is not None else 0.0]
+        self.ready = []
+
+
+def _analyse_samples(name: str, samples16k: np.ndarray, duration_s: float, loaded, options: PredictOptions,
+                     watch: _Watch) -> _Prepared:
+    """Speech detection, speaking time and (for speech longer than one chunk) scores of audio in memory."""
+    speech, speech_s = _speech(samples16k, options, loaded)
+    watch.progress()
+    prepared = _Prepared(name, duration_s, speech, speech_s)
+    if speech_s < options.min_speech_s:
+        return prepared
+    if speech_s > options.speaking_time_above_s:
+        timeline = _timeline(loaded, options)
+        step = int(STREAM_BLOCK_S * VAD_SAMPLE_RATE)
+        for i in range(0, len(samples16k), step):
+            timeline.feed(samples16k[i:i + step])
+            watch.progress(step)
+        prepared.female_share = _female_share(timeline)
+    if len(speech) > MAX_CHUNK_S * VAD_SAMPLE_RATE:  # scored here: a batch holds only short speech
+        female, child = score_voices(loaded, [speech])
+        prepared.scores = (float(female[0]), None if child is None else float(child[0]))
+        prepared.speech = None
+    return prepared
+
+
+def _analyse_stream(path: Path, name: str, loaded, options: PredictOptions, watch: _Watch) -> _Prepared:
+    """A long file block by block: speech scored chunk by chunk as it is found, windows as in ``segment``."""
+    speech = SpeechStream(options.vad_config) if options.vad else None
+    chunks = _ChunkScorer(loaded)
+    # silero's TorchScript fallback holds one stream's state: the timeline's own detector then gets a second pass
+    together = backend_name() == "onnx-sequence" or speech is None
+    timeline = _timeline(loaded, options) if math.isfinite(options.speaking_time_above_s) and together else None
+    total = 0
+    for block in stream_audio(path, VAD_SAMPLE_RATE, STREAM_BLOCK_S, on_progress=watch.progress):
+        total += len(block)
+        for piece in speech.feed(block) if speech is not None else [block]:
+            chunks.add(piece)
+        if timeline is not None:
+            timeline.feed(block)
+        watch.progress(len(block))
+    if speech is not None:
+        for piece in speech.finish():
+            chunks.add(piece)
+    duration_s = total / VAD_SAMPLE_RATE
+    speech_s = speech_seconds(speech.regions) if speech is not None else duration_s
+    if speech is not None and speech_s and chunks.looks_tonal():  # as find_speech
+        speech_s = 0.0
+    if speech is not None and speech_s < options.min_speech_s and duration_s <= RECHECK_MAX_S:
+        # streamed for its decoded size (48 kHz stereo from 41 s), not its length: decoded whole once more (at most
+        # 46 MB while decoding), it gets find_speech's lenient passes and the speech check as a smaller file would
+        samples = load_audio(path, VAD_SAMPLE_RATE, on_progress=watch.progress).samples
+        return _analyse_samples(name, samples, len(samples) / VAD_SAMPLE_RATE, loaded, options, watch)
+    prepared = _Prepared(name, duration_s, None, speech_s)
+    if speech_s < options.min_speech_s:
+        return prepared
+    prepared.scores = chunks.finish()
+    if speech_s > options.speaking_time_above_s:
+        if timeline is None and not together:
+            timeline = _timeline(loaded, options)
+            for block in stream_audio(path, VAD_SAMPLE_RATE, STREAM_BLOCK_S, on_progress=watch.progress):
+                timeline.feed(block)
+                watch.progress(len(block))
+        if timeline is not None:
+            prepared.female_share = _female_share(timeline)
+    return prepared
+
+
+def _analyse_file(path: str | os.PathLike, loaded, options: PredictOptions, watch: _Watch) -> _Prepared:
+    """Decode, detect speech, and score what is not left to the batch; raises on files that cannot be decoded."""
+    name, path = str(path), Path(path)
+    if path.is_file() and path.stat().st_size > 0 and _should_stream(path):
+        return _analyse_stream(path, name, loaded, options, watch)
+    try:
+        audio = load_audio(path, sr=VAD_SAMPLE_RATE, max_bytes=MAX_DECODE_BYTES, on_progress=watch.progress)
+    except AudioTooLong:  # a small file decoding to a lot (a header soundfile cannot read, silence compresses)
+        return _analyse_stream(path, name, loaded, options, watch)
+    watch.progress(len(audio.samples))
+    return _analyse_samples(name, audio.samples, audio.duration_s, loaded, options, watch)
+
+
+def _prepare(path: str | os.PathLike, loaded, options: PredictOptions, watch: _Watch | None = None) -> _Prepared:
+    """:func:`_analyse_file`, with any problem of the file turned into an error row that names it in one line."""
+    name = str(path)
+    try:
+        return _analyse_file(path, loaded, options, watch or _Watch())
+    except ModelError:  # the model, not the file: stop
+        raise
+    except VoiceGenderError as e:
+        return _Prepared(name, error=_one_line(str(e)))
+    except Exception as e:  # whatever else a strange file makes a decoder raise (FFmpeg has many error types)
+        log.debug("unexpected error on %s", name, exc_info=True)
+        return _Prepared(name, error=_one_line(f"{name}: {type(e).__name__}: {e}"))
+

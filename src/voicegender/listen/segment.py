@@ -1,0 +1,387 @@
+"""Long recordings → a timeline of female / male / no_speech segments, in bounded memory.
+
+The file is streamed (:func:`voicegender.audio.decode.stream_audio`, 30 s blocks at 16 kHz) through the speech
+detector; overlapping windows (1.5 s every 0.5 s) are classified on their speech frames only, as soon as the
+audio for a window has arrived, and the audio before the next window is dropped. Only small per-frame arrays
+(32 ms frames: 450 kB per hour) outlive the stream. At the end:
+
+1. speech regions come from the frame probabilities (:func:`voicegender.speech.vad.segments_from_probs`, with a
+   longer minimum pause than for single clips so that breaths do not split turns);
+2. every speech frame gets the evidence of the windows that cover it (weighted by each window's speech
+   fraction), and the gender of each speech region is decoded from it:
+
+   * ``smoothing="viterbi"`` (default): a 2-state (female/male) HMM, as inaSpeechSegmenter smooths its gender
+     posteriors: the frame evidence is the mean window logit, capped at ``evidence_cap``, and every change of
+     gender inside a region costs ``switch_penalty`` (:func:`viterbi_2state`). One speaker's turn is then not
+     split by a few confident wrong windows, while a change backed by a turn's worth of windows is kept, at
+     the point where the evidence changes sign (not at a window edge);
+   * ``smoothing="median"`` (the earlier method): per frame the vote of the covering windows, then a median
+     filter over ``smooth_s``;
+
+3. gender runs shorter than ``min_segment_s`` inside a speech region are merged into their longer neighbour
+   (no 100 ms flicker), and adjacent segments with the same label are joined.
+
+The result covers the whole file without gaps: no_speech segments fill everything that is not speech.
+:func:`speaking_time` sums a timeline into female / male / no_speech seconds and shares.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..audio.decode import stream_audio
+from ..speech.vad import FRAME_S, FRAME_SAMPLES, VAD_SAMPLE_RATE, StreamingVad, VadConfig, segments_from_probs
+from .smoothing import fill_nearest, frame_scores, merge_short_runs, runs_of, viterbi_2state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Segment:
+    """One stretch of the timeline."""
+
+    start_s: float  # seconds from the start of the file
+    end_s: float  # seconds
+    label: str  # "female" | "male" | "no_speech"
+    p_female: float | None = None  # mean calibrated probability over the segment; None for no_speech
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def as_dict(self) -> dict:
+        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "label": self.label,
+                "p_female": None if self.p_female is None else round(float(self.p_female), 4)}
+
+
+SMOOTHINGS = ("viterbi", "median")
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """Windows, smoothing and thresholds of the timeline (seconds unless said otherwise)."""
+
+    window_s: float = 1.5  # length of each classified window
+    hop_s: float = 0.5  # step between windows
+    min_window_speech_s: float = 0.5  # windows with less speech than this are not classified
+    # Defaults. Window logits capped at 2 make a run of 1.5 s windows every 0.5 s worth ~1.7 log-odds x s when
+    # three confident windows disagree and ~2.7 when four do, which is also what a true 2 s turn inside a speech
+    # region gives: penalty 1 (two changes: 2) smooths three wrong windows and keeps 2 s turns (the shortest the
+    # benchmark builds); 1.5 loses them. Measured with benchmarks/segment_accuracy.py --sweep on conversations
+    # not in the reported table (unseen speakers; clean / telephone): 20 x 2 min with pauses of 0.2-1.5 s, median
+    # filter -> Viterbi 1.0: gender accuracy 0.957 / 0.910 -> 0.960 / 0.925, change F1 at 0.5 s 0.77 / 0.68 ->
+    # 0.89 / 0.81 (penalty 1.5: 0.91 / 0.84, 2: 0.93 / 0.86); 10 x 2 min of back-to-back turns (pauses 0-0.25 s,
+    # changes inside regions): change recall 0.70 / 0.71 as the median filter (1.5: 0.70 / 0.70, 2: 0.65 / 0.67),
+    # F1 0.60 / 0.66 -> 0.71 / 0.72. Accuracy differences between these settings are within the noise (bootstrap
+    # 95 % intervals over conversations span about +-2 points). Uncapped logits let a few confident windows
+    # outvote a turn again (penalty 2: 0.962 vs 0.971 clean).
+    smoothing: str = "viterbi"  # "viterbi" (2-state HMM with a switch penalty) or "median" (the earlier filter)
+    switch_penalty: float = 1.0  # viterbi: log-odds x seconds of evidence a change of gender inside a region costs
+    evidence_cap: float = 2.0  # viterbi: window logits are clipped to +-this (2: p 0.12 / 0.88)
+    smooth_s: float = 0.5  # median: filter length over the frame votes
+    min_segment_s: float = 1.0  # shorter female/male runs inside speech are merged into a neighbour
+    threshold: float = 0.5  # p_female >= threshold -> "female"
+    vad_config: VadConfig = field(default_factory=lambda: VadConfig(min_silence_s=0.3))  # pauses < 0.3 s kept
+    block_s: float = 30.0  # seconds of audio decoded at a time (memory bound)
+    batch_windows: int = 64  # windows per model call
+    torch_threads: int = 1  # torch threads for the model (see voicegender.listen.predict.torch_threads); 0: unchanged
+
+    def __post_init__(self) -> None:
+        if self.smoothing not in SMOOTHINGS:
+            raise ValueError(f"smoothing must be one of {', '.join(SMOOTHINGS)}, got {self.smoothing!r}")
+        if self.switch_penalty < 0 or self.evidence_cap <= 0:
+            raise ValueError(f"switch_penalty must be >= 0 and evidence_cap > 0, got {self.switch_penalty}, "
+                             f"{self.evidence_cap}")
+
+
+def _window_speech(window: np.ndarray, start: int, frame_mask: np.ndarray) -> np.ndarray:
+    """The samples of a window (starting at sample ``start``) whose 32 ms frames are marked as speech.
+
+    ``frame_mask`` holds the frames from ``start // FRAME_SAMPLES`` on.
+    """
+    frame_of_sample = (start + np.arange(len(window))) // FRAME_SAMPLES - start // FRAME_SAMPLES
+    return window[frame_mask[frame_of_sample]]
+
+
+class _WindowScorer:
+    """Collects windows as audio streams in and scores them in batches; keeps (start_frame, n_frames, w, logit)."""
+
+    def __init__(self, loaded, options: SegmentOptions) -> None:
+        self.loaded, self.options = loaded, options
+        self.pending: list[tuple[int, int, float, np.ndarray]] = []
+        self.scored: list[tuple[int, int, float, float]] = []
+
+    def add(self, start_frame: int, n_frames: int, weight: float, speech: np.ndarray) -> None:
+        self.pending.append((start_frame, n_frames, weight, speech))
+        if len(self.pending) >= self.options.batch_windows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        from .predict import P_CLIP, score_speech
+
+        p = np.clip(score_speech(self.loaded, [x[3] for x in self.pending]), P_CLIP, 1 - P_CLIP)
+        for (start, n, w, _), pi in zip(self.pending, p, strict=True):
+            self.scored.append((start, n, w, float(np.log(pi / (1 - pi)))))
+        self.pending = []
+
+
+def build_timeline(probs: np.ndarray, scored: list[tuple[int, int, float, float]], duration_s: float,
+                   options: SegmentOptions = SegmentOptions()) -> list[Segment]:
+    """Timeline from frame speech probabilities and scored windows (start_frame, n_frames, weight, logit)."""
+    n = len(probs)
+    regions = segments_from_probs(probs, options.vad_config, duration_s)
+    threshold_logit = float(np.log(options.threshold / (1 - options.threshold)))
+    votes, logits, evidence = frame_scores(scored, n, threshold_logit, options.evidence_cap)
+    smooth = max(1, int(round(options.smooth_s / FRAME_S)) | 1)  # odd length
+    segments: list[Segment] = []
+    cursor = 0.0
+    scored_frames = None
+
+    def gap(until: float) -> None:
+        if until - cursor > 1e-6:
+            segments.append(Segment(cursor, until, "no_speech", None))
+
+    for start_s, end_s in regions:
+        f0, f1 = int(start_s / FRAME_S), max(int(start_s / FRAME_S) + 1, min(n, int(np.ceil(end_s / FRAME_S))))
+        region = fill_nearest(votes[f0:f1].copy())
+        region_logits = fill_nearest(logits[f0:f1].copy())
+        region_evidence = fill_nearest(evidence[f0:f1].copy())  # as the votes: a change at mid-gap, not its start
+        if not np.isfinite(region).any():  # no window held enough speech: borrow from the nearest scored frame
+            if scored_frames is None:
+                scored_frames = np.flatnonzero(np.isfinite(votes))  # the same frames for all three
+            region, region_logits, region_evidence = (fill_nearest(x, scored_frames, (f0, f1))
+                                                      for x in (votes, logits, evidence))
+        if not np.isfinite(region).any():  # nothing in the whole file could be classified
+            continue
+        if options.smoothing == "viterbi":
+            # each region on its own. Decoding across pauses too, a change there costing 0.5 log-odds x s, lost
+            # 0.1-1.1 points of gender accuracy and 2-6 points of change recall (benchmarks/segment_accuracy.py)
+            male = viterbi_2state(region_evidence * FRAME_S, options.switch_penalty)
+        else:
+            if len(region) >= smooth:
+                from scipy.ndimage import median_filter  # 0.15 s to import: only for this (non-default) option
+
+                region = median_filter(region, size=smooth, mode="nearest")
+            male = (region < 0).astype(int)
+        runs = merge_short_runs(runs_of(male), int(options.min_segment_s / FRAME_S))
+        gap(start_s)
+        for k, (s, e, male) in enumerate(runs):
+            seg_start = start_s if k == 0 else (f0 + s) * FRAME_S
+            seg_end = end_s if k == len(runs) - 1 else (f0 + e) * FRAME_S
+            p = float(1 / (1 + np.exp(-np.mean(region_logits[s:e]))))
+            label = "male" if male else "female"
+            if segments and segments[-1].label == label and abs(segments[-1].end_s - seg_start) < 1e-6:
+                prev = segments[-1]  # same label across a region edge: join, duration-weighted probability
+                w0, w1 = prev.duration_s, seg_end - seg_start
+                prev.p_female = (prev.p_female * w0 + p * w1) / (w0 + w1)
+                prev.end_s = seg_end
+            else:
+                segments.append(Segment(seg_start, seg_end, label, p))
+        cursor = end_s
+    gap(duration_s)
+    return _absorb_edge_slivers(segments, duration_s)
+
+
+LABELS = ("female", "male", "no_speech")
+
+
+@dataclass(frozen=True)
+class SpeakingTime:
+    """Seconds of each label of a timeline; shares are of the speech (female + male)."""
+
+    female_s: float
+    male_s: float
+    no_speech_s: float
+
+    @property
+    def speech_s(self) -> float:
+        return self.female_s + self.male_s
+
+    @property
+    def female_share(self) -> float | None:
+        """female_s / speech_s, None without speech."""
+        return self.female_s / self.speech_s if self.speech_s > 0 else None
+
+    @property
+    def male_share(self) -> float | None:
+        return self.male_s / self.speech_s if self.speech_s > 0 else None
+
+    def as_dict(self) -> dict:
+        def share(x: float | None) -> float | None:
+            return None if x is None else round(x, 4)
+
+        return {"female_s": round(self.female_s, 3), "male_s": round(self.male_s, 3),
+                "no_speech_s": round(self.no_speech_s, 3), "speech_s": round(self.speech_s, 3),
+                "female_share": share(self.female_share), "male_share": share(self.male_share)}
+
+    def __str__(self) -> str:
+        """One line: ``female 62.1 s (41 %), male 88.0 s (59 %) of 150.1 s speech; no_speech 30.2 s``."""
+        if self.female_share is None:
+            return f"female 0.0 s, male 0.0 s of 0.0 s speech; no_speech {self.no_speech_s:.1f} s"
+        female_pct = round(100 * self.female_share)
+        return (f"female {self.female_s:.1f} s ({female_pct} %), male {self.male_s:.1f} s ({100 - female_pct} %) "
+                f"of {self.speech_s:.1f} s speech; no_speech {self.no_speech_s:.1f} s")
+
+
+def speaking_time(segments: Iterable[Segment]) -> SpeakingTime:
+    """Sum a timeline into female / male / no_speech seconds (and, through the result, the shares of speech).
+
+    Raises ValueError on a label other than female, male and no_speech.
+    """
+    total = dict.fromkeys(LABELS, 0.0)
+    for s in segments:
+        if s.label not in total:
+            raise ValueError(f"unknown segment label {s.label!r} at {s.start_s:.2f} s; expected one of "
+                             f"{', '.join(LABELS)}")
+        total[s.label] += max(0.0, s.duration_s)
+    return SpeakingTime(total["female"], total["male"], total["no_speech"])
+
+
+EDGE_SLIVER_S = 0.1  # no_speech at the very start/end shorter than this joins the neighbouring speech segment
+
+
+def _absorb_edge_slivers(segments: list[Segment], duration_s: float) -> list[Segment]:
+    """Drop the few-ms no_speech slivers that 32 ms VAD frames leave at the file's edges (and clamp to its end).
+
+    The timeline still covers [0, duration] without gaps; a speech segment simply starts at 0 or ends at the end.
+    """
+    if len(segments) > 1 and segments[0].label == "no_speech" and segments[0].duration_s < EDGE_SLIVER_S:
+        segments = segments[1:]
+        segments[0].start_s = 0.0
+    if len(segments) > 1 and segments[-1].label == "no_speech" and segments[-1].duration_s < EDGE_SLIVER_S:
+        segments = segments[:-1]
+        segments[-1].end_s = duration_s
+    if segments:
+        segments[-1].end_s = min(segments[-1].end_s, duration_s)
+    return segments
+
+
+def segment_stream(blocks: Iterable[np.ndarray], model=None, options: SegmentOptions = SegmentOptions(),
+                   show_progress: bool = False, total_s: float | None = None) -> tuple[list[Segment], float]:
+    """Timeline of 16 kHz float audio given as blocks; returns (segments, duration in seconds).
+
+    Memory: the current block plus one window of audio, and a few numbers per 32 ms frame.
+    """
+    from .predict import blas_single_thread, load_model, torch_threads
+
+    loaded = load_model(model)
+    with blas_single_thread(), torch_threads(options.torch_threads):
+        return _segment_stream(blocks, loaded, options, show_progress, total_s)
+
+
+class TimelineBuilder:
+    """The streaming part of :func:`segment_stream` as an object: feed 16 kHz blocks, then :meth:`finish`.
+
+    Windows are classified as soon as their audio has arrived; held are the current block, one window of audio,
+    the windows waiting for a model call (``options.batch_windows``) and a few numbers per 32 ms frame. Other
+    streaming readers of a file (``predict``'s speaking time) feed the same blocks to one of these.
+    """
+
+    def __init__(self, loaded, options: SegmentOptions = SegmentOptions()) -> None:
+        self.options = options
+        self._win = int(options.window_s * VAD_SAMPLE_RATE)
+        self._hop = int(options.hop_s * VAD_SAMPLE_RATE)
+        self._min_speech = int(options.min_window_speech_s * VAD_SAMPLE_RATE)
+        self._thr = options.vad_config.off_threshold  # lenient frame mask inside windows; regions use the hysteresis
+        self._vad = StreamingVad()
+        self._scorer = _WindowScorer(loaded, options)
+        self._probs = np.zeros(0, np.float32)  # frame probabilities; the first self._n are valid (grown by doubling)
+        self._n = 0
+        self._buf = np.zeros(0, np.float32)  # audio from sample self._buf_start on
+        self._buf_start = 0
+        self._next_win = 0  # start sample of the next window
+        self._last_end = 0  # end sample of the last window
+        self._total = 0
+
+    def _add_probs(self, probs: np.ndarray) -> None:
+        n = self._n + len(probs)
+        if n > len(self._probs):
+            grown = np.zeros(max(n, 2 * len(self._probs)), np.float32)
+            grown[:self._n] = self._probs[:self._n]
+            self._probs = grown
+        self._probs[self._n:n] = probs
+        self._n = n
+
+    def _emit(self, start: int, end: int) -> None:
+        frames = self._probs[start // FRAME_SAMPLES:min(self._n, -(-end // FRAME_SAMPLES))]
+        window = self._buf[start - self._buf_start:end - self._buf_start]
+        speech = _window_speech(window, start, frames >= self._thr)
+        if len(speech) >= self._min_speech:
+            self._scorer.add(start // FRAME_SAMPLES, len(frames), len(speech) / max(1, len(window)), speech)
+
+    def feed(self, block: np.ndarray) -> None:
+        """The next block of 16 kHz float audio."""
+        block = np.asarray(block, np.float32).reshape(-1)
+        self._total += len(block)
+        self._add_probs(self._vad.feed(block))
+        self._buf = np.concatenate([self._buf, block])
+        ready = min(self._total, self._n * FRAME_SAMPLES)  # audio whose frames have probabilities
+        while self._next_win + self._win <= ready:
+            self._emit(self._next_win, self._next_win + self._win)
+            self._last_end = self._next_win + self._win
+            self._next_win += self._hop
+        keep_from = max(0, self._next_win - self._win)  # one window back: the last window may end at the end
+        if keep_from > self._buf_start:
+            self._buf, self._buf_start = self._buf[keep_from - self._buf_start:], keep_from
+
+    def finish(self) -> tuple[list[Segment], float]:
+        """The timeline and the duration in seconds (the stream is done)."""
+        self._add_probs(self._vad.finish())
+        while self._next_win + self._win <= self._total:
+            self._emit(self._next_win, self._next_win + self._win)
+            self._last_end = self._next_win + self._win
+            self._next_win += self._hop
+        if self._last_end < self._total:  # a last window ending at the end of the file (the whole file if shorter)
+            self._emit(max(0, self._total - self._win), self._total)
+        self._scorer.flush()
+        self._buf = np.zeros(0, np.float32)
+        duration_s = self._total / VAD_SAMPLE_RATE
+        return build_timeline(self._probs[:self._n], self._scorer.scored, duration_s, self.options), duration_s
+
+
+def _segment_stream(blocks: Iterable[np.ndarray], loaded, options: SegmentOptions, show_progress: bool,
+                    total_s: float | None) -> tuple[list[Segment], float]:
+    from ..progress import progress
+
+    builder = TimelineBuilder(loaded, options)
+    it = progress(blocks, desc="segment", unit="block", total=None if total_s is None else
+                  int(np.ceil(total_s / options.block_s))) if show_progress else blocks
+    for block in it:
+        builder.feed(block)
+    return builder.finish()
+
+
+def segment_file(path: str | os.PathLike, model=None, options: SegmentOptions = SegmentOptions(),
+                 show_progress: bool = True) -> tuple[list[Segment], float]:
+    """Timeline of female / male / no_speech segments of an audio file of any length.
+
+    Parameters
+    ----------
+    path : any file :func:`voicegender.audio.decode.stream_audio` reads; decoded in ``options.block_s`` blocks.
+    model : None (the shipped default), a checkpoint path, or a loaded model.
+    options : window, hop, smoothing and minimum durations in seconds.
+
+    Returns
+    -------
+    (segments covering [0, duration] without gaps, duration in seconds)
+
+    Raises
+    ------
+    AudioDecodeError naming the file.
+    """
+    import soundfile as sf
+
+    try:  # only for the progress bar; never decode the file for it (audio_duration would, for m4a/webm)
+        info = sf.info(str(path))
+        total_s = info.frames / info.samplerate if info.frames > 0 else None
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        total_s = None
+    blocks = stream_audio(path, VAD_SAMPLE_RATE, options.block_s)
+    return segment_stream(blocks, model, options, show_progress, total_s)

@@ -1,0 +1,112 @@
+"""Synthetic sounds that are not speech: the negatives of the model's speech check, and test material.
+
+Silero's speech detector answers the onset of *any* sound after silence with 0.3-0.6 for a few frames, the range
+of a single word through a telephone line; the lenient second pass of :func:`voicegender.speech.vad.find_speech`, which
+single words need, therefore also accepts the start of quiet hiss, a buzz or a chord. The speech check
+(:mod:`voicegender.voice.fit`, ``speech`` layer of the voice head) tells such sounds from speech by their GE2E
+embedding; it learns them from these signals: noises (white, pink, brown, band-limited), tones, hums, buzzes,
+sweeps, clicks, chords and drum-like hits, alone or mixed, at any level, with or without a silent lead, through
+the channels predict meets (clean, telephone, low-bit-rate codec).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SR = 16_000  # Hz
+KINDS = ("white", "pink", "brown", "band", "tone", "hum", "buzz", "sweep", "clicks", "chords", "drums", "mix")
+
+
+def _brown(n: int, rng: np.random.Generator) -> np.ndarray:
+    x = np.cumsum(rng.standard_normal(n))
+    k = min(400, n)
+    return x - np.convolve(x, np.ones(k) / k, "same")  # no drift
+
+
+def _band(n: int, rng: np.random.Generator) -> np.ndarray:
+    lo = rng.uniform(100, 3000)
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / SR)
+    spec[(f < lo) | (f > lo * rng.uniform(1.3, 3.0))] = 0
+    return np.fft.irfft(spec, n)
+
+
+def _notes(n: int, rng: np.random.Generator, hit: bool) -> np.ndarray:
+    x = np.zeros(n)
+    step = int(SR * rng.uniform(0.12, 0.5))
+    for s in range(0, n, step):
+        m = min(step, n - s)
+        t = np.arange(m) / SR
+        if hit:
+            x[s:s + m] = rng.standard_normal(m) * np.exp(-t * rng.uniform(20, 80))
+        else:
+            f0 = rng.uniform(110, 880)
+            x[s:s + m] = sum(np.sin(2 * np.pi * f0 * r * t) / (1 + k) for k, r in enumerate((1, 1.26, 1.5, 2))) * \
+                np.exp(-t * rng.uniform(1, 8))
+    return x
+
+
+def signal(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """One non-speech sound of ``kind`` (:data:`KINDS`), ``seconds`` long, peak 1 (float64, 16 kHz)."""
+    n = max(1, int(seconds * SR))
+    t = np.arange(n) / SR
+    if kind == "white":
+        x = rng.standard_normal(n)
+    elif kind == "pink":
+        from ..audio.augment import pink_noise
+
+        x = pink_noise(n, rng)
+    elif kind == "brown":
+        x = _brown(n, rng)
+    elif kind == "band":
+        x = _band(n, rng)
+    elif kind == "tone":
+        x = np.sin(2 * np.pi * rng.uniform(60, 4000) * t + rng.uniform(0, 6.3))
+    elif kind == "hum":
+        f = rng.choice([50.0, 60.0])
+        x = sum(np.sin(2 * np.pi * f * k * t) * rng.uniform(0.2, 1) / k for k in range(1, 9))
+    elif kind == "buzz":
+        x = np.sign(np.sin(2 * np.pi * rng.uniform(80, 400) * t)) + 0.05 * rng.standard_normal(n)
+    elif kind == "sweep":
+        f0, f1 = rng.uniform(80, 2000, 2)
+        x = np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t ** 2 / (2 * max(seconds, 1e-3))))
+    elif kind == "clicks":
+        x = np.zeros(n)
+        k = int(rng.integers(1, 20))
+        x[rng.integers(0, n, k)] = rng.uniform(-1, 1, k)
+    elif kind in ("chords", "drums"):
+        x = _notes(n, rng, hit=kind == "drums")
+    elif kind == "mix":
+        a, b = rng.choice([k for k in KINDS if k != "mix"], 2, replace=False)
+        x = signal(str(a), seconds, rng) + rng.uniform(0.1, 1) * signal(str(b), seconds, rng)
+    else:
+        raise ValueError(f"unknown non-speech kind {kind!r}; choose from {', '.join(KINDS)}")
+    peak = float(np.max(np.abs(x))) if n else 0.0
+    return x / peak if peak > 0 else x
+
+
+def sounds(n: int, seed: int = 0, channels: bool = True) -> list[tuple[str, np.ndarray]]:
+    """``n`` labelled non-speech recordings (float32, 16 kHz): kind, 0.1-3 s, peak -60 to 0 dBFS, half with a silent
+    lead of up to 0.5 s; with ``channels`` a third go through a telephone line and a third through a codec."""
+    from ..audio import augment
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        kind = KINDS[i % len(KINDS)]
+        seconds = float(np.exp(rng.uniform(np.log(0.1), np.log(3.0))))
+        x = signal(kind, seconds, rng) * 10 ** (rng.uniform(-60, 0) / 20)
+        if rng.random() < 0.5:
+            x = np.concatenate([np.zeros(int(rng.uniform(0, 0.5) * SR)), x])
+        x = x.astype(np.float32)
+        channel = "clean" if not channels else ("clean", "telephone", "codec")[(i // len(KINDS)) % 3]
+        if channel == "telephone":
+            x = augment.telephone(x, SR, codec=True, law=str(rng.choice(["mu", "a"])))
+        elif channel == "codec":
+            name, rate = [("mp3", 16_000), ("opus", 8_000), ("aac", 16_000), ("amr_nb", 7_950)][int(rng.integers(4))]
+            try:
+                x = augment.codec(x, SR, name, rate)
+            except Exception:  # noqa: BLE001 - a codec refusing a signal only leaves it clean
+                channel = "clean"
+        out.append((f"{kind} {seconds:.2f}s {channel}", np.asarray(x, np.float32)))
+    return out

@@ -1,0 +1,36 @@
+from pathlib import Path
+
+from voicegender.cli import main
+
+
+def test_corpus_info_prints_counts(audiomnist_corpus: Path, capsys):
+    assert main(["corpus", "info", str(audiomnist_corpus)]) == 0
+    text = capsys.readouterr().out
+    assert "female" in text and "male" in text and "total" in text
+    total = next(line for line in text.splitlines() if "total" in line)
+    assert "16" in total and "4" in total and "0.002" in total  # 16 clips x 0.5 s = 8 s = 0.002 h
+
+
+def test_bad_input_is_one_line_error_without_traceback(tmp_path: Path, capsys):
+    assert main(["corpus", "info", str(tmp_path / "nope")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == f"error: {tmp_path / 'nope'}: no such file or folder"
+    assert "Traceback" not in captured.err
+
+
+def test_usage_errors_and_version(capsys):
+    assert main(["corpus", "info"]) == 2
+    assert "Missing argument" in capsys.readouterr().err
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("voicegender ")
+    assert main(["--help"]) == 0
+
+
+def test_predict_min_speech_default_is_the_library_one():
+    """The CLI keeps its defaults as literals (``voicegender --help`` imports no numpy): they must match."""
+    import inspect
+
+    from voicegender.cli.listen import predict_cmd
+    from voicegender.listen.prediction import MIN_SPEECH_S
+
+    assert inspect.signature(predict_cmd).parameters["min_speech"].default == MIN_SPEECH_S

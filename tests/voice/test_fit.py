@@ -1,0 +1,177 @@
+"""`voicegender fit`: training copies, cache, head, calibration and the model file, end to end on espeak voices."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import espeak, requires_espeak
+
+from voicegender.cli import main
+from voicegender.voice import fit
+from voicegender.voice.head import VoiceHead
+
+SENTENCES = ("Seven four one nine.", "The cat sat on the mat.", "Where is the station?")
+
+
+def espeak_corpus(root: Path, name: str, speakers: list[tuple[str, str, int, int]]) -> Path:
+    """A manifest corpus of espeak voices: (speaker, gender, espeak pitch, age) rows, one clip per sentence."""
+    rows = ["path,speaker,gender,age"]
+    for speaker, gender, pitch, age in speakers:
+        voice = "en+f3" if gender == "female" else "en+m3"
+        for i, text in enumerate(SENTENCES):
+            rel = f"{speaker}/{i}.wav"
+            (root / name / speaker).mkdir(parents=True, exist_ok=True)
+            sf.write(root / name / rel, espeak(text, voice, pitch), 16_000)
+            rows.append(f"{rel},{speaker},{gender},{age}")
+    (root / name / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root / name
+
+
+@pytest.fixture(scope="module")
+def two_corpora(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("fitdata")
+    return [espeak_corpus(root, "alpha", [("a1", "female", 70, 30), ("a2", "female", 60, 8), ("a3", "male", 30, 40),
+                                          ("a4", "male", 20, 35)]),
+            espeak_corpus(root, "beta", [("b1", "female", 80, 25), ("b2", "male", 25, 50), ("b3", "male", 35, 9)])]
+
+
+def test_balanced_weights_equalise_genders_and_speakers():
+    y = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+    spk = np.array(["f1", "f1", "f2", "m1", "m1", "m1", "m1", "m2"])
+    w = fit.balanced_weights(y, spk)
+    assert w[y == 0].sum() == pytest.approx(w[y == 1].sum())
+    assert w[spk == "f1"].sum() == pytest.approx(w[spk == "f2"].sum())
+    assert w.mean() == pytest.approx(1.0)
+
+
+def test_band_temperatures_never_sharpen_shorter_speech():
+    rng = np.random.default_rng(0)
+    seconds = np.repeat([0.2, 0.45, 0.8, 2.0, 5.0], 200)
+    y = rng.integers(0, 2, len(seconds)).astype(float)
+    signal = (2 * y - 1) * np.repeat([0.5, 1.0, 2.0, 4.0, 6.0], 200)  # longer speech: more evidence
+    z = signal + rng.standard_normal(len(seconds)) * 1.0
+    z = z * 3.0  # an over-confident model
+    temps = fit.fit_band_temperatures(z, y, seconds)
+    assert len(temps) == 5
+    assert all(a >= b for a, b in zip(temps, temps[1:], strict=False))
+    assert temps[0] > 1.0  # softened
+
+
+def test_temperature_recovers_a_known_scale():
+    rng = np.random.default_rng(1)
+    true = rng.standard_normal(20_000) * 3
+    y = (rng.random(len(true)) < 1 / (1 + np.exp(-true))).astype(float)
+    assert fit.fit_temperature(true * 2.5, y) == pytest.approx(2.5, rel=0.1)
+
+
+@requires_espeak
+def test_fit_command_end_to_end(two_corpora, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(fit, "NONSPEECH_SOUNDS", 600)  # the speech check's negatives (4,000 for the shipped model)
+    out = tmp_path / "model.npz"
+    cache = tmp_path / "cache"
+    assert main(["fit", *map(str, two_corpora), "--out", str(out), "--cache-dir", str(cache), "--workers", "1",
+                 "--name", "tiny"]) == 0
+    printed = capsys.readouterr().out
+    assert "leave-one-corpus-out\talpha" in printed and "calibration\tece_before=" in printed
+    head = VoiceHead.load(out)
+    assert head.features == "ge2e" and len(head.temperatures) == 5
+    assert head.child is not None  # ages with children and adults were given
+    assert head.child_features == "hidden" and len(head.child.coef) == 256  # the child layer reads hidden means
+    # each corpus has a child, so each held-out corpus gets the shares its children and adults are flagged at
+    flag_lines = [line.split("\t") for line in printed.splitlines() if line.startswith("child_flag_heldout\t")]
+    assert {(f[1], f[2]) for f in flag_lines} == {(c, k) for c in ("alpha", "beta") for k in ("clean", "tel", "codec")}
+    assert all(f[5].startswith("children=") and f[5] != "children=n/a" for f in flag_lines)
+    assert head.metadata["name"] == "tiny" and head.metadata["training_corpora"] == ["alpha", "beta"]
+    assert head.metadata["n_speakers"] == 5  # the two children are left out of the gender head
+    assert len(list(cache.glob("*/done.json"))) == 2
+    assert head.short is not None and head.short_max_s == 1.0 and len(head.short.coef) == 256  # short speech
+    assert head.speech is not None and head.metadata["speech_check"]["speech_rejected"] < 0.2  # the speech check
+    # a cache written before the hidden means existed gets them from its stored speech, as a fresh run computes them
+    from voicegender.voice import training_set
+
+    folder = next(cache.glob("alpha-*"))
+    fresh = {p.name: np.load(p) for p in folder.glob("*.hidden.npy")}
+    assert len(fresh) == len(training_set.COPY_KINDS)
+    for name in fresh:
+        (folder / name).unlink()
+    training_set.add_hidden_means(folder)
+    assert {p.name for p in folder.glob("*.hidden.npy")} == set(fresh)
+    for kind in ("clean", "tel", "codec"):  # whole clips at speaking level: within the stored speech's 16-bit
+        # rounding (the fresh run saw float samples; a quiet 0.15 s crop, normalised to -30 dBFS, moves more)
+        np.testing.assert_allclose(np.load(folder / f"{kind}.hidden.npy"), fresh[f"{kind}.hidden.npy"], atol=5e-4)
+
+    # the model answers through predict, with the child-voice estimate
+    female = tmp_path / "f.wav"
+    male = tmp_path / "m.wav"
+    sf.write(female, espeak("Good morning, how are you today?", "en+f3", 75), 16_000)
+    sf.write(male, espeak("Good morning, how are you today?", "en+m3", 25), 16_000)
+    assert main(["predict", str(female), str(male), "--model", str(out), "--format", "json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["label"] for r in rows] == ["female", "male"]
+    assert all(0 <= r["p_child"] <= 1 for r in rows)
+
+
+@requires_espeak
+def test_fit_without_corpora_or_shared_data_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no ../shared/data here
+    assert main(["fit"]) == 2
+    assert "give the corpora" in capsys.readouterr().err
+
+
+@requires_espeak
+def test_features_computed_by_two_ranks_equal_one_process(two_corpora, tmp_path, monkeypatch):
+    """Issue 12: every rank caches its share of the chunks, rank 0 waits for the others and assembles them."""
+    import threading
+
+    from voicegender.corpora import load_corpus
+    from voicegender.voice import training_set
+
+    monkeypatch.setattr(training_set, "CHUNK", 4)  # several chunks per corpus, so both ranks get work
+    corpus = load_corpus(two_corpora[0])
+    pool = training_set.babble_pool([corpus])
+    single = training_set.cache_corpus(corpus, tmp_path / "one", pool, workers=1)
+    results = {}
+
+    def run(rank: int) -> None:
+        results[rank] = training_set.cache_corpus(corpus, tmp_path / "two", pool, workers=1, rank=rank,
+                                                  world_size=2, wait_s=120)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in (0, 1)]  # rank 0 starts first and has to wait
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results[1] is None and results[0] is not None
+    chunks = sorted(p.name for p in (results[0] / "chunks").glob("*.npz"))
+    assert len(chunks) == 3  # 12 clips in chunks of 4, split 2 + 1 between the ranks
+    for kind in ("clean", "tel", "short"):
+        for name in ("ge2e", "lengths"):
+            a = np.load(single / f"{kind}.{name}.npy")
+            b = np.load(results[0] / f"{kind}.{name}.npy")
+            np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@requires_espeak
+def test_a_cache_interrupted_before_hidden_means_existed_resumes(two_corpora, tmp_path):
+    """Chunks written by 2.0 hold no hidden means: assembling them still works, and the means are added."""
+    from voicegender.corpora import load_corpus
+    from voicegender.voice import training_set
+
+    corpus = load_corpus(two_corpora[1])
+    pool = training_set.babble_pool([corpus])
+    folder = training_set.cache_corpus(corpus, tmp_path / "cache", pool, workers=1)
+    fresh = np.load(folder / "clean.hidden.npy")
+    for chunk in (folder / "chunks").glob("*.npz"):  # as 2.0 wrote them
+        with np.load(chunk) as data:
+            old = {k: v for k, v in data.items() if not k.endswith(".hidden")}
+        np.savez(chunk, **old)
+    for p in list(folder.glob("*.npy")) + [folder / "done.json"]:
+        p.unlink()
+    again = training_set.cache_corpus(corpus, tmp_path / "cache", pool, workers=1)
+    assert again == folder and (folder / "done.json").exists()
+    np.testing.assert_allclose(np.load(folder / "clean.hidden.npy"), fresh, atol=5e-4)
+    assert {p.name for p in folder.glob("*.hidden.npy")} == {f"{k}.hidden.npy" for k in training_set.COPY_KINDS}
