@@ -111,8 +111,9 @@ def seed_worker(list_file: str, threads: int, batch: int) -> None:
 def stage_costs(paths: list[str], batch: int) -> dict[str, float]:
     """ms per clip of each stage of predict on one thread, the encoder and head over batches of ``batch`` clips."""
     from voicegender.audio.decode import load_audio
-    from voicegender.listen.predict import PREDICT_VAD, blas_single_thread
     from voicegender.speech import vad
+    from voicegender.speech.classified import PREDICT_VAD
+    from voicegender.threads import blas_single_thread
     from voicegender.voice import embeddings
     from voicegender.voice.default_model import load_default_model
 

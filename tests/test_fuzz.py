@@ -12,9 +12,10 @@ import pytest
 from conftest import write_voice
 from fuzzing import fuzz_cases, write_fuzz_files
 
-import voicegender.listen.recording as predict_one
-import voicegender.listen.workers as predict_workers
-from voicegender.listen.predict import LABELS, PredictOptions, predict_files
+import voicegender.listen.recording as recording
+import voicegender.listen.workers as workers_mod
+from voicegender.listen.predict import PredictOptions, predict_files
+from voicegender.listen.prediction import LABELS
 
 FUZZ_FILES = 200
 FUZZ_SEED = 13
@@ -74,7 +75,7 @@ def _decode_threads() -> int:
 def _stuck_decoder(monkeypatch, release: threading.Event) -> None:
     """stuck_c.wav blocks without reporting progress (a decoder stuck in C) until ``release``; stuck_py.wav
     loops, reporting that it is alive but decodes nothing (it stops once given up)."""
-    real = predict_one._analyse_file
+    real = recording.analyse_file
 
     def analyse(path, loaded, options, watch):
         name = Path(path).stem
@@ -85,7 +86,7 @@ def _stuck_decoder(monkeypatch, release: threading.Event) -> None:
             time.sleep(0.01)
         return real(path, loaded, options, watch)
 
-    monkeypatch.setattr(predict_one, "_analyse_file", analyse)
+    monkeypatch.setattr(recording, "analyse_file", analyse)
 
 
 def test_watchdog_turns_stuck_decoders_into_error_rows(voices, monkeypatch):
@@ -115,7 +116,7 @@ def test_watchdog_turns_stuck_decoders_into_error_rows(voices, monkeypatch):
 def test_files_waiting_behind_stuck_decoders_are_answered(voices, monkeypatch):
     release = threading.Event()
     _stuck_decoder(monkeypatch, release)
-    monkeypatch.setattr(predict_workers, "MAX_STUCK_DECODES", 0)  # no replacement thread: the one worker is lost
+    monkeypatch.setattr(workers_mod, "MAX_STUCK_DECODES", 0)  # no replacement thread: the one worker is lost
     options = PredictOptions(workers=1, batch_size=8, decode_timeout_s=0.5, vad=False)
     try:
         preds = predict_files(voices, feature_scorer, options, show_progress=False)

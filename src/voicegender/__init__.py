@@ -30,9 +30,12 @@ _API = {
     "predict_files": "listen.predict",
     "predict_waveform": "listen.predict",
     "iter_predictions": "listen.predict",
-    "Prediction": "listen.predict",
-    "PredictOptions": "listen.predict",
-    "load_model": "listen.predict",
+    "Prediction": "listen.prediction",
+    "PredictOptions": "listen.prediction",
+    # what scores speech: the shipped model, a model file, or a Model of your own
+    "load_model": "voice.loading",
+    "Model": "voice.model",
+    "Scores": "voice.model",
     # who speaks when in a long recording
     "segment_file": "listen.segment",
     "Segment": "listen.segment",
@@ -49,7 +52,7 @@ _API = {
 __all__ = [  # the names of _API, spelled out for readers and linters
     "__version__",
     "predict_file", "predict_files", "predict_waveform", "iter_predictions", "Prediction", "PredictOptions",
-    "load_model",
+    "load_model", "Model", "Scores",
     "segment_file", "Segment", "SegmentOptions", "speaking_time",
     "load_default_model", "load_audio", "load_corpus", "fit_corpora", "VoiceGenderError",
 ]
@@ -58,18 +61,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from .audio.decode import load_audio
     from .corpora import load_corpus
     from .errors import VoiceGenderError
-    from .listen.predict import (
-        Prediction,
-        PredictOptions,
-        iter_predictions,
-        load_model,
-        predict_file,
-        predict_files,
-        predict_waveform,
-    )
+    from .listen.predict import iter_predictions, predict_file, predict_files, predict_waveform
+    from .listen.prediction import Prediction, PredictOptions
     from .listen.segment import Segment, SegmentOptions, segment_file, speaking_time
     from .voice.default_model import load_default_model
     from .voice.fit import fit_corpora
+    from .voice.loading import load_model
+    from .voice.model import Model, Scores
 
 
 def __getattr__(name: str) -> Any:

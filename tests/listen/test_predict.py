@@ -15,17 +15,10 @@ from conftest import ESPEAK, espeak, pitch_scorer, requires_espeak
 from voicegender.audio.decode import resample
 from voicegender.audio.synth import synth_noise, synth_tone
 from voicegender.cli import main
-from voicegender.listen.predict import (
-    FIELDS,
-    Prediction,
-    PredictOptions,
-    expand_paths,
-    predict_file,
-    predict_files,
-    predict_waveform,
-    score_speech,
-)
+from voicegender.listen.predict import expand_paths, predict_file, predict_files, predict_waveform
+from voicegender.listen.prediction import FIELDS, Prediction, PredictOptions
 from voicegender.listen.writers import read_predictions_csv, write_predictions
+from voicegender.voice.model import ScorerModel, score_speech
 
 SR = 16_000
 
@@ -167,7 +160,7 @@ def test_long_speech_is_scored_in_chunks():
         seen.extend(len(w) for w in waves)
         return np.array([0.9 if len(w) > 20 * SR else 0.8 for w in waves])
 
-    p = score_speech(scorer, [np.zeros(40 * SR, np.float32), np.zeros(2 * SR, np.float32)])
+    p = score_speech(ScorerModel(scorer), [np.zeros(40 * SR, np.float32), np.zeros(2 * SR, np.float32)]).p_female
     assert seen == [40 * SR // 3 + (1 if i < 40 * SR % 3 else 0) for i in range(3)] + [2 * SR]
     assert p == pytest.approx([0.8, 0.8])  # chunk logits averaged back to the chunks' common probability
 
@@ -202,7 +195,7 @@ def test_default_model_predicts(speech_files):
 def test_long_files_are_streamed_with_the_same_answer(tmp_path, monkeypatch):
     import tracemalloc
 
-    import voicegender.listen.recording as predict_one
+    import voicegender.listen.recording as recording
     from voicegender.audio.synth import synth_voice
 
     def loudness_scorer(waves):  # cheap, and depends on exactly which samples were kept
@@ -213,17 +206,17 @@ def test_long_files_are_streamed_with_the_same_answer(tmp_path, monkeypatch):
         for i in range(6):  # 30 s: a voice-like burst, then quiet noise
             block = np.concatenate([synth_voice(120, 2.0, 48_000, seed=i), synth_noise(28.0, 48_000, i, 0.003)])
             f.write(np.stack([block, block], axis=1))
-    monkeypatch.setattr(predict_one, "STREAM_ABOVE_S", 60.0)
+    monkeypatch.setattr(recording, "STREAM_ABOVE_S", 60.0)
     streamed = predict_file(path, loudness_scorer)
-    monkeypatch.setattr(predict_one, "STREAM_ABOVE_S", 1e9)
-    monkeypatch.setattr(predict_one, "MAX_DECODE_BYTES", 1e12)  # 69 MB decoded: would be streamed for its size too
+    monkeypatch.setattr(recording, "STREAM_ABOVE_S", 1e9)
+    monkeypatch.setattr(recording, "MAX_DECODE_BYTES", 1e12)  # 69 MB decoded: would be streamed for its size too
     loaded = predict_file(path, loudness_scorer)
-    monkeypatch.setattr(predict_one, "MAX_DECODE_BYTES", 16e6)
+    monkeypatch.setattr(recording, "MAX_DECODE_BYTES", 16e6)
     assert (streamed.label, streamed.duration_s) == (loaded.label, loaded.duration_s)
     assert streamed.speech_s == pytest.approx(loaded.speech_s, abs=0.1) and streamed.speech_s > 1.0
     assert streamed.p_female == pytest.approx(loaded.p_female, abs=0.01)
     assert (streamed.female_s, streamed.male_s) == pytest.approx((loaded.female_s, loaded.male_s), abs=0.1)
-    monkeypatch.setattr(predict_one, "STREAM_ABOVE_S", 60.0)
+    monkeypatch.setattr(recording, "STREAM_ABOVE_S", 60.0)
     tracemalloc.start()
     try:
         predict_file(path, loudness_scorer)
@@ -305,8 +298,8 @@ def test_short_non_speech_stays_no_speech(name, signal, tmp_path):
 
 
 # --- bounded memory (issue 13): speech scored as the stream goes; hostile sizes ---------------------------------
-def test_streamed_speech_is_scored_in_the_chunks_of_score_voices():
-    import voicegender.listen.recording as predict_one
+def test_streamed_speech_is_scored_in_the_chunks_of_score_speech():
+    import voicegender.listen.recording as recording
 
     seen = []
 
@@ -317,17 +310,17 @@ def test_streamed_speech_is_scored_in_the_chunks_of_score_voices():
     rng = np.random.default_rng(0)
     for seconds in (3.0, 15.0, 29.0, 31.0, 200.0):
         speech = rng.uniform(0, 1, int(seconds * SR)).astype(np.float32)
-        chunks = predict_one._ChunkScorer(scorer)
+        chunks = recording._ChunkScorer(ScorerModel(scorer))
         seen.clear()
         for piece in np.array_split(speech, rng.integers(1, 40)):
             chunks.add(piece)
         p, child = chunks.finish()
         sizes = [n for call in seen for n in call]
         assert sum(sizes) == len(speech) and child is None
-        assert all(len(call) <= predict_one.CHUNKS_PER_CALL for call in seen)
+        assert all(len(call) <= recording.CHUNKS_PER_CALL for call in seen)
         assert all(7.5 * SR <= n <= 15 * SR for n in sizes) or len(sizes) == 1
-        if seconds <= 30:  # the chunks of score_voices exactly
-            assert p == pytest.approx(score_speech(scorer, [speech])[0], abs=1e-12)
+        if seconds <= 30:  # the chunks of score_speech exactly
+            assert p == pytest.approx(score_speech(ScorerModel(scorer), [speech]).p_female[0], abs=1e-12)
         else:
             weights = np.array(sizes, np.float64)
             parts = np.split(speech, np.cumsum(sizes)[:-1])
@@ -395,14 +388,14 @@ def test_small_file_decoding_to_more_than_the_limit_is_streamed(tmp_path, monkey
     """A file soundfile cannot read (m4a) gets no size from its header: decoding stops at MAX_DECODE_BYTES."""
     from fuzzing import encode_av
 
-    import voicegender.listen.recording as predict_one
+    import voicegender.listen.recording as recording
 
     path = tmp_path / "long.m4a"
     path.write_bytes(encode_av(np.zeros(60 * SR, np.float32), "mp4", "aac"))
-    monkeypatch.setattr(predict_one, "MAX_DECODE_BYTES", 1_000_000)  # 15.6 s at 16 kHz mono
+    monkeypatch.setattr(recording, "MAX_DECODE_BYTES", 1_000_000)  # 15.6 s at 16 kHz mono
     streamed = []
-    real = predict_one._analyse_stream
-    monkeypatch.setattr(predict_one, "_analyse_stream", lambda *a: streamed.append(a[1]) or real(*a))
+    real = recording._analyse_stream
+    monkeypatch.setattr(recording, "_analyse_stream", lambda *a: streamed.append(a[1]) or real(*a))
     pred = predict_file(path, _constant_scorer)
     assert streamed == [str(path)] and pred.label == "no_speech" and pred.duration_s == pytest.approx(60, abs=0.1)
 
@@ -411,11 +404,11 @@ def test_streamed_file_with_too_little_speech_gets_the_lenient_passes(tmp_path, 
     """A file streamed for its decoded size (48 kHz stereo over 41 s), not its length, and holding too little speech
     for the streaming detector, is decoded whole once more and goes through find_speech as a smaller file would;
     files longer than RECHECK_MAX_S are not."""
-    import voicegender.listen.recording as predict_one
+    import voicegender.listen.recording as recording
 
     rechecked = []
-    real = predict_one._analyse_samples
-    monkeypatch.setattr(predict_one, "_analyse_samples", lambda name, samples, *a: rechecked.append(
+    real = recording.analyse_samples
+    monkeypatch.setattr(recording, "analyse_samples", lambda name, samples, *a: rechecked.append(
         (name, len(samples))) or real(name, samples, *a))
     quiet = np.zeros((45 * 48_000, 2), np.float32)
     quiet[20 * 48_000:20 * 48_000 + 4_800] = 0.001  # 0.1 s of something
@@ -424,7 +417,7 @@ def test_streamed_file_with_too_little_speech_gets_the_lenient_passes(tmp_path, 
     pred = predict_file(path, _constant_scorer)
     assert pred.label == "no_speech" and rechecked == [(str(path), 45 * SR)]
     rechecked.clear()
-    monkeypatch.setattr(predict_one, "RECHECK_MAX_S", 30.0)
+    monkeypatch.setattr(recording, "RECHECK_MAX_S", 30.0)
     assert predict_file(path, _constant_scorer).label == "no_speech" and rechecked == []
 
 
@@ -446,7 +439,7 @@ def test_short_speech_goes_to_the_label_and_no_speech_to_nobody(tmp_path):
 
 @requires_espeak
 def test_two_voices_get_speaking_times_from_the_timeline(tmp_path, monkeypatch):
-    import voicegender.listen.recording as predict_one
+    import voicegender.listen.recording as recording
     from voicegender.listen.segment import segment_file, speaking_time
 
     male = espeak("Every morning I walk to the station and buy a newspaper before the train.", "en+m3", 30)
@@ -465,10 +458,10 @@ def test_two_voices_get_speaking_times_from_the_timeline(tmp_path, monkeypatch):
     # the same through the batch path, and streamed
     (batch,) = predict_files([path], pitch_scorer, show_progress=False)
     assert (batch.female_s, batch.male_s) == pytest.approx((p.female_s, p.male_s))
-    monkeypatch.setattr(predict_one, "STREAM_ABOVE_S", 1.0)
+    monkeypatch.setattr(recording, "STREAM_ABOVE_S", 1.0)
     streamed = predict_file(path, pitch_scorer)
     assert (streamed.speech_s, streamed.female_s, streamed.male_s) == pytest.approx((p.speech_s, p.female_s, p.male_s))
     assert streamed.p_female == pytest.approx(p.p_female)
-    monkeypatch.setattr(predict_one, "backend_name", lambda: "torchscript")  # one VAD stream at a time: a second pass
+    monkeypatch.setattr(recording, "backend_name", lambda: "torchscript")  # one VAD stream at a time: a second pass
     assert predict_file(path, pitch_scorer).female_s == pytest.approx(p.female_s)
 

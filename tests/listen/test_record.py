@@ -11,6 +11,8 @@ import soundfile as sf
 
 import voicegender.listen.predict as predict
 import voicegender.listen.record as record
+import voicegender.voice.loading as voice_loading
+import voicegender.voice.model as voice_model
 from voicegender.audio.synth import synth_voice
 from voicegender.cli import main
 from voicegender.errors import VoiceGenderError
@@ -58,7 +60,7 @@ def test_record_flow_saves_wav_and_prints_prediction(tmp_path, monkeypatch, caps
         seen.extend(len(w) for w in waves)
         return np.full(len(waves), 0.8)
 
-    monkeypatch.setattr(predict, "load_model", lambda model=None: scorer)
+    _use_scorer(monkeypatch, scorer)
     monkeypatch.setattr(predict.PredictOptions, "__init__", _no_vad_init(predict.PredictOptions.__init__))
     out = tmp_path / "me.wav"
     assert main(["record", "--seconds", "1.5", "--device", "0", "--out", str(out)]) == 0
@@ -74,6 +76,13 @@ def test_record_flow_saves_wav_and_prints_prediction(tmp_path, monkeypatch, caps
     assert seen == [24_000]  # the saved file, resampled to 16 kHz, went to the model
 
 
+def _use_scorer(monkeypatch, scorer) -> None:
+    """Every load_model on the way (record's, predict's) gives ``scorer`` instead of the shipped model."""
+    model = voice_model.ScorerModel(scorer)
+    monkeypatch.setattr(voice_loading, "load_model", lambda model_=None: model)
+    monkeypatch.setattr(predict, "load_model", lambda model_=None: model)
+
+
 def _no_vad_init(init):
     """PredictOptions with vad=False (synthetic voices are not speech to silero)."""
 
@@ -86,7 +95,7 @@ def _no_vad_init(init):
 
 def test_silence_says_no_speech(tmp_path, monkeypatch, capsys, no_sleep):
     monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(None))
-    monkeypatch.setattr(predict, "load_model", lambda model=None: lambda waves: np.full(len(waves), 0.5))
+    _use_scorer(monkeypatch, lambda waves: np.full(len(waves), 0.5))
     assert main(["record", "--out", str(tmp_path / "x.wav"), "--rate", "16000"]) == 0
     assert "no speech detected" in capsys.readouterr().out
     assert sf.info(str(tmp_path / "x.wav")).samplerate == 16_000
@@ -94,7 +103,7 @@ def test_silence_says_no_speech(tmp_path, monkeypatch, capsys, no_sleep):
 
 def test_no_device_is_a_one_line_error(tmp_path, monkeypatch, capsys, no_sleep):
     monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(has_device=False))
-    monkeypatch.setattr(predict, "load_model", lambda model=None: lambda waves: np.full(len(waves), 0.5))
+    _use_scorer(monkeypatch, lambda waves: np.full(len(waves), 0.5))
     assert main(["record", "--out", str(tmp_path / "x.wav")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot record from the default input device at 48000 Hz")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from voicegender.audio.synth import synth_voice
-from voicegender.listen import workers as predict_workers
-from voicegender.listen.prediction import score_voices
-from voicegender.listen.workers import _score_batch, _Workers
+from voicegender.listen import workers as workers_mod
+from voicegender.listen.workers import Workers, score_batch
+from voicegender.voice.model import ScorerModel, score_speech
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +27,14 @@ def _waves(n: int) -> list[np.ndarray]:
 
 def test_split_over_the_workers_gives_the_answers_of_one_call(model):
     waves = _waves(37)
-    workers = _Workers(2)
+    workers = Workers(2)
     try:
-        female, child = _score_batch(model, waves, workers)
+        got = score_batch(model, waves, workers)
     finally:
         workers.close()
-    want_female, want_child = score_voices(model, waves)
-    np.testing.assert_allclose(female, want_female, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(child, want_child, rtol=0, atol=1e-6)
+    want = score_speech(model, waves)
+    np.testing.assert_allclose(got.p_female, want.p_female, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got.p_child, want.p_child, rtol=0, atol=1e-6)
 
 
 def test_plain_scorers_get_the_whole_batch_in_one_call_in_this_thread():
@@ -44,16 +44,16 @@ def test_plain_scorers_get_the_whole_batch_in_one_call_in_this_thread():
         calls.append((len(waves), threading.current_thread()))
         return np.full(len(waves), 0.7)
 
-    workers = _Workers(2)
+    workers = Workers(2)
     try:
-        female, child = _score_batch(scorer, _waves(20), workers)
+        got = score_batch(ScorerModel(scorer), _waves(20), workers)
     finally:
         workers.close()
-    assert calls == [(20, threading.current_thread())] and child is None and np.all(female == 0.7)
+    assert calls == [(20, threading.current_thread())] and got.p_child is None and np.all(got.p_female == 0.7)
 
 
 def test_scoring_goes_before_waiting_decodes():
-    workers = _Workers(1)
+    workers = Workers(1)
     order, gate = [], threading.Event()
     try:
         workers.submit(lambda watch: gate.wait(5))  # occupies the only worker
@@ -69,8 +69,8 @@ def test_scoring_goes_before_waiting_decodes():
 
 
 def test_a_batch_is_still_scored_when_every_worker_is_stuck(model, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(predict_workers, "SCORE_PART_MIN", 2)
-    workers = _Workers(2, max_stuck=0)
+    monkeypatch.setattr(workers_mod, "SCORE_PART_MIN", 2)
+    workers = Workers(2, max_stuck=0)
     release = threading.Event()
     stuck = [workers.submit(lambda watch: release.wait(30)) for _ in range(2)]
     while any(watch.last is None for _, watch in stuck):  # both running
@@ -78,8 +78,8 @@ def test_a_batch_is_still_scored_when_every_worker_is_stuck(model, monkeypatch: 
     assert all(workers.give_up(future, watch) for future, watch in stuck) and workers.exhausted
     try:
         started = time.monotonic()
-        female, _ = _score_batch(model, _waves(4), workers)  # two parts, no worker to run them: scored here
-        assert len(female) == 4 and time.monotonic() - started < 20
+        got = score_batch(model, _waves(4), workers)  # two parts, no worker to run them: scored here
+        assert len(got.p_female) == 4 and time.monotonic() - started < 20
     finally:
         release.set()
         workers.close()
@@ -88,7 +88,7 @@ def test_a_batch_is_still_scored_when_every_worker_is_stuck(model, monkeypatch: 
 def test_close_waits_for_running_workers_but_not_for_a_stuck_one():
     """A worker thread still inside torch or onnxruntime as the interpreter exits can abort the process (exit 134
     after every answer was written): close() lets the threads leave first, except one stuck on a given-up file."""
-    workers = _Workers(2, max_stuck=1)
+    workers = Workers(2, max_stuck=1)
     release = threading.Event()
     stuck_future, stuck_watch = workers.submit(lambda watch: release.wait(30))
     while stuck_watch.last is None:
@@ -100,6 +100,6 @@ def test_close_waits_for_running_workers_but_not_for_a_stuck_one():
         workers.close()
         assert busy.done() and busy.result() == "done"  # close waited for the running task
         assert [w for t, w in workers._threads.items() if t.is_alive()] == [stuck_watch]
-        assert time.monotonic() - started < predict_workers.CLOSE_JOIN_S
+        assert time.monotonic() - started < workers_mod.CLOSE_JOIN_S
     finally:
         release.set()

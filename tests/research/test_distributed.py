@@ -27,8 +27,8 @@ from test_train import write_corpus
 
 from voicegender.corpora import load_corpus
 from voicegender.research.dataset import precompute
-from voicegender.research.distributed import World, world_from_env
 from voicegender.research.train import TrainConfig, epoch_loader, feature_config_for, train
+from voicegender.world import World, world_from_env
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

@@ -31,7 +31,7 @@ def test_quiet_hiss_from_the_first_sample_is_not_speech():
     from voicegender.voice.default_model import VoiceModel, load_default_model
 
     model = load_default_model()
-    assert model.has_speech_check
+    assert model.speech_check is not None
     without = VoiceModel(dataclasses.replace(model.head, speech=None))
     hiss = [(np.random.default_rng(seed).standard_normal(16_000) * 0.0025).astype(np.float32) for seed in range(1, 13)]
     with_check = [predict_waveform(x, 16_000, model=model).label for x in hiss]

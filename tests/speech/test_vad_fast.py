@@ -107,7 +107,7 @@ def test_same_speech_regions_as_silero_on_speech(cache: Path, monkeypatch: pytes
 @pytest.mark.shared_data
 def test_same_speech_regions_as_silero_on_real_clips(cache: Path, monkeypatch: pytest.MonkeyPatch):
     from voicegender.audio.decode import load_audio
-    from voicegender.listen.predict import PREDICT_VAD
+    from voicegender.speech.classified import PREDICT_VAD
 
     fast, stock = _backends(cache)
     clips = []

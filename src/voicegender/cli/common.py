@@ -56,8 +56,9 @@ def _global_options(
         logging.getLogger().setLevel(logging.ERROR)
 
 
-def _result(line: str) -> None:
-    sys.stdout.write(line + "\n")  # tab-separated result lines, unwrapped, for scripts
+def result(line: str) -> None:
+    """One result line on stdout (tab-separated, unwrapped, for scripts); messages go to stderr."""
+    sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 

@@ -13,13 +13,13 @@ from rich.table import Table
 from ..errors import VoiceGenderError
 from .common import (  # noqa: F401
     EXIT_USER_ERROR,
-    _result,
     app,
     check_number,
     check_output_folder,
     check_output_path,
     err,
     out,
+    result,
 )
 
 
@@ -120,9 +120,10 @@ def predict_cmd(
     import dataclasses
 
     from ..listen.jobs import Shard, result_format
-    from ..listen.predict import expand_paths, iter_predictions, load_model
+    from ..listen.predict import expand_paths, iter_predictions
     from ..listen.writers import prediction_csv_header, prediction_csv_row, prediction_json
-    from ..research.distributed import world_from_env
+    from ..voice.loading import load_model
+    from ..world import world_from_env
 
     if fmt not in ("table", "json", "csv"):
         raise VoiceGenderError(f"--format must be table, json or csv, got {fmt!r}")
@@ -198,7 +199,7 @@ def _predict_to_file(files: list[str], out_file: Path, fmt: str, model, options,
     import signal
 
     from ..listen.jobs import run_predictions
-    from ..listen.predict import load_model
+    from ..voice.loading import load_model
 
     loaded = load_model(model)
     pictures = _PictureWriter(explain_dir, loaded) if explain_dir is not None else None

@@ -13,7 +13,6 @@ from ..errors import VoiceGenderError
 from ..voice.model_files import check_checkpoint_file
 from .common import (  # noqa: F401
     EXIT_USER_ERROR,
-    _result,
     app,
     check_number,
     check_output_folder,
@@ -21,6 +20,7 @@ from .common import (  # noqa: F401
     corpus_app,
     err,
     out,
+    result,
 )
 
 
@@ -113,7 +113,7 @@ def train_cmd(
 
     for path in corpus:
         load_corpus(path)  # a bad corpus fails here, before torchrun starts its processes
-    from ..research.distributed import world_from_env
+    from ..world import world_from_env
 
     world = world_from_env()
     if nproc > 1:
@@ -133,12 +133,12 @@ def train_cmd(
         report = evaluate(run, cache_dir=cache_dir)
         write_report(report, run)
         reports.append(report)
-        _result(_metrics_line(f"{run}\t{report.split}", report.metrics))
+        result(_metrics_line(f"{run}\t{report.split}", report.metrics))
     if all_folds:
         summary = summarise_folds(reports)
         write_report(summary, cfg.out)
         for line in _summary_lines(summary):
-            _result(line)
+            result(line)
     err.print(f"runs and reports in {cfg.out}", markup=False, soft_wrap=True)
 
 
@@ -258,12 +258,12 @@ def evaluate_cmd(
         failed += len(report.failed)
         for message in report.failed:
             err.print(f"warning: skipped {message}", markup=False)
-        _result(_metrics_line(f"{target}\t{report.split}", report.metrics))
+        result(_metrics_line(f"{target}\t{report.split}", report.metrics))
     if len(reports) > 1:
         summary = summarise_folds(reports)
         write_report(summary, out_dir or run)
         for line in _summary_lines(summary):
-            _result(line)
+            result(line)
     if failed:
         raise typer.Exit(1)
 
@@ -281,8 +281,8 @@ def _explain_sections(target: Path, corpus: list[Path] | None, dest: Path, max_c
         clips = [clip for path in corpus for clip in load_corpus(path).clips]
     else:
         clips = read_run_manifest((run_dir or target) / "test.csv")
-    result = explain_corpus(loaded, clips, dest / "explain", max_clips=max_clips)
-    return [Section(REPORT_TITLE, result.html)]
+    explained = explain_corpus(loaded, clips, dest / "explain", max_clips=max_clips)
+    return [Section(REPORT_TITLE, explained.html)]
 
 
 # --- explain ----------------------------------------------------------------------------------------------------
@@ -341,15 +341,15 @@ def explain_cmd(
             "ge2e": 40}.get(fc.get("kind"))  # occlusion bands group the rows of the map (explain.band_slices)
     if bands is not None and rows and bands > rows:
         raise VoiceGenderError(f"--bands {bands}: must be 1..{rows} for this model's {fc['kind']} features")
-    result = explain_corpus(loaded, clips, out_dir, specs or None, max_clips=max_clips, bands=bands,
-                            baseline=baseline)
-    for spec, m in result.summary["methods"].items():
+    explained = explain_corpus(loaded, clips, out_dir, specs or None, max_clips=max_clips, bands=bands,
+                               baseline=baseline)
+    for spec, m in explained.summary["methods"].items():
         rho = m["spearman_vs_occlusion_class_mean"]
         out.print(f"{spec}\ttop row female={m['top_row']['female']} male={m['top_row']['male']}\t"
                   f"spearman vs occlusion female={rho['female']:+.2f} male={rho['male']:+.2f}", soft_wrap=True)
-    top = result.summary["occlusion_top_band"]
+    top = explained.summary["occlusion_top_band"]
     out.print(f"occlusion\ttop band female={top['female']} male={top['male']}", soft_wrap=True)
-    err.print(f"{len(result.files)} files in {result.out_dir} (open explain.html)", markup=False, soft_wrap=True)
+    err.print(f"{len(explained.files)} files in {explained.out_dir} (open explain.html)", markup=False, soft_wrap=True)
 
 
 # --- export (ONNX) ---------------------------------------------------------------------------------------------
@@ -417,35 +417,35 @@ def fit_cmd(
     cfg = HeadConfig(features=features, c=c, voice_weight=voice_weight, exclude_children=not with_children,
                      short_max_s=short_max_s)
     command = "voicegender fit " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "voicegender fit"
-    from ..research.distributed import world_from_env
+    from ..world import world_from_env
 
     try:
         world = world_from_env()
     except ValueError as e:
         raise VoiceGenderError(str(e)) from e
-    result = fit_corpora(corpora, out_path, cfg, cache_dir=cache_dir, groups=groups, workers=workers,
+    fitted = fit_corpora(corpora, out_path, cfg, cache_dir=cache_dir, groups=groups, workers=workers,
                          metadata={"name": name or out_path.stem, "command": command}, rank=world.rank,
                          world_size=world.size)
-    if result is None:
+    if fitted is None:
         err.print(f"rank {world.rank} of {world.size}: features cached; rank 0 fits the model")
         return
-    head, report = result
+    head, report = fitted
     for group, rows in report["corpora"].items():
-        _result(f"{report['protocol']}\t{group}\t" + "\t".join(
+        result(f"{report['protocol']}\t{group}\t" + "\t".join(
             f"{k}_bacc={v['bacc']:.4f}" for k, v in rows.items()))
     cal = report["calibration"]
-    _result(f"calibration\tece_before={cal['ece_before']:.4f}\tece_after={cal['ece_one_temperature']:.4f}\t"
+    result(f"calibration\tece_before={cal['ece_before']:.4f}\tece_after={cal['ece_one_temperature']:.4f}\t"
             f"temperatures={json.dumps([round(t, 3) for t in report['temperatures']])}")
     if report.get("child") and report["child"].get("auc") is not None:
-        _result(f"child_voice\tauc={report['child']['auc']:.4f}")
+        result(f"child_voice\tauc={report['child']['auc']:.4f}")
     for group, kinds in (report.get("child_flag_heldout") or {}).items():
         for kind, shares in kinds.items():
-            _result(f"child_flag_heldout\t{group}\t{kind}\t" + "\t".join(
+            result(f"child_flag_heldout\t{group}\t{kind}\t" + "\t".join(
                 f"{who}={'n/a' if v is None else format(v, '.4f')}" for who, v in shares.items()))
     if report.get("speech_check"):
         sc = report["speech_check"]
         accepted = "n/a" if sc["nonspeech_accepted"] is None else f"{sc['nonspeech_accepted']:.4f}"
-        _result(f"speech_check\tnonspeech_accepted={accepted} of {sc['nonspeech_asked']} asked "
+        result(f"speech_check\tnonspeech_accepted={accepted} of {sc['nonspeech_asked']} asked "
                 f"({sc['nonspeech_sounds']} sounds)\tspeech_rejected={sc['speech_rejected']:.4f}")
     err.print(f"wrote {out_path}")
 

@@ -35,14 +35,17 @@ from pathlib import Path
 
 from ..errors import VoiceGenderError
 from ..fileio import atomic_write
-from .predict import FIELDS, Prediction, PredictOptions, iter_predictions, load_model
+from ..voice.loading import load_model
+from .predict import iter_predictions
+from .prediction import FIELDS, Prediction, PredictOptions
 from .writers import prediction_csv_header, prediction_csv_row, prediction_json
 
 log = logging.getLogger(__name__)
 
 RESULT_FORMATS = {".jsonl": "json", ".ndjson": "json", ".csv": "csv"}  # file extension -> row format
 PARTIAL_SUFFIX = ".partial"  # results.jsonl.partial: the unfinished output of a running or interrupted job
-_PART_NAME = re.compile(r"^(?P<stem>.+)\.part-(?P<k>\d+)-of-(?P<n>\d+)(?P<ext>\.jsonl|\.ndjson|\.csv)$")
+# a shard's result file: results.part-K-of-N.jsonl (see Shard)
+PART_NAME = re.compile(r"^(?P<stem>.+)\.part-(?P<k>\d+)-of-(?P<n>\d+)(?P<ext>\.jsonl|\.ndjson|\.csv)$")
 _NUMERIC = tuple(f for f in FIELDS if f not in ("path", "label"))  # CSV cells read back as float or None
 
 
@@ -83,7 +86,7 @@ class Shard:
     @classmethod
     def from_env(cls) -> Shard:
         """RANK/WORLD_SIZE as torchrun sets them (0/1 when they are not set)."""
-        from ..research.distributed import world_from_env
+        from ..world import world_from_env
 
         try:
             world = world_from_env()
@@ -183,7 +186,8 @@ def read_results(path: str | os.PathLike, fmt: str | None = None, strict_header:
     return rows, complete
 
 
-def _row_line(row: dict, fmt: str) -> str:
+def row_line(row: dict, fmt: str) -> str:
+    """One result row as a line of the file's format (``json`` or ``csv``), without the newline."""
     if fmt == "json":
         return json.dumps(row, ensure_ascii=False)
     buf = io.StringIO()

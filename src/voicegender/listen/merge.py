@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import VoiceGenderError
 from ..fileio import atomic_write
-from .jobs import _PART_NAME, PARTIAL_SUFFIX, _row_line, read_results, result_format
+from .jobs import PART_NAME, PARTIAL_SUFFIX, read_results, result_format, row_line
 from .writers import prediction_csv_header
 
 
@@ -43,7 +43,7 @@ def find_parts(out: str | os.PathLike) -> tuple[list[Path], list[str]]:
     unfinished: set[int] = set()
     for p in folder.iterdir() if folder.is_dir() else []:
         name = p.name.removesuffix(PARTIAL_SUFFIX)
-        m = _PART_NAME.match(name)
+        m = PART_NAME.match(name)
         if not m or m["stem"] != out.stem:
             continue
         counts.add(int(m["n"]))
@@ -99,7 +99,7 @@ def merge_results(out: str | os.PathLike, parts: list[str | os.PathLike] | None 
         report.missing = [e for e in wanted if e not in rows]
         report.unexpected = [k for k in rows if k not in wanted_set]
         order = [e for e in wanted if e in rows] + report.unexpected
-    lines = ([prediction_csv_header()] if fmt == "csv" else []) + [_row_line(rows[k], fmt) for k in order]
+    lines = ([prediction_csv_header()] if fmt == "csv" else []) + [row_line(rows[k], fmt) for k in order]
     text = "".join(line + "\n" for line in lines)
     atomic_write(out, lambda f: f.write(text.encode("utf-8")))
     return report

@@ -1,12 +1,12 @@
 """Predict the speaker gender of recordings: decode → 16 kHz → speech detection → model → calibrated p_female.
 
 The public entry points: :func:`predict_file`, :func:`predict_waveform`, :func:`predict_files` /
-:func:`iter_predictions` (many files, in input order) and :func:`expand_paths`. Behind them, left to right:
-:mod:`voicegender.listen.prediction` (:class:`Prediction`, :class:`PredictOptions`, how speech is scored: concatenated,
-long speech in chunks), :mod:`voicegender.listen.workers` (worker threads with a decode watchdog: a file whose
-decoding makes no progress for ``decode_timeout_s`` is answered ``error``) and :mod:`voicegender.listen.recording`
-(one recording: speech detection, streaming of long files in bounded memory, speaking time). Their public names
-are importable from here.
+:func:`iter_predictions` (many files, in input order) and :func:`expand_paths`. Behind them:
+:mod:`voicegender.listen.prediction` (:class:`Prediction`, :class:`PredictOptions`), :mod:`voicegender.listen.workers`
+(worker threads with a decode watchdog: a file whose decoding makes no progress for ``decode_timeout_s`` is answered
+``error``), :mod:`voicegender.listen.recording` (one recording: speech detection, streaming of long files in bounded
+memory, speaking time) and the model interface (:mod:`voicegender.voice.model`: how speech is scored, long speech
+in chunks).
 """
 
 from __future__ import annotations
@@ -22,50 +22,21 @@ import numpy as np
 
 from ..audio.decode import resample
 from ..speech.vad import VAD_SAMPLE_RATE
-from .prediction import (
-    DECODE_TIMEOUT_S,
-    FIELDS,
-    LABELS,
-    MAX_CHUNK_S,
-    MIN_SPEECH_S,
-    P_CLIP,
-    PREDICT_VAD,
-    SPEAKING_TIME_ABOVE_S,
-    Prediction,
-    PredictOptions,
-    _Prepared,
-    blas_single_thread,
-    classified_speech,
-    load_model,
-    score_speech,
-    score_voices,
-    torch_threads,
-)
-from .recording import (
-    CHUNKS_PER_CALL,
-    MAX_DECODE_BYTES,
-    STREAM_ABOVE_BYTES,
-    STREAM_ABOVE_S,
-    STREAM_BLOCK_S,
-    _analyse_file,
-    _analyse_samples,
-    _prepare,
-)
-from .workers import MAX_STUCK_DECODES, SCORE_PART_MIN, _score_batch, _wait, _Watch, _Workers
+from ..threads import blas_single_thread, torch_threads
+from ..voice.loading import load_model
+from ..voice.model import Model
+from .prediction import Prediction, PredictOptions, Prepared
+from .recording import analyse_file, analyse_samples, prepare_file
+from .workers import Watch, Workers, score_batch, wait_for
 
-__all__ = [  # the public names, wherever they are defined (monkeypatch constants where they are defined)
-    "AHEAD_BATCHES", "CHUNKS_PER_CALL", "DECODE_TIMEOUT_S", "FIELDS", "LABELS", "MAX_CHUNK_S", "MAX_DECODE_BYTES",
-    "MAX_STUCK_DECODES", "MIN_SPEECH_S", "PREDICT_VAD", "P_CLIP", "SCORE_PART_MIN", "SPEAKING_TIME_ABOVE_S",
-    "STREAM_ABOVE_BYTES", "STREAM_ABOVE_S", "STREAM_BLOCK_S", "Prediction", "PredictOptions", "blas_single_thread",
-    "classified_speech", "expand_paths", "iter_predictions", "load_model", "predict_file", "predict_files",
-    "predict_waveform", "score_speech", "score_voices", "torch_threads",
-]
+__all__ = ["Prediction", "PredictOptions", "expand_paths", "iter_predictions", "load_model", "predict_file",
+           "predict_files", "predict_waveform"]
 
 log = logging.getLogger(__name__)
 
 # batches given to the workers ahead of the one being scored, so that they never wait for it: 1,024 AudioMNIST-AZ
 # clips took 5.5 -> 3.5 s in-process when scoring still ran in the waiting thread (one batch ahead, the workers
-# idled while it scored); with the scoring on the workers (_score_batch) 1 or 2 differ by < 4 %
+# idled while it scored); with the scoring on the workers (score_batch) 1 or 2 differ by < 4 %
 AHEAD_BATCHES = 2
 
 
@@ -81,14 +52,15 @@ def _attribution(label: str, speech_s: float, female_share: float | None) -> tup
     return speech_s * female_share, speech_s * (1 - female_share)
 
 
-def _finish(batch: list[_Prepared], loaded, options: PredictOptions, workers: _Workers | None = None
+def _finish(batch: list[Prepared], model: Model, options: PredictOptions, workers: Workers | None = None
             ) -> list[Prediction]:
     """Score the batch's short speech (on ``workers`` when given) and build the predictions (input order)."""
     todo = [i for i, r in enumerate(batch)
             if r.error is None and r.scores is None and r.speech_s >= options.min_speech_s]
-    female, child = _score_batch(loaded, [batch[i].speech for i in todo], workers) if todo else (np.zeros(0), None)
+    scores = score_batch(model, [batch[i].speech for i in todo], workers) if todo else None
     for k, i in enumerate(todo):
-        batch[i].scores = (float(female[k]), None if child is None else float(child[k]))
+        child = scores.p_child
+        batch[i].scores = (float(scores.p_female[k]), None if child is None else float(child[k]))
     out = []
     for r in batch:
         if r.error is not None:
@@ -111,16 +83,16 @@ def predict_waveform(samples: np.ndarray, sample_rate: int, model=None, options:
                      name: str = "<waveform>") -> Prediction:
     """Predict from float mono samples in [-1, 1] at ``sample_rate`` Hz (any rate; resampled to 16 kHz).
 
-    ``model``: None (the shipped default), a checkpoint path, or a loaded model (see :func:`load_model`).
+    ``model``: None (the shipped default), a model file, or a loaded model (see :func:`load_model`).
     """
     samples = np.asarray(samples, np.float32)
     if samples.ndim != 1:
         raise ValueError(f"expected mono samples (1-D), got shape {samples.shape}; average the channels first")
-    loaded = load_model(model)
+    model = load_model(model)
     with blas_single_thread(), torch_threads(options.torch_threads):
         wave = resample(samples, sample_rate, VAD_SAMPLE_RATE)
-        prepared = _analyse_samples(name, wave, len(samples) / sample_rate, loaded, options, _Watch())
-        return _finish([prepared], loaded, options)[0]
+        prepared = analyse_samples(name, wave, len(samples) / sample_rate, model, options, Watch())
+        return _finish([prepared], model, options)[0]
 
 
 def predict_file(path: str | os.PathLike, model=None, options: PredictOptions = PredictOptions()) -> Prediction:
@@ -131,7 +103,7 @@ def predict_file(path: str | os.PathLike, model=None, options: PredictOptions = 
     path : an audio file in any format :func:`voicegender.audio.decode.load_audio` decodes. Files longer than
         :data:`STREAM_ABOVE_S` (or decoding to more than :data:`MAX_DECODE_BYTES`) are streamed: memory holds a
         block of audio and a few chunks of speech, whatever the file's length.
-    model : None (the shipped default model), a checkpoint path, or a loaded model.
+    model : None (the shipped default model), a model file, or a loaded model (see :func:`load_model`).
     options : threshold, minimum speech (seconds), VAD on/off, speaking time.
 
     Returns
@@ -143,9 +115,9 @@ def predict_file(path: str | os.PathLike, model=None, options: PredictOptions = 
     AudioDecodeError naming the file when it cannot be decoded (use :func:`predict_files` for error rows; only
     those have the decode watchdog).
     """
-    loaded = load_model(model)
+    model = load_model(model)
     with blas_single_thread(), torch_threads(options.torch_threads):
-        return _finish([_analyse_file(path, loaded, options, _Watch())], loaded, options)[0]
+        return _finish([analyse_file(path, model, options, Watch())], model, options)[0]
 
 
 # --- many files ----------------------------------------------------------------------------------------------------
@@ -156,36 +128,36 @@ def iter_predictions(paths: Iterable[str | os.PathLike], model=None, options: Pr
     Decoding and speech detection run in worker threads (soundfile, soxr and onnxruntime release the GIL),
     :data:`AHEAD_BATCHES` batches ahead; the speech of ``options.batch_size`` files is then scored together, in
     parts on the same workers for a :class:`~voicegender.voice.default_model.VoiceModel`
-    (:func:`voicegender.listen.workers._score_batch`), else in one call on ``options.torch_threads`` threads
+    (:func:`voicegender.listen.workers.score_batch`), else in one call on ``options.torch_threads`` threads
     (speech longer than one chunk is scored by its worker). A file whose decoding makes no progress for
-    ``options.decode_timeout_s`` seconds becomes an error row (see :class:`voicegender.listen.workers._Workers`
+    ``options.decode_timeout_s`` seconds becomes an error row (see :class:`voicegender.listen.workers.Workers`
     for the limits of giving up a thread).
     """
     from ..progress import progress
 
     paths = list(paths)
-    loaded = load_model(model)
+    model = load_model(model)
     n_workers = options.workers or min(4, os.cpu_count() or 1)
     batches = [paths[i:i + options.batch_size] for i in range(0, len(paths), options.batch_size)]
     bar = progress(range(len(paths)), desc="predict", unit="file") if show_progress else iter(range(len(paths)))
-    workers = _Workers(n_workers)
-    pending: list[tuple[str, Future, _Watch]] = []
+    workers = Workers(n_workers)
+    pending: list[tuple[str, Future, Watch]] = []
     try:
         with blas_single_thread(), torch_threads(options.torch_threads):
 
-            def submit(batch: list) -> list[tuple[str, Future, _Watch]]:
-                return [(str(p), *workers.submit(_prepare, p, loaded, options)) for p in batch]
+            def submit(batch: list) -> list[tuple[str, Future, Watch]]:
+                return [(str(p), *workers.submit(prepare_file, p, model, options)) for p in batch]
 
-            ahead: list[list[tuple[str, Future, _Watch]]] = [submit(b) for b in batches[:AHEAD_BATCHES]]
+            ahead: list[list[tuple[str, Future, Watch]]] = [submit(b) for b in batches[:AHEAD_BATCHES]]
             for k in range(len(batches)):
                 current = ahead.pop(0)
                 pending = [t for b in ahead for t in b] + current
-                prepared = [_wait(f, w, p, workers, options.decode_timeout_s) for p, f, w in current]
+                prepared = [wait_for(f, w, p, workers, options.decode_timeout_s) for p, f, w in current]
                 # decode and detect speech in the next batches while the model scores this one
                 if k + AHEAD_BATCHES < len(batches):
                     ahead.append(submit(batches[k + AHEAD_BATCHES]))
                 pending = [t for b in ahead for t in b]
-                for prediction in _finish(prepared, loaded, options, workers):
+                for prediction in _finish(prepared, model, options, workers):
                     next(bar, None)
                     yield prediction
     finally:

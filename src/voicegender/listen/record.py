@@ -121,7 +121,8 @@ def record_and_predict(seconds: float = RECORD_SECONDS, rate: int = RECORD_RATE,
 
     The prediction reads the WAV back, so it sees exactly what was saved (as the seed's deployment did).
     """
-    from .predict import PredictOptions, load_model, predict_file
+    from ..voice.loading import load_model
+    from .predict import PredictOptions, predict_file
 
     _sounddevice()  # fail fast (before loading the model) when recording is impossible
     loaded = load_model(model)  # before the countdown: loading must not eat into the recording

@@ -10,7 +10,7 @@ smoothing and own speech detector; :class:`voicegender.listen.segment.TimelineBu
 ``speaking_time_above_s`` of speech. Shorter speech is all given to the predicted label: one or two words hold
 no turns, and the windows would cost about three times the scoring of the clip itself.
 
-Each step reports progress to the file's :class:`voicegender.listen.workers._Watch` (the decode watchdog).
+Each step reports progress to the file's :class:`voicegender.listen.workers.Watch` (the decode watchdog).
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ import soundfile as sf
 
 from ..audio.decode import AudioTooLong, load_audio, stream_audio
 from ..errors import ModelError, VoiceGenderError
+from ..speech.classified import classified_speech
 from ..speech.vad import TONAL_MAX_S, VAD_SAMPLE_RATE, SpeechStream, looks_tonal, speech_seconds
 from ..speech.vad_model import backend_name
-from .prediction import MAX_CHUNK_S, PredictOptions, _logit, _Prepared, _speech, score_voices
-from .workers import _Watch
+from ..voice.model import MAX_CHUNK_S, Model, logit, score_speech
+from .prediction import PredictOptions, Prepared
+from .workers import Watch
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,10 @@ def _segment_options(options: PredictOptions):
     return SegmentOptions(threshold=options.threshold)
 
 
-def _timeline(loaded, options: PredictOptions):
+def _timeline(model: Model, options: PredictOptions):
     from .segment import TimelineBuilder
 
-    return TimelineBuilder(loaded, _segment_options(options))
+    return TimelineBuilder(model, _segment_options(options))
 
 
 def _female_share(timeline) -> float | None:
@@ -78,14 +80,14 @@ def _female_share(timeline) -> float | None:
 class _ChunkScorer:
     """Scores speech handed in piece by piece, in chunks of at most :data:`MAX_CHUNK_S`, and keeps only sums.
 
-    The chunks' logits are averaged weighted by duration, as :func:`score_voices` does. One chunk's worth is kept
-    back until the end, so that no chunk is short: the last 15-30 s are split into two equal halves (up to 30 s of
-    speech the chunks are exactly those of score_voices). The first :data:`voicegender.speech.vad.TONAL_MAX_S` of speech
-    are kept for :func:`voicegender.speech.vad.looks_tonal`.
+    The chunks' logits are averaged weighted by duration, as :func:`~voicegender.voice.model.score_speech` does.
+    One chunk's worth is kept back until the end, so that no chunk is short: the last 15-30 s are split into two
+    equal halves (up to 30 s of speech the chunks are exactly those of score_speech). The first
+    :data:`voicegender.speech.vad.TONAL_MAX_S` of speech are kept for :func:`voicegender.speech.vad.looks_tonal`.
     """
 
-    def __init__(self, loaded) -> None:
-        self.loaded = loaded
+    def __init__(self, model: Model) -> None:
+        self.model = model
         self.chunk = int(MAX_CHUNK_S * VAD_SAMPLE_RATE)
         self.pending: list[np.ndarray] = []  # speech not yet cut into chunks
         self.size = 0
@@ -129,43 +131,45 @@ class _ChunkScorer:
     def _score(self) -> None:
         if not self.ready:
             return
-        female, child = score_voices(self.loaded, self.ready)
+        scores = score_speech(self.model, self.ready)
+        female, child = scores.p_female, scores.p_child
         weights = np.array([len(x) for x in self.ready], np.float64)
         self.child = self.child and child is not None
-        self.sums += [weights.sum(), float(weights @ _logit(female)),
-                      float(weights @ _logit(child)) if child is not None else 0.0]
+        self.sums += [weights.sum(), float(weights @ logit(female)),
+                      float(weights @ logit(child)) if child is not None else 0.0]
         self.ready = []
 
 
-def _analyse_samples(name: str, samples16k: np.ndarray, duration_s: float, loaded, options: PredictOptions,
-                     watch: _Watch) -> _Prepared:
+def analyse_samples(name: str, samples16k: np.ndarray, duration_s: float, model: Model, options: PredictOptions,
+                     watch: Watch) -> Prepared:
     """Speech detection, speaking time and (for speech longer than one chunk) scores of audio in memory."""
-    speech, speech_s = _speech(samples16k, options, loaded)
+    speech, speech_s = classified_speech(samples16k, options.vad_config, options.min_speech_s,
+                                         check=model.speech_check, vad=options.vad)
     watch.progress()
-    prepared = _Prepared(name, duration_s, speech, speech_s)
+    prepared = Prepared(name, duration_s, speech, speech_s)
     if speech_s < options.min_speech_s:
         return prepared
     if speech_s > options.speaking_time_above_s:
-        timeline = _timeline(loaded, options)
+        timeline = _timeline(model, options)
         step = int(STREAM_BLOCK_S * VAD_SAMPLE_RATE)
         for i in range(0, len(samples16k), step):
             timeline.feed(samples16k[i:i + step])
             watch.progress(step)
         prepared.female_share = _female_share(timeline)
     if len(speech) > MAX_CHUNK_S * VAD_SAMPLE_RATE:  # scored here: a batch holds only short speech
-        female, child = score_voices(loaded, [speech])
-        prepared.scores = (float(female[0]), None if child is None else float(child[0]))
+        scores = score_speech(model, [speech])
+        prepared.scores = (float(scores.p_female[0]), None if scores.p_child is None else float(scores.p_child[0]))
         prepared.speech = None
     return prepared
 
 
-def _analyse_stream(path: Path, name: str, loaded, options: PredictOptions, watch: _Watch) -> _Prepared:
+def _analyse_stream(path: Path, name: str, model: Model, options: PredictOptions, watch: Watch) -> Prepared:
     """A long file block by block: speech scored chunk by chunk as it is found, windows as in ``segment``."""
     speech = SpeechStream(options.vad_config) if options.vad else None
-    chunks = _ChunkScorer(loaded)
+    chunks = _ChunkScorer(model)
     # silero's TorchScript fallback holds one stream's state: the timeline's own detector then gets a second pass
     together = backend_name() == "onnx-sequence" or speech is None
-    timeline = _timeline(loaded, options) if math.isfinite(options.speaking_time_above_s) and together else None
+    timeline = _timeline(model, options) if math.isfinite(options.speaking_time_above_s) and together else None
     total = 0
     for block in stream_audio(path, VAD_SAMPLE_RATE, STREAM_BLOCK_S, on_progress=watch.progress):
         total += len(block)
@@ -185,14 +189,14 @@ def _analyse_stream(path: Path, name: str, loaded, options: PredictOptions, watc
         # streamed for its decoded size (48 kHz stereo from 41 s), not its length: decoded whole once more (at most
         # 46 MB while decoding), it gets find_speech's lenient passes and the speech check as a smaller file would
         samples = load_audio(path, VAD_SAMPLE_RATE, on_progress=watch.progress).samples
-        return _analyse_samples(name, samples, len(samples) / VAD_SAMPLE_RATE, loaded, options, watch)
-    prepared = _Prepared(name, duration_s, None, speech_s)
+        return analyse_samples(name, samples, len(samples) / VAD_SAMPLE_RATE, model, options, watch)
+    prepared = Prepared(name, duration_s, None, speech_s)
     if speech_s < options.min_speech_s:
         return prepared
     prepared.scores = chunks.finish()
     if speech_s > options.speaking_time_above_s:
         if timeline is None and not together:
-            timeline = _timeline(loaded, options)
+            timeline = _timeline(model, options)
             for block in stream_audio(path, VAD_SAMPLE_RATE, STREAM_BLOCK_S, on_progress=watch.progress):
                 timeline.feed(block)
                 watch.progress(len(block))
@@ -201,29 +205,30 @@ def _analyse_stream(path: Path, name: str, loaded, options: PredictOptions, watc
     return prepared
 
 
-def _analyse_file(path: str | os.PathLike, loaded, options: PredictOptions, watch: _Watch) -> _Prepared:
+def analyse_file(path: str | os.PathLike, model: Model, options: PredictOptions, watch: Watch) -> Prepared:
     """Decode, detect speech, and score what is not left to the batch; raises on files that cannot be decoded."""
     name, path = str(path), Path(path)
     if path.is_file() and path.stat().st_size > 0 and _should_stream(path):
-        return _analyse_stream(path, name, loaded, options, watch)
+        return _analyse_stream(path, name, model, options, watch)
     try:
         audio = load_audio(path, sr=VAD_SAMPLE_RATE, max_bytes=MAX_DECODE_BYTES, on_progress=watch.progress)
     except AudioTooLong:  # a small file decoding to a lot (a header soundfile cannot read, silence compresses)
-        return _analyse_stream(path, name, loaded, options, watch)
+        return _analyse_stream(path, name, model, options, watch)
     watch.progress(len(audio.samples))
-    return _analyse_samples(name, audio.samples, audio.duration_s, loaded, options, watch)
+    return analyse_samples(name, audio.samples, audio.duration_s, model, options, watch)
 
 
-def _prepare(path: str | os.PathLike, loaded, options: PredictOptions, watch: _Watch | None = None) -> _Prepared:
-    """:func:`_analyse_file`, with any problem of the file turned into an error row that names it in one line."""
+def prepare_file(path: str | os.PathLike, model: Model, options: PredictOptions, watch: Watch | None = None
+                 ) -> Prepared:
+    """:func:`analyse_file`, with any problem of the file turned into an error row that names it in one line."""
     name = str(path)
     try:
-        return _analyse_file(path, loaded, options, watch or _Watch())
+        return analyse_file(path, model, options, watch or Watch())
     except ModelError:  # the model, not the file: stop
         raise
     except VoiceGenderError as e:
-        return _Prepared(name, error=_one_line(str(e)))
+        return Prepared(name, error=_one_line(str(e)))
     except Exception as e:  # whatever else a strange file makes a decoder raise (FFmpeg has many error types)
         log.debug("unexpected error on %s", name, exc_info=True)
-        return _Prepared(name, error=_one_line(f"{name}: {type(e).__name__}: {e}"))
+        return Prepared(name, error=_one_line(f"{name}: {type(e).__name__}: {e}"))
 

@@ -36,6 +36,9 @@ import numpy as np
 
 from ..audio.decode import stream_audio
 from ..speech.vad import FRAME_S, FRAME_SAMPLES, VAD_SAMPLE_RATE, StreamingVad, VadConfig, segments_from_probs
+from ..threads import blas_single_thread, torch_threads
+from ..voice.loading import load_model
+from ..voice.model import Model, logit, score_speech
 from .smoothing import fill_nearest, frame_scores, merge_short_runs, runs_of, viterbi_2state
 
 log = logging.getLogger(__name__)
@@ -89,7 +92,7 @@ class SegmentOptions:
     vad_config: VadConfig = field(default_factory=lambda: VadConfig(min_silence_s=0.3))  # pauses < 0.3 s kept
     block_s: float = 30.0  # seconds of audio decoded at a time (memory bound)
     batch_windows: int = 64  # windows per model call
-    torch_threads: int = 1  # torch threads for the model (see voicegender.listen.predict.torch_threads); 0: unchanged
+    torch_threads: int = 1  # torch threads for the model (see voicegender.threads.torch_threads); 0: unchanged
 
     def __post_init__(self) -> None:
         if self.smoothing not in SMOOTHINGS:
@@ -111,8 +114,8 @@ def _window_speech(window: np.ndarray, start: int, frame_mask: np.ndarray) -> np
 class _WindowScorer:
     """Collects windows as audio streams in and scores them in batches; keeps (start_frame, n_frames, w, logit)."""
 
-    def __init__(self, loaded, options: SegmentOptions) -> None:
-        self.loaded, self.options = loaded, options
+    def __init__(self, model: Model, options: SegmentOptions) -> None:
+        self.model, self.options = model, options
         self.pending: list[tuple[int, int, float, np.ndarray]] = []
         self.scored: list[tuple[int, int, float, float]] = []
 
@@ -124,11 +127,9 @@ class _WindowScorer:
     def flush(self) -> None:
         if not self.pending:
             return
-        from .predict import P_CLIP, score_speech
-
-        p = np.clip(score_speech(self.loaded, [x[3] for x in self.pending]), P_CLIP, 1 - P_CLIP)
-        for (start, n, w, _), pi in zip(self.pending, p, strict=True):
-            self.scored.append((start, n, w, float(np.log(pi / (1 - pi)))))
+        z = logit(score_speech(self.model, [x[3] for x in self.pending]).p_female)
+        for (start, n, w, _), zi in zip(self.pending, z, strict=True):
+            self.scored.append((start, n, w, float(zi)))
         self.pending = []
 
 
@@ -269,11 +270,9 @@ def segment_stream(blocks: Iterable[np.ndarray], model=None, options: SegmentOpt
 
     Memory: the current block plus one window of audio, and a few numbers per 32 ms frame.
     """
-    from .predict import blas_single_thread, load_model, torch_threads
-
-    loaded = load_model(model)
+    model = load_model(model)
     with blas_single_thread(), torch_threads(options.torch_threads):
-        return _segment_stream(blocks, loaded, options, show_progress, total_s)
+        return _segment_stream(blocks, model, options, show_progress, total_s)
 
 
 class TimelineBuilder:
@@ -284,14 +283,14 @@ class TimelineBuilder:
     streaming readers of a file (``predict``'s speaking time) feed the same blocks to one of these.
     """
 
-    def __init__(self, loaded, options: SegmentOptions = SegmentOptions()) -> None:
+    def __init__(self, model: Model, options: SegmentOptions = SegmentOptions()) -> None:
         self.options = options
         self._win = int(options.window_s * VAD_SAMPLE_RATE)
         self._hop = int(options.hop_s * VAD_SAMPLE_RATE)
         self._min_speech = int(options.min_window_speech_s * VAD_SAMPLE_RATE)
         self._thr = options.vad_config.off_threshold  # lenient frame mask inside windows; regions use the hysteresis
         self._vad = StreamingVad()
-        self._scorer = _WindowScorer(loaded, options)
+        self._scorer = _WindowScorer(model, options)
         self._probs = np.zeros(0, np.float32)  # frame probabilities; the first self._n are valid (grown by doubling)
         self._n = 0
         self._buf = np.zeros(0, np.float32)  # audio from sample self._buf_start on
@@ -346,11 +345,11 @@ class TimelineBuilder:
         return build_timeline(self._probs[:self._n], self._scorer.scored, duration_s, self.options), duration_s
 
 
-def _segment_stream(blocks: Iterable[np.ndarray], loaded, options: SegmentOptions, show_progress: bool,
+def _segment_stream(blocks: Iterable[np.ndarray], model: Model, options: SegmentOptions, show_progress: bool,
                     total_s: float | None) -> tuple[list[Segment], float]:
     from ..progress import progress
 
-    builder = TimelineBuilder(loaded, options)
+    builder = TimelineBuilder(model, options)
     it = progress(blocks, desc="segment", unit="block", total=None if total_s is None else
                   int(np.ceil(total_s / options.block_s))) if show_progress else blocks
     for block in it:
@@ -365,7 +364,7 @@ def segment_file(path: str | os.PathLike, model=None, options: SegmentOptions = 
     Parameters
     ----------
     path : any file :func:`voicegender.audio.decode.stream_audio` reads; decoded in ``options.block_s`` blocks.
-    model : None (the shipped default), a checkpoint path, or a loaded model.
+    model : None (the shipped default), a model file, or a loaded model (see :func:`voicegender.load_model`).
     options : window, hop, smoothing and minimum durations in seconds.
 
     Returns

@@ -1,9 +1,9 @@
 """Many files at once: worker threads that decode, detect speech and score, with a decode watchdog.
 
 A file whose decoding makes no progress for ``decode_timeout_s`` is answered ``error`` and its worker thread
-replaced (see :class:`_Workers` for what cannot be stopped). The worker reports progress through the file's
-:class:`_Watch`; the thread waiting for the answer (:func:`_wait`) gives up on it. A batch's short speech is scored
-on the same threads (:func:`_score_batch`). :func:`voicegender.listen.predict.iter_predictions` drives them.
+replaced (see :class:`Workers` for what cannot be stopped). The worker reports progress through the file's
+:class:`Watch`; the thread waiting for the answer (:func:`wait_for`) gives up on it. A batch's short speech is scored
+on the same threads (:func:`score_batch`). :func:`voicegender.listen.predict.iter_predictions` drives them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
-from .prediction import _Prepared, score_voices
+from ..voice.model import Model, Scores, score_speech
+from .prediction import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class _Abandoned(BaseException):
     asyncio.CancelledError: no ``except Exception`` on the way may swallow it)."""
 
 
-class _Watch:
+class Watch:
     """Progress of one file's decoding: the worker reports it, the thread waiting for the answer may give up."""
 
     def __init__(self) -> None:
@@ -57,32 +58,34 @@ class _Watch:
 
 
 # --- a batch's speech, scored on the workers -----------------------------------------------------------------------
-def _score_part(loaded, waves: list[np.ndarray], watch: _Watch) -> tuple[np.ndarray, np.ndarray | None]:
-    return score_voices(loaded, waves)
+def _score_part(model: Model, waves: list[np.ndarray], watch: Watch) -> Scores:
+    return score_speech(model, waves)
 
 
-def _score_batch(loaded, waves: list[np.ndarray], workers: _Workers | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`score_voices` of a batch, split over the worker threads for models with a ``score`` method.
+def score_batch(model: Model, waves: list[np.ndarray], workers: Workers | None) -> Scores:
+    """:func:`~voicegender.voice.model.score_speech` of a batch, split over the worker threads for models that
+    score each clip on its own (``model.scores_clips_apart``).
 
     Why: the thread waiting for the batch scoring it was the bottleneck: the encoder (2.5 ms per clip) took one
     core while the workers, done with the next batches, idled. 1,024 AudioMNIST-AZ clips in-process on 2 cores:
     3.4-3.5 s with the model in the waiting thread, 2.6-2.9 s split over the workers (three alternating runs, load
     0.7-1.2). The parts go before waiting decodes (``urgent``) and no thread is added: each core runs one task
-    (onnxruntime on 1 intra-op thread; two sessions side by side lose 2-6 % per window, measured). A ``score``
-    method (:class:`VoiceModel`) scores each clip on its own, so the parts give the answers of one call (to 1e-16);
-    other models (checkpoints, plain scorers, which may batch clips together) keep one call in this thread. When
+    (onnxruntime on 1 intra-op thread; two sessions side by side lose 2-6 % per window, measured). The shipped kind
+    (:class:`~voicegender.voice.default_model.VoiceModel`) scores each clip on its own, so the parts give the answers
+    of one call (to 1e-16); other models (checkpoints, plain scorers, which may batch clips together) keep one call
+    in this thread. When
     every worker is stuck on a file the watchdog gave up, a part still waiting is scored here.
     """
-    parts = 1 if workers is None or not hasattr(loaded, "score") else min(workers.size, len(waves) // SCORE_PART_MIN)
+    parts = 1 if workers is None or not model.scores_clips_apart else min(workers.size, len(waves) // SCORE_PART_MIN)
     if parts <= 1:
-        return score_voices(loaded, waves)
+        return score_speech(model, waves)
     from ..voice.embeddings import PARTIAL_SAMPLES
 
     # equal work per part: the encoder's windows grow with the clip's length (short clips are one window)
     cost = np.cumsum([max(len(w), PARTIAL_SAMPLES) for w in waves])
     cuts = [0, *np.searchsorted(cost, cost[-1] * np.arange(1, parts) / parts).tolist(), len(waves)]
     spans = [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
-    futures = [workers.submit(_score_part, loaded, waves[a:b], urgent=True)[0] for a, b in spans]
+    futures = [workers.submit(_score_part, model, waves[a:b], urgent=True)[0] for a, b in spans]
     results = []
     for future, (a, b) in zip(futures, spans, strict=True):
         while True:
@@ -91,15 +94,15 @@ def _score_batch(loaded, waves: list[np.ndarray], workers: _Workers | None) -> t
                 break
             except FutureTimeout:
                 if workers.exhausted and future.cancel():
-                    results.append(score_voices(loaded, waves[a:b]))
+                    results.append(score_speech(model, waves[a:b]))
                     break
-    female = np.concatenate([r[0] for r in results])
-    child = None if any(r[1] is None for r in results) else np.concatenate([r[1] for r in results])
-    return female, child
+    female = np.concatenate([r.p_female for r in results])
+    child = None if any(r.p_child is None for r in results) else np.concatenate([r.p_child for r in results])
+    return Scores(female, child)
 
 
 # --- the threads and the watchdog ----------------------------------------------------------------------------------
-class _Workers:
+class Workers:
     """Daemon threads decoding files; a file that makes no progress is given up and its thread replaced.
 
     Python cannot stop a thread. A worker whose file was given up stops at its next progress report (every block,
@@ -120,7 +123,7 @@ class _Workers:
         self._stuck = 0  # threads busy with a given-up task
         self._replaced = 0
         self._max_stuck = MAX_STUCK_DECODES if max_stuck is None else max_stuck
-        self._threads: dict[threading.Thread, _Watch | None] = {}  # each thread and the task it runs (None: idle)
+        self._threads: dict[threading.Thread, Watch | None] = {}  # each thread and the task it runs (None: idle)
         for _ in range(workers):
             self._spawn()
 
@@ -130,10 +133,10 @@ class _Workers:
         self._threads[thread] = None
         thread.start()
 
-    def submit(self, fn: Callable[..., object], *args, urgent: bool = False) -> tuple[Future, _Watch]:
+    def submit(self, fn: Callable[..., object], *args, urgent: bool = False) -> tuple[Future, Watch]:
         """Run ``fn(*args, watch)`` on a worker; ``urgent`` tasks go before every waiting non-urgent one."""
         future: Future = Future()
-        watch = _Watch()
+        watch = Watch()
         self._tasks.put((0 if urgent else 1, next(self._order), (future, watch, fn, args)))
         return future, watch
 
@@ -156,7 +159,7 @@ class _Workers:
                         return
                     self._serving += 1
 
-    def give_up(self, future: Future, watch: _Watch) -> bool:
+    def give_up(self, future: Future, watch: Watch) -> bool:
         """Abandon a running task (False if it finished meanwhile); replace its thread while allowed."""
         with self._lock:
             if future.done():
@@ -190,7 +193,7 @@ class _Workers:
                 thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def _wait(future: Future, watch: _Watch, path: str, workers: _Workers, timeout_s: float) -> _Prepared:
+def wait_for(future: Future, watch: Watch, path: str, workers: Workers, timeout_s: float) -> Prepared:
     """The worker's answer for ``path``, or an error row once its decoding made no progress for ``timeout_s``."""
     poll = min(1.0, timeout_s / 4) if timeout_s > 0 else None
     while True:
@@ -200,7 +203,7 @@ def _wait(future: Future, watch: _Watch, path: str, workers: _Workers, timeout_s
             pass
         if watch.last is not None and time.monotonic() - watch.last > timeout_s and workers.give_up(future, watch):
             log.warning("%s: decoding made no progress for %g s; given up", path, timeout_s)
-            return _Prepared(path, error=f"{path}: decoding made no progress for {timeout_s:g} s; gave up "
+            return Prepared(path, error=f"{path}: decoding made no progress for {timeout_s:g} s; gave up "
                                          "(a corrupt or hostile file?)")
         if watch.last is None and workers.exhausted and future.cancel():
-            return _Prepared(path, error=f"{path}: not decoded: every decoder thread is stuck on an earlier file")
+            return Prepared(path, error=f"{path}: not decoded: every decoder thread is stuck on an earlier file")

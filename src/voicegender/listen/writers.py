@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..fileio import atomic_write
-from .predict import FIELDS, Prediction
+from .prediction import FIELDS, Prediction
 from .segment import Segment, speaking_time
 
 SEGMENT_FIELDS = ("start_s", "end_s", "label", "p_female")

@@ -7,7 +7,8 @@ default process group with the gloo backend: training here runs on the CPU, and 
 only moves CUDA tensors; it becomes the choice once the training loop places its tensors on a GPU). Outside
 torchrun every helper here is a no-op for a world of one, so the training code has one path.
 
-:func:`world_from_env` is torch-free: sharded prediction uses it to take its shard from the same variables.
+The rank and world size themselves (:func:`voicegender.world.world_from_env`) are torch-free and live in
+:mod:`voicegender.world`: sharded prediction takes its shard from the same variables.
 """
 
 from __future__ import annotations
@@ -16,44 +17,15 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from ..world import World, world_from_env
 
 log = logging.getLogger(__name__)
 
 BACKEND = "gloo"  # torch's CPU backend (see the module docstring)
 TIMEOUT = timedelta(minutes=30)  # how long a rank waits for the others in one collective
-
-
-@dataclass(frozen=True)
-class World:
-    """Where this process sits in a job: ``rank`` of ``size`` (0 of 1 when it runs alone)."""
-
-    rank: int = 0
-    size: int = 1
-    local_rank: int = 0
-    local_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0: the one process that writes checkpoints, logs and reports."""
-        return self.rank == 0
-
-
-def world_from_env(env: dict[str, str] | None = None) -> World:
-    """The rank and world size torchrun (or any launcher using its variables) gave this process."""
-    env = os.environ if env is None else env
-    try:
-        size = int(env.get("WORLD_SIZE", "1"))
-        rank = int(env.get("RANK", "0"))
-        local_size = int(env.get("LOCAL_WORLD_SIZE", str(size)))
-        local_rank = int(env.get("LOCAL_RANK", str(rank)))
-    except ValueError as e:
-        raise ValueError(f"RANK/WORLD_SIZE must be integers ({e})") from e
-    if size < 1 or not 0 <= rank < size:
-        raise ValueError(f"RANK={rank} is not in 0..WORLD_SIZE-1 (WORLD_SIZE={size})")
-    return World(rank, size, local_rank, max(1, local_size))
 
 
 def is_initialized() -> bool:

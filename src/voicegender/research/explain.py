@@ -18,6 +18,7 @@ Grad-CAM uses the model's last block (``model.cam_layer``, as the seed did) and 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,9 @@ from torch import Tensor, nn
 
 from ..corpora import LABELS, Clip
 from ..errors import ModelError, VoiceGenderError
+from ..voice.default_model import VoiceModel
+from ..voice.model import GENDERS
+from .models import LoadedModel, ModelConfig, build_model, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -284,9 +288,56 @@ class GE2EOnMel(nn.Module):
         return self.head(embs / embs.norm(dim=1, keepdim=True).clamp_min(1e-12))
 
 
-def as_checkpoint(loaded: Any) -> Any:
-    """A torch checkpoint to explain: the shipped kind of model (a VoiceModel) as its GE2E head, others as given."""
-    return loaded.as_checkpoint() if hasattr(loaded, "as_checkpoint") else loaded
+@functools.singledispatch
+def as_checkpoint(model: Any) -> LoadedModel:
+    """The torch network a :class:`~voicegender.voice.model.Model` is explained through (maps need gradients): a
+    checkpoint as it is, the shipped kind of model (a VoiceModel) as its GE2E head. Other kinds cannot be explained.
+    """
+    raise ModelError(f"{getattr(model, 'name', type(model).__name__)}: maps need a voicegender checkpoint or a voice "
+                     "head; this model cannot be explained")
+
+
+@as_checkpoint.register
+def _(model: LoadedModel) -> LoadedModel:
+    return model
+
+
+@as_checkpoint.register
+def _(model: VoiceModel) -> LoadedModel:
+    """The gender head over the GE2E embedding as a torch network (what the maps differentiate through); only for
+    heads that read the embedding alone. It is the main layer: speech shorter than ``head.short_max_s`` is answered
+    by the short-speech layer, which maps do not explain (the web page says so)."""
+    if model.head.features != "ge2e":
+        raise ModelError(f"{model.name}: maps need a head over the GE2E embedding alone "
+                         f"(this one reads {model.head.features})")
+    layer = model.head.gender
+    cfg = ModelConfig(arch="ge2e_head", in_rows=len(layer.coef), hidden=2, dropout=0.0)
+    net = build_model(cfg).eval()
+    with torch.no_grad():  # BatchNorm = the standardiser; relu(z) - relu(-z) = z, the log-odds of "male"
+        bn = net.input_norm
+        bn.running_mean.copy_(torch.tensor(layer.mean, dtype=torch.float32))
+        bn.running_var.copy_(torch.tensor(layer.scale**2, dtype=torch.float32) - bn.eps)
+        bn.weight.fill_(1.0)
+        bn.bias.zero_()
+        coef = torch.tensor(layer.coef, dtype=torch.float32)
+        net.body[0].weight.copy_(torch.stack([coef, -coef]))
+        net.body[0].bias.copy_(torch.tensor([layer.bias, -layer.bias], dtype=torch.float32))
+        net.head.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, -1.0]]))
+        net.head.bias.zero_()
+    return LoadedModel(model=net, model_config=cfg, feature_config={"kind": "ge2e"}, labels=list(GENDERS),
+                       extra=dict(model.metadata), path=model.path,
+                       voicegender_version=str(model.metadata.get("voicegender_version", "")))
+
+
+@functools.singledispatch
+def unmapped_below_s(model: Any) -> float:
+    """Seconds of speech below which the model answers with a layer its maps do not show (0: none)."""
+    return 0.0
+
+
+@unmapped_below_s.register
+def _(model: VoiceModel) -> float:
+    return float(model.head.short_max_s)  # the short-speech layer (see as_checkpoint)
 
 
 def explainable_model(loaded: Any) -> nn.Module:
@@ -418,21 +469,18 @@ def explain_clip_png(samples: np.ndarray, sample_rate: int, loaded: Any, method:
 
 
 # --- a set of clips: class means, occlusion, agreement, pictures --------------------------------------------------
-def resolve_model(model: str | Path | None = None) -> tuple[Any, Path | None]:
-    """A checkpoint, a run folder (its ``model.pt``), or None (the shipped default model) → (LoadedModel, run dir).
+def resolve_model(model: str | Path | None = None) -> tuple[LoadedModel, Path | None]:
+    """A model file, a run folder (its ``model.pt``), or None (the shipped default model) → (the network to explain,
+    see :func:`as_checkpoint`; the folder it came from).
 
     The run dir is returned so a caller can default to its ``test.csv`` (the clips the model never saw).
     """
-    from .models import load_checkpoint
+    from ..voice.loading import load_model
 
     if model is None:
-        from ..voice.default_model import load_default_model
-
-        return load_default_model().as_checkpoint(), None
+        return as_checkpoint(load_model()), None
     if Path(model).suffix == ".npz":  # a voice head from `voicegender fit`
-        from ..voice.default_model import load_voice_model
-
-        return load_voice_model(model).as_checkpoint(), Path(model).parent
+        return as_checkpoint(load_model(model)), Path(model).parent
     path = Path(model).expanduser()
     if path.is_dir():
         found = [path / n for n in ("model.pt", "best.pt") if (path / n).is_file()] or sorted(path.glob("*.pt"))

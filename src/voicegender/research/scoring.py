@@ -13,12 +13,16 @@ ResNet on MFCC images, a GE2E head), so ``predict`` and ``segment`` need one cal
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from ..errors import ModelError
 from .features import feature_sample_rate, featurize
-from .models import LoadedModel
+
+if TYPE_CHECKING:  # LoadedModel.score calls p_female: the class is only named here
+    from .models import LoadedModel
 
 SAMPLE_RATE = 16_000  # Hz: the rate callers hand audio to :func:`p_female` at
 LOG_MEL_MIN_FRAMES = 32  # shortest log-mel input (frames) a SmallCNN is fed; shorter clips are tiled

@@ -13,7 +13,7 @@ the same on every clip measured (tests/test_vad_fast.py). Frames stay independen
 calls, so streaming still equals one pass exactly.
 
 The rewritten file is made once per machine (it needs the ``onnx`` package, ~0.1 s to import, and the build
-~0.3 s) into the same cache folder as the exported GE2E encoder (:func:`voicegender.voice.encoder_onnx.cache_dir`),
+~0.3 s) into the same cache folder as the exported GE2E encoder (:func:`voicegender.cache.cache_dir`),
 named after the SHA-256 of silero's file and :data:`RECIPE`, with a sidecar recording where it came from
 (silero-vad, MIT licence). Without ``onnx`` or a writable cache, silero's own file is used (and a note logged).
 ``VOICEGENDER_VAD_MODEL=stock`` uses silero's own file always (to compare).
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import cache_dir, sha256_file
 from ..fileio import atomic_write
-from ..voice.encoder_onnx import cache_dir, sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..cache import cache_dir
 from ..errors import ModelError
 from . import encoder_onnx
 
@@ -240,7 +241,7 @@ def onnx_encoder(threads: int = encoder_onnx.DEFAULT_THREADS, *, create: bool = 
     ModelError
         No cached file and ``create`` is False, or the export is impossible (no torch / onnx, unwritable cache).
     """
-    directory = encoder_onnx.cache_dir()
+    directory = cache_dir()
     weights = weights_path()
     key = (str(directory), str(weights), int(threads))
     with _onnx_lock:  # one export per process even when several threads ask at once
@@ -273,7 +274,7 @@ def _open_onnx(weights: Path, directory: Path, threads: int, create: bool) -> en
 
 def _auto_onnx(threads: int) -> encoder_onnx.OnnxEncoder | None:
     """The ONNX encoder when it exists or can be made; otherwise None, after one warning per process."""
-    key = (str(encoder_onnx.cache_dir()), str(weights_path()))
+    key = (str(cache_dir()), str(weights_path()))
     if key in _onnx_failed:
         return None
     try:
@@ -510,8 +511,8 @@ def backend_agreement(waves16k: Sequence[np.ndarray],
     """Embed ``waves16k`` with both ``backends`` and, if given, run ``score(waves)`` under each (inside
     :func:`use_backend`, so any model that calls :func:`ge2e_embeddings` follows); report the largest gaps.
 
-    For the head-level check: ``backend_agreement(waves, score=voice_model)`` with a model whose ``__call__``
-    returns ``p_female``; then ``max_abs_score_delta <= 0.01``. Compare against ``"torch-fp32"``: torch's
+    For the head-level check: ``backend_agreement(waves, score=lambda w: model.score(w).p_female)``; then
+    ``max_abs_score_delta <= 0.01``. Compare against ``"torch-fp32"``: torch's
     bf16 path itself moves p_female by up to 0.06 (see :func:`use_bf16`).
     """
     waves = [np.asarray(w, np.float32).reshape(-1) for w in waves16k]

@@ -14,12 +14,10 @@ metadata) records where the file came from and under which licence.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import cache_dir, sha256_file
 from ..errors import ModelError
 from ..fileio import atomic_write
 
@@ -57,30 +56,9 @@ _lock = threading.Lock()
 _sessions: dict[tuple[str, int], OnnxEncoder] = {}
 
 
-def cache_dir() -> Path:
-    """Where exported encoders live: ``$VOICEGENDER_CACHE_DIR``, else ``platformdirs.user_cache_dir("voicegender")``.
-
-    platformdirs honours ``$XDG_CACHE_HOME`` on Linux (default ``~/.cache/voicegender``).
-    """
-    override = os.environ.get("VOICEGENDER_CACHE_DIR")
-    if override:
-        return Path(override).expanduser()
-    try:
-        import platformdirs
-    except ImportError:  # platformdirs is a dependency; this keeps a broken install usable on Linux
-        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "voicegender"
-    return Path(platformdirs.user_cache_dir("voicegender", appauthor=False))
-
-
 def onnxruntime_available() -> bool:
     """True when ``onnxruntime`` can be imported (checked without importing it)."""
     return importlib.util.find_spec("onnxruntime") is not None
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes (17 MB of weights: about 10–25 ms here)."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -184,7 +184,7 @@ def lenient_pass_speech(waves16k: list[np.ndarray]) -> list[np.ndarray]:
     """What the speech check is asked about in each recording: the speech that only the lenient passes of
     :func:`voicegender.speech.vad.find_speech` found, as predict would hand it over (recordings without such are left
     out)."""
-    from ..listen.prediction import MIN_SPEECH_S, PREDICT_VAD
+    from ..speech.classified import MIN_SPEECH_S, PREDICT_VAD
     from ..speech.vad import find_speech
 
     asked: list[np.ndarray] = []
@@ -561,8 +561,8 @@ DEFAULT_GROUPS = {"common_voice": ("cv_en_delta13", "cv_fa", "cv_uz", "cv_vi")} 
 
 def default_cache_dir() -> Path:
     """Where training features are cached: ``fit/`` in the user cache folder (``$VOICEGENDER_CACHE_DIR`` or the
-    platform's, see :func:`voicegender.voice.encoder_onnx.cache_dir`)."""
-    from .encoder_onnx import cache_dir
+    platform's, see :func:`voicegender.cache.cache_dir`)."""
+    from ..cache import cache_dir
 
     return cache_dir() / "fit"
 

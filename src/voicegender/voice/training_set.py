@@ -73,7 +73,7 @@ def _crop(span: tuple[int, int], rng: np.random.Generator) -> tuple[int, int]:
 
 def speech_span(wave: np.ndarray) -> tuple[int, int]:
     """Samples from the first detected speech to the last (the whole clip when none is found)."""
-    from ..listen.predict import PREDICT_VAD
+    from ..speech.classified import PREDICT_VAD
     from ..speech.vad import speech_segments
 
     segments = speech_segments(wave, PREDICT_VAD)
@@ -120,7 +120,7 @@ def _init_worker(pool_paths: list[str]) -> None:
 
 def speech_of(wave: np.ndarray) -> np.ndarray:
     """What ``predict`` classifies in a recording: its detected speech, concatenated (16 kHz)."""
-    from ..listen.predict import classified_speech
+    from ..speech.classified import classified_speech
 
     return classified_speech(wave)[0]
 

@@ -50,7 +50,8 @@ from starlette.types import Message
 from .. import __version__
 from ..audio.decode import AUDIO_EXTENSIONS, SAMPLE_RATE, loudest_span
 from ..errors import VoiceGenderError
-from ..listen.predict import FIELDS as PREDICT_FIELDS  # the fields of `predict --format json`
+from ..listen.prediction import FIELDS as PREDICT_FIELDS  # the fields of `predict --format json`
+from ..voice.model import GENDERS
 from . import backend
 
 log = logging.getLogger(__name__)
@@ -219,7 +220,7 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
         from ..voice.default_model import CHILD_FLAG
 
         return {"model": served.name, "version": served.version, "voicegender": __version__,
-                "labels": list(served.loaded.labels), "max_upload_mb": max_upload_mb,
+                "labels": list(GENDERS), "max_upload_mb": max_upload_mb,
                 "token_required": token_digest is not None, "child_flag": CHILD_FLAG}
 
     def too_large(size: str = "") -> HTTPException:
@@ -336,7 +337,7 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
                 else:
                     async with gate.exclusive():
                         result.update(await anyio.to_thread.run_sync(picture, samples, path, name))
-                short_max_s = getattr(getattr(served.loaded, "head", None), "short_max_s", 0.0)
+                short_max_s = backend.unmapped_below_s(served) if result.get("cam") else 0.0
                 if result.get("cam") and pred.speech_s is not None and pred.speech_s < short_max_s:
                     result["explain_note"] = (f"the map explains the model's main layer; speech this short "
                                               f"(under {short_max_s:g} s) is answered by its short-speech layer")

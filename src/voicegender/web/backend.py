@@ -12,7 +12,6 @@ import io
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -30,23 +29,20 @@ TIMELINE_MAX_S = 3600.0
 
 @dataclass(frozen=True)
 class ServedModel:
-    """A loaded checkpoint and how the page names it."""
+    """The model (a :class:`voicegender.voice.model.Model`) and how the page names it."""
 
-    loaded: Any  # models.LoadedModel
+    loaded: Any  # voicegender.voice.model.Model
     name: str  # shown by /api/health and on the page
-    version: str  # the model's own version (``extra["version"]``), else the voicegender version that wrote it
+    version: str  # the model's own version, else the voicegender version
 
 
 def load(model: Any = None) -> ServedModel:
-    """Load the model once: None → the shipped default model, a path → that checkpoint, a LoadedModel → as is."""
+    """Load the model once: None → the shipped default model, a path → that model file, a Model → as is."""
     from .. import __version__
-    from ..listen.predict import load_model
+    from ..voice.loading import load_model
 
     loaded = load_model(model)  # the same resolution as `voicegender predict --model`
-    fallback = Path(model).stem if isinstance(model, (str, Path)) else getattr(loaded, "name", "model")
-    name = str(loaded.extra.get("name") or fallback)
-    version = loaded.extra.get("version") or loaded.voicegender_version or __version__
-    return ServedModel(loaded, name, str(version))
+    return ServedModel(loaded, loaded.name, loaded.version or __version__)
 
 
 class ModelGate:
@@ -153,8 +149,8 @@ def picture_png(samples16k: np.ndarray, served: ServedModel) -> tuple[bytes, boo
     cannot be made, the plain log-mel spectrogram and the reason: the prediction stands either way.
     """
     from ..errors import VoiceGenderError
-    from ..listen.predict import torch_threads
     from ..research.explain import explain_clip_png
+    from ..threads import torch_threads
 
     try:
         # one torch thread, like predict and segment: the other core decodes the next uploads, and fine-grained
@@ -167,6 +163,13 @@ def picture_png(samples16k: np.ndarray, served: ServedModel) -> tuple[bytes, boo
         log.exception("activation map failed")
         reason = f"the map could not be computed ({type(e).__name__}: {e})"
     return spectrogram_png(samples16k), False, reason
+
+
+def unmapped_below_s(served: ServedModel) -> float:
+    """Speech shorter than this (seconds) is answered by a layer the picture's map does not show (0: none)."""
+    from ..research.explain import unmapped_below_s as below
+
+    return below(served.loaded)
 
 
 def spectrogram_png(samples16k: np.ndarray) -> bytes:

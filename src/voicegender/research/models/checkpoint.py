@@ -11,12 +11,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from voicegender import __version__
 from voicegender.errors import ModelError
 from voicegender.fileio import atomic_write
+from voicegender.voice.model import Scores
 from voicegender.voice.model_files import check_checkpoint_file
 
 from .config import ModelConfig, build_model
@@ -28,7 +30,8 @@ _CKPT_KEYS = ("model_state", "model_config", "feature_config", "labels", "extra"
 
 @dataclass
 class LoadedModel:
-    """A network restored from a checkpoint, with everything needed to feed it."""
+    """A network restored from a checkpoint, with everything needed to feed it: a
+    :class:`voicegender.voice.model.Model` (``score`` runs :func:`voicegender.research.scoring.p_female`)."""
 
     model: nn.Module  # in eval mode, on the requested device
     model_config: ModelConfig  # how to rebuild the network
@@ -36,6 +39,28 @@ class LoadedModel:
     labels: list[str]  # class names in logit order, e.g. ["female", "male"]
     extra: dict[str, Any] = field(default_factory=dict)  # training metadata (metrics, split, seed, …)
     voicegender_version: str = ""  # package version that wrote the file
+    path: Path | None = None  # the file it was loaded from
+
+    # --- the Model interface ------------------------------------------------------------------------------------
+    speech_check = None  # a checkpoint has no speech check
+    scores_clips_apart = False  # features may be batched across clips: one call per batch
+
+    @property
+    def name(self) -> str:
+        return str(self.extra.get("name") or (self.path.stem if self.path else "checkpoint"))
+
+    @property
+    def version(self) -> str:
+        return str(self.extra.get("version") or self.voicegender_version)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.extra
+
+    def score(self, waves16k: Sequence[np.ndarray]) -> Scores:
+        from ..scoring import p_female
+
+        return Scores(p_female(self, list(waves16k)))
 
 
 def _check_jsonable(name: str, obj: Any) -> None:
@@ -145,4 +170,5 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device | N
         labels=labels,
         extra=dict(ckpt.get("extra") or {}),
         voicegender_version=str(ckpt.get("voicegender_version", "")),
+        path=path,
     )
