@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from voicegender.corpora import load_corpus
-from voicegender.voice import fit
+from voicegender.voice import heldout, layers
 from voicegender.voice.training_set import load_feature_table
 
 log = logging.getLogger("compare_heads")
@@ -32,10 +32,10 @@ GROUPS = {"audiomnist_az": ("audiomnist_az",), "baved": ("baved",), "speechocean
 TEST_KINDS = ("clean", "tel", "codec", "short", "short_tel")
 
 
-def candidates() -> dict[str, fit.HeadConfig]:
-    """The linear heads compared; the shipped recipe is ``fit.HeadConfig()`` (GE2E embedding, and the encoder's
+def candidates() -> dict[str, layers.HeadConfig]:
+    """The linear heads compared; the shipped recipe is ``layers.HeadConfig()`` (GE2E embedding, and the encoder's
     hidden means for speech shorter than 1 s)."""
-    base = fit.HeadConfig()
+    base = layers.HeadConfig()
     return {
         "GE2E + LR C=1e-3, v1's copies (clean, tel, 2 random channels)": replace(
             base, c=1e-3, kinds=("clean", "tel", "aug1", "aug2")),
@@ -60,8 +60,8 @@ def candidates() -> dict[str, fit.HeadConfig]:
 def sklearn_candidate(kind: str, features: str = "ge2e+voice"):
     """Non-linear comparison heads (not shippable without sklearn at prediction time)."""
 
-    def make(table, cfg: fit.HeadConfig | None = None):
-        cfg = cfg or fit.HeadConfig()
+    def make(table, cfg: layers.HeadConfig | None = None):
+        cfg = cfg or layers.HeadConfig()
 
         def fit_fn(train: np.ndarray):
             from sklearn.ensemble import HistGradientBoostingClassifier
@@ -70,8 +70,8 @@ def sklearn_candidate(kind: str, features: str = "ge2e+voice"):
             from sklearn.pipeline import make_pipeline
             from sklearn.preprocessing import StandardScaler
 
-            rows = fit.training_rows(table, train, cfg)
-            x, y, w = fit.training_matrix(table, rows, table.y[rows], replace(cfg, features=features))
+            rows = layers.training_rows(table, train, cfg)
+            x, y, w = layers.training_matrix(table, rows, table.y[rows], replace(cfg, features=features))
             if kind == "hgb":
                 model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, max_leaf_nodes=15,
                                                        l2_regularization=1.0, random_state=0)
@@ -85,7 +85,7 @@ def sklearn_candidate(kind: str, features: str = "ge2e+voice"):
                 model.fit(x[pick], y[pick])
 
             def score(k: str, r: np.ndarray) -> np.ndarray:
-                p = np.clip(model.predict_proba(fit.design(table, k, r, features))[:, 0], 1e-6, 1 - 1e-6)
+                p = np.clip(model.predict_proba(layers.design(table, k, r, features))[:, 0], 1e-6, 1 - 1e-6)
                 return np.log(p / (1 - p))
 
             return score
@@ -204,9 +204,9 @@ def main() -> None:
         return
     corpora = [load_corpus(Path(args.data) / n, name=n) for n in CORPORA]
     table = load_feature_table(corpora, args.cache)
-    folds = fit.corpus_folds(table, GROUPS)
+    folds = heldout.corpus_folds(table, GROUPS)
     results = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
-    runs = {name: fit.gender_scorer(table, cfg) for name, cfg in candidates().items()}
+    runs = {name: heldout.gender_scorer(table, cfg) for name, cfg in candidates().items()}
     if args.sklearn:
         runs["GE2E + pitch + formants + MLP(64)"] = sklearn_candidate("mlp")(table)
         runs["GE2E + pitch + formants + gradient boosting"] = sklearn_candidate("hgb")(table)
@@ -217,8 +217,8 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         t0 = time.time()
-        oof = fit.out_of_fold(table, folds, fit_fn, TEST_KINDS)
-        results[name] = fit.heldout_report(table, oof, folds)
+        oof = heldout.out_of_fold(table, folds, fit_fn, TEST_KINDS)
+        results[name] = heldout.heldout_report(table, oof, folds)
         log.info("%s: %.0f s", name, time.time() - t0)
         print(summary_row(name, results[name]), flush=True)
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import soundfile as sf
 from conftest import espeak, requires_espeak
 
 from voicegender.cli import main
-from voicegender.voice import fit
+from voicegender.voice import calibration, layers
 from voicegender.voice.head import VoiceHead
 
 SENTENCES = ("Seven four one nine.", "The cat sat on the mat.", "Where is the station?")
@@ -42,7 +42,7 @@ def two_corpora(tmp_path_factory) -> list[Path]:
 def test_balanced_weights_equalise_genders_and_speakers():
     y = np.array([0, 0, 0, 1, 1, 1, 1, 1])
     spk = np.array(["f1", "f1", "f2", "m1", "m1", "m1", "m1", "m2"])
-    w = fit.balanced_weights(y, spk)
+    w = layers.balanced_weights(y, spk)
     assert w[y == 0].sum() == pytest.approx(w[y == 1].sum())
     assert w[spk == "f1"].sum() == pytest.approx(w[spk == "f2"].sum())
     assert w.mean() == pytest.approx(1.0)
@@ -55,7 +55,7 @@ def test_band_temperatures_never_sharpen_shorter_speech():
     signal = (2 * y - 1) * np.repeat([0.5, 1.0, 2.0, 4.0, 6.0], 200)  # longer speech: more evidence
     z = signal + rng.standard_normal(len(seconds)) * 1.0
     z = z * 3.0  # an over-confident model
-    temps = fit.fit_band_temperatures(z, y, seconds)
+    temps = calibration.fit_band_temperatures(z, y, seconds)
     assert len(temps) == 5
     assert all(a >= b for a, b in zip(temps, temps[1:], strict=False))
     assert temps[0] > 1.0  # softened
@@ -65,12 +65,12 @@ def test_temperature_recovers_a_known_scale():
     rng = np.random.default_rng(1)
     true = rng.standard_normal(20_000) * 3
     y = (rng.random(len(true)) < 1 / (1 + np.exp(-true))).astype(float)
-    assert fit.fit_temperature(true * 2.5, y) == pytest.approx(2.5, rel=0.1)
+    assert calibration.fit_temperature(true * 2.5, y) == pytest.approx(2.5, rel=0.1)
 
 
 @requires_espeak
 def test_fit_command_end_to_end(two_corpora, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(fit, "NONSPEECH_SOUNDS", 600)  # the speech check's negatives (4,000 for the shipped model)
+    monkeypatch.setattr(layers, "NONSPEECH_SOUNDS", 600)  # the speech check's negatives (4,000 for the shipped model)
     out = tmp_path / "model.npz"
     cache = tmp_path / "cache"
     assert main(["fit", *map(str, two_corpora), "--out", str(out), "--cache-dir", str(cache), "--workers", "1",

@@ -393,7 +393,8 @@ def fit_cmd(
     import json
 
     from ..corpora import load_corpus
-    from ..voice.fit import DEFAULT_CORPORA, DEFAULT_GROUPS, HeadConfig, fit_corpora
+    from ..voice.fit import DEFAULT_CORPORA, DEFAULT_GROUPS, fit_corpora
+    from ..voice.layers import HeadConfig
 
     if not corpus:
         if not DEFAULT_DATA.is_dir():
@@ -407,7 +408,7 @@ def fit_cmd(
         if not group or not members:
             raise VoiceGenderError(f"--join {spec!r}: expected NAME=CORPUS1,CORPUS2")
         groups[group] = tuple(m.strip() for m in members.split(",") if m.strip())
-    from ..voice.fit import parse_features
+    from ..voice.layers import parse_features
 
     try:
         parse_features(features)
