@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -385,3 +385,32 @@ def loudest_span(samples: np.ndarray, seconds: float | None = None, sr: int = SA
     width = n // hop
     start = int(np.convolve(energy, np.ones(width), mode="valid").argmax()) * hop
     return start, start + n
+
+
+def spans_of(blocks: Iterable[np.ndarray], spans: Sequence[tuple[int, int]]) -> Iterator[tuple[int, np.ndarray]]:
+    """The samples of each span ``(start, end)`` (sample indices) of audio given as blocks, as ``(span index,
+    samples)`` pairs as each span is complete; a span past the audio's end is cut short.
+
+    Reads the blocks once and holds at most one block plus the spans still open: a second pass over a long file
+    (:func:`stream_audio`) to fetch a few seconds from each of many places costs the decoding, not the memory.
+    """
+    order = sorted(range(len(spans)), key=lambda i: spans[i][0])
+    pending: dict[int, list[np.ndarray]] = {}
+    nxt = 0  # next span (in start order) not yet opened
+    offset = 0  # sample index of the current block's first sample
+    for block in blocks:
+        end_block = offset + len(block)
+        while nxt < len(order) and spans[order[nxt]][0] < end_block:
+            pending[order[nxt]] = []
+            nxt += 1
+        for i in sorted(pending, key=lambda k: spans[k][0]):
+            s, e = spans[i]
+            if s < end_block and e > offset:
+                pending[i].append(block[max(0, s - offset):max(0, min(e, end_block) - offset)])
+            if e <= end_block:
+                parts = pending.pop(i)
+                yield i, np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        offset = end_block
+    for i in list(pending) + order[nxt:]:  # past the end
+        parts = pending.pop(i, [])
+        yield i, np.concatenate(parts) if parts else np.zeros(0, np.float32)

@@ -53,9 +53,13 @@ class Prediction:
     # no_speech, None for errors
     female_s: float | None = None
     male_s: float | None = None
+    # the voices segment's timeline told apart (Speaker.as_dict(): speaker, label, p_female, p_child, speech_s,
+    # turns) when it heard more than one; None otherwise (and below speaking_time_above_s of speech)
+    speakers: list[dict] | None = None
 
     def as_dict(self) -> dict:
-        """The output record: exactly :data:`FIELDS`, plus ``error`` on error rows; floats rounded."""
+        """The output record: exactly :data:`FIELDS`, plus ``error`` on error rows and ``speakers`` when the
+        recording holds more than one voice; floats rounded."""
         def seconds(x: float | None) -> float | None:
             return None if x is None else round(float(x), 3)
 
@@ -71,6 +75,8 @@ class Prediction:
         }
         if self.label == "error":
             d["error"] = self.error
+        if self.speakers is not None:
+            d["speakers"] = self.speakers
         return d
 
 
@@ -101,3 +107,4 @@ class Prepared:
     error: str | None = None
     scores: tuple[float, float | None] | None = None  # (p_female, p_child) of speech scored by the worker
     female_share: float | None = None  # share of the speech segment's windows call female; None: use the label
+    speakers: list[dict] | None = None  # the timeline's speakers when it heard more than one voice

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio.decode import AudioTooLong, load_audio, stream_audio
+from ..audio.decode import AudioTooLong, load_audio, spans_of, stream_audio
 from ..errors import ModelError, VoiceGenderError
 from ..speech.classified import classified_speech
 from ..speech.vad import TONAL_MAX_S, VAD_SAMPLE_RATE, SpeechStream, looks_tonal, speech_seconds
@@ -64,17 +64,38 @@ def _segment_options(options: PredictOptions):
     return SegmentOptions(threshold=options.threshold)
 
 
-def _timeline(model: Model, options: PredictOptions):
-    from .segment import TimelineBuilder
+def _timeline(model: Model, options: PredictOptions, read_spans=None):
+    """segment's timeline builder; with ``read_spans`` (a second read of the audio) its speakers are told apart by
+    the speaker encoder when it is available."""
+    from .segment import TimelineBuilder, speaker_encoder
 
-    return TimelineBuilder(model, _segment_options(options))
+    encoder = speaker_encoder() if read_spans is not None else None
+    return TimelineBuilder(model, _segment_options(options), read_spans if encoder is not None else None, encoder)
 
 
-def _female_share(timeline) -> float | None:
-    from .segment import speaking_time
+def _timeline_answer(timeline, prepared: Prepared) -> None:
+    """The finished timeline's female share of speech and, when it heard more than one voice, its speakers."""
+    answer = timeline.finish_timeline()
+    prepared.female_share = answer.speaking_time().female_share
+    if len(answer.speakers) > 1:
+        prepared.speakers = [s.as_dict() for s in answer.speakers]
 
-    segments, _ = timeline.finish()
-    return speaking_time(segments).female_share
+
+def _file_spans(path: Path):
+    """A second read of a file, for the speaker encoder (see voicegender.listen.speakers.diarize)."""
+    from .segment import SegmentOptions
+
+    def read_spans(spans):
+        return spans_of(stream_audio(path, VAD_SAMPLE_RATE, SegmentOptions.block_s), spans)
+
+    return read_spans
+
+
+def _memory_spans(samples16k: np.ndarray):
+    def read_spans(spans):
+        return ((i, samples16k[a:b]) for i, (a, b) in enumerate(spans))
+
+    return read_spans
 
 
 class _ChunkScorer:
@@ -150,12 +171,12 @@ def analyse_samples(name: str, samples16k: np.ndarray, duration_s: float, model:
     if speech_s < options.min_speech_s:
         return prepared
     if speech_s > options.speaking_time_above_s:
-        timeline = _timeline(model, options)
+        timeline = _timeline(model, options, _memory_spans(samples16k))
         step = int(STREAM_BLOCK_S * VAD_SAMPLE_RATE)
         for i in range(0, len(samples16k), step):
             timeline.feed(samples16k[i:i + step])
             watch.progress(step)
-        prepared.female_share = _female_share(timeline)
+        _timeline_answer(timeline, prepared)
     if len(speech) > MAX_CHUNK_S * VAD_SAMPLE_RATE:  # scored here: a batch holds only short speech
         scores = score_speech(model, [speech])
         prepared.scores = (float(scores.p_female[0]), None if scores.p_child is None else float(scores.p_child[0]))
@@ -169,7 +190,8 @@ def _analyse_stream(path: Path, name: str, model: Model, options: PredictOptions
     chunks = _ChunkScorer(model)
     # silero's TorchScript fallback holds one stream's state: the timeline's own detector then gets a second pass
     together = backend_name() == "onnx-sequence" or speech is None
-    timeline = _timeline(model, options) if math.isfinite(options.speaking_time_above_s) and together else None
+    wanted = math.isfinite(options.speaking_time_above_s) and together
+    timeline = _timeline(model, options, _file_spans(path)) if wanted else None
     total = 0
     for block in stream_audio(path, VAD_SAMPLE_RATE, STREAM_BLOCK_S, on_progress=watch.progress):
         total += len(block)
@@ -196,12 +218,12 @@ def _analyse_stream(path: Path, name: str, model: Model, options: PredictOptions
     prepared.scores = chunks.finish()
     if speech_s > options.speaking_time_above_s:
         if timeline is None and not together:
-            timeline = _timeline(model, options)
+            timeline = _timeline(model, options, _file_spans(path))
             for block in stream_audio(path, VAD_SAMPLE_RATE, STREAM_BLOCK_S, on_progress=watch.progress):
                 timeline.feed(block)
                 watch.progress(len(block))
         if timeline is not None:
-            prepared.female_share = _female_share(timeline)
+            _timeline_answer(timeline, prepared)
     return prepared
 
 

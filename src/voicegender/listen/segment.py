@@ -34,12 +34,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..audio.decode import stream_audio
+from ..audio.decode import spans_of, stream_audio
 from ..speech.vad import FRAME_S, FRAME_SAMPLES, VAD_SAMPLE_RATE, StreamingVad, VadConfig, segments_from_probs
 from ..threads import blas_single_thread, torch_threads
 from ..voice.loading import load_model
 from ..voice.model import Model, logit, score_speech
 from .smoothing import fill_nearest, frame_scores, merge_short_runs, runs_of, viterbi_2state
+from .speakers import Diarization, SpanReader, Speaker, SpeakerEmbedder, SpeakerOptions, Windows, diarize
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Segment:
     end_s: float  # seconds
     label: str  # "female" | "male" | "no_speech"
     p_female: float | None = None  # mean calibrated probability over the segment; None for no_speech
+    speaker: str | None = None  # "S1", "S2", ... (see Timeline.speakers); None for no_speech or without speakers
 
     @property
     def duration_s(self) -> float:
@@ -59,7 +61,8 @@ class Segment:
 
     def as_dict(self) -> dict:
         return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "label": self.label,
-                "p_female": None if self.p_female is None else round(float(self.p_female), 4)}
+                "p_female": None if self.p_female is None else round(float(self.p_female), 4),
+                "speaker": self.speaker}
 
 
 SMOOTHINGS = ("viterbi", "median")
@@ -93,6 +96,10 @@ class SegmentOptions:
     block_s: float = 30.0  # seconds of audio decoded at a time (memory bound)
     batch_windows: int = 64  # windows per model call
     torch_threads: int = 1  # torch threads for the model (see voicegender.threads.torch_threads); 0: unchanged
+    # speaker turns and speakers (voicegender.listen.speakers): each speech stretch gets the gender of its speaker,
+    # decided from all of that speaker's speech; False: the gender of each stretch from its own windows (Viterbi)
+    speakers: bool = True
+    speaker_options: SpeakerOptions = field(default_factory=SpeakerOptions)
 
     def __post_init__(self) -> None:
         if self.smoothing not in SMOOTHINGS:
@@ -112,25 +119,47 @@ def _window_speech(window: np.ndarray, start: int, frame_mask: np.ndarray) -> np
 
 
 class _WindowScorer:
-    """Collects windows as audio streams in and scores them in batches; keeps (start_frame, n_frames, w, logit)."""
+    """Collects windows as audio streams in and scores them in batches; keeps, per window, (start_frame, n_frames,
+    weight, logit) in ``scored`` and, for the speaker turns, its first sample, child log-odds and embedding."""
 
     def __init__(self, model: Model, options: SegmentOptions) -> None:
         self.model, self.options = model, options
-        self.pending: list[tuple[int, int, float, np.ndarray]] = []
+        self.pending: list[tuple[int, int, float, np.ndarray, int]] = []
         self.scored: list[tuple[int, int, float, float]] = []
+        self.starts: list[int] = []
+        self.child: list[float] = []
+        self.embeddings: list[np.ndarray] = []  # float16 blocks: 10 h of 0.5 s hops x 256 values: 37 MB
+        self.has_child = self.has_embeddings = True
 
-    def add(self, start_frame: int, n_frames: int, weight: float, speech: np.ndarray) -> None:
-        self.pending.append((start_frame, n_frames, weight, speech))
+    def add(self, start_frame: int, n_frames: int, weight: float, speech: np.ndarray, start: int) -> None:
+        self.pending.append((start_frame, n_frames, weight, speech, start))
         if len(self.pending) >= self.options.batch_windows:
             self.flush()
 
     def flush(self) -> None:
         if not self.pending:
             return
-        z = logit(score_speech(self.model, [x[3] for x in self.pending]).p_female)
-        for (start, n, w, _), zi in zip(self.pending, z, strict=True):
-            self.scored.append((start, n, w, float(zi)))
+        scores = score_speech(self.model, [x[3] for x in self.pending])
+        z = logit(scores.p_female)
+        for (start_frame, n, w, _, start), zi in zip(self.pending, z, strict=True):
+            self.scored.append((start_frame, n, w, float(zi)))
+            self.starts.append(start)
+        self.has_child = self.has_child and scores.p_child is not None
+        if self.has_child:
+            self.child.extend(logit(scores.p_child).tolist())
+        self.has_embeddings = self.has_embeddings and scores.embeddings is not None and self.options.speakers
+        if self.has_embeddings:
+            self.embeddings.append(scores.embeddings.astype(np.float16))
+        else:
+            self.embeddings = []
         self.pending = []
+
+    def windows(self, window_samples: int, hop_samples: int) -> Windows:
+        """What was scored, as arrays for :func:`voicegender.listen.speakers.diarize`."""
+        return Windows(start=np.asarray(self.starts, np.int64), n_samples=window_samples, hop=hop_samples,
+                       weight=np.array([x[2] for x in self.scored]), logit=np.array([x[3] for x in self.scored]),
+                       child_logit=np.asarray(self.child) if self.has_child and self.child else None,
+                       embedding=np.concatenate(self.embeddings) if self.has_embeddings and self.embeddings else None)
 
 
 def build_timeline(probs: np.ndarray, scored: list[tuple[int, int, float, float]], duration_s: float,
@@ -245,6 +274,51 @@ def speaking_time(segments: Iterable[Segment]) -> SpeakingTime:
     return SpeakingTime(total["female"], total["male"], total["no_speech"])
 
 
+@dataclass
+class Timeline:
+    """A recording's timeline: segments covering it without gaps, its speakers and its length."""
+
+    segments: list[Segment]
+    speakers: list[Speaker]  # empty when speakers were not told apart
+    duration_s: float
+    embedder: str = ""  # what told the speakers apart: "ecapa" (the speaker encoder), "ge2e", "" (no speakers)
+
+    def speaking_time(self) -> SpeakingTime:
+        return speaking_time(self.segments)
+
+    def summary(self) -> dict:
+        """Speakers by gender, the female share of speaking time and of speakers, each speaker's time and turns."""
+        st = self.speaking_time()
+        women = sum(1 for s in self.speakers if s.label == "female")
+        men = sum(1 for s in self.speakers if s.label == "male")
+        return {"duration_s": round(self.duration_s, 3), **st.as_dict(),
+                "speakers": len(self.speakers), "female_speakers": women, "male_speakers": men,
+                "female_speaker_share": round(women / (women + men), 4) if women + men else None,
+                "speaker_embedding": self.embedder or None,
+                "by_speaker": [s.as_dict() for s in self.speakers]}
+
+
+def speaker_segments(diarization: Diarization, duration_s: float) -> list[Segment]:
+    """The timeline of speaker turns (which cut the speech regions), each labelled with its speaker's gender."""
+    speakers = diarization.speakers
+    turns = sorted(diarization.turns, key=lambda t: t.start_s)
+    segments: list[Segment] = []
+    cursor = 0.0
+    for t in turns:
+        if t.start_s - cursor > 1e-6:
+            segments.append(Segment(cursor, t.start_s, "no_speech", None))
+        spk = speakers[t.speaker]
+        last = segments[-1] if segments else None
+        if last is not None and last.speaker == spk.id and abs(last.end_s - t.start_s) < 1e-6:
+            last.end_s = t.end_s
+        else:
+            segments.append(Segment(t.start_s, t.end_s, spk.label, spk.p_female, spk.id))
+        cursor = t.end_s
+    if duration_s - cursor > 1e-6:
+        segments.append(Segment(cursor, duration_s, "no_speech", None))
+    return _absorb_edge_slivers(segments, duration_s)
+
+
 EDGE_SLIVER_S = 0.1  # no_speech at the very start/end shorter than this joins the neighbouring speech segment
 
 
@@ -268,11 +342,13 @@ def segment_stream(blocks: Iterable[np.ndarray], model=None, options: SegmentOpt
                    show_progress: bool = False, total_s: float | None = None) -> tuple[list[Segment], float]:
     """Timeline of 16 kHz float audio given as blocks; returns (segments, duration in seconds).
 
-    Memory: the current block plus one window of audio, and a few numbers per 32 ms frame.
+    Memory: the current block plus one window of audio, and a few numbers per 32 ms frame. Blocks cannot be read
+    twice, so speakers are told apart by the model's window embeddings (see :func:`timeline_file`).
     """
     model = load_model(model)
     with blas_single_thread(), torch_threads(options.torch_threads):
-        return _segment_stream(blocks, model, options, show_progress, total_s)
+        timeline = _timeline_of(blocks, model, options, show_progress, total_s)
+    return timeline.segments, timeline.duration_s
 
 
 class TimelineBuilder:
@@ -283,8 +359,10 @@ class TimelineBuilder:
     streaming readers of a file (``predict``'s speaking time) feed the same blocks to one of these.
     """
 
-    def __init__(self, model: Model, options: SegmentOptions = SegmentOptions()) -> None:
+    def __init__(self, model: Model, options: SegmentOptions = SegmentOptions(), read_spans: SpanReader | None = None,
+                 encoder: SpeakerEmbedder | None = None) -> None:
         self.options = options
+        self._read_spans, self._encoder = read_spans, encoder  # the speakers' second pass (see speakers.diarize)
         self._win = int(options.window_s * VAD_SAMPLE_RATE)
         self._hop = int(options.hop_s * VAD_SAMPLE_RATE)
         self._min_speech = int(options.min_window_speech_s * VAD_SAMPLE_RATE)
@@ -313,7 +391,7 @@ class TimelineBuilder:
         window = self._buf[start - self._buf_start:end - self._buf_start]
         speech = _window_speech(window, start, frames >= self._thr)
         if len(speech) >= self._min_speech:
-            self._scorer.add(start // FRAME_SAMPLES, len(frames), len(speech) / max(1, len(window)), speech)
+            self._scorer.add(start // FRAME_SAMPLES, len(frames), len(speech) / max(1, len(window)), speech, start)
 
     def feed(self, block: np.ndarray) -> None:
         """The next block of 16 kHz float audio."""
@@ -331,7 +409,12 @@ class TimelineBuilder:
             self._buf, self._buf_start = self._buf[keep_from - self._buf_start:], keep_from
 
     def finish(self) -> tuple[list[Segment], float]:
-        """The timeline and the duration in seconds (the stream is done)."""
+        """The timeline's segments and the duration in seconds (the stream is done)."""
+        timeline = self.finish_timeline()
+        return timeline.segments, timeline.duration_s
+
+    def finish_timeline(self) -> Timeline:
+        """The timeline: segments, speakers and duration (the stream is done)."""
         self._add_probs(self._vad.finish())
         while self._next_win + self._win <= self._total:
             self._emit(self._next_win, self._next_win + self._win)
@@ -342,34 +425,72 @@ class TimelineBuilder:
         self._scorer.flush()
         self._buf = np.zeros(0, np.float32)
         duration_s = self._total / VAD_SAMPLE_RATE
-        return build_timeline(self._probs[:self._n], self._scorer.scored, duration_s, self.options), duration_s
+        probs = self._probs[:self._n]
+        if self.options.speakers:
+            diarization = self._diarize(probs, duration_s)
+            if diarization.turns:
+                segments = speaker_segments(diarization, duration_s)
+                return Timeline(segments, diarization.speakers, duration_s, diarization.embedder)
+        return Timeline(build_timeline(probs, self._scorer.scored, duration_s, self.options), [], duration_s)
+
+    def _diarize(self, probs: np.ndarray, duration_s: float) -> Diarization:
+        windows = self._scorer.windows(self._win, self._hop)
+        regions = [(int(round(a * VAD_SAMPLE_RATE)), int(round(b * VAD_SAMPLE_RATE)))
+                   for a, b in segments_from_probs(probs, self.options.vad_config, duration_s)]
+        speech = probs >= self._thr
+
+        def speech_mask(a: int, b: int) -> np.ndarray:
+            frames = np.arange(a, b) // FRAME_SAMPLES
+            return speech[np.minimum(frames, len(speech) - 1)] if len(speech) else np.zeros(b - a, bool)
+
+        return diarize(windows, regions, speech_mask, self.options.speaker_options, VAD_SAMPLE_RATE,
+                       self._read_spans, self._encoder, self.options.threshold)
 
 
-def _segment_stream(blocks: Iterable[np.ndarray], model: Model, options: SegmentOptions, show_progress: bool,
-                    total_s: float | None) -> tuple[list[Segment], float]:
+def _timeline_of(blocks: Iterable[np.ndarray], model: Model, options: SegmentOptions, show_progress: bool,
+                 total_s: float | None, read_spans: SpanReader | None = None,
+                 encoder: SpeakerEmbedder | None = None) -> Timeline:
     from ..progress import progress
 
-    builder = TimelineBuilder(model, options)
+    builder = TimelineBuilder(model, options, read_spans, encoder)
     it = progress(blocks, desc="segment", unit="block", total=None if total_s is None else
                   int(np.ceil(total_s / options.block_s))) if show_progress else blocks
     for block in it:
         builder.feed(block)
-    return builder.finish()
+    return builder.finish_timeline()
 
 
-def segment_file(path: str | os.PathLike, model=None, options: SegmentOptions = SegmentOptions(),
-                 show_progress: bool = True) -> tuple[list[Segment], float]:
-    """Timeline of female / male / no_speech segments of an audio file of any length.
+def speaker_encoder() -> SpeakerEmbedder | None:
+    """The speaker-verification encoder when its checkpoint is in the user cache (``voicegender models fetch``),
+    else None (speakers are then told apart by the model's own window embeddings; said once per process)."""
+    from ..errors import ModelError
+
+    try:
+        from ..voice.speaker_encoder import load_speaker_encoder
+
+        return load_speaker_encoder()
+    except (ImportError, ModelError) as e:
+        global _SAID_NO_ENCODER
+        if not _SAID_NO_ENCODER:
+            log.info("speakers told apart by the gender model's own embeddings (%s)", e)
+            _SAID_NO_ENCODER = True
+        return None
+
+
+_SAID_NO_ENCODER = False
+
+
+def timeline_file(path: str | os.PathLike, model=None, options: SegmentOptions = SegmentOptions(),
+                  show_progress: bool = True, encoder: SpeakerEmbedder | None | str = "auto") -> Timeline:
+    """Timeline of an audio file of any length: female / male / no_speech segments, speakers, duration.
 
     Parameters
     ----------
-    path : any file :func:`voicegender.audio.decode.stream_audio` reads; decoded in ``options.block_s`` blocks.
+    path : any file :func:`voicegender.audio.decode.stream_audio` reads; decoded in ``options.block_s`` blocks
+        (twice when speakers are told apart with a speaker encoder: the second pass reads a few seconds per turn).
     model : None (the shipped default), a model file, or a loaded model (see :func:`voicegender.load_model`).
-    options : window, hop, smoothing and minimum durations in seconds.
-
-    Returns
-    -------
-    (segments covering [0, duration] without gaps, duration in seconds)
+    options : window, hop, smoothing, speaker settings (seconds).
+    encoder : "auto" (:func:`speaker_encoder`), a speaker encoder, or None (the model's window embeddings).
 
     Raises
     ------
@@ -382,5 +503,24 @@ def segment_file(path: str | os.PathLike, model=None, options: SegmentOptions = 
         total_s = info.frames / info.samplerate if info.frames > 0 else None
     except (sf.LibsndfileError, RuntimeError, OSError):
         total_s = None
-    blocks = stream_audio(path, VAD_SAMPLE_RATE, options.block_s)
-    return segment_stream(blocks, model, options, show_progress, total_s)
+    model = load_model(model)
+    if isinstance(encoder, str):
+        encoder = speaker_encoder() if options.speakers else None
+
+    def read_spans(spans):
+        return spans_of(stream_audio(path, VAD_SAMPLE_RATE, options.block_s), spans)
+
+    with blas_single_thread(), torch_threads(options.torch_threads):
+        return _timeline_of(stream_audio(path, VAD_SAMPLE_RATE, options.block_s), model, options, show_progress,
+                            total_s, read_spans if encoder is not None else None, encoder)
+
+
+def segment_file(path: str | os.PathLike, model=None, options: SegmentOptions = SegmentOptions(),
+                 show_progress: bool = True) -> tuple[list[Segment], float]:
+    """Timeline of female / male / no_speech segments of an audio file of any length: (segments covering
+    [0, duration] without gaps, duration in seconds). :func:`timeline_file` also gives the speakers.
+
+    Raises AudioDecodeError naming the file.
+    """
+    timeline = timeline_file(path, model, options, show_progress)
+    return timeline.segments, timeline.duration_s

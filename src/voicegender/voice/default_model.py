@@ -64,8 +64,8 @@ class VoiceModel:
         """Raw head inputs (n, d) of speech clips at 16 kHz."""
         return self._inputs(waves16k)[0]
 
-    def _inputs(self, waves16k: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-        """(head inputs, hidden means or None) from one run of the encoder."""
+    def _inputs(self, waves16k: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(head inputs, hidden means or None, GE2E embeddings or None) from one run of the encoder."""
         ge2e = voice = hidden = None
         if self.head.uses_ge2e or self.head.needs_hidden:
             from .embeddings import ge2e_features
@@ -75,15 +75,15 @@ class VoiceModel:
             from .acoustic import voice_features
 
             voice = np.stack([voice_features(w) for w in waves16k])
-        return self.head.inputs(ge2e, voice, hidden), hidden
+        return self.head.inputs(ge2e, voice, hidden), hidden, ge2e
 
     def score(self, waves16k: list[np.ndarray]) -> Scores:
         waves = [np.asarray(w, np.float32).reshape(-1) for w in waves16k]
         if not waves:
             return Scores(np.zeros(0), None if self.head.child is None else np.zeros(0))
-        x, hidden = self._inputs(waves)
+        x, hidden, ge2e = self._inputs(waves)
         seconds = np.array([len(w) / SAMPLE_RATE for w in waves])
-        return Scores(self.head.p_female(x, seconds, hidden), self.head.p_child(x, hidden))
+        return Scores(self.head.p_female(x, seconds, hidden), self.head.p_child(x, hidden), ge2e)
 
     @property
     def speech_check(self):

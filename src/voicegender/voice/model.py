@@ -29,6 +29,9 @@ class Scores:
 
     p_female: np.ndarray  # calibrated probability of a female voice, per clip
     p_child: np.ndarray | None = None  # probability of a child's voice (aged 12 or younger); None: not estimated
+    # a voice embedding per clip (n, d), rows L2-normalised, when the model makes one on the way (the shipped kind:
+    # GE2E, 256-d); the timeline finds speaker changes with it. None: the model makes none
+    embeddings: np.ndarray | None = None
 
 
 @runtime_checkable
@@ -84,10 +87,10 @@ def score_speech(model: Model, waves16k: Sequence[np.ndarray]) -> Scores:
     if not pieces:
         return Scores(np.zeros(0))
     scores = model.score(pieces)
-    female, child = scores.p_female, scores.p_child
+    female, child, emb = scores.p_female, scores.p_child, scores.embeddings
     if len(pieces) == len(waves16k):
         return Scores(np.clip(np.asarray(female, np.float64), P_CLIP, 1 - P_CLIP),
-                      None if child is None else np.asarray(child, np.float64))
+                      None if child is None else np.asarray(child, np.float64), emb)
     weights = np.array([len(x) for x in pieces], np.float64)
     owner_arr = np.asarray(owner)
 
@@ -95,4 +98,8 @@ def score_speech(model: Model, waves16k: Sequence[np.ndarray]) -> Scores:
         mean = np.bincount(owner_arr, logit(p) * weights) / np.bincount(owner_arr, weights)
         return 1 / (1 + np.exp(-mean))
 
-    return Scores(combine(female), None if child is None else combine(child))
+    if emb is not None:  # the duration-weighted mean of the chunks' embeddings, L2-normalised
+        sums = np.zeros((len(waves16k), emb.shape[1]))
+        np.add.at(sums, owner_arr, emb * weights[:, None])
+        emb = (sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
+    return Scores(combine(female), None if child is None else combine(child), emb)

@@ -1,0 +1,318 @@
+"""Who spoke when: speaker turns, one speaker embedding per turn, speakers as clusters of turns, and each speaker's
+gender decided from all of its speech.
+
+The pipeline of the field's diarization systems (change detection → an embedding per turn → clustering), on what
+:mod:`voicegender.listen.segment` already computes:
+
+1. **Turns.** Inside each speech region, a speaker change is where the voice embeddings of the windows just before
+   and just after a point differ most (the GE2E embedding the shipped model makes for every 1.5 s window: cosine
+   distance between the window ending at a point and the one starting there, a local peak above
+   ``change_threshold``). Turns longer than ``turn_max_s`` are cut, so a missed change cannot join two speakers
+   for long: their pieces are clustered apart.
+2. **An embedding per turn**, once: up to ``embed_max_s`` seconds of the turn's speech (its middle, the edges left
+   out) through a speaker-verification encoder (:mod:`voicegender.voice.speaker_encoder`, ECAPA-TDNN), read in a
+   second pass over the file. Without one (no checkpoint fetched, or audio that cannot be read twice) the turn's
+   mean GE2E embedding stands in, with its own threshold.
+3. **Speakers**: average-linkage clustering of the turns by cosine distance (:mod:`voicegender.listen.clustering`),
+   each turn weighted by its speech, with a distance added between turns whose genders surely differ; clusters with
+   less than ``min_speaker_s`` of speech join their nearest speaker.
+4. **Gender per speaker** from every window of every turn of that speaker (the windows' log-odds averaged, weighted
+   by their speech): a speaker's many windows are right far more often than any one of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from .clustering import cluster, cosine_distances
+
+log = logging.getLogger(__name__)
+
+SpanReader = Callable[[Sequence[tuple[int, int]]], Iterator[tuple[int, np.ndarray]]]  # see audio.decode.spans_of
+SpeechMask = Callable[[int, int], np.ndarray]  # (start, end) samples -> boolean per sample: speech frames
+
+
+class SpeakerEmbedder(Protocol):
+    """A speaker-verification encoder (:class:`voicegender.voice.speaker_encoder.SpeakerEncoder`)."""
+
+    def embed(self, waves16k: Sequence[np.ndarray]) -> np.ndarray:
+        """(n, d) embeddings of 16 kHz speech clips; the same voice gives close directions (cosine)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SpeakerOptions:
+    """How turns and speakers are found (seconds unless said otherwise)."""
+
+    change_threshold: float = 0.25  # cosine distance of the GE2E windows either side of a point that marks a change
+    change_spacing_s: float = 1.0  # a change is the highest distance within +- this
+    min_turn_s: float = 0.5  # no change closer than this to a region's edge or to another change
+    turn_max_s: float = 20.0  # longer turns are cut into pieces of at most this (clustered on their own)
+    embed_max_s: float = 3.0  # seconds of a turn's speech given to the speaker encoder (its middle)
+    edge_s: float = 0.2  # left out at both ends of a turn before it is embedded (a change may be a little off)
+    cluster_threshold: float = 0.75  # average-linkage cosine distance at which speakers stop merging (ECAPA)
+    cluster_threshold_ge2e: float = 0.35  # the same when turns are described by their GE2E embeddings
+    gender_penalty: float = 0.15  # distance added per log-odds by which two turns' genders surely differ
+    min_speaker_s: float = 2.0  # a cluster with less speech joins its nearest speaker
+
+
+@dataclass
+class Turn:
+    """A stretch of one speaker's talk inside a speech region."""
+
+    start_s: float
+    end_s: float
+    windows: np.ndarray  # indices of the scored windows whose centre lies in the turn
+    speech_s: float = 0.0  # seconds of speech frames in it
+    speaker: int = -1
+
+
+@dataclass
+class Speaker:
+    """One voice of a recording, decided from all of its speech."""
+
+    id: str  # "S1", "S2", ... in order of first appearance
+    label: str  # "female" | "male"
+    p_female: float  # from all of the speaker's windows
+    p_child: float | None  # probability of a child's voice; None when the model does not estimate it
+    speech_s: float  # seconds of the timeline given to this speaker (its segments; they add up to the speech time)
+    turns: int  # turns (consecutive stretches of this speaker)
+
+    def as_dict(self) -> dict:
+        return {"speaker": self.id, "label": self.label, "p_female": round(float(self.p_female), 4),
+                "p_child": None if self.p_child is None else round(float(self.p_child), 4),
+                "speech_s": round(float(self.speech_s), 3), "turns": int(self.turns)}
+
+
+@dataclass
+class Windows:
+    """The scored windows of a recording, in time order (what segment's window scorer kept)."""
+
+    start: np.ndarray  # first sample of each window
+    n_samples: int  # samples per window
+    hop: int  # samples between window starts
+    weight: np.ndarray  # speech fraction of each window
+    logit: np.ndarray  # log-odds of female
+    child_logit: np.ndarray | None  # log-odds of a child's voice, or None
+    embedding: np.ndarray | None  # (n, d) voice embeddings (float16), or None
+
+    @property
+    def centre(self) -> np.ndarray:
+        return self.start + self.n_samples // 2
+
+
+def change_points(windows: Windows, region: tuple[int, int], options: SpeakerOptions) -> list[int]:
+    """Sample positions of speaker changes inside ``region`` (start, end samples), from the windows' embeddings."""
+    if windows.embedding is None:
+        return []
+    a, b = region
+    lag = max(1, int(round(windows.n_samples / windows.hop)))  # the window ending at a point starts lag hops before
+    inside = np.flatnonzero((windows.start >= a - windows.hop) & (windows.start + windows.n_samples <= b + windows.hop)
+                            & (windows.start % windows.hop == 0))
+    if len(inside) < lag + 1:
+        return []
+    index = {int(windows.start[i] // windows.hop): int(i) for i in inside}
+    emb = windows.embedding
+    points, scores = [], []
+    for j in sorted(index):
+        before = index.get(j - lag)
+        if before is None:
+            continue
+        after = index[j]
+        e0, e1 = emb[before].astype(np.float64), emb[after].astype(np.float64)
+        d = 1.0 - float(e0 @ e1) / max(float(np.linalg.norm(e0) * np.linalg.norm(e1)), 1e-12)
+        points.append(j * windows.hop)
+        scores.append(d)
+    points_arr, scores_arr = np.asarray(points), np.asarray(scores)
+    spacing = options.change_spacing_s * _rate(windows)
+    edge = options.min_turn_s * _rate(windows)
+    changes = []
+    for k in np.argsort(-scores_arr):  # greedy: highest first, none within the spacing of a kept one
+        p, s = int(points_arr[k]), scores_arr[k]
+        if s < options.change_threshold:
+            break
+        if p - a < edge or b - p < edge:
+            continue
+        if any(abs(p - c) < max(spacing, edge) for c in changes):
+            continue
+        if _is_local_peak(points_arr, scores_arr, k, spacing):
+            changes.append(p)
+    return sorted(changes)
+
+
+def _rate(windows: Windows) -> float:
+    """Samples per second (the windows' hop is 0.5 s of them)."""
+    return windows.hop / 0.5 if windows.hop else 16_000.0
+
+
+def _is_local_peak(points: np.ndarray, scores: np.ndarray, k: int, spacing: float) -> bool:
+    near = np.abs(points - points[k]) <= spacing
+    return bool(scores[k] >= scores[near].max())
+
+
+def split_turns(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: SpeechMask,
+                options: SpeakerOptions, rate: int) -> list[Turn]:
+    """Turns of every region (sample spans): cut at the changes, then into pieces of at most ``turn_max_s``."""
+    turns = []
+    centre = windows.centre
+    max_len = int(options.turn_max_s * rate)
+    for region in regions:
+        cuts = [region[0], *change_points(windows, region, options), region[1]]
+        for s, e in zip(cuts[:-1], cuts[1:], strict=True):
+            pieces = max(1, int(np.ceil((e - s) / max_len)))
+            edges = np.linspace(s, e, pieces + 1).astype(int)
+            for ps, pe in zip(edges[:-1], edges[1:], strict=True):
+                inside = np.flatnonzero((centre >= ps) & (centre < pe))
+                if len(inside) == 0 and len(centre):  # shorter than a window's reach: the nearest window
+                    inside = np.array([int(np.argmin(np.abs(centre - (ps + pe) // 2)))])
+                turns.append(Turn(ps / rate, pe / rate, inside, float(np.count_nonzero(speech_mask(ps, pe))) / rate))
+    return turns
+
+
+def embedding_spans(turns: Sequence[Turn], options: SpeakerOptions, rate: int) -> list[tuple[int, int]]:
+    """The sample span of each turn that its speaker embedding is made from: the turn without ``edge_s`` at each
+    end (when it is long enough), at most 2 x ``embed_max_s`` around its middle (speech is picked from it)."""
+    spans = []
+    for t in turns:
+        a, b = int(t.start_s * rate), int(t.end_s * rate)
+        edge = int(options.edge_s * rate)
+        if b - a > 4 * edge:
+            a, b = a + edge, b - edge
+        half = int(options.embed_max_s * rate)
+        mid = (a + b) // 2
+        spans.append((max(a, mid - half), min(b, mid + half)))
+    return spans
+
+
+def middle(samples: np.ndarray, n: int) -> np.ndarray:
+    """The middle ``n`` samples (all when shorter)."""
+    if len(samples) <= n:
+        return samples
+    start = (len(samples) - n) // 2
+    return samples[start:start + n]
+
+
+def turn_vectors_from_windows(turns: Sequence[Turn], windows: Windows) -> np.ndarray:
+    """Each turn as the normalised, speech-weighted mean of its windows' embeddings (the fallback description)."""
+    emb = windows.embedding.astype(np.float64)
+    out = np.zeros((len(turns), emb.shape[1]))
+    for i, t in enumerate(turns):
+        if len(t.windows):
+            out[i] = (emb[t.windows] * windows.weight[t.windows, None]).sum(0)
+    return out / np.linalg.norm(out, axis=1, keepdims=True).clip(1e-12)
+
+
+def _turn_logits(turns: Sequence[Turn], windows: Windows) -> np.ndarray:
+    z = np.zeros(len(turns))
+    for i, t in enumerate(turns):
+        if len(t.windows):
+            z[i] = np.average(windows.logit[t.windows], weights=windows.weight[t.windows])
+    return z
+
+
+def assign_speakers(turns: list[Turn], vectors: np.ndarray, windows: Windows, options: SpeakerOptions,
+                    threshold: float) -> None:
+    """Set each turn's ``speaker`` (0..k-1 in order of first appearance) by clustering ``vectors``."""
+    if not turns:
+        return
+    weights = np.array([max(t.speech_s, 0.1) for t in turns])
+    labels = cluster(vectors, weights, threshold, _turn_logits(turns, windows), options.gender_penalty)
+    labels = _absorb_small(labels, vectors, weights, options.min_speaker_s)
+    for t, k in zip(turns, labels, strict=True):
+        t.speaker = int(k)
+
+
+def _absorb_small(labels: np.ndarray, vectors: np.ndarray, weights: np.ndarray, min_s: float) -> np.ndarray:
+    """Clusters with less than ``min_s`` of speech join the nearest cluster that has enough (by centroid cosine);
+    labels renumbered in order of first appearance."""
+    labels = labels.copy()
+    k = labels.max() + 1
+    mass = np.bincount(labels, weights, minlength=k)
+    big = np.flatnonzero(mass >= min_s)
+    if len(big) and len(big) < k:
+        cent = np.array([(vectors[labels == c] * weights[labels == c, None]).sum(0) for c in range(k)])
+        d = cosine_distances(cent)
+        for c in np.flatnonzero(mass < min_s):
+            labels[labels == c] = big[np.argmin(d[c, big])]
+    _, first = np.unique(labels, return_index=True)
+    rank = np.empty(labels.max() + 1, np.int64)
+    rank[np.unique(labels)[np.argsort(first)]] = np.arange(len(first))
+    return rank[labels]
+
+
+def speakers_of(turns: Sequence[Turn], windows: Windows, threshold: float = 0.5) -> list[Speaker]:
+    """Each speaker's gender, child-voice probability, speech and turns from all of its windows."""
+    if not turns:
+        return []
+    k = max(t.speaker for t in turns) + 1
+    out = []
+    for s in range(k):
+        mine = [t for t in turns if t.speaker == s]
+        idx = np.unique(np.concatenate([t.windows for t in mine]).astype(np.int64))
+        w = windows.weight[idx] if len(idx) else np.zeros(0)
+        z = float(np.average(windows.logit[idx], weights=w)) if len(idx) and w.sum() > 0 else 0.0
+        p = 1 / (1 + np.exp(-z))
+        pc = None
+        if windows.child_logit is not None and len(idx) and w.sum() > 0:
+            pc = float(1 / (1 + np.exp(-np.average(windows.child_logit[idx], weights=w))))
+        runs = sum(1 for i, t in enumerate(turns) if t.speaker == s and (i == 0 or turns[i - 1].speaker != s))
+        out.append(Speaker(f"S{s + 1}", "female" if p >= threshold else "male", float(p), pc,
+                           float(sum(t.end_s - t.start_s for t in mine)), runs))
+    return out
+
+
+@dataclass
+class Diarization:
+    """Turns with their speakers, and the speakers."""
+
+    turns: list[Turn] = field(default_factory=list)
+    speakers: list[Speaker] = field(default_factory=list)
+    embedder: str = ""  # what described the turns: "ecapa" or "ge2e" ("" when there were none)
+
+
+def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: SpeechMask, options: SpeakerOptions,
+            rate: int, read_spans: SpanReader | None = None, encoder: SpeakerEmbedder | None = None,
+            threshold: float = 0.5) -> Diarization:
+    """Turns and speakers of a recording from its scored windows and speech regions (sample spans).
+
+    ``read_spans`` and ``encoder`` (a speaker encoder with ``embed(waves) -> (n, d)``): when both are given, each
+    turn is embedded by the encoder from a second read of the audio; else turns are described by their windows'
+    GE2E embeddings (with :attr:`SpeakerOptions.cluster_threshold_ge2e`). ``speech_mask(a, b)``: which samples of
+    [a, b) lie in speech frames. Returns empty when the model gives no window embeddings.
+    """
+    if windows.embedding is None or not len(windows.start):
+        return Diarization()
+    turns = split_turns(windows, regions, speech_mask, options, rate)
+    if not turns:
+        return Diarization()
+    if read_spans is not None and encoder is not None:
+        spans = embedding_spans(turns, options, rate)
+        found: dict[int, np.ndarray] = {}
+        pending: list[tuple[int, np.ndarray]] = []
+
+        def flush() -> None:
+            if pending:
+                found.update(zip([i for i, _ in pending], encoder.embed([x for _, x in pending]), strict=True))
+                pending.clear()
+
+        n_max = int(options.embed_max_s * rate)
+        for i, samples in read_spans(spans):
+            a = spans[i][0]
+            speech = samples[speech_mask(a, a + len(samples))]
+            pending.append((i, middle(speech if len(speech) >= rate // 4 else samples, n_max)))
+            if len(pending) >= 16:
+                flush()
+        flush()
+        vectors = np.stack([found[i] for i in range(len(turns))]).astype(np.float64)
+        threshold_c, embedder = options.cluster_threshold, "ecapa"
+    else:
+        vectors = turn_vectors_from_windows(turns, windows)
+        threshold_c, embedder = options.cluster_threshold_ge2e, "ge2e"
+    assign_speakers(turns, vectors, windows, options, threshold_c)
+    return Diarization(turns, speakers_of(turns, windows, threshold), embedder)
+
