@@ -129,7 +129,8 @@ class _WindowScorer:
         self.starts: list[int] = []
         self.child: list[float] = []
         self.embeddings: list[np.ndarray] = []  # float16 blocks: 10 h of 0.5 s hops x 256 values: 37 MB
-        self.has_child = self.has_embeddings = True
+        self.speech: list[float] = []  # log-odds that the window holds speech, not music or noise alone
+        self.has_child = self.has_embeddings = self.has_speech = True
 
     def add(self, start_frame: int, n_frames: int, weight: float, speech: np.ndarray, start: int) -> None:
         self.pending.append((start_frame, n_frames, weight, speech, start))
@@ -147,6 +148,9 @@ class _WindowScorer:
         self.has_child = self.has_child and scores.p_child is not None
         if self.has_child:
             self.child.extend(logit(scores.p_child).tolist())
+        self.has_speech = self.has_speech and scores.speech_logit is not None
+        if self.has_speech:
+            self.speech.extend(np.asarray(scores.speech_logit, np.float64).tolist())
         self.has_embeddings = self.has_embeddings and scores.embeddings is not None and self.options.speakers
         if self.has_embeddings:
             self.embeddings.append(scores.embeddings.astype(np.float16))
@@ -425,13 +429,27 @@ class TimelineBuilder:
         self._scorer.flush()
         self._buf = np.zeros(0, np.float32)
         duration_s = self._total / VAD_SAMPLE_RATE
-        probs = self._probs[:self._n]
+        probs = self._without_background(self._probs[:self._n])
         if self.options.speakers:
             diarization = self._diarize(probs, duration_s)
             if diarization.turns:
                 segments = speaker_segments(diarization, duration_s)
                 return Timeline(segments, diarization.speakers, duration_s, diarization.embedder)
         return Timeline(build_timeline(probs, self._scorer.scored, duration_s, self.options), [], duration_s)
+
+    def _without_background(self, probs: np.ndarray) -> np.ndarray:
+        """The frame probabilities with the frames that the windows covering them call music or noise alone (the
+        model's window check, when it has one: their mean log-odds of speech below 0) set to 0."""
+        scorer = self._scorer
+        if not scorer.has_speech or not scorer.speech:
+            return probs
+        starts = [x[0] for x in scorer.scored]
+        spans = [(f, n, w, z) for f, (_, n, w, _), z in zip(starts, scorer.scored, scorer.speech, strict=True)]
+        _, speech_logit, _ = frame_scores(spans, len(probs), 0.0)
+        background = np.isfinite(speech_logit) & (speech_logit < 0)
+        if not background.any():
+            return probs
+        return np.where(background, np.float32(0.0), probs)
 
     def _diarize(self, probs: np.ndarray, duration_s: float) -> Diarization:
         windows = self._scorer.windows(self._win, self._hop)

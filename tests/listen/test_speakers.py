@@ -1,0 +1,104 @@
+"""Speaker turns and speakers (voicegender.listen.speakers) from windows with known voices."""
+
+import numpy as np
+import pytest
+
+from voicegender.listen.speakers import SpeakerOptions, Windows, change_points, diarize, split_turns
+
+RATE = 16_000
+HOP, WIN = 8_000, 24_000  # 0.5 s hops, 1.5 s windows (segment's defaults)
+
+
+def _voice(k: int, dim: int = 32) -> np.ndarray:
+    v = np.zeros(dim)
+    v[k] = 1.0
+    v[dim - 1] = 0.5  # every voice shares a little (cosine between voices 0.2)
+    return v / np.linalg.norm(v)
+
+
+def windows_of(turns: list[tuple[float, float, int]], genders: dict[int, float], seed: int = 0) -> Windows:
+    """Windows every 0.5 s over back-to-back turns (start_s, end_s, voice); a window's embedding mixes the voices
+    it covers by their share of it, plus a little noise; its log-odds of female is its voices' (``genders``)."""
+    rng = np.random.default_rng(seed)
+    end = max(e for _, e, _ in turns)
+    starts = np.arange(0, int(end * RATE) - WIN + 1, HOP)
+    emb, logit = [], []
+    for s in starts:
+        a, b = s / RATE, (s + WIN) / RATE
+        share: dict[int, float] = {}
+        for t0, e, k in turns:
+            share[k] = share.get(k, 0.0) + max(0.0, min(b, e) - max(a, t0))
+        v = sum(w * _voice(k) for k, w in share.items() if w > 0) + 0.05 * rng.normal(size=32)
+        emb.append(v / np.linalg.norm(v))
+        logit.append(sum(w * genders[k] for k, w in share.items()) / WIN * RATE)
+    n = len(starts)
+    return Windows(start=starts.astype(np.int64), n_samples=WIN, hop=HOP, weight=np.ones(n),
+                   logit=np.array(logit), child_logit=np.full(n, -3.0), embedding=np.array(emb, np.float16))
+
+
+def all_speech(a: int, b: int) -> np.ndarray:
+    return np.ones(b - a, bool)
+
+
+TURNS = [(0.0, 4.0, 0), (4.0, 7.0, 1), (7.0, 12.0, 2), (12.0, 15.0, 0), (15.0, 19.0, 3), (19.0, 23.0, 1)]
+GENDERS = {0: 3.0, 1: -3.0, 2: 2.5, 3: -2.0}  # voices 0 and 2 are women, 1 and 3 men
+
+
+def test_changes_fall_at_the_turn_boundaries():
+    w = windows_of(TURNS, GENDERS)
+    found = np.array(change_points(w, (0, 23 * RATE), SpeakerOptions())) / RATE
+    truth = [t[0] for t in TURNS[1:]]
+    assert len(found) == len(truth)
+    assert np.max(np.abs(found - truth)) <= 0.5
+
+
+def test_no_change_inside_one_voice_and_none_too_close_to_an_edge():
+    w = windows_of([(0.0, 10.0, 0)], GENDERS)
+    assert change_points(w, (0, 10 * RATE), SpeakerOptions()) == []
+    w = windows_of([(0.0, 0.3, 1), (0.3, 8.0, 0)], GENDERS)  # a 0.3 s stub at the start: no turn of its own
+    assert all(c / RATE >= SpeakerOptions().min_turn_s for c in change_points(w, (0, 8 * RATE), SpeakerOptions()))
+
+
+def test_long_turns_are_cut_into_pieces():
+    w = windows_of([(0.0, 50.0, 0)], GENDERS)
+    turns = split_turns(w, [(0, 50 * RATE)], all_speech, SpeakerOptions(turn_max_s=20.0), RATE)
+    assert len(turns) == 3 and all(t.end_s - t.start_s <= 20.0 for t in turns)
+    assert turns[0].start_s == 0 and turns[-1].end_s == 50.0
+
+
+@pytest.mark.parametrize("with_encoder", [False, True])
+def test_speakers_their_genders_and_turns(with_encoder: bool):
+    w = windows_of(TURNS, GENDERS)
+    encoder = read_spans = None
+    if with_encoder:  # a perfect encoder: reads which voice a span belongs to from a fake audio track
+        voice_track = np.zeros(23 * RATE, np.float32)
+        for t0, e, k in TURNS:
+            voice_track[int(t0 * RATE):int(e * RATE)] = k
+
+        class Encoder:
+            def embed(self, waves):
+                return np.stack([_voice(int(np.bincount(x.astype(int)).argmax())) for x in waves])
+
+        encoder = Encoder()
+
+        def read_spans(spans):
+            return ((i, voice_track[a:b]) for i, (a, b) in enumerate(spans))
+
+    result = diarize(w, [(0, 23 * RATE)], all_speech, SpeakerOptions(), RATE, read_spans, encoder)
+    assert result.embedder == ("ecapa" if with_encoder else "ge2e")
+    assert [s.id for s in result.speakers] == ["S1", "S2", "S3", "S4"]
+    assert [s.label for s in result.speakers] == ["female", "male", "female", "male"]
+    assert [s.turns for s in result.speakers] == [2, 2, 1, 1]
+    assert [round(s.speech_s) for s in result.speakers] == [7, 7, 5, 4]
+    assert all(s.p_child < 0.1 for s in result.speakers)
+    # every turn's speaker is the voice that talks most of it
+    for t in result.turns:
+        mid = (t.start_s + t.end_s) / 2
+        voice = next(k for t0, e, k in TURNS if t0 <= mid < e)
+        assert result.speakers[t.speaker].id == f"S{[0, 1, 2, 3].index(voice) + 1}"
+
+
+def test_a_model_without_embeddings_gives_no_speakers():
+    w = windows_of(TURNS, GENDERS)
+    w.embedding = None
+    assert diarize(w, [(0, 23 * RATE)], all_speech, SpeakerOptions(), RATE).turns == []
