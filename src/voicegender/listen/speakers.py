@@ -275,6 +275,43 @@ class Diarization:
     embedder: str = ""  # what described the turns: "ecapa" or "ge2e" ("" when there were none)
 
 
+EMBED_BATCH = 8  # turns per encoder task
+EMBED_THREADS = 2  # encoder tasks side by side (onnxruntime releases the GIL: both cores embed)
+
+
+def embed_turns(turns: Sequence[Turn], read_spans: SpanReader, encoder: SpeakerEmbedder, speech_mask: SpeechMask,
+                options: SpeakerOptions, rate: int) -> np.ndarray:
+    """Each turn's speaker embedding: the speech frames of its :func:`embedding_spans` (their middle
+    ``embed_max_s``; all of the span when it holds less than 0.25 s of speech frames), read in one pass over the
+    audio and embedded in batches on :data:`EMBED_THREADS` threads while the reading goes on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    spans = embedding_spans(turns, options, rate)
+    n_max = int(options.embed_max_s * rate)
+    found: dict[int, np.ndarray] = {}
+    futures = []
+
+    def embed(batch: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
+        return list(zip([i for i, _ in batch], encoder.embed([x for _, x in batch]), strict=True))
+
+    with ThreadPoolExecutor(EMBED_THREADS, thread_name_prefix="voicegender-speakers") as pool:
+        batch: list[tuple[int, np.ndarray]] = []
+        for i, samples in read_spans(spans):
+            a = spans[i][0]
+            speech = samples[speech_mask(a, a + len(samples))]
+            batch.append((i, middle(speech if len(speech) >= rate // 4 else samples, n_max)))
+            if len(batch) >= EMBED_BATCH:
+                futures.append(pool.submit(embed, batch))
+                batch = []
+            while futures and (futures[0].done() or len(futures) > 2 * EMBED_THREADS):  # bounded memory:
+                found.update(futures.pop(0).result())  # reading never runs more than a few batches ahead
+        if batch:
+            futures.append(pool.submit(embed, batch))
+        for f in futures:
+            found.update(f.result())
+    return np.stack([found[i] for i in range(len(turns))]).astype(np.float64)
+
+
 def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: SpeechMask, options: SpeakerOptions,
             rate: int, read_spans: SpanReader | None = None, encoder: SpeakerEmbedder | None = None,
             threshold: float = 0.5) -> Diarization:
@@ -291,24 +328,7 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
     if not turns:
         return Diarization()
     if read_spans is not None and encoder is not None:
-        spans = embedding_spans(turns, options, rate)
-        found: dict[int, np.ndarray] = {}
-        pending: list[tuple[int, np.ndarray]] = []
-
-        def flush() -> None:
-            if pending:
-                found.update(zip([i for i, _ in pending], encoder.embed([x for _, x in pending]), strict=True))
-                pending.clear()
-
-        n_max = int(options.embed_max_s * rate)
-        for i, samples in read_spans(spans):
-            a = spans[i][0]
-            speech = samples[speech_mask(a, a + len(samples))]
-            pending.append((i, middle(speech if len(speech) >= rate // 4 else samples, n_max)))
-            if len(pending) >= 16:
-                flush()
-        flush()
-        vectors = np.stack([found[i] for i in range(len(turns))]).astype(np.float64)
+        vectors = embed_turns(turns, read_spans, encoder, speech_mask, options, rate)
         threshold_c, embedder = options.cluster_threshold, "ecapa"
     else:
         vectors = turn_vectors_from_windows(turns, windows)
