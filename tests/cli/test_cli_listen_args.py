@@ -29,6 +29,7 @@ def no_model_load(monkeypatch):
 
     monkeypatch.setattr(voicegender.listen.predict, "load_model", refuse)
     monkeypatch.setattr(voicegender.listen.segment, "segment_file", refuse)
+    monkeypatch.setattr(voicegender.listen.segment, "timeline_file", refuse)
 
 
 def _error(capsys) -> str:
@@ -69,8 +70,9 @@ def test_check_number_and_paths(tmp_path: Path):
     (["segment", "{voice}", "--min-segment", "nan"], "--min-segment nan"),
     (["segment", "{voice}", "--min-segment", "inf"], "--min-segment inf"),
     (["segment", "{voice}", "-o", "{file}/t.csv"], "is a file, not a folder"),
-    (["segment", "{voice}", "-f", "xml"], "--format 'xml': use csv | json | textgrid"),
+    (["segment", "{voice}", "-f", "xml"], "--format 'xml': use csv | json | textgrid | rttm"),
     (["segment", "{voice}", "-o", "{tmp}/t.csv", "-f", "json"], "its name says csv, --format says json"),
+    (["segment", "{voice}", "-o", "{tmp}/t.rttm", "-f", "csv"], "its name says rttm, --format says csv"),
     (["merge", "-o", "{file}/m.jsonl"], "is a file, not a folder"),
     (["record", "--seconds", "nan"], "--seconds nan: must be a number > 0"),
     (["record", "-o", "{tmp}/take.txt"], "--out is a WAV file"),

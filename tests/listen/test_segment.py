@@ -139,7 +139,7 @@ def test_writers_round_trip(tmp_path, suffix):
         from praatio import textgrid
 
         tg = textgrid.openTextgrid(str(out), includeEmptyIntervals=True)
-        assert list(tg.tierNames) == ["gender", "p_female"] and tg.maxTimestamp == 10.0
+        assert list(tg.tierNames) == ["gender", "p_female", "speaker"] and tg.maxTimestamp == 10.0
 
 
 def test_cli_segment_formats(tmp_path, capsys, monkeypatch):
@@ -151,7 +151,7 @@ def test_cli_segment_formats(tmp_path, capsys, monkeypatch):
     assert main(["segment", str(audio), "--out", str(tmp_path / "t.TextGrid")]) == 0
     assert read_timeline(tmp_path / "t.TextGrid")[0].label == "no_speech"
     assert main(["segment", str(audio), "--format", "csv"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["start_s,end_s,label,p_female", "0.0,3.0,no_speech,"]
+    assert capsys.readouterr().out.splitlines() == ["start_s,end_s,label,p_female,speaker", "0.0,3.0,no_speech,,"]
     assert main(["segment", str(audio), "--format", "json"]) == 0
     assert '"label": "no_speech"' in capsys.readouterr().out
     assert main(["segment", str(audio), "--out", str(tmp_path / "t.xlsx")]) == 2
@@ -330,4 +330,4 @@ def test_cli_segment_prints_the_speaking_time(tmp_path, capsys, monkeypatch):
     assert captured.err.strip().splitlines()[-1] == "female 0.0 s, male 0.0 s of 0.0 s speech; no_speech 3.0 s"
     assert main(["segment", str(audio), "--out", str(tmp_path / "t.csv")]) == 0
     assert "no_speech 3.0 s" in capsys.readouterr().err
-    assert (tmp_path / "t.csv").read_text().splitlines()[0] == "start_s,end_s,label,p_female"  # CSV unchanged
+    assert (tmp_path / "t.csv").read_text().splitlines()[0] == "start_s,end_s,label,p_female,speaker"

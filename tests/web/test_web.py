@@ -116,7 +116,7 @@ def test_explain_adds_a_png_picture(client, voice_wav):
     assert r.status_code == 200, r.text
     body = r.json()
     assert set(PREDICT_FIELDS) <= set(body)
-    assert body["timeline"] is None  # short file: no timeline
+    assert body["timeline"] is None and body["speakers"] is None and body["summary"] is None  # short: no timeline
     assert base64.b64decode(body["overlay_png"]).startswith(b"\x89PNG\r\n\x1a\n")
     # a map when the model can draw one, otherwise the plain spectrogram and why there is no map; a map of speech
     # shorter than the short-speech layer's limit says that it explains the main layer
@@ -158,6 +158,41 @@ def test_long_file_gets_a_timeline(tmp_path):
     assert timeline[0]["start_s"] == pytest.approx(0, abs=0.5)
     assert timeline[-1]["end_s"] == pytest.approx(13.0, abs=0.5)
     assert all(a["end_s"] <= b["start_s"] + 1e-6 for a, b in zip(timeline, timeline[1:], strict=False))
+
+
+def test_a_conversation_gets_its_speakers_and_a_summary(client, tmp_path):
+    """A 20 s conversation of the bundled voices (two women, two men, espeak-ng in English and German): the
+    timeline names its speakers, each with a gender from all of its speech, and the summary counts them."""
+    from voicegender.audio.decode import load_audio
+    from voicegender.examples import EXAMPLES_DIR
+
+    def voice(name: str) -> np.ndarray:
+        return load_audio(EXAMPLES_DIR / f"{name}.ogg").samples
+
+    pause = np.zeros(16_000, np.float32)
+    wave = np.concatenate([voice("espeak_female_en"), pause, voice("espeak_male_en"), pause,
+                           voice("espeak_female_de"), pause, voice("espeak_male_de")])
+    path = tmp_path / "conversation.flac"
+    sf.write(path, wave, 16_000)
+    with TestClient(create_app(max_upload_mb=5)) as c:
+        r = _post(c, "conversation.flac", path.read_bytes(), "?explain=1")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    speakers, summary, timeline = body["speakers"], body["summary"], body["timeline"]
+    assert len(speakers) >= 2 and {s["label"] for s in speakers} == {"female", "male"}
+    ids = [s["speaker"] for s in speakers]
+    assert ids == [f"S{i}" for i in range(1, len(ids) + 1)]
+    assert {s["speaker"] for s in timeline if s["label"] != "no_speech"} == set(ids)
+    assert all(s["speaker"] is None for s in timeline if s["label"] == "no_speech")
+    for s in speakers:  # each speaker's segments carry its gender
+        assert {seg["label"] for seg in timeline if seg["speaker"] == s["speaker"]} == {s["label"]}
+        assert s["turns"] >= 1 and s["speech_s"] > 0 and 0 <= s["p_female"] <= 1
+    assert summary["speakers"] == len(speakers) == summary["female_speakers"] + summary["male_speakers"]
+    assert summary["female_speaker_share"] == pytest.approx(summary["female_speakers"] / len(speakers), abs=1e-4)
+    assert summary["by_speaker"] == speakers
+    female = sum(seg["end_s"] - seg["start_s"] for seg in timeline if seg["label"] == "female")
+    assert summary["female_s"] == pytest.approx(female, abs=0.01)
+    assert summary["female_share"] == pytest.approx(female / summary["speech_s"], abs=1e-3)
 
 
 def test_explain_reads_a_bounded_part_of_any_upload(tmp_path, monkeypatch):
@@ -607,3 +642,10 @@ def test_the_schema_describes_the_upload_and_its_errors(client):
     body = post["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert body["required"] == ["file"] and body["properties"]["file"]["format"] == "binary"
     assert {"200", "400", "403", "408", "413", "415", "503"} <= set(post["responses"])
+    answer = post["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+    assert set(PREDICT_FIELDS) | {"timeline", "speakers", "summary", "overlay_png", "cam"} <= set(answer)
+    assert set(answer["timeline"]["items"]["properties"]) == {"start_s", "end_s", "label", "p_female", "speaker"}
+    assert set(answer["speakers"]["items"]["properties"]) == {"speaker", "label", "p_female", "p_child", "speech_s",
+                                                              "turns"}
+    assert {"female_share", "female_speakers", "male_speakers", "female_speaker_share", "by_speaker"} <= set(
+        answer["summary"]["properties"])

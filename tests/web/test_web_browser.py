@@ -97,6 +97,17 @@ def test_long_recording_shows_the_timeline(server_url, browser_page, tmp_path: P
     segments.first.wait_for(state="visible", timeout=90_000)
     labels = {segments.nth(i).get_attribute("class").split()[-1] for i in range(segments.count())}
     assert labels <= {"female", "male", "no_speech"} and "no_speech" in labels
+    # the speakers: named in their blocks of the timeline and in its text description, then counted in the summary
+    names = page.locator("#timeline .seg-name").all_text_contents()
+    assert names and set(names) <= {f"S{i}" for i in range(1, 9)} and "S1" in names
+    assert "S1 (" in page.get_attribute("#timeline", "aria-label")
+    summary = page.locator("[data-testid=speakers]")
+    assert summary.is_visible()
+    rows = page.locator("#speaker-rows tr")
+    assert rows.count() == len(set(names))
+    assert [rows.nth(i).locator("th").text_content() for i in range(rows.count())] == sorted(set(names))
+    text = page.text_content("#speaker-summary")
+    assert f"{rows.count()} speakers: " in text and "Women: " in text and "of the speaking time" in text
     assert page.is_visible("#overlay")
     # the picture says what it shows: the stretch of the recording, and the map of the answer
     alt = page.get_attribute("#overlay", "alt")
@@ -154,5 +165,59 @@ def test_a_likely_child_voice_is_flagged_on_the_page(server_url, browser_page, t
         assert page.text_content("#p-child") == f"{round(100 * p_child)} %"
         if warned:
             assert f"{round(100 * p_child)} %" in page.text_content("[data-testid=child]")
+    finally:
+        page.unroute("**/api/predict*")
+
+
+def test_the_page_names_each_speaker_and_sums_them_up(server_url, browser_page, tmp_path: Path):
+    """Four speakers (two women, two men; one possibly a child) from a faked answer: the timeline labels each block
+    with its speaker, in a shade of its gender's colour, and the summary says who spoke how much, in words."""
+    import json
+
+    wav = write_voice(tmp_path / "meeting.wav", "female", seconds=1.0)
+    speakers = [{"speaker": "S1", "label": "female", "p_female": 0.93, "p_child": 0.05, "speech_s": 12.0, "turns": 3},
+                {"speaker": "S2", "label": "male", "p_female": 0.04, "p_child": 0.01, "speech_s": 6.0, "turns": 2},
+                {"speaker": "S3", "label": "female", "p_female": 0.81, "p_child": 0.9, "speech_s": 4.0, "turns": 1},
+                {"speaker": "S4", "label": "male", "p_female": 0.12, "p_child": 0.02, "speech_s": 2.0, "turns": 1}]
+    turns = [(0.0, 2.0, None), (2.0, 8.0, "S1"), (8.0, 14.0, "S2"), (14.0, 20.0, "S1"), (20.0, 24.0, "S3"),
+             (24.0, 26.0, "S4"), (26.0, 27.0, None)]
+    by_id = {s["speaker"]: s for s in speakers}
+    timeline = [{"start_s": a, "end_s": b, "label": by_id[who]["label"] if who else "no_speech",
+                 "p_female": by_id[who]["p_female"] if who else None, "speaker": who} for a, b, who in turns]
+    summary = {"duration_s": 27.0, "female_s": 16.0, "male_s": 8.0, "no_speech_s": 3.0, "speech_s": 24.0,
+               "female_share": 0.6667, "male_share": 0.3333, "speakers": 4, "female_speakers": 2, "male_speakers": 2,
+               "female_speaker_share": 0.5, "speaker_embedding": "ecapa", "by_speaker": speakers}
+    answer = {"path": "meeting.wav", "label": "female", "p_female": 0.8, "p_child": 0.1, "duration_s": 27.0,
+              "speech_s": 24.0, "female_s": 16.0, "male_s": 8.0, "timeline": timeline, "speakers": speakers,
+              "summary": summary, "overlay_png": None}
+    page = browser_page
+    page.route("**/api/predict*", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                                body=json.dumps(answer)))
+    try:
+        page.goto(server_url)
+        playwright_api.expect(page.locator("#model-info")).to_contain_text("Model:")
+        page.set_input_files("#file-input", str(wav))
+        page.locator("[data-testid=speakers]").wait_for(state="visible", timeout=30_000)
+        blocks = page.locator("#timeline .seg")
+        classes = [blocks.nth(i).get_attribute("class") for i in range(blocks.count())]
+        assert [c.split()[-1] for c in classes] == [t["label"] for t in timeline]
+        # shades within a gender, in order of appearance: S1 and S3 (women) differ, as do S2 and S4 (men)
+        assert classes[1:6] == ["seg shade-0 female", "seg shade-0 male", "seg shade-0 female", "seg shade-1 female",
+                                "seg shade-1 male"]
+        assert page.locator("#timeline .seg-name").all_text_contents() == ["S1", "S2", "S1", "S3", "S4"]
+        colours = {page.eval_on_selector(f"#timeline .seg:nth-child({i})", "e => getComputedStyle(e).backgroundColor")
+                   for i in (2, 5)}
+        assert len(colours) == 2  # S1 and S3: two shades of the women's colour
+        assert "S1 (Female) from 2.0 to 8.0 s" in page.get_attribute("#timeline", "aria-label")
+        assert page.text_content("#speaker-summary") == (
+            "4 speakers: 2 women, 2 men. Women: 67 % of the speaking time and 50 % of the speakers.")
+        rows = page.locator("#speaker-rows tr")
+        cells = [[c.strip() for c in rows.nth(i).locator("th, td").all_text_contents()] for i in range(4)]
+        assert cells == [["S1", "Female", "93.0 %", "12.00 s", "50 %", "3"],
+                         ["S2", "Male", "4.0 %", "6.00 s", "25 %", "2"],
+                         ["S3", "Female (possibly a child)", "81.0 %", "4.00 s", "17 %", "1"],
+                         ["S4", "Male", "12.0 %", "2.00 s", "8 %", "1"]]
+        if os.environ.get("VOICEGENDER_SPEAKERS_SCREENSHOT"):
+            page.locator("#timeline-block").screenshot(path=os.environ["VOICEGENDER_SPEAKERS_SCREENSHOT"])
     finally:
         page.unroute("**/api/predict*")

@@ -285,18 +285,22 @@ class _PictureWriter:
 @app.command("segment")
 def segment_cmd(
     file: Annotated[Path, typer.Argument(help="audio file of any length")],
-    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="write x.csv, x.json or x.TextGrid")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", "-f", help="csv | json | textgrid (default: from --out; "
-                                                                   "a table without --out)")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="write x.csv, x.json, x.TextGrid or "
+                                                                      "x.rttm")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", "-f", help="csv | json | textgrid | rttm (default: from "
+                                                                   "--out; a table without --out)")] = None,
     model: Annotated[Path | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
     threshold: Annotated[float, typer.Option(help="p_female at or above this is 'female'")] = 0.5,
     min_segment: Annotated[float, typer.Option(help="seconds: shorter female/male runs are merged")] = 1.0,
+    speakers: Annotated[bool, typer.Option(
+        "--speakers/--no-speakers",
+        help="tell the speakers apart (S1, S2, ...) and give each one a gender from all of its speech. The best "
+             "speaker encoder needs `voicegender models fetch` once; without it the gender model's own "
+             "embeddings tell them apart")] = True,
 ) -> None:
-    """Split a recording into a timeline of female / male / no_speech segments."""
-    import tempfile
-
-    from ..listen.segment import SegmentOptions, segment_file, speaking_time
-    from ..listen.writers import timeline_csv, timeline_format, timeline_json, write_textgrid, write_timeline
+    """Split a recording into a timeline of female / male / no_speech segments, with who speaks when."""
+    from ..listen.segment import SegmentOptions, timeline_file
+    from ..listen.writers import timeline_format, timeline_text, write_timeline
 
     if not 0.0 < threshold < 1.0:
         raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
@@ -307,27 +311,55 @@ def segment_cmd(
         raise VoiceGenderError(str(e)) from e
     if out_file is not None:
         check_output_path(out_file)
-    options = SegmentOptions(threshold=threshold, min_segment_s=min_segment)
-    segments, duration = segment_file(file, model, options)
+    options = SegmentOptions(threshold=threshold, min_segment_s=min_segment, speakers=speakers)
+    timeline = timeline_file(file, model, options)
     if out_file is not None:
-        write_timeline(segments, out_file, kind, str(file), duration)
-        err.print(f"wrote {len(segments)} segments ({duration:.1f} s) to {out_file}", markup=False, soft_wrap=True)
-    elif kind == "csv":
-        sys.stdout.write(timeline_csv(segments))
-    elif kind == "json":
-        sys.stdout.write(timeline_json(segments, str(file), duration))
-    elif kind == "textgrid":
-        with tempfile.TemporaryDirectory() as tmp:
-            sys.stdout.write(write_textgrid(segments, Path(tmp) / "t.TextGrid", duration).read_text())
+        write_timeline(timeline, out_file, kind, str(file))
+        err.print(f"wrote {len(timeline.segments)} segments ({timeline.duration_s:.1f} s) to {out_file}",
+                  markup=False, soft_wrap=True)
+    elif kind:
+        sys.stdout.write(timeline_text(timeline, kind, str(file)))
     else:
-        table = Table(title=f"{file} ({duration:.1f} s)")
-        for column in ("start_s", "end_s", "label", "p_female"):
-            table.add_column(column, justify="left" if column == "label" else "right")
-        for s in segments:
-            table.add_row(f"{s.start_s:.2f}", f"{s.end_s:.2f}", s.label,
-                          "" if s.p_female is None else f"{s.p_female:.3f}")
-        out.print(table)
-    err.print(str(speaking_time(segments)), markup=False, soft_wrap=True)  # the summary, whatever the format
+        _print_timeline(timeline, f"{file} ({timeline.duration_s:.1f} s)")
+    err.print(_timeline_summary(timeline), markup=False, soft_wrap=True)  # the summary, whatever the format
+
+
+def _print_timeline(timeline, title: str) -> None:
+    """The segments as a table, then one row per speaker (when speakers were told apart)."""
+    from ..voice.default_model import CHILD_FLAG
+
+    table = Table(title=title)
+    for column in ("start_s", "end_s", "label", "p_female", "speaker"):
+        table.add_column(column, justify="left" if column in ("label", "speaker") else "right")
+    for s in timeline.segments:
+        table.add_row(f"{s.start_s:.2f}", f"{s.end_s:.2f}", s.label,
+                      "" if s.p_female is None else f"{s.p_female:.3f}", s.speaker or "")
+    out.print(table)
+    if not timeline.speakers:
+        return
+    total = sum(s.speech_s for s in timeline.speakers)
+    speakers = Table(title="speakers")
+    for column in ("speaker", "gender", "p_female", "speech_s", "share", "turns"):
+        speakers.add_column(column, justify="left" if column in ("speaker", "gender") else "right")
+    for s in timeline.speakers:
+        child = " (child?)" if s.p_child is not None and s.p_child >= CHILD_FLAG else ""
+        speakers.add_row(s.id, s.label + child, f"{s.p_female:.3f}", f"{s.speech_s:.1f}",
+                         f"{100 * s.speech_s / total:.0f} %" if total > 0 else "", str(s.turns))
+    out.print(speakers)
+
+
+def _timeline_summary(timeline) -> str:
+    """The speaking time, and with speakers: how many, women and men, women's share of the speaking time."""
+    line = str(timeline.speaking_time())
+    if not timeline.speakers:
+        return line
+    n = len(timeline.speakers)
+    women = sum(1 for s in timeline.speakers if s.label == "female")
+    men = sum(1 for s in timeline.speakers if s.label == "male")
+    share = timeline.speaking_time().female_share
+    said = f"; {n} speaker{'s' if n != 1 else ''} ({women} wom{'e' if women != 1 else 'a'}n, " \
+           f"{men} m{'e' if men != 1 else 'a'}n)"
+    return line + said + ("" if share is None else f", women {100 * share:.0f} % of speaking time")
 
 
 @app.command("record")

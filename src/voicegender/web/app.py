@@ -6,12 +6,16 @@ Routes
 ``GET /api/health``       ``{"model", "version", "voicegender", "labels", "max_upload_mb", "token_required",
                           "child_flag"}`` (``p_child`` at or above ``child_flag``: the page warns of a child's voice)
 ``POST /api/predict``     multipart field ``file`` → the fields of ``predict --format json``
-                          (``path, label, p_female, p_child, duration_s, speech_s, female_s, male_s``);
+                          (``path, label, p_female, p_child, duration_s, speech_s, female_s, male_s``, and
+                          ``speakers`` for a recording with more than one voice);
                           with ``?explain=1`` also
                           ``overlay_png`` (base64 PNG of the loudest ``overlay_span_s`` = [start, end] seconds,
                           at most 20 s: log-mel spectrogram with the attribution map when ``cam`` is true, else
-                          the plain spectrogram and the reason in ``explain_note``) and ``timeline``
-                          (female/male/no_speech segments with p_female for files longer than 10 s, else null)
+                          the plain spectrogram and the reason in ``explain_note``); for files longer than
+                          10 s (and up to 60 min, else null and ``timeline_note``) ``timeline`` (female/male/no_speech
+                          segments with p_female and speaker), ``speakers`` (one object per speaker: id, gender,
+                          p_female, p_child, speech and turns) and ``summary`` (speaking time, speakers by gender,
+                          female share of speaking time and of speakers, per-speaker time and turns); else null
 
 Safety: the model is loaded once; with an access token, every path except the page, its static files and
 ``/api/health`` needs ``Authorization: Bearer <token>`` (compared in constant time; 401 without it); uploads are
@@ -64,17 +68,51 @@ UPLOAD_IDLE_S = 30.0  # an upload that sends no bytes for this many seconds gets
 # and one that takes longer than this in all (a byte every few seconds restarts the idle clock: 64 such clients
 # would hold every slot): 25 MB in 300 s needs 83 kB/s, far below a phone's upload
 UPLOAD_TOTAL_S = 300.0
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_SEGMENT = {"type": "object", "description": "a stretch of the recording", "properties": {
+    "start_s": {"type": "number"}, "end_s": {"type": "number"},
+    "label": {"type": "string", "enum": ["female", "male", "no_speech"]},
+    "p_female": {**_NUMBER_OR_NULL, "description": "null for no_speech"},
+    "speaker": {"type": ["string", "null"], "description": "S1, S2, ...; null for no_speech or without speakers"}}}
+_SPEAKER = {"type": "object", "description": "one voice, its gender decided from all of its speech", "properties": {
+    "speaker": {"type": "string", "description": "S1, S2, ... in order of first appearance"},
+    "label": {"type": "string", "enum": ["female", "male"]}, "p_female": {"type": "number"},
+    "p_child": _NUMBER_OR_NULL, "speech_s": {"type": "number"}, "turns": {"type": "integer"}}}
+_SUMMARY = {"type": ["object", "null"], "description": "the timeline's summary (voicegender.listen.segment."
+            "Timeline.summary): speaking time per label and shares of speech, speakers by gender, the female share "
+            "of speakers, the embedding that told them apart, and by_speaker (as in speakers)", "properties": {
+    "duration_s": {"type": "number"}, "female_s": {"type": "number"}, "male_s": {"type": "number"},
+    "no_speech_s": {"type": "number"}, "speech_s": {"type": "number"}, "female_share": _NUMBER_OR_NULL,
+    "male_share": _NUMBER_OR_NULL, "speakers": {"type": "integer"}, "female_speakers": {"type": "integer"},
+    "male_speakers": {"type": "integer"}, "female_speaker_share": _NUMBER_OR_NULL,
+    "speaker_embedding": {"type": ["string", "null"], "enum": ["ecapa", "ge2e", None]},
+    "by_speaker": {"type": "array", "items": _SPEAKER}}}
+_ANSWER = {"type": "object", "description": "the fields of `voicegender predict --format json`; with ?explain=1 "
+           "also the picture and, for recordings longer than 10 s (up to 60 min), who speaks when", "properties": {
+    "path": {"type": "string", "description": "the uploaded file's name, for display"},
+    "label": {"type": "string", "enum": ["female", "male", "no_speech"]}, "p_female": _NUMBER_OR_NULL,
+    "p_child": _NUMBER_OR_NULL, "duration_s": {"type": "number"}, "speech_s": {"type": "number"},
+    "female_s": _NUMBER_OR_NULL, "male_s": _NUMBER_OR_NULL,
+    "overlay_png": {"type": "string", "description": "?explain=1: base64 PNG"}, "cam": {"type": "boolean"},
+    "explain_note": {"type": ["string", "null"]}, "overlay_span_s": {"type": "array", "items": {"type": "number"}},
+    "timeline": {"type": ["array", "null"], "items": _SEGMENT},
+    "timeline_note": {"type": "string", "description": "why there is no timeline (a recording over 60 min)"},
+    "speakers": {"type": ["array", "null"], "items": _SPEAKER, "description": "with a timeline, its speakers "
+                 "(empty when none were told apart); else, as `predict --format json`, the speakers of a recording "
+                 "that holds more than one voice, and absent (null with ?explain=1) otherwise"},
+    "summary": _SUMMARY}}
 # The body is read by hand (limits, back-pressure, stalls), so FastAPI cannot see it: the schema says what it is
 PREDICT_OPENAPI = {
     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
         "type": "object", "required": ["file"],
         "properties": {"file": {"type": "string", "format": "binary", "description": "the recording (any format "
                                 "FFmpeg or libsndfile reads: WAV, FLAC, MP3, Ogg/Opus, M4A, WebM, ...)"}}}}}},
-    "responses": {str(code): {"description": text} for code, text in (
+    "responses": {"200": {"description": "the answer", "content": {"application/json": {"schema": _ANSWER}}},
+                  **{str(code): {"description": text} for code, text in (
         (400, "no multipart body, no field 'file', or an empty file"), (401, "the access token is missing or wrong"),
         (403, "a POST from another site's page"), (408, "the upload stalled or took too long"),
         (413, "the upload is larger than the limit"), (415, "the file cannot be decoded"),
-        (503, "the server is busy: try again after Retry-After seconds"))},
+        (503, "the server is busy: try again after Retry-After seconds"))}},
 }
 PUBLIC_PATHS = ("/", "/api/health")  # with a token, these and /static/* are open (the page carries no data)
 COPY_BLOCK = 1 << 20  # bytes per read when copying the upload to the private temp file
@@ -304,7 +342,8 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
 
     @app.post("/api/predict", openapi_extra=PREDICT_OPENAPI)
     async def predict(request: Request, explain: bool = False) -> JSONResponse:
-        """Predict from the uploaded audio (multipart field ``file``); ``?explain=1`` adds the map and timeline."""
+        """Predict from the uploaded audio (multipart field ``file``); ``?explain=1`` adds the map, the timeline, its
+        speakers and summary."""
         check_headers(request)
         with capacity.slot():  # 503 when full, before the body is read
             upload = await read_upload(request)
@@ -320,14 +359,15 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
             pred = await batcher.predict(path)
             if pred.label == "error":  # name the user's file, not our temp path
                 raise HTTPException(415, f"Not usable audio: {(pred.error or '').replace(path, name)}")
-            result = {field: pred.as_dict()[field] for field in PREDICT_FIELDS}  # rounded as predict --format json
+            answered = pred.as_dict()  # rounded as predict --format json, which adds speakers for several voices
+            result = {field: answered[field] for field in (*PREDICT_FIELDS, "speakers") if field in answered}
             result["path"] = name
             if explain:
                 samples = await anyio.to_thread.run_sync(backend.first_seconds, path)
-                result["timeline"] = None
+                result.update(timeline=None, summary=None, speakers=result.get("speakers"))
                 if backend.LONG_AUDIO_S < pred.duration_s <= backend.TIMELINE_MAX_S:
-                    async with gate.shared():
-                        result["timeline"] = await anyio.to_thread.run_sync(backend.timeline, path, served)
+                    async with gate.shared():  # timeline, speakers, summary
+                        result.update(await anyio.to_thread.run_sync(backend.timeline, path, served))
                 elif pred.duration_s > backend.TIMELINE_MAX_S:
                     result["timeline_note"] = (f"no timeline for recordings over {backend.TIMELINE_MAX_S / 60:g} "
                                                "min here: run `voicegender segment` on the file")

@@ -1,4 +1,4 @@
-"""The web app's only contact with the library: load the model, predict, explain, segment.
+"""The web app's only contact with the library: load the model, predict, explain, segment (with speakers).
 
 Kept apart from the HTTP code so that the routes stay about HTTP and every library call the page depends on is
 in one place.
@@ -20,7 +20,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000  # Hz: uploads are decoded at this rate for the picture and the timeline
-LONG_AUDIO_S = 10.0  # files longer than this (seconds) also get a female/male/no_speech timeline
+LONG_AUDIO_S = 10.0  # files longer than this (seconds) also get a timeline: who speaks when, speakers, summary
 # With ?explain=1 the picture reads at most the first PICTURE_READ_S seconds (audio.py says why) and the timeline is
 # streamed from the file, up to TIMELINE_MAX_S (longer recordings: `voicegender segment`): memory stays bounded
 # whatever an upload holds.
@@ -197,13 +197,16 @@ def spectrogram_png(samples16k: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def timeline(path: str, served: ServedModel) -> list[dict[str, Any]]:
-    """Female/male/no_speech segments of an audio file, streamed from it in bounded memory:
-    [{"start_s", "end_s", "label", "p_female"}]."""
-    from ..listen.segment import segment_file
+def timeline(path: str, served: ServedModel) -> dict[str, Any]:
+    """Who speaks when in an audio file, streamed from it in bounded memory (:func:`voicegender.listen.segment.
+    timeline_file`): ``{"timeline": [{"start_s", "end_s", "label", "p_female", "speaker"}], "speakers": [{"speaker",
+    "label", "p_female", "p_child", "speech_s", "turns"}], "summary": Timeline.summary()}``; ``speakers`` is empty
+    when no speakers were told apart."""
+    from ..listen.segment import timeline_file
 
-    segments, _ = segment_file(path, served.loaded, show_progress=False)
-    return [s.as_dict() for s in segments]
+    t = timeline_file(path, served.loaded, show_progress=False)
+    return {"timeline": [s.as_dict() for s in t.segments], "speakers": [s.as_dict() for s in t.speakers],
+            "summary": t.summary()}
 
 
 def first_seconds(path: str) -> np.ndarray:

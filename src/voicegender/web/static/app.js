@@ -176,7 +176,8 @@ function showResult(d, blob) {
   $("explain-note-text").textContent = d.explain_note || "";
   $("explain-note-summary").textContent = d.cam ? "What this map explains" : "No attribution map this time \u2014 why?";
 
-  showTimeline(d.timeline, d.duration_s);
+  showTimeline(d.timeline, d.duration_s, d.speakers);
+  showSpeakers(d.timeline && d.timeline.length ? d.summary : null, d.speakers);
   $("timeline-note").hidden = !d.timeline_note;
   $("timeline-note").textContent = d.timeline_note || "";
   const said = new Set((d.timeline || []).map((seg) => seg.label));
@@ -188,24 +189,100 @@ function showResult(d, blob) {
   $("result").hidden = false;
 }
 
-function showTimeline(segments, duration) {
+// Speakers get shades of their gender's colour, in order of appearance within that gender (CSS: .shade-0 ...), so
+// that two women (or two men) side by side are told apart; every block and table row also says the speaker's id.
+const SHADES = 4;
+
+function speakerShades(speakers) {
+  const shades = {};
+  const seen = { female: 0, male: 0 };
+  for (const s of speakers || []) {
+    shades[s.speaker] = (seen[s.label] = (seen[s.label] || 0) + 1) - 1;
+  }
+  return shades;
+}
+
+const pct = (x) => `${Math.round(100 * x)} %`;
+
+function showTimeline(segments, duration, speakers) {
   const block = $("timeline-block");
   const tl = $("timeline");
   tl.replaceChildren();
   if (!segments || segments.length === 0) { block.hidden = true; return; }
   const total = duration || segments[segments.length - 1].end_s;
+  const shades = speakerShades(speakers);
   const summary = [];
   for (const s of segments) {
     const len = Math.max(0, s.end_s - s.start_s);
     const div = document.createElement("div");
-    div.className = `seg ${s.label}`;
+    const shade = s.speaker && s.speaker in shades ? ` shade-${shades[s.speaker] % SHADES}` : "";
+    div.className = `seg${shade} ${s.label}`; // the label stays the last class
     div.style.flexGrow = String(len);
-    div.title = `${LABELS[s.label] || s.label}: ${s.start_s.toFixed(1)}–${s.end_s.toFixed(1)} s`;
+    const who = s.speaker ? `${s.speaker} (${LABELS[s.label] || s.label})` : LABELS[s.label] || s.label;
+    const when = `${s.start_s.toFixed(1)}–${s.end_s.toFixed(1)} s`;
+    div.title = `${who}: ${when}`;
+    if (s.speaker) {
+      div.dataset.speaker = s.speaker;
+      const name = document.createElement("span");
+      name.className = "seg-name";
+      name.textContent = s.speaker;
+      div.appendChild(name);
+    }
     tl.appendChild(div);
-    summary.push(`${LABELS[s.label] || s.label} from ${s.start_s.toFixed(1)} to ${s.end_s.toFixed(1)} s`);
+    summary.push(`${who} from ${s.start_s.toFixed(1)} to ${s.end_s.toFixed(1)} s`);
   }
   tl.setAttribute("aria-label", `Timeline: ${summary.join("; ")}`);
   drawAxis(total);
+  block.hidden = false;
+}
+
+// The summary under the timeline: speakers by gender, women's share of the speaking time and of the speakers, and a
+// row per speaker (its time and turns). Without speakers, the speaking time alone.
+function showSpeakers(summary, speakers) {
+  const block = $("speakers-block");
+  if (!summary) { block.hidden = true; return; }
+  const list = speakers || [];
+  const parts = [];
+  if (list.length) {
+    const women = summary.female_speakers;
+    const men = summary.male_speakers;
+    parts.push(`${list.length} speaker${list.length === 1 ? "" : "s"}: ${women} ${women === 1 ? "woman" : "women"}, ` +
+               `${men} ${men === 1 ? "man" : "men"}.`);
+  }
+  if (summary.speech_s > 0) {
+    const ofSpeakers = list.length && summary.female_speaker_share !== null
+      ? ` and ${pct(summary.female_speaker_share)} of the speakers` : "";
+    parts.push(`Women: ${pct(summary.female_share)} of the speaking time${ofSpeakers}.`);
+  } else {
+    parts.push("No speech in the timeline.");
+  }
+  $("speaker-summary").textContent = parts.join(" ");
+
+  const body = $("speaker-rows");
+  body.replaceChildren();
+  const shades = speakerShades(list);
+  const speech = list.reduce((sum, s) => sum + s.speech_s, 0);
+  for (const s of list) {
+    const row = document.createElement("tr");
+    row.dataset.speaker = s.speaker;
+    const name = document.createElement("th");
+    name.scope = "row";
+    const swatch = document.createElement("span");
+    swatch.className = `swatch shade-${shades[s.speaker] % SHADES} ${s.label}`;
+    swatch.setAttribute("aria-hidden", "true");
+    name.append(swatch, s.speaker);
+    const child = typeof s.p_child === "number" && s.p_child >= childFlag ? " (possibly a child)" : "";
+    const cells = [LABELS[s.label] + child, `${(100 * s.p_female).toFixed(1)} %`, fmtSeconds(s.speech_s),
+                   speech > 0 ? pct(s.speech_s / speech) : "", String(s.turns)];
+    row.appendChild(name);
+    for (const text of cells) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      row.appendChild(td);
+    }
+    body.appendChild(row);
+  }
+  $("speaker-table").hidden = list.length === 0;
   block.hidden = false;
 }
 
