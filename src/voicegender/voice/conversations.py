@@ -27,11 +27,12 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.signal import butter, sosfilt
 
 from ..audio.augment import pink_noise, rms, telephone
 from ..audio.decode import load_audio
@@ -44,7 +45,12 @@ SR = 16_000  # Hz: conversations are 16 kHz mono float32
 GENDERS = ("female", "male")
 CHILD_MAX_AGE = 12  # years: speakers this young or younger are left out (children's voices are not the target)
 FRAME = 160  # samples: 10 ms energy frames for trimming and pauses
-TRIM_TOP_DB = 35.0  # dB below a clip's loudest frame that counts as silence (librosa.effects.trim's default is 60)
+TRIM_TOP_DB = 30.0  # dB below a clip's loudest frame that counts as silence: trims to about silero's speech span
+CORE_DB = 20.0  # dB below the loudest frame: a clip's speech runs from its first to its last frame this loud...
+EDGE_S = 0.2  # s: ...widened by at most this through frames within TRIM_TOP_DB (weak onsets, final consonants)
+BRIDGE_FRAMES = 2  # quieter frames the widening steps over
+EDGE_BURST_S, EDGE_GAP_S = 0.05, 0.2  # s: a click at a clip's edge, apart from its speech, is trimmed
+LEVEL_HIGHPASS_HZ = 100.0  # levels for trimming are measured above this: rumble (AudioMNIST-AZ's) is not speech
 CUT_PAUSE_S = 0.08  # s: a silent run at least this long inside a sentence is a place to cut it
 MIN_PIECE_S = 0.25  # s: shorter remainders of a turn are not filled (the turn ends a little early instead)
 CUT_SLACK_S = 0.3  # s: a clip may run this far past the drawn turn length before it is cut
@@ -334,21 +340,55 @@ def speaker_pool(corpora: Iterable[Corpus]) -> dict[str, list[Clip]]:
     return pool
 
 
+_HIGHPASS = butter(4, LEVEL_HIGHPASS_HZ, "highpass", fs=SR, output="sos")
+
+
 def _frame_db(x: np.ndarray) -> np.ndarray:
-    """Level of each 10 ms frame in dB relative to the loudest frame."""
+    """Level above LEVEL_HIGHPASS_HZ of each 10 ms frame, in dB relative to the loudest frame."""
     n = len(x) // FRAME
-    power = np.mean(x[:n * FRAME].astype(np.float64).reshape(n, FRAME) ** 2, axis=1) + 1e-20
+    x = sosfilt(_HIGHPASS, np.asarray(x, np.float64)[:n * FRAME])
+    power = np.mean(x.reshape(n, FRAME) ** 2, axis=1) + 1e-20
     db = 10 * np.log10(power)
     return db - db.max() if n else db
 
 
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[first, last + 1) of each run of True."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], mask, [False]]).astype(np.int8)))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def _extend(weak: np.ndarray, i: int, step: int, limit: int) -> int:
+    """From frame i, the farthest frame in direction ``step`` (at most ``limit`` away) reached through weak frames
+    with gaps of at most BRIDGE_FRAMES."""
+    end, quiet, k = i, 0, i + step
+    while 0 <= k < len(weak) and abs(k - i) <= limit and quiet <= BRIDGE_FRAMES:
+        if weak[k]:
+            end, quiet = k, 0
+        else:
+            quiet += 1
+        k += step
+    return end
+
+
 def trim_to_speech(x: np.ndarray, top_db: float = TRIM_TOP_DB) -> np.ndarray:
-    """``x`` without its leading and trailing stretches quieter than ``top_db`` below its loudest 10 ms frame
-    (a frame of margin kept at each end)."""
-    loud = np.flatnonzero(_frame_db(x) > -top_db)
-    if not len(loud):
+    """``x`` trimmed to its speech by level (10 ms frames, above LEVEL_HIGHPASS_HZ, relative to the loudest): from
+    the first to the last frame within CORE_DB of the loudest, widened by up to EDGE_S through frames within ``top_db``
+    (weak onsets and endings); an edge burst shorter than EDGE_BURST_S and EDGE_GAP_S or more from the rest (a
+    click) is left out, as are breaths and noise apart from the speech."""
+    db = _frame_db(x)
+    runs = _runs(db > -CORE_DB)
+    if not runs:
         return x[:0]
-    return x[max(0, (loud[0] - 1) * FRAME):min(len(x), (loud[-1] + 2) * FRAME)]
+    burst, gap = EDGE_BURST_S * SR / FRAME, EDGE_GAP_S * SR / FRAME
+    while len(runs) > 1 and runs[0][1] - runs[0][0] < burst and runs[1][0] - runs[0][1] >= gap:
+        runs.pop(0)
+    while len(runs) > 1 and runs[-1][1] - runs[-1][0] < burst and runs[-1][0] - runs[-2][1] >= gap:
+        runs.pop()
+    weak, limit = db > -top_db, int(EDGE_S * SR / FRAME)
+    first = _extend(weak, runs[0][0], -1, limit)
+    last = _extend(weak, runs[-1][1] - 1, 1, limit)
+    return x[max(0, (first - 1) * FRAME):min(len(x), (last + 2) * FRAME)]
 
 
 def pause_points(x: np.ndarray, min_pause_s: float = CUT_PAUSE_S, top_db: float = TRIM_TOP_DB) -> np.ndarray:
@@ -475,15 +515,19 @@ class Background:
     def artists(self) -> list[str]:
         return sorted({r.artist for r in self.music})
 
+    def select(self, keep: Callable[[BackgroundRecording], bool]) -> Background:
+        """The recordings ``keep`` accepts (e.g. one group of :func:`music_artist_group`); decoded audio shared."""
+        out = Background(r for r in (*self.music, *self.noise) if keep(r))
+        out._audio = self._audio
+        return out
+
     def only_artists(self, artists: Iterable[str]) -> Background:
-        """The same noise, music by ``artists`` only; decoded audio shared with this one."""
+        """The same noise, music by ``artists`` only."""
         wanted = set(artists)
         if wanted - set(self.artists):
             raise CorpusError(f"no music by {', '.join(sorted(wanted - set(self.artists)))} in the background "
                               f"(artists: {', '.join(self.artists)})")
-        out = Background([*self.noise, *(r for r in self.music if r.artist in wanted)])
-        out._audio = self._audio
-        return out
+        return self.select(lambda r: r.kind != "music" or r.artist in wanted)
 
     def audio(self, recording: BackgroundRecording) -> np.ndarray:
         if recording.path not in self._audio:
@@ -519,7 +563,8 @@ def load_background(folder: str | Path, music_artists: Iterable[str] | None = No
 
 
 def music_artist_group(artist: str, groups: int = 4) -> int:
-    """A fixed group (0 .. groups - 1) for an artist, from a stable hash of the name: folds of music by artist."""
+    """A fixed group (0 .. groups - 1) for an artist, from a stable hash of the name: folds of music by artist
+    (and of noise scenes by file name, as benchmarks/conversations.py and make_fold_heads.py use it)."""
     return int(hashlib.sha256(artist.encode("utf-8")).hexdigest(), 16) % groups
 
 
