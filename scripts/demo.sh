@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Quick start: set up .venv and run the main job — predict the gender of the bundled example recordings
-# with the shipped default model (no training, no internet).
+# Quick start: set up .venv with the light install (no torch) and run the main job — predict the gender of the
+# bundled example recordings with the shipped default model (no training, no internet beyond the package index).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Create .venv (if needed) and install voicegender with the given extras, e.g. `scripts/setup.sh dev,web`.
-# torch is pinned to 2.13.0 in pyproject.toml: a looser range would pull a multi-GB CUDA build.
+# Create .venv (if needed) and install voicegender with the given extras, e.g. `scripts/setup.sh dev` or
+# `scripts/setup.sh web,record`. Without extras: the light install (predict, segment, merge; no torch).
+# Extras that bring torch (research, dev) get PyTorch's CPU build on Linux: torch is pinned to 2.13.0 in
+# pyproject.toml, and PyPI's Linux build of it is the CUDA one (several GB with its nvidia-* packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
@@ -11,4 +13,14 @@ fi
 python -m pip install -q --upgrade pip
 spec="."
 [ -n "$extras" ] && spec=".[${extras}]"
+case ",$extras," in
+  *,dev,*|*,research,*)
+    # only when no torch is installed: a CUDA build someone installed on purpose stays
+    if [ "$(uname -s)" = Linux ] && ! python -c 'import importlib.metadata as m; m.version("torch")' 2>/dev/null; then
+      echo "installing torch 2.13.0, CPU build (PyTorch's CPU wheel index; README: Install)"
+      python -m pip install -q --retries 1 torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu
+    fi
+    ;;
+esac
+echo "installing voicegender${extras:+[$extras]} into .venv"
 python -m pip install -q -e "$spec"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up and run the tests: .venv with the dev extras, plus (when run as root and they are missing) Debian's
+# Set up and run the tests: .venv with the dev extras (every extra, so torch 2.13.0: on Linux its CPU build, see
+# scripts/setup.sh), plus (when run as root and they are missing) Debian's
 # espeak-ng (real speech for the speech-detection tests) and chromium (the browser test). Without them those
 # tests skip with a reason; everything else runs on audio the tests synthesise.
 set -euo pipefail

@@ -57,7 +57,7 @@ def test_the_layer_check_fails_on_an_import_against_the_flow(tmp_path: Path):
     if importlib_linter_missing():
         pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
     copy = tmp_path / "voicegender"
-    shutil.copytree(SRC, copy, ignore=shutil.ignore_patterns("*.npz", "*.ogg", "static", "__pycache__"))
+    shutil.copytree(SRC, copy, ignore=shutil.ignore_patterns("*.npz", "*.ogg", "*.onnx", "static", "__pycache__"))
     vad = copy / "speech" / "vad.py"
     vad.write_text(vad.read_text() + "\n\ndef _late():\n    from ..listen.predict import predict_file  # noqa\n")
     config = tmp_path / "pyproject.toml"

@@ -47,7 +47,7 @@ def test_list_names_every_model_and_whether_the_checkpoint_is_fetched(fake: byte
     assert main(["models", "list"]) == 0
     rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     assert [r[0] for r in rows] == ["gender", "ge2e-onnx", "ecapa", "silero-vad"] and all(len(r) == 3 for r in rows)
-    assert rows[0][1] == "shipped" and rows[2][1] == "not fetched"
+    assert rows[0][1] == rows[1][1] == rows[3][1] == "shipped" and rows[2][1] == "not fetched"  # the ONNX files too
     (tmp_path / "embedding_model.ckpt").write_bytes(fake)
     assert main(["models", "fetch", "--from", str(tmp_path / "embedding_model.ckpt")]) == 0
     capsys.readouterr()

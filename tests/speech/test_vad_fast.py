@@ -1,10 +1,10 @@
-"""The rewritten silero VAD (convolutions as MatMul): silero's probabilities and regions, cached once, fallbacks."""
+"""The rewritten silero VAD (convolutions as MatMul), shipped in the package: silero's probabilities and regions, the
+file is the rebuild of silero's own, fallbacks."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
-import json
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +12,15 @@ import pytest
 from conftest import SHARED_DATA, espeak, requires_espeak, requires_shared_data
 
 from voicegender.audio.synth import synth_noise, synth_tone, synth_voice
+from voicegender.cache import sha256_file
+from voicegender.errors import ModelError
 from voicegender.speech import vad, vad_fast, vad_model
 
 SR = 16_000
+SILERO = vad_fast.silero_model_path()
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("onnx") is None or vad_model._sequence_model_path() is None,
-    reason="needs the onnx package (to write the model) and silero-vad's sequence model",
+    SILERO is None or sha256_file(SILERO) != vad_fast.SOURCE["source_sha256"],
+    reason="compares with silero's own sequence model: needs silero-vad 6.2.3 (research extras)",
 )
 
 
@@ -29,8 +32,8 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _backends(cache: Path) -> tuple[vad_model._SequenceBackend, vad_model._SequenceBackend]:
-    source = vad_model._sequence_model_path()
-    return vad_model._SequenceBackend(str(vad_fast.fast_model_path(source))), vad_model._SequenceBackend(str(source))
+    """(the shipped rewritten model, silero's own)."""
+    return vad_model._SequenceBackend(str(vad_fast.model_path())), vad_model._SequenceBackend(str(SILERO))
 
 
 def _signals() -> list[np.ndarray]:
@@ -50,33 +53,29 @@ def test_probabilities_equal_silero_within_rounding(cache: Path):
             assert np.abs(a - b).max() < 1e-5
 
 
-def test_made_once_into_the_cache_with_provenance(cache: Path, monkeypatch: pytest.MonkeyPatch):
-    source = vad_model._sequence_model_path()
-    path = vad_fast.fast_model_path(source)
-    digest = vad_fast.sha256_file(source)
-    assert path == cache / f"silero-vad-{vad_fast.RECIPE}-{digest[:16]}.onnx" and path.is_file()
-    meta = json.loads(path.with_suffix(".json").read_text())
-    assert meta["source_sha256"] == digest and "MIT" in meta["licence"] and meta["max_prob_diff"] < 1e-5
-    monkeypatch.setattr(vad_fast, "build", lambda source: pytest.fail("built again"))
-    assert vad_fast.fast_model_path(source) == path
+def test_the_shipped_file_is_the_rebuild_of_silero_file(cache: Path):
+    pytest.importorskip("onnx", reason="rebuilding needs the onnx package (research extras)")
+    shipped = vad_fast.model_path()
+    data, diff = vad_fast.build_checked(SILERO, {**vad_fast.SOURCE, "recipe": vad_fast.RECIPE})
+    assert hashlib.sha256(data).hexdigest() == sha256_file(shipped) and diff < 1e-5
+    meta = vad_model._SequenceBackend(str(shipped)).session.get_modelmeta().custom_metadata_map
+    assert meta["source_sha256"] == sha256_file(SILERO) and "MIT" in meta["licence"] and meta["recipe"] == "matmul-v1"
+    assert not cache.exists()  # nothing is made per machine
 
 
-def test_falls_back_to_silero_own_file(cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    source = vad_model._sequence_model_path()
+def test_stock_model_on_request_and_silero_file_when_the_shipped_one_cannot_load(
+        cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    assert Path(vad_model._make_backend().path) == vad_fast.model_path()
     with monkeypatch.context() as m:
         m.setenv("VOICEGENDER_VAD_MODEL", "stock")
-        assert vad_fast.fast_model_path(source) is None  # asked for
-    with monkeypatch.context() as m:
-        m.setattr(vad_fast, "build", lambda source: (_ for _ in ()).throw(ImportError("No module named 'onnx'")))
-        assert vad_fast.fast_model_path(source) is None  # no onnx package
-    with monkeypatch.context() as m:
-        m.setattr(vad_fast, "max_difference", lambda *args: 0.5)
-        assert vad_fast.fast_model_path(source) is None  # a rewrite that does not reproduce silero
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    monkeypatch.setenv("VOICEGENDER_CACHE_DIR", str(blocker / "cache"))  # mkdir under a file fails, even as root
-    assert vad_fast.fast_model_path(source) is None
-    assert not list(cache.glob("*.onnx"))
+        assert Path(vad_model._make_backend().path) == SILERO
+    broken = tmp_path / vad_fast.MODEL_FILE
+    broken.write_bytes(b"not an onnx model")
+    monkeypatch.setattr(vad_fast, "model_path", lambda: broken)
+    assert Path(vad_model._make_backend().path) == SILERO
+    monkeypatch.setattr(vad_fast, "silero_model_path", lambda: None)  # the light install: no silero-vad
+    with pytest.raises(ModelError, match="cannot load the speech detector.*reinstall voicegender"):
+        vad_model._make_backend()
 
 
 def test_streaming_in_any_blocks_equals_one_pass(cache: Path):

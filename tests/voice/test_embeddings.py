@@ -1,6 +1,6 @@
 """GE2E embeddings: shape, normalisation, gain/DC invariance, short clips, agreement with resemblyzer itself.
 
-The ONNX back end's own tests (equality with torch, no torch imported, the cache) are in test_encoder_onnx.py.
+The ONNX back end's own tests (equality with torch, no torch imported, the shipped file) are in test_encoder_onnx.py.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import importlib.util
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,12 +22,8 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("resemblyzer") is None,
 
 
 @pytest.fixture(autouse=True)
-def _encoder_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The exported ONNX encoder goes to one folder per test session (as in test_encoder_onnx.py), not ~/.cache."""
-    path = tmp_path_factory.getbasetemp() / "voicegender-cache"
-    monkeypatch.setenv("VOICEGENDER_CACHE_DIR", str(path))
+def _default_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VOICEGENDER_ENCODER", raising=False)
-    return path
 
 
 def test_embedding_shape_and_norm():
@@ -112,6 +107,13 @@ def test_mel_basis_and_window_equal_librosa_bit_for_bit():
     basis, window = embeddings._mel_basis_and_window()
     np.testing.assert_array_equal(basis, librosa.filters.mel(sr=16_000, n_fft=400, n_mels=40).T.astype(np.float64))
     np.testing.assert_array_equal(window, librosa.filters.get_window("hann", 400, fftbins=True))
+
+
+def test_mel_band_centres_equal_librosa():
+    import librosa
+
+    want = librosa.mel_frequencies(embeddings.MEL_BANDS + 2, fmin=0.0, fmax=embeddings.SAMPLE_RATE / 2)[1:-1]
+    np.testing.assert_allclose(embeddings.mel_band_centres_hz(), want, rtol=1e-12)
 
 
 def test_import_needs_neither_torch_nor_librosa():

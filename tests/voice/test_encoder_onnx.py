@@ -1,8 +1,11 @@
-"""The GE2E encoder through onnxruntime: equal to torch float32, no torch imported, cache naming and rebuilds."""
+"""The GE2E encoder through onnxruntime: the shipped file equals torch float32 and the export of resemblyzer's weights,
+no torch imported, a damaged file is one line, and "auto" falls back to torch."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -10,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import warnings
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -18,32 +20,21 @@ import pytest
 from conftest import SHARED_DATA, requires_shared_data
 
 from voicegender.audio.synth import synth_voice
+from voicegender.cache import sha256_file
 from voicegender.errors import ModelError
 from voicegender.voice import embeddings, encoder_onnx
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("resemblyzer") is None or importlib.util.find_spec("onnx") is None,
-    reason="needs the resemblyzer wheel (the encoder weights) and the onnx package (torch.onnx.export imports it)",
+    reason="needs the research extras: resemblyzer's weights (the torch encoder) and onnx (torch.onnx.export)",
 )
 COSINE_MIN = 0.9999  # ONNX float32 vs torch float32, per clip
 AUDIOMNIST = SHARED_DATA / "audiomnist_az"
 
 
-@pytest.fixture(scope="session")
-def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cache directory per test session (shared with test_embeddings.py), with the encoder exported into it."""
-    path = tmp_path_factory.getbasetemp() / "voicegender-cache"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VOICEGENDER_CACHE_DIR", str(path))
-        embeddings.onnx_encoder()
-    return path
-
-
 @pytest.fixture(autouse=True)
-def _cache(onnx_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("VOICEGENDER_CACHE_DIR", str(onnx_cache))
+def _default_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VOICEGENDER_ENCODER", raising=False)
-    return onnx_cache
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -91,85 +82,52 @@ NO_TORCH = textwrap.dedent("""
 """)
 
 
-def test_onnx_path_imports_no_torch(onnx_cache: Path):
-    env = {**os.environ, "VOICEGENDER_CACHE_DIR": str(onnx_cache)}
+def test_onnx_path_imports_no_torch(tmp_path: Path):
+    env = {**os.environ, "VOICEGENDER_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("VOICEGENDER_ENCODER", None)
     out = subprocess.run([sys.executable, "-c", NO_TORCH], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"imported on the ONNX path: {out.stdout.strip()}"
     assert "falls back to torch" not in out.stderr
+    assert not (tmp_path / "cache").exists()  # the encoder ships in the package: nothing is made per machine
 
 
-def test_cache_file_is_named_by_the_weights_hash_and_records_provenance(onnx_cache: Path):
+def test_the_shipped_file_is_the_export_of_resemblyzers_weights(tmp_path: Path):
+    """The file in the package holds resemblyzer 0.1.4's network (its SHA-256 is in the metadata), and exporting
+    those weights again gives the same bytes with the torch and onnx versions that made it (else the same answers)."""
+    shipped = encoder_onnx.model_path()
+    meta = embeddings.onnx_encoder().metadata
     weights = embeddings.weights_path()
-    digest = encoder_onnx.sha256_file(weights)
-    path = onnx_cache / f"{encoder_onnx.FILE_PREFIX}{digest[:16]}.onnx"
-    assert path.is_file() and embeddings.onnx_encoder().path == path
-    sidecar = json.loads(path.with_suffix(".json").read_text())
-    assert sidecar["source_sha256"] == digest
-    assert "Apache-2.0" in sidecar["licence"] and "resemblyzer" in sidecar["source"]
-    meta = embeddings.onnx_encoder().metadata  # the same record inside the model file
-    assert meta["source_sha256"] == digest and json.loads(meta["versions"])["resemblyzer"] == version("resemblyzer")
+    assert meta["source_sha256"] == encoder_onnx.SOURCE["source_sha256"] == sha256_file(weights)
+    assert "Apache-2.0" in meta["licence"] and "resemblyzer" in meta["source"]
+    versions = json.loads(meta["versions"])
+    now = {d: importlib.metadata.version(d) for d in ("resemblyzer", "torch", "onnx")}
+    exported = embeddings.export_encoder_onnx(weights, encoder_onnx.provenance(now))
+    if versions == now:
+        assert hashlib.sha256(exported).hexdigest() == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    (tmp_path / "again.onnx").write_bytes(exported)
+    again = encoder_onnx.OnnxEncoder(tmp_path / "again.onnx")
+    probe = np.random.default_rng(1).gamma(0.5, 1.0, (5, 160, 40)).astype(np.float32)
+    for got, want in zip(again.with_hidden(probe), embeddings.onnx_encoder().with_hidden(probe), strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
-def test_weights_digest_reads_the_sidecar_only_for_the_same_file(onnx_cache: Path, tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch):
-    weights = embeddings.weights_path()
-    hashed = []
-    real = encoder_onnx.sha256_file
-    monkeypatch.setattr(encoder_onnx, "sha256_file", lambda p: hashed.append(p) or real(p))
-    digest = encoder_onnx.weights_digest(weights, onnx_cache)
-    assert hashed == [] and digest == real(weights)  # stat matched the sidecar: no 17 MB re-read
-    copy = tmp_path / "pretrained.pt"
-    copy.write_bytes(weights.read_bytes())
-    assert encoder_onnx.weights_digest(copy, onnx_cache) == digest and hashed == [copy]
+def test_a_damaged_or_missing_file_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    broken = tmp_path / encoder_onnx.MODEL_FILE
+    broken.write_bytes(b"not an onnx model")
+    with pytest.raises(ModelError, match="cannot load this encoder.*reinstall voicegender"):
+        encoder_onnx.OnnxEncoder(broken)
+    monkeypatch.setattr(encoder_onnx.importlib.resources, "files", lambda package: tmp_path / "nowhere")
+    with pytest.raises(ModelError, match="missing from the installed package; reinstall voicegender"):
+        encoder_onnx.model_path()
 
 
-def _perturbed_weights(tmp_path: Path) -> Path:
-    import torch
-
-    state = torch.load(embeddings.weights_path(), map_location="cpu", weights_only=True)
-    state["model_state"]["linear.bias"] = state["model_state"]["linear.bias"] + 0.05
-    path = tmp_path / "pretrained.pt"
-    torch.save({"model_state": state["model_state"]}, path)
-    return path
-
-
-def test_new_weights_get_their_own_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("VOICEGENDER_CACHE_DIR", str(cache))
-    wave = synth_voice(170, 2.0, seed=3)
-    before = embeddings.ge2e_embeddings([wave], backend="onnx")
-    original, weights = embeddings.weights_path(), _perturbed_weights(tmp_path)
-    monkeypatch.setattr(embeddings, "weights_path", lambda: weights)
-    monkeypatch.setattr(embeddings, "_encoder", None)  # the torch side reads the new file too
-    after = embeddings.ge2e_embeddings([wave], backend="onnx")
-    names = {f"{encoder_onnx.FILE_PREFIX}{encoder_onnx.sha256_file(p)[:16]}.onnx" for p in (original, weights)}
-    assert len(names) == 2 and {p.name for p in cache.glob("*.onnx")} == names
-    assert float(before[0] @ after[0]) < 0.9999  # new weights, new answers ...
-    torch_fp32 = embeddings.ge2e_embeddings([wave], backend="torch-fp32")
-    assert float(after[0] @ torch_fp32[0]) >= COSINE_MIN  # ... and the ONNX file follows them
-
-
-def test_unloadable_cached_file_is_exported_again(onnx_cache: Path, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch):
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    good = embeddings.onnx_encoder().path
-    (cache / good.name).write_bytes(b"not an onnx model")
-    (cache / good.with_suffix(".json").name).write_bytes(good.with_suffix(".json").read_bytes())
-    monkeypatch.setenv("VOICEGENDER_CACHE_DIR", str(cache))
-    with pytest.raises(ModelError, match="cannot load"):
-        embeddings.onnx_encoder(create=False)
-    session = embeddings.onnx_encoder()
-    assert session.path == cache / good.name and (cache / good.name).stat().st_size == good.stat().st_size
-
-
-def test_auto_falls_back_to_torch_when_no_onnx_can_be_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    monkeypatch.setenv("VOICEGENDER_CACHE_DIR", str(blocker / "cache"))  # mkdir under a file fails, even as root
+def test_auto_falls_back_to_torch_when_the_onnx_file_cannot_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    broken = tmp_path / encoder_onnx.MODEL_FILE
+    broken.write_bytes(b"not an onnx model")
+    monkeypatch.setattr(encoder_onnx, "model_path", lambda: broken)
+    monkeypatch.setattr(embeddings, "_onnx_failed", [])
     wave = synth_voice(140, 1.0, seed=5)
-    with pytest.raises(ModelError, match="VOICEGENDER_CACHE_DIR"):
+    with pytest.raises(ModelError, match="cannot load"):
         embeddings.ge2e_embeddings([wave], backend="onnx")
     with pytest.warns(RuntimeWarning, match="falls back to torch"):
         auto = embeddings.ge2e_embeddings([wave])

@@ -1,4 +1,5 @@
-"""Waveform augmentations for robustness to channels a training corpus never had (numpy/scipy only).
+"""Waveform augmentations for robustness to channels a training corpus never had (numpy; scipy and librosa inside
+the functions that need them, so that importing this module for :func:`rms` costs neither: predict and segment do).
 
 Every function takes float mono audio and its sample rate and returns float32 audio at the same rate (and the
 same length unless it says otherwise); random ones take a ``numpy.random.Generator`` so a seed reproduces them.
@@ -17,7 +18,6 @@ same length unless it says otherwise); random ones take a ``numpy.random.Generat
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, fftconvolve, sosfiltfilt
 
 from .decode import resample
 
@@ -44,6 +44,8 @@ def _f32(x: np.ndarray) -> np.ndarray:
 def band_limit(wave: np.ndarray, sr: int, low: float = TELEPHONE_BAND[0], high: float = TELEPHONE_BAND[1],
                order: int = 8) -> np.ndarray:
     """Zero-phase Butterworth band-pass ``low``…``high`` Hz (``order`` per edge, applied forward and back)."""
+    from scipy.signal import butter, sosfiltfilt  # the fit extras
+
     high = min(high, 0.45 * sr)
     sos = butter(order, [low, high], btype="bandpass", fs=sr, output="sos")
     x = np.asarray(wave, np.float64)
@@ -239,6 +241,8 @@ def room_impulse_response(sr: int, rt60: float, rng: np.random.Generator, direct
 def reverberate(wave: np.ndarray, sr: int, rng: np.random.Generator, rt60: float = 0.4,
                 direct_ratio: float = 0.5) -> np.ndarray:
     """Convolve with :func:`room_impulse_response`; same length as the input, RMS level kept."""
+    from scipy.signal import fftconvolve  # the fit extras
+
     x = np.asarray(wave, np.float64)
     if not len(x):
         return _f32(x)

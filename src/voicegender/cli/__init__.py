@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import VoiceGenderError
+from ..extras import MissingExtraError, extra_for
 from . import listen, models, research  # noqa: F401  (importing them registers their commands)
 from .common import EXIT_USER_ERROR, app, err
 
@@ -34,7 +35,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err.print(f"error: {e}", markup=False, soft_wrap=True)
         return EXIT_USER_ERROR
+    except ModuleNotFoundError as e:  # a module of an extra the command did not check for up front
+        extra = extra_for(e.name)
+        if debug or extra is None:
+            raise
+        err.print(f"error: {MissingExtraError(_command(args), extra, (e.name,))}", markup=False, soft_wrap=True)
+        return EXIT_USER_ERROR
     return 0
+
+
+def _command(args: list[str]) -> str:
+    """``"voicegender <command>"`` for the first argument that is not an option."""
+    return " ".join(["voicegender", *[a for a in args if not a.startswith("-")][:1]])
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from ..errors import VoiceGenderError
+from ..extras import require
 from .common import (  # noqa: F401
     EXIT_USER_ERROR,
     app,
@@ -37,12 +38,10 @@ def serve(
     """Start the web page and JSON API (POST /api/predict, GET /api/health); needs the web extra."""
     check_number(port, "--port", minimum=0, maximum=65535)
     check_number(max_upload_mb, "--max-upload-mb", above=0)
-    try:
-        import uvicorn
+    require("web", "voicegender serve")
+    import uvicorn
 
-        from ..web.app import create_app, is_loopback
-    except ImportError as e:
-        raise VoiceGenderError(f"the web page needs the web extra: pip install 'voicegender[web]' ({e})") from e
+    from ..web.app import create_app, is_loopback
     if not is_loopback(host):
         if token is None:
             err.print(f"warning: serving on {host} without an access token: anyone who can reach this address "
@@ -142,6 +141,7 @@ def predict_cmd(
     if out_file is not None:
         check_output_path(out_file)
     if explain_dir is not None:
+        require("research", "voicegender predict --explain")
         check_output_folder(explain_dir, "--explain")
     if batch_size is not None:
         options = dataclasses.replace(options, batch_size=batch_size)

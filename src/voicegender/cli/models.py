@@ -3,9 +3,6 @@ encoder's checkpoint) and ``models list`` (what this machine has)."""
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -54,15 +51,12 @@ def _gender_model() -> tuple[str, str, str]:
 
 def _ge2e_onnx() -> tuple[str, str, str]:
     from ..errors import ModelError
-    from ..voice import embeddings, encoder_onnx
+    from ..voice import encoder_onnx
 
     try:
-        path = encoder_onnx.ensure_onnx(embeddings.weights_path(), None)  # None: look, do not export
+        return "ge2e-onnx", "shipped", str(encoder_onnx.model_path())
     except ModelError as e:
-        return "ge2e-onnx", "unavailable", str(e)
-    if path is None:
-        return "ge2e-onnx", "not in cache", "exported from resemblyzer's weights on first use (needs torch once)"
-    return "ge2e-onnx", "in cache", str(path)
+        return "ge2e-onnx", "missing", str(e)
 
 
 def _ecapa() -> tuple[str, str, str]:
@@ -75,17 +69,9 @@ def _ecapa() -> tuple[str, str, str]:
 
 
 def _silero() -> tuple[str, str, str]:
-    from ..cache import cache_dir
-    from ..speech import vad_fast, vad_model
+    from ..speech import vad_fast
 
-    spec = importlib.util.find_spec("silero_vad")  # found, not imported: silero_vad imports torch
-    if spec is None:
-        return "silero-vad", "not installed", "pip install silero-vad"
-    version = importlib.metadata.version("silero-vad")
-    folders = [Path(folder) / "data" for folder in spec.submodule_search_locations or []]
-    sequence = next((f / vad_model.SEQUENCE_MODEL for f in folders if (f / vad_model.SEQUENCE_MODEL).is_file()), None)
-    if sequence is None:
-        return "silero-vad", f"shipped in silero-vad {version}", "TorchScript model only (no sequence ONNX model)"
-    faster = sorted(cache_dir().glob(f"{vad_fast.FILE_PREFIX}{vad_fast.RECIPE}-*.onnx"))
-    extra = f"; faster copy in cache: {faster[-1]}" if faster else "; faster copy made in the cache on first use"
-    return "silero-vad", f"shipped in silero-vad {version}", f"{sequence}{extra}"
+    path = vad_fast.model_path()
+    if path is None:
+        return "silero-vad", "missing", "not in the installed package; reinstall voicegender"
+    return "silero-vad", "shipped", str(path)

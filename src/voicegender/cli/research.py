@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import VoiceGenderError
+from ..extras import require
 from ..voice.model_files import check_checkpoint_file
 from .common import (  # noqa: F401
     EXIT_USER_ERROR,
@@ -107,6 +108,7 @@ def train_cmd(
 
     Distributed: `torchrun --nproc-per-node N [--nnodes M --rdzv-endpoint HOST:PORT] -m voicegender train ...`
     (or --nproc N on one machine); rank 0 writes the run folder and the report."""
+    require("research", "voicegender train")
     cfg = _train_config(locals())  # every option checked before torch loads or a corpus is read
     check_output_folder(out_dir, "--out")
     from ..corpora import load_corpus
@@ -226,6 +228,7 @@ def evaluate_cmd(
                                 "clips to each report (see `voicegender explain`); 0: none")] = 0,
 ) -> None:
     """Score a trained model: metrics.json + report.html (mean ± std when given a folder of folds)."""
+    require("research", "voicegender evaluate")
     check_number(top_k, "--top-k", minimum=0)
     check_number(batch_size, "--batch-size", minimum=1)
     check_number(threads, "--threads", minimum=0)  # evaluate(): 0 leaves torch's thread count as it is
@@ -304,6 +307,7 @@ def explain_cmd(
                                               "GE2E LSTM, and on a shared CPU)")] = 1,
 ) -> None:
     """Class-activation maps per class, per-band occlusion and their agreement, as pictures."""
+    require("research", "voicegender explain")
     check_number(max_clips, "--max-clips", minimum=1)
     if bands is not None:  # at most the model's feature rows (checked once it is loaded)
         check_number(bands, "--bands", minimum=1)
@@ -387,6 +391,7 @@ def fit_cmd(
 
     Under torchrun (several processes sharing --cache-dir) every rank computes its share of the features and
     rank 0 fits the model."""
+    require("fit", "voicegender fit")
     check_number(c, "--c", above=0)
     check_number(voice_weight, "--voice-weight", minimum=0)
     if not short_max_s >= 0:  # also NaN
@@ -471,6 +476,7 @@ def export_cmd(
     out_path: Annotated[Path, typer.Option("--out", "-o", help="the .onnx file to write")] = Path("model.onnx"),
 ) -> None:
     """Export a trained network to ONNX (input "features", output "logits"; dynamic batch, and time for CNNs)."""
+    require("research", "voicegender export")
     check_output_path(out_path, "--out")
     import torch
 

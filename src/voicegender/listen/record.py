@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import VoiceGenderError
+from ..extras import MissingExtraError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def _sounddevice():
     try:
         import sounddevice
     except ImportError as e:
-        raise VoiceGenderError("recording needs the 'sounddevice' package: pip install 'voicegender[record]'") from e
+        raise MissingExtraError("recording", "record", ("sounddevice",)) from e
     except OSError as e:  # sounddevice raises OSError when the PortAudio shared library is missing
         raise VoiceGenderError(f"cannot record: the PortAudio library is missing ({e}); install it "
                                "(Debian/Ubuntu: apt install libportaudio2, macOS: brew install portaudio)") from e

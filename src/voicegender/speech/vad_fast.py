@@ -8,44 +8,61 @@ over all frames at once (each frame's 4 STFT windows, then im2col of each convol
 LSTM node and weights unchanged: 10 µs per frame (53 frames: 1.70 -> 0.53 ms; 512 frames: 16.0 -> 5.7 ms).
 
 The products sum the same terms in a different blocking, so the probabilities are not bit-equal to silero's own:
-they differ by at most a few 1e-7 (the export is refused above :data:`MAX_PROB_DIFF`), and speech regions were
-the same on every clip measured (tests/test_vad_fast.py). Frames stay independent of how audio is split into
+they differ by at most a few 1e-7 (a build is refused above :data:`MAX_PROB_DIFF`), and speech regions were
+the same on every clip measured (tests/speech/test_vad_fast.py). Frames stay independent of how audio is split into
 calls, so streaming still equals one pass exactly.
 
-The rewritten file is made once per machine (it needs the ``onnx`` package, ~0.1 s to import, and the build
-~0.3 s) into the same cache folder as the exported GE2E encoder (:func:`voicegender.cache.cache_dir`),
-named after the SHA-256 of silero's file and :data:`RECIPE`, with a sidecar recording where it came from
-(silero-vad, MIT licence). Without ``onnx`` or a writable cache, silero's own file is used (and a note logged).
-``VOICEGENDER_VAD_MODEL=stock`` uses silero's own file always (to compare).
+The rewritten file ships inside the package (``assets/silero_vad/``, 1.2 MB, with silero's MIT licence; read
+through ``importlib.resources``), so speech detection needs neither silero-vad nor torch nor the ``onnx`` package.
+``scripts/make_onnx_assets.py`` rebuilds it byte for byte from silero-vad 6.2.3's file (:data:`SOURCE`; it needs
+``onnx`` and silero-vad). ``VOICEGENDER_VAD_MODEL=stock`` runs silero's own file instead, when silero-vad is
+installed (to compare).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import time
+import importlib.resources
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 
-from ..cache import cache_dir, sha256_file
-from ..fileio import atomic_write
-
-log = logging.getLogger(__name__)
-
-RECIPE = "matmul-v1"  # bump when build() changes: the cached file's name changes with it
-FILE_PREFIX = "silero-vad-"  # + RECIPE + "-" + 16 hex digits of the source's SHA-256 + ".onnx" / ".json"
+RECIPE = "matmul-v1"  # bump when build() changes (and rebuild the shipped file)
+ASSET_DIR = ("assets", "silero_vad")  # inside the voicegender package
+MODEL_FILE = "silero_vad_16k_sequence_matmul.onnx"
+SILERO_FILE = "silero_vad_16k_sequence.onnx"  # silero's sequence model in its wheel (silero_vad/data/)
 MAX_PROB_DIFF = 1e-4  # largest |p_fast - p_silero| accepted on the check frames of build() (measured here: 1e-6)
 SOURCE = {
-    "source": "silero-vad silero_vad_16k_sequence.onnx (Silero Team)",
+    "source": "silero-vad 6.2.3 silero_vad_16k_sequence.onnx (Silero Team)",
     "source_url": "https://github.com/snakers4/silero-vad",
     "licence": "MIT (the silero-vad wheel's LICENSE file)",
+    "source_sha256": "9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85",  # 1.2 MB
 }
 
 
-def build(source: Path) -> bytes:
-    """silero's sequence model in ``source`` with every convolution as a ``MatMul``; the bytes of the new model.
+def model_path() -> Path | None:
+    """The shipped rewritten model's path on disk (inside the installed package); None when it is missing."""
+    path = Path(str(importlib.resources.files("voicegender").joinpath(*ASSET_DIR, MODEL_FILE)))
+    return path if path.is_file() else None
+
+
+def silero_model_path() -> Path | None:
+    """silero's own sequence model inside the silero-vad wheel, found without importing silero_vad (which imports
+    torch); None when silero-vad (a research extra) is not installed or has no sequence model."""
+    try:
+        spec = importlib.util.find_spec("silero_vad")
+    except (ImportError, ValueError):  # blocked in sys.modules by a test
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / "data" / SILERO_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def build(source: Path, metadata: dict[str, str] | None = None) -> bytes:
+    """silero's sequence model in ``source`` with every convolution as a ``MatMul``; the bytes of the new model
+    (``metadata``: its ``metadata_props``, e.g. :data:`SOURCE`). Needs the ``onnx`` package.
 
     Inputs and outputs are silero's: ``input`` (n, 576) frames with 64 samples of context, ``h``/``c``
     (1, 1, 128) → ``speech_probs`` (n,), ``hn``, ``cn``. Layout: channels last, (n, positions, channels).
@@ -126,6 +143,8 @@ def build(source: Path) -> bytes:
     out = helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version,
                             doc_string=f"silero-vad's sequence model with convolutions as MatMul ({RECIPE}), "
                                        "written by voicegender")
+    if metadata:
+        helper.set_model_props(out, {k: str(v) for k, v in metadata.items()})
     onnx.checker.check_model(out)
     return out.SerializeToString()
 
@@ -149,7 +168,7 @@ def max_difference(fast: bytes | str, source: Path, frames: np.ndarray) -> float
     return float(np.max(np.abs(a - b)))
 
 
-def _check_frames() -> np.ndarray:
+def check_frames() -> np.ndarray:
     """Frames to compare the two models on: a voice-like harmonic signal, noise and silence (n, 576)."""
     rng = np.random.default_rng(0)
     t = np.arange(200 * 512) / 16_000
@@ -162,34 +181,11 @@ def _check_frames() -> np.ndarray:
     return np.concatenate([context, frames], axis=1)
 
 
-def fast_model_path(source: Path) -> Path | None:
-    """The rewritten model for silero's ``source`` file, built into the cache first when missing; None when it
-    cannot be had (no ``onnx``, unwritable cache, a build that does not reproduce silero) or is turned off."""
-    if os.environ.get("VOICEGENDER_VAD_MODEL", "") == "stock":
-        return None
-    directory = cache_dir()
-    digest = sha256_file(source)  # 1.2 MB: about 1 ms
-    path = directory / f"{FILE_PREFIX}{RECIPE}-{digest[:16]}.onnx"
-    sidecar = path.with_suffix(".json")
-    if path.is_file() and sidecar.is_file():
-        return path
-    try:
-        started = time.perf_counter()
-        data = build(source)
-        diff = max_difference(data, source, _check_frames())
-        if not diff <= MAX_PROB_DIFF:
-            log.warning("the rewritten silero VAD differs from silero's by %.2g; using silero's own file", diff)
-            return None
-        meta = {**SOURCE, "source_sha256": digest, "source_path": str(source), "recipe": RECIPE,
-                "max_prob_diff": diff, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        atomic_write(path, lambda f: f.write(data))
-        atomic_write(sidecar, lambda f: f.write(json.dumps(meta, indent=1).encode()))  # last: the file is complete
-        log.info("wrote the faster silero VAD to %s (%.1f s, once per machine)", path, time.perf_counter() - started)
-        return path
-    except ImportError:
-        log.info("the faster silero VAD needs the 'onnx' package once; using silero's own file")
-    except OSError as e:
-        log.info("%s: cannot write the faster silero VAD there (%s); using silero's own file", directory, e)
-    except Exception as e:  # onnx checker / onnxruntime errors have many types
-        log.warning("cannot build the faster silero VAD (%s: %s); using silero's own file", type(e).__name__, e)
-    return None
+def build_checked(source: Path, metadata: dict[str, str] | None = None) -> tuple[bytes, float]:
+    """:func:`build`, then the new model against silero's on :func:`check_frames`: (the model's bytes, the largest
+    probability difference). Raises ValueError when that exceeds :data:`MAX_PROB_DIFF`."""
+    data = build(source, metadata)
+    diff = max_difference(data, source, check_frames())
+    if not diff <= MAX_PROB_DIFF:
+        raise ValueError(f"the rewritten silero VAD differs from {source} by {diff:.2g} (> {MAX_PROB_DIFF:g})")
+    return data, diff

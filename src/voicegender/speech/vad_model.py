@@ -1,28 +1,31 @@
 """silero-vad's model: the back end that runs it, and the speech probability of each 32 ms frame.
 
-silero-vad ships its model inside its wheel (``silero_vad/data``), so this works offline. The model scores
-32 ms frames (512 samples at 16 kHz) with a small LSTM that carries state from frame to frame
+The model scores 32 ms frames (512 samples at 16 kHz) with a small LSTM that carries state from frame to frame
 (:func:`frame_probabilities` for audio in memory, :class:`StreamingVad` for audio fed block by block, equal to one
 pass); :mod:`voicegender.speech.vad` turns the probabilities into speech regions.
 
-Back ends, fastest first (measured on 2 shared CPU cores, 1 s clips): the *sequence* ONNX model runs a whole
-block of frames in one onnxruntime call (~5 ms per 1 s clip, one hour of audio in ~20 s, bit-exact with the
-stock model); the TorchScript model needs one Python call per frame (~20 ms per 1 s clip at batch 1). The
-sequence model needs ``onnxruntime`` and silero-vad >= 6.2; without them the TorchScript model is used. The
-sequence model runs as :mod:`voicegender.speech.vad_fast` rewrites it once into the user's cache (its convolutions as
-matrix products: 3x faster, the same probabilities to ~1e-6), else as silero ships it.
+Back ends, fastest first (measured on 2 shared CPU cores, 1 s clips): silero's *sequence* ONNX model runs a whole
+block of frames in one onnxruntime call (~5 ms per 1 s clip, one hour of audio in ~20 s); the TorchScript model
+needs one Python call per frame (~20 ms per 1 s clip at batch 1). The sequence model runs as
+:mod:`voicegender.speech.vad_fast` rewrote it (its convolutions as matrix products: 3x faster, the same
+probabilities to ~1e-6), from the file shipped inside this package: no silero-vad, torch or network needed. With
+``VOICEGENDER_VAD_MODEL=stock`` (or when the shipped file cannot be loaded) silero's own sequence file is run, and
+without onnxruntime silero's TorchScript model: both only when silero-vad is installed (research extras).
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import logging
+import os
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+
+from ..errors import ModelError
+from . import vad_fast
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,6 @@ FRAME_SAMPLES = 512  # silero's frame at 16 kHz
 FRAME_S = FRAME_SAMPLES / VAD_SAMPLE_RATE  # 0.032 s per probability
 CONTEXT_SAMPLES = 64  # samples of the previous frame that silero prepends to each frame
 SEQUENCE_BLOCK_FRAMES = 512  # frames per onnxruntime call of the sequence model: 16.4 s of audio
-SEQUENCE_MODEL = "silero_vad_16k_sequence.onnx"
 
 
 # --- back ends ------------------------------------------------------------------------------------------------
@@ -112,18 +114,6 @@ class _JitBackend:
         return probs, (stream, done + len(frames))
 
 
-@functools.cache
-def _sequence_model_path() -> Path | None:
-    """silero's sequence model inside its wheel, found without importing silero_vad (which imports torch: 240 MB
-    of resident memory that predict and segment do not otherwise need with an onnx or numpy model)."""
-    spec = importlib.util.find_spec("silero_vad")
-    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
-        path = Path(folder) / "data" / SEQUENCE_MODEL
-        if path.is_file():
-            return path
-    return None
-
-
 _backend_lock = threading.Lock()
 _backend_instance: _SequenceBackend | _JitBackend | None = None
 
@@ -143,23 +133,32 @@ def _backend() -> _SequenceBackend | _JitBackend:
 
 def _make_backend() -> _SequenceBackend | _JitBackend:
     if importlib.util.find_spec("onnxruntime") is not None:
-        path = _sequence_model_path()
-        if path is not None:
-            from .vad_fast import fast_model_path
+        shipped, silero = vad_fast.model_path(), vad_fast.silero_model_path()
+        if os.environ.get("VOICEGENDER_VAD_MODEL", "") == "stock":
+            if silero is not None:
+                return _sequence_backend(silero)
+            log.warning("VOICEGENDER_VAD_MODEL=stock needs silero-vad installed; using the shipped model")
+        if shipped is not None:
+            try:
+                return _sequence_backend(shipped)
+            except Exception as e:  # onnxruntime's own error types: a damaged installation
+                if silero is None:
+                    raise ModelError(f"{shipped}: onnxruntime cannot load the speech detector ({e}); reinstall "
+                                     "voicegender") from e
+                log.warning("%s: onnxruntime cannot load it (%s); using silero's own file", shipped, e)
+        if silero is not None:
+            return _sequence_backend(silero)
+    elif importlib.util.find_spec("silero_vad") is not None:
+        log.info("silero-vad: onnxruntime is missing; using the slower TorchScript model")
+        return _JitBackend()
+    raise ModelError("speech detection needs onnxruntime and the model shipped with voicegender; reinstall "
+                     "voicegender")
 
-            fast = fast_model_path(path)  # the same network with matrix products: 3x faster (see vad_fast)
-            if fast is not None:
-                try:
-                    backend = _SequenceBackend(str(fast))
-                    log.debug("silero-vad back end: %s (%s)", backend.name, fast)
-                    return backend
-                except Exception as e:  # onnxruntime's own error types: a damaged cache file
-                    log.warning("%s: onnxruntime cannot load it (%s); using silero's own file", fast, e)
-            backend = _SequenceBackend(str(path))
-            log.debug("silero-vad back end: %s", backend.name)
-            return backend
-    log.info("silero-vad: onnxruntime or the sequence model is missing; using the slower TorchScript model")
-    return _JitBackend()
+
+def _sequence_backend(path: Path) -> _SequenceBackend:
+    backend = _SequenceBackend(str(path))
+    log.debug("silero-vad back end: %s (%s)", backend.name, path)
+    return backend
 
 
 def backend_name() -> str:

@@ -1,9 +1,11 @@
 """GE2E speaker embeddings (256-d) from resemblyzer's pretrained voice encoder, as a feature kind.
 
-The encoder (a 3-layer LSTM over 40-band mel frames, trained with the GE2E loss on thousands of speakers) and its
-weights (``pretrained.pt``, 17 MB) ship inside the ``resemblyzer`` wheel, so this works offline. We rebuild the
-same network here and load that file directly instead of importing ``resemblyzer`` itself: its package import
-pulls in ``webrtcvad`` (and through it ``pkg_resources``) for a VAD we do not use.
+The encoder is a 3-layer LSTM over 40-band mel frames, trained with the GE2E loss on thousands of speakers; its
+weights (``pretrained.pt``, 17 MB, Apache-2.0) ship inside the ``resemblyzer`` wheel. voicegender ships the same
+network as ONNX (:mod:`voicegender.voice.encoder_onnx`), so predicting needs neither torch nor resemblyzer. The
+torch network below loads ``pretrained.pt`` directly (when the research extras are installed) instead of importing
+``resemblyzer`` itself: its package import pulls in ``webrtcvad`` (and through it ``pkg_resources``) for a VAD we
+do not use.
 
 Choices, deliberately different from ``resemblyzer.preprocess_wav``:
 
@@ -17,12 +19,12 @@ Choices, deliberately different from ``resemblyzer.preprocess_wav``:
 
 Two back ends run the network, chosen by ``backend=`` / ``$VOICEGENDER_ENCODER`` / :func:`use_backend`:
 
-- ``"onnx"``: onnxruntime in float32 (:mod:`voicegender.voice.encoder_onnx`) — no torch in the process. The ONNX file
-  is exported from ``pretrained.pt`` once per machine into the user's cache (that one export needs torch and the
-  ``onnx`` package); see that module for why it is not shipped.
+- ``"onnx"``: onnxruntime in float32 over the ONNX file shipped in the package (:mod:`voicegender.voice.encoder_onnx`)
+  — no torch in the process.
 - ``"torch"``: the network below in torch, in bfloat16 autocast where the CPU has native bf16 (``"torch-fp32"``:
-  never). Used for training-time gradients (``explain``), the export itself, and as the fallback.
-- ``"auto"`` (default): ONNX when the cached file exists or can be made, torch otherwise.
+  never); needs the research extras (torch, resemblyzer's weights). Used for gradients (``explain``), the export
+  of the shipped file (``scripts/make_onnx_assets.py``), and as the fallback.
+- ``"auto"`` (default): ONNX, torch only when the shipped file cannot be loaded (after a warning).
 
 This module imports neither torch nor librosa at import time (together ~3 s of a cold start): torch only inside
 the torch functions, and the mel filterbank is computed here in numpy (equal to librosa's, tested).
@@ -47,8 +49,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..cache import cache_dir
-from ..errors import ModelError
+from ..cache import sha256_file
+from ..errors import ModelError, VoiceGenderError
+from ..extras import MissingExtraError, require
 from . import encoder_onnx
 
 if TYPE_CHECKING:
@@ -71,11 +74,9 @@ MIN_SAMPLES = 160  # shortest input accepted (10 ms); callers should give >= 0.5
 BACKENDS = ("auto", "onnx", "torch", "torch-fp32")  # see the module docstring
 
 _lock = threading.Lock()
-_onnx_lock = threading.Lock()
 _encoder: Any = None  # the torch GE2EEncoder, loaded once
 _backend_override: str | None = None  # set by use_backend()
-_onnx_encoders: dict[tuple[str, str, int], encoder_onnx.OnnxEncoder] = {}  # (cache dir, weights, threads)
-_onnx_failed: dict[tuple[str, str], str] = {}  # (cache dir, weights) -> why the ONNX encoder cannot be had
+_onnx_failed: list[str] = []  # why the shipped ONNX encoder cannot run (then "auto" uses torch without asking again)
 
 
 @functools.cache
@@ -134,11 +135,11 @@ def __getattr__(name: str) -> Any:
 
 
 def weights_path() -> Path:
-    """Where resemblyzer's ``pretrained.pt`` lies (found without importing resemblyzer)."""
+    """Where resemblyzer's ``pretrained.pt`` lies (found without importing resemblyzer; research extras)."""
+    require("research", "the torch GE2E encoder", ("torch", "resemblyzer"))
     spec = importlib.util.find_spec("resemblyzer")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError("the GE2E encoder needs the 'resemblyzer' package (pip install resemblyzer); "
-                         "its weights ship inside that wheel")
+        raise MissingExtraError("the torch GE2E encoder", "research", ("resemblyzer",))
     path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
     if not path.is_file():
         raise ModelError(f"{path}: resemblyzer is installed but its pretrained.pt is missing; reinstall it")
@@ -159,16 +160,25 @@ def _read_encoder(path: Path) -> Any:
 
 
 def load_encoder() -> Any:
-    """The torch encoder (``GE2EEncoder``) on CPU in eval mode, loaded once per process (thread-safe)."""
+    """The torch encoder (``GE2EEncoder``) on CPU in eval mode, loaded once per process (thread-safe).
+
+    Warns when resemblyzer's weights are not the ones the shipped ONNX encoder holds (a future resemblyzer release):
+    then explanations and the torch fallback would not describe the network that predicts.
+    """
     global _encoder
     with _lock:
         if _encoder is None:
-            _encoder = _read_encoder(weights_path())
+            path = weights_path()
+            if sha256_file(path) != encoder_onnx.SOURCE["source_sha256"]:  # 17 MB: ~20 ms, next to torch's ~2 s
+                warnings.warn(f"{path}: not the weights of the shipped GE2E encoder (resemblyzer 0.1.4's); the "
+                              "torch encoder answers differently from the one predict runs", RuntimeWarning,
+                              stacklevel=2)
+            _encoder = _read_encoder(path)
         return _encoder
 
 
 # ----------------------------------------------------------------------------------------------------
-# ONNX export (torch + onnx) and the ONNX encoder (neither)
+# ONNX export (torch + onnx: scripts/make_onnx_assets.py) and the shipped ONNX encoder (neither)
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -179,13 +189,11 @@ def export_encoder_onnx(weights: Path, metadata: dict[str, Any] | None = None) -
     Uses torch's TorchScript exporter (``dynamo=False``; the dynamo one would also need ``onnxscript``). In torch
     2.13 that exporter needs the ``onnx`` package too — it parses its own output to merge custom functions —
     so both must be installed; only running the file needs neither. ``metadata`` is stored in the model's
-    ``metadata_props`` (provenance, licence). Before returning, onnxruntime's output on a batch of 3 random
-    windows is checked against torch's (cosine ≥ 0.9999), so a faulty export never reaches the cache.
+    ``metadata_props`` (provenance, licence: :func:`encoder_onnx.provenance`). Before returning, onnxruntime's
+    output on a batch of 3 random windows is checked against torch's (cosine ≥ 0.9999), so a faulty export is
+    never written.
     """
-    missing = [m for m in ("torch", "onnx") if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ModelError(f"exporting the GE2E encoder to ONNX needs {' and '.join(missing)} (pip install "
-                         f"{' '.join(missing)}); torch.onnx.export imports onnx")
+    require("research", "exporting the GE2E encoder to ONNX", ("torch", "onnx"))
     import onnx
     import torch
 
@@ -227,60 +235,36 @@ def export_encoder_onnx(weights: Path, metadata: dict[str, Any] | None = None) -
         want, want_hidden = (t.numpy() for t in encoder.forward_with_hidden(torch.from_numpy(probe)))
     if (got.shape != want.shape or float(np.min(np.sum(got * want, axis=1))) < 0.9999
             or got_hidden.shape != want_hidden.shape or float(np.max(np.abs(got_hidden - want_hidden))) > 1e-4):
-        raise ModelError(f"the ONNX export of {weights} does not reproduce torch's embeddings; not cached")
+        raise ModelError(f"the ONNX export of {weights} does not reproduce torch's embeddings; not written")
     return data
 
 
-def onnx_encoder(threads: int = encoder_onnx.DEFAULT_THREADS, *, create: bool = True) -> encoder_onnx.OnnxEncoder:
-    """The encoder as an onnxruntime session (no torch), from the cache; exported there first if ``create``.
-
-    A cached file onnxruntime cannot load is exported again (once) when ``create`` is set.
+def onnx_encoder(threads: int = encoder_onnx.DEFAULT_THREADS) -> encoder_onnx.OnnxEncoder:
+    """The shipped encoder as an onnxruntime session (no torch), made once per process and thread count.
 
     Raises
     ------
     ModelError
-        No cached file and ``create`` is False, or the export is impossible (no torch / onnx, unwritable cache).
+        onnxruntime is missing, or the shipped file is missing or damaged (reinstall voicegender).
     """
-    directory = cache_dir()
-    weights = weights_path()
-    key = (str(directory), str(weights), int(threads))
-    with _onnx_lock:  # one export per process even when several threads ask at once
-        if key not in _onnx_encoders:
-            _onnx_encoders[key] = _open_onnx(weights, directory, threads, create)
-        return _onnx_encoders[key]
-
-
-def _open_onnx(weights: Path, directory: Path, threads: int, create: bool) -> encoder_onnx.OnnxEncoder:
     if not encoder_onnx.onnxruntime_available():
-        raise ModelError("the ONNX encoder needs the 'onnxruntime' package (pip install onnxruntime)")
-    export = export_encoder_onnx if create else None
-    try:
-        path = encoder_onnx.ensure_onnx(weights, export, directory)
-        if path is None:
-            raise ModelError(f"no ONNX GE2E encoder for {weights} in {directory}")
-        try:
-            return encoder_onnx.load_session(path, threads)
-        except ModelError:
-            if export is None:
-                raise
-            log.warning("%s: onnxruntime cannot load it; exporting it again", path)
-            path.with_suffix(".json").unlink(missing_ok=True)
-            path.unlink(missing_ok=True)
-            return encoder_onnx.load_session(encoder_onnx.ensure_onnx(weights, export, directory), threads)
-    except OSError as e:
-        raise ModelError(f"{directory}: cannot write the ONNX GE2E encoder there ({e}); "
-                         "set VOICEGENDER_CACHE_DIR to a writable folder") from e
+        raise ModelError("the GE2E encoder needs the 'onnxruntime' package (a dependency: reinstall voicegender)")
+    return encoder_onnx.load_session(encoder_onnx.model_path(), threads)
 
 
 def _auto_onnx(threads: int) -> encoder_onnx.OnnxEncoder | None:
-    """The ONNX encoder when it exists or can be made; otherwise None, after one warning per process."""
-    key = (str(cache_dir()), str(weights_path()))
-    if key in _onnx_failed:
+    """The ONNX encoder; None (after one warning per process) when it cannot be loaded but the torch encoder can
+    stand in. Without the research extras the ONNX error itself is raised."""
+    if _onnx_failed:
         return None
     try:
         return onnx_encoder(threads)
     except ModelError as e:
-        _onnx_failed[key] = str(e)
+        try:
+            weights_path()  # the torch encoder can stand in only with torch and resemblyzer's weights
+        except VoiceGenderError:
+            raise e from None
+        _onnx_failed.append(str(e))
         warnings.warn(f"GE2E encoder falls back to torch: {e}", RuntimeWarning, stacklevel=3)
         return None
 
@@ -349,6 +333,11 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     mel = np.asarray(mel, np.float64)
     return np.where(mel >= _MEL_LOG_START, 1000.0 * np.exp(_MEL_LOG_STEP * (mel - _MEL_LOG_START)),
                     mel * _MEL_LINEAR_HZ)
+
+
+def mel_band_centres_hz() -> np.ndarray:
+    """Centre frequency (Hz) of each of the encoder's 40 mel bands, lowest first (librosa's ``mel_frequencies``)."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), MEL_BANDS + 2))[1:-1]
 
 
 @functools.lru_cache(maxsize=1)

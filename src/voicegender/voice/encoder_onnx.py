@@ -1,45 +1,35 @@
-"""The GE2E encoder through onnxruntime: its ONNX file in the user's cache, that file's provenance, the session.
+"""The GE2E encoder through onnxruntime: the ONNX file shipped inside the package, its provenance, the session.
 
-This module never imports torch (nor resemblyzer): prediction runs the encoder from here. The ONNX file is made
-once per machine from resemblyzer's ``pretrained.pt`` by :func:`voicegender.voice.embeddings.export_encoder_onnx` (which
-does need torch and the ``onnx`` package) and written into the cache directory, named after the SHA-256 of the
-weights it came from, so new weights get a new file and a stale file is never used.
+This module never imports torch (nor resemblyzer): prediction runs the encoder from here. The file,
+``assets/ge2e/ge2e_encoder.onnx`` (5.7 MB, read through ``importlib.resources``), is resemblyzer 0.1.4's
+``pretrained.pt`` (Apache-2.0; its LICENSE and a NOTICE of what was changed lie next to it, THIRD_PARTY.md lists
+its SHA-256) exported with both outputs by ``scripts/make_onnx_assets.py``, which needs torch, resemblyzer and
+onnx (the research extras) and rebuilds the file byte for byte with the same torch and onnx versions.
 
-Why the user's cache and not a file in our package: the network holds 1.42 M float32 parameters, so the ONNX file
-is 5.7 MB — over the 5 MB the repository's own shipped files may take, by itself; it would duplicate weights the
-``resemblyzer`` wheel (a dependency) already installs; and a derived copy in our wheel would carry resemblyzer's
-Apache-2.0 licence and NOTICE duties into every release. The sidecar ``.json`` (also stored in the model's
-metadata) records where the file came from and under which licence.
+It ships so that ``pip install voicegender`` needs no torch: before, the file was exported once per machine into
+the user's cache from the resemblyzer wheel, which made torch (and, on a machine with only the public package
+index, a multi-GB CUDA build of it) a dependency of every install. The model's ``metadata_props`` record where it
+came from (:data:`SOURCE`, the weights' SHA-256, the exporting versions).
 """
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib.resources
 import importlib.util
-import json
-import logging
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..cache import cache_dir, sha256_file
 from ..errors import ModelError
-from ..fileio import atomic_write
-
-log = logging.getLogger(__name__)
 
 INPUT_NAME = "mels"  # (batch, 160, 40) float32 mel power frames
 OUTPUT_NAME = "embeddings"  # (batch, 256) float32, L2 norm 1
 HIDDEN_NAME = "hidden_mean"  # (batch, 256) float32: the top LSTM layer's output averaged over frames 40-159
 ONNX_OPSET = 17
-# + the first 16 hex digits of pretrained.pt's SHA-256 + ".onnx" / ".json"; "h" since the file has a second output
-# (HIDDEN_NAME): an older cached file without it is not picked up, a new one is exported next to it
-FILE_PREFIX = "ge2e-h-"
-DIGEST_CHARS = 16  # 64 bits of the weights' SHA-256 in the file name; the sidecar holds all 256
+ASSET_DIR = ("assets", "ge2e")  # inside the voicegender package
+MODEL_FILE = "ge2e_encoder.onnx"
 DEFAULT_THREADS = 1  # intra-op threads per session; callers run several sessions/stages side by side instead
 # Windows per onnxruntime run on one thread. The LSTM's time per window depends on the batch in steps (MLAS
 # blocks rows): 96 windows in runs of 4 / 5 / 6 / 8 / 12 / 16 / 32 / 96 took 2.35 / 2.25 / 2.3 / 2.85 / 2.4 /
@@ -47,9 +37,11 @@ DEFAULT_THREADS = 1  # intra-op threads per session; callers run several session
 # 2.25), and one window alone 5.3 ms. Runs are cut in equal parts of at most this many.
 RUN_WINDOWS = 6
 SOURCE = {
-    "source": "resemblyzer pretrained.pt (GE2E voice encoder, Jemine 2019, after Wan et al. 2018)",
+    "source": "resemblyzer 0.1.4 pretrained.pt (GE2E voice encoder, Jemine 2019, after Wan et al. 2018)",
     "source_url": "https://github.com/resemble-ai/Resemblyzer",
     "licence": "Apache-2.0 (the resemblyzer wheel's LICENSE file; PyPI classifier 'Apache Software License')",
+    # the weights the shipped file holds: resemblyzer 0.1.4's pretrained.pt, 17,090,379 bytes
+    "source_sha256": "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
 }
 
 _lock = threading.Lock()
@@ -61,80 +53,19 @@ def onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
-def _source_stat(weights: Path) -> dict[str, Any]:
-    st = weights.stat()
-    return {"source_path": str(weights), "source_size": st.st_size, "source_mtime_ns": st.st_mtime_ns}
-
-
-def weights_digest(weights: Path, directory: Path | None = None) -> str:
-    """SHA-256 of ``weights``, taken from a sidecar in ``directory`` when that sidecar saw this very file.
-
-    "This very file" = same path, size and modification time (ns) as when the sidecar was written — the check
-    make and pip use — so a start-up does not re-hash 17 MB; any change to the file re-hashes it.
-    """
-    directory = cache_dir() if directory is None else directory
-    stat = _source_stat(weights)
-    for sidecar in sorted(directory.glob(f"{FILE_PREFIX}*.json")):
-        meta = _read_json(sidecar)
-        if meta and all(meta.get(k) == v for k, v in stat.items()) and isinstance(meta.get("source_sha256"), str):
-            return meta["source_sha256"]
-    return sha256_file(weights)
-
-
-def onnx_path_for(digest: str, directory: Path | None = None) -> Path:
-    """The cache file of the encoder exported from weights with SHA-256 ``digest``."""
-    directory = cache_dir() if directory is None else directory
-    return directory / f"{FILE_PREFIX}{digest[:DIGEST_CHARS]}.onnx"
-
-
-def _version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def provenance(weights: Path, digest: str) -> dict[str, Any]:
-    """What the sidecar records: source file, its hash and stat, licence, and the exporting versions."""
-    return {**SOURCE, "source_sha256": digest, **_source_stat(weights), "onnx_opset": ONNX_OPSET,
-            "input": f"{INPUT_NAME} (batch, 160, 40) float32 mel power",
-            "outputs": f"{OUTPUT_NAME} (batch, 256), {HIDDEN_NAME} (batch, 256)",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "versions": {d: _version(d) for d in ("resemblyzer", "voicegender", "torch", "onnx")}}
-
-
-def ensure_onnx(weights: Path, export: Callable[[Path, dict[str, Any]], bytes] | None,
-                directory: Path | None = None) -> Path | None:
-    """The cached ONNX encoder for ``weights``, exported first (atomically) when missing and ``export`` is given.
-
-    ``export(weights, provenance)`` returns the model's bytes (see ``embeddings.export_encoder_onnx``). Returns
-    None when the file is missing and ``export`` is None. Export errors propagate (the caller decides whether to
-    fall back to torch).
-    """
-    directory = cache_dir() if directory is None else directory
-    digest = weights_digest(weights, directory)
-    path = onnx_path_for(digest, directory)
-    if path.is_file() and path.with_suffix(".json").is_file():
-        return path
-    if export is None:
-        return None
-    meta = provenance(weights, digest)
-    started = time.perf_counter()
-    model = export(weights, meta)
-    atomic_write(path, lambda f: f.write(model))
-    # the sidecar last: its presence says the model next to it is complete
-    atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(meta, indent=1).encode()))
-    log.info("exported the GE2E encoder to %s (%.1f s, once per machine and weights)", path,
-             time.perf_counter() - started)
+def model_path() -> Path:
+    """The shipped encoder's path on disk (inside the installed package)."""
+    path = Path(str(importlib.resources.files("voicegender").joinpath(*ASSET_DIR, MODEL_FILE)))
+    if not path.is_file():
+        raise ModelError(f"{path}: the GE2E encoder is missing from the installed package; reinstall voicegender")
     return path
+
+
+def provenance(versions: dict[str, str]) -> dict[str, Any]:
+    """What the shipped file records in its ``metadata_props``: :data:`SOURCE`, its input and outputs, and the
+    ``versions`` that exported it (no dates or paths, so that an export reproduces the file byte for byte)."""
+    return {**SOURCE, "onnx_opset": ONNX_OPSET, "input": f"{INPUT_NAME} (batch, 160, 40) float32 mel power",
+            "outputs": f"{OUTPUT_NAME} (batch, 256), {HIDDEN_NAME} (batch, 256)", "versions": dict(versions)}
 
 
 class OnnxEncoder:
@@ -154,12 +85,12 @@ class OnnxEncoder:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise ModelError(f"{path}: onnxruntime cannot load this encoder ({e}); delete it to rebuild") from e
+            raise ModelError(f"{path}: onnxruntime cannot load this encoder ({e}); reinstall voicegender") from e
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         outputs = [o.name for o in self.session.get_outputs()]
         if outputs != [OUTPUT_NAME, HIDDEN_NAME]:
-            raise ModelError(f"{path}: encoder outputs {outputs}, expected {[OUTPUT_NAME, HIDDEN_NAME]}; delete it "
-                             "to rebuild")
+            raise ModelError(f"{path}: encoder outputs {outputs}, expected {[OUTPUT_NAME, HIDDEN_NAME]}; reinstall "
+                             "voicegender")
 
     def _run(self, names: list[str], mels: np.ndarray, batch_windows: int) -> list[np.ndarray]:
         mels = np.ascontiguousarray(mels, dtype=np.float32)
@@ -180,8 +111,10 @@ class OnnxEncoder:
         return emb, hidden
 
 
-def load_session(path: Path, threads: int = DEFAULT_THREADS) -> OnnxEncoder:
-    """The :class:`OnnxEncoder` for ``path`` with ``threads`` intra-op threads, made once per process."""
+def load_session(path: Path | None = None, threads: int = DEFAULT_THREADS) -> OnnxEncoder:
+    """The :class:`OnnxEncoder` for ``path`` (default: the shipped file) with ``threads`` intra-op threads, made
+    once per process."""
+    path = model_path() if path is None else Path(path)
     key = (str(path), int(threads))
     with _lock:
         if key not in _sessions:

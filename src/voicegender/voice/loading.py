@@ -54,5 +54,5 @@ def _plugin_loader(kind: str, path: str | os.PathLike) -> Callable[[Path], Model
     try:
         return found[0].load()
     except ImportError as e:  # the research bench needs torch
-        raise ModelError(f"{path}: loading a {kind} needs {e.name or 'a missing package'} "
-                         "(pip install 'voicegender[research]')") from e
+        raise ModelError(f"{path}: loading a {kind} needs the research extras ({e.name or 'a missing package'}): "
+                         "pip install 'voicegender[research]'") from e

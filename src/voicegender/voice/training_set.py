@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,9 +107,8 @@ _pool: list[np.ndarray] = []
 
 
 def _init_worker(pool_paths: list[str]) -> None:
-    import torch
-
-    torch.set_num_threads(1)
+    if sys.modules.get("torch") is not None:  # a forked worker of a process that uses torch: one thread each
+        sys.modules["torch"].set_num_threads(1)
     global _pool
     _pool = []
     for p in pool_paths:

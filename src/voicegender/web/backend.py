@@ -1,4 +1,4 @@
-"""The web app's only contact with the library: load the model, predict, explain, segment (with speakers).
+"""The web app's only contact with the library: load the model, predict, picture and map, segment (with speakers).
 
 Kept apart from the HTTP code so that the routes stay about HTTP and every library call the page depends on is
 in one place.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -144,20 +143,23 @@ class PredictBatcher:
 def picture_png(samples16k: np.ndarray, served: ServedModel) -> tuple[bytes, bool, str | None]:
     """The recording's picture: (PNG, has_map, note).
 
-    The log-mel spectrogram with the model's attribution map over it (``explain.explain_clip_png``: class
-    activations for the CNNs, integrated gradients over the encoder's log-mel for the GE2E head). When the map
-    cannot be made, the plain log-mel spectrogram and the reason: the prediction stands either way.
+    The shipped kind of model (a voice head over the GE2E encoder): per-band occlusion over the ONNX encoder
+    (:mod:`voicegender.voice.occlusion`: no torch, in every install). A network from ``voicegender train``: its
+    class-activation map (``explain.explain_clip_png``, the research extras). When no map can be made, the plain
+    log-mel spectrogram and the reason: the prediction stands either way.
     """
     from ..errors import VoiceGenderError
-    from ..research.explain import explain_clip_png
-    from ..threads import torch_threads
+    from ..voice.default_model import VoiceModel
 
     try:
-        # one torch thread, like predict and segment: the other core decodes the next uploads, and fine-grained
-        # two-thread work (an LSTM step by step) stalls badly when the machine is busy
-        with torch_threads(1):
-            return explain_clip_png(samples16k, SAMPLE_RATE, served.loaded, title=""), True, None
-    except (VoiceGenderError, ValueError) as e:  # a model without maps, a clip too short for one
+        if isinstance(served.loaded, VoiceModel):
+            from ..voice.occlusion import occlusion_map
+            from .picture import picture_png as draw
+
+            found = occlusion_map(served.loaded, samples16k)
+            return draw(found.log_mel, found.frame_s, found.band_hz, found.relevance), True, None
+        return _research_map(samples16k, served), True, None
+    except (VoiceGenderError, ValueError) as e:  # a model without maps, a clip too short for one, no research extras
         reason = str(e)
     except Exception as e:  # a failure inside the attribution code must not cost the user the prediction
         log.exception("activation map failed")
@@ -165,36 +167,34 @@ def picture_png(samples16k: np.ndarray, served: ServedModel) -> tuple[bytes, boo
     return spectrogram_png(samples16k), False, reason
 
 
+def _research_map(samples16k: np.ndarray, served: ServedModel) -> bytes:
+    from ..extras import require
+
+    require("research", "a map of this model")
+    from ..research.explain import explain_clip_png
+    from ..threads import torch_threads
+
+    # one torch thread, like predict and segment: the other core decodes the next uploads, and fine-grained
+    # two-thread work (an LSTM step by step) stalls badly when the machine is busy
+    with torch_threads(1):
+        return explain_clip_png(samples16k, SAMPLE_RATE, served.loaded, title="")
+
+
 def unmapped_below_s(served: ServedModel) -> float:
     """Speech shorter than this (seconds) is answered by a layer the picture's map does not show (0: none)."""
-    from ..research.explain import unmapped_below_s as below
+    from ..voice.occlusion import unmapped_below_s as below
 
     return below(served.loaded)
 
 
 def spectrogram_png(samples16k: np.ndarray) -> bytes:
-    """Plain log-mel spectrogram (time in s across, Hz up) as PNG bytes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """Plain log-mel spectrogram (the GE2E encoder's 40 mel bands, 10 ms frames; time in s across, Hz up) as PNG."""
+    from ..voice.embeddings import MEL_HOP, mel_band_centres_hz, mel_frames
+    from ..voice.occlusion import LOG_FLOOR
+    from .picture import picture_png as draw
 
-    from ..research.features import LogMelConfig, log_mel
-
-    cfg = LogMelConfig()
-    mel = log_mel(samples16k, cfg)
-    fig = Figure(figsize=(10, 3.2))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    top = float(mel.max())
-    im = ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=top - 16, vmax=top,  # 16 nepers ≈ 70 dB
-                   extent=(0.0, mel.shape[1] * cfg.hop_seconds, -0.5, cfg.n_mels - 0.5), interpolation="nearest")
-    ticks = np.unique(np.linspace(0, cfg.n_mels - 1, 8).round().astype(int))
-    ax.set_yticks(ticks, [f"{hz:.0f}" for hz in cfg.band_centres_hz()[ticks]])
-    ax.set_ylabel("frequency (Hz, mel-spaced bands)")
-    ax.set_xlabel("time (s)")
-    fig.colorbar(im, ax=ax, label="log power")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return buf.getvalue()
+    mel = mel_frames(np.asarray(samples16k, np.float32).reshape(-1))
+    return draw(np.log(mel + LOG_FLOOR).T, MEL_HOP / SAMPLE_RATE, mel_band_centres_hz())
 
 
 def timeline(path: str, served: ServedModel) -> dict[str, Any]:
