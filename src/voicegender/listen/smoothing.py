@@ -141,3 +141,15 @@ def merge_short_runs(runs: list[list[int]], min_frames: int) -> list[list[int]]:
                 merged.append(r)
         runs = merged
     return runs
+
+
+def median_filter(x: np.ndarray, size: int) -> np.ndarray:
+    """``scipy.ndimage.median_filter(x, size=size, mode="nearest")`` of a 1-d array, in numpy (the light install has
+    no scipy): the element of rank ``size // 2`` in each window (for even sizes the upper of the two middle values,
+    as scipy's rank filter), the edges repeated."""
+    x = np.asarray(x)
+    if size <= 1 or x.size == 0:
+        return x.copy()
+    left = size // 2
+    padded = np.pad(x, (left, size - 1 - left), mode="edge")
+    return np.sort(np.lib.stride_tricks.sliding_window_view(padded, size), axis=1)[:, left].astype(x.dtype)
