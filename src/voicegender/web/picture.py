@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 PLOT_WIDTH = 760  # pixels of the spectrogram across (any number of frames is resampled to it)
 ROW_PIXELS = 6  # pixels per mel band (40 bands: 240 px)
-LEFT, RIGHT, TOP, BOTTOM = 62, 96, 10, 46  # margins: Hz labels, colour bar and its labels, time labels
+LEFT, RIGHT, TOP, BOTTOM = 66, 100, 10, 50  # margins: Hz labels, colour bar and its labels, time labels
 RANGE_NEPERS = 16.0  # log-power range shown: 16 nepers of power = 69.5 dB below the loudest cell
 MAP_ALPHA = 0.55  # opacity of the map's colours over the grey spectrogram
 MAP_FLOOR = 0.15  # map cells below this share of its 99th percentile stay transparent
@@ -80,7 +80,7 @@ def picture_png(log_mel: np.ndarray, frame_s: float, band_hz: Sequence[float], r
     canvas = Image.new("RGB", (LEFT + PLOT_WIDTH + RIGHT, TOP + height + BOTTOM), "white")
     canvas.paste(plot, (LEFT, TOP))
     draw = ImageDraw.Draw(canvas)
-    font, small = _font(13), _font(11)
+    font, small = _font(15), _font(13)
     ink = (40, 40, 40)
     draw.rectangle((LEFT - 1, TOP - 1, LEFT + PLOT_WIDTH, TOP + height), outline=ink)
     # frequency ticks: a few bands, labelled with their centre in Hz
