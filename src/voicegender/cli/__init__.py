@@ -5,7 +5,9 @@ holds the app and the consoles.
 
 Heavy modules (torch, librosa) are imported inside the commands so that ``voicegender --help`` is instant.
 Errors caused by the user's input print as one line (``error: <file>: <problem>``) with exit code 2;
-``--debug`` shows the traceback instead.
+``--debug`` shows the traceback instead. So does a missing extra (``error: voicegender train needs the research
+extras: pip install 'voicegender[research]'``): commands check theirs up front, and a module of an extra found
+missing later ends the same way.
 """
 
 from __future__ import annotations
