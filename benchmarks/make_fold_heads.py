@@ -38,6 +38,10 @@ def background_split(folder: Path, test_index: int):
     return [r.path for r in train], [r.path for r in held]
 
 
+def _share(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -76,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         summary[test] = {"heldout_window_check": held, "in_sample_window_check": report["window_check"],
                          "heldout_background": [str(path.relative_to(args.data / "background")) for path in held_bg],
                          "gender_heldout": report["corpora"], "seconds": round(time.perf_counter() - t0, 1)}
-        print(f"{test}: wrote {out}; window check held out: speech rejected {held['speech_rejected']:.4f} of "
-              f"{held['speech_windows']} windows, music/noise accepted {held['background_accepted']:.4f} of "
+        print(f"{test}: wrote {out}; window check held out: speech rejected {_share(held['speech_rejected'])} of "
+              f"{held['speech_windows']} windows, music/noise accepted {_share(held['background_accepted'])} of "
               f"{held['background_windows']} ({time.perf_counter() - t0:.0f} s)", flush=True)
     (args.out / "fold_heads.json").write_text(json.dumps(summary, indent=1, default=float))
     return 0

@@ -39,7 +39,7 @@ from ..speech.vad import FRAME_S, FRAME_SAMPLES, VAD_SAMPLE_RATE, StreamingVad, 
 from ..threads import blas_single_thread, torch_threads
 from ..voice.loading import load_model
 from ..voice.model import Model, logit, score_speech
-from .smoothing import fill_nearest, frame_scores, merge_short_runs, runs_of, viterbi_2state
+from .smoothing import fill_nearest, frame_scores, median_filter, merge_short_runs, runs_of, viterbi_2state
 from .speakers import Diarization, SpanReader, Speaker, SpeakerEmbedder, SpeakerOptions, Windows, diarize
 
 log = logging.getLogger(__name__)
@@ -200,9 +200,7 @@ def build_timeline(probs: np.ndarray, scored: list[tuple[int, int, float, float]
             male = viterbi_2state(region_evidence * FRAME_S, options.switch_penalty)
         else:
             if len(region) >= smooth:
-                from scipy.ndimage import median_filter  # 0.15 s to import: only for this (non-default) option
-
-                region = median_filter(region, size=smooth, mode="nearest")
+                region = median_filter(region, smooth)
             male = (region < 0).astype(int)
         runs = merge_short_runs(runs_of(male), int(options.min_segment_s / FRAME_S))
         gap(start_s)

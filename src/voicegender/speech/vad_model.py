@@ -34,6 +34,16 @@ FRAME_SAMPLES = 512  # silero's frame at 16 kHz
 FRAME_S = FRAME_SAMPLES / VAD_SAMPLE_RATE  # 0.032 s per probability
 CONTEXT_SAMPLES = 64  # samples of the previous frame that silero prepends to each frame
 SEQUENCE_BLOCK_FRAMES = 512  # frames per onnxruntime call of the sequence model: 16.4 s of audio
+# silero's LSTM state can collapse on long stretches of band-limited speech: in simulated telephone conversations
+# (benchmarks/conversations.py), after 20-30 s every later frame scored below 0.05, speech included (AudioMNIST-AZ
+# through the telephone line: 27 % of speech frames < 0.05, against 5.5 % on the clean copy). So the state is made
+# afresh every REFRESH_FRAMES frames: from the warm-up state (silence) over the CONTEXT_FRAMES frames before the
+# refresh point (their probabilities already given), then on. With 10 s / 1 s, those telephone mixes' frames went
+# back to clean levels (inside speech: mean probability 0.0 -> 0.6-0.8 after the collapse); the extra frames cost
+# 10 % of the detector (about 0.1 ms per second of audio). Recordings shorter than 10 s are scored as before.
+REFRESH_FRAMES = 313  # 10.0 s of 32 ms frames
+CONTEXT_FRAMES = 31  # 1.0 s
+REFRESH_WARMUP = 8  # frames of silence before the context (as speech.vad.WARMUP_S)
 
 
 # --- back ends ------------------------------------------------------------------------------------------------
@@ -194,16 +204,19 @@ def frame_probabilities(samples16k: np.ndarray, warmup_frames: int = 0) -> np.nd
     """Speech probability of each 32 ms frame of float mono audio at 16 kHz: float32 (ceil(n / 512),).
 
     warmup_frames : frames of digital silence the model reads first (their probabilities are not returned).
+    The model's state is refreshed every :data:`REFRESH_FRAMES` frames (see there).
     """
     if len(samples16k) == 0:
         return np.zeros(0, np.float32)
-    backend = _backend()
-    probs, _ = backend.run(_frames(samples16k), _start(backend, warmup_frames))
-    return probs
+    vad = StreamingVad(warmup_frames)
+    return np.concatenate([vad.feed(samples16k), vad.finish()])
 
 
 class StreamingVad:
     """Frame probabilities of audio fed block by block (any block sizes), equal to scoring it all at once.
+
+    Every :data:`REFRESH_FRAMES` frames (at fixed frame numbers, whatever the blocks) the model's state is made
+    afresh from the :data:`CONTEXT_FRAMES` frames before (see :data:`REFRESH_FRAMES` for why).
 
     >>> vad = StreamingVad()
     >>> for block in stream_audio(path):     # doctest: +SKIP
@@ -215,7 +228,21 @@ class StreamingVad:
         self._backend = _backend()
         self._state = _start(self._backend, warmup_frames)
         self._pending = np.zeros(0, np.float32)  # samples not yet making a whole frame
+        self._context = np.zeros((0, FRAME_SAMPLES), np.float32)  # the frames before the next refresh point
         self.frames = 0  # frames scored so far
+
+    def _run(self, frames: np.ndarray) -> np.ndarray:
+        out = []
+        while len(frames):
+            if self.frames and self.frames % REFRESH_FRAMES == 0 and len(self._context):
+                _, self._state = self._backend.run(self._context, _start(self._backend, REFRESH_WARMUP))
+            take = REFRESH_FRAMES - self.frames % REFRESH_FRAMES
+            part, frames = frames[:take], frames[take:]
+            probs, self._state = self._backend.run(part, self._state)
+            self._context = np.concatenate([self._context, part])[-CONTEXT_FRAMES:]
+            self.frames += len(part)
+            out.append(probs)
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def feed(self, block: np.ndarray) -> np.ndarray:
         data = np.concatenate([self._pending, np.asarray(block, np.float32).reshape(-1)])
@@ -223,16 +250,13 @@ class StreamingVad:
         self._pending = data[whole:]
         if whole == 0:
             return np.zeros(0, np.float32)
-        probs, self._state = self._backend.run(data[:whole].reshape(-1, FRAME_SAMPLES), self._state)
-        self.frames += len(probs)
-        return probs
+        return self._run(data[:whole].reshape(-1, FRAME_SAMPLES))
 
     def finish(self) -> np.ndarray:
         if len(self._pending) == 0:
             return np.zeros(0, np.float32)
-        probs, self._state = self._backend.run(_frames(self._pending), self._state)
+        probs = self._run(_frames(self._pending))
         self._pending = np.zeros(0, np.float32)
-        self.frames += len(probs)
         return probs
 
 
