@@ -7,7 +7,8 @@ Three layouts are understood, and :func:`load_corpus` picks one from what it fin
   (age, digit, ...) are kept as extras. A folder holding ``manifest.csv`` means that manifest. Image paths
   (the seed's MFCC JPEGs) make an image corpus.
 - **Gender folders**: ``<root>/female/...`` and ``<root>/male/...``; the speaker is the first sub-folder
-  under the gender folder, or the file stem for files directly inside it.
+  under the gender folder, or the file stem for files directly inside it (:attr:`Corpus.speaker_from_file` counts
+  them, and :func:`speaker_note` says what that does to speaker-disjoint scores).
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class Corpus:
     root: Path
     clips: list[Clip]
     kind: str = "audio"
+    # clips whose speaker is only their file name (files directly in female/ or male/): nobody said who speaks
+    speaker_from_file: int = 0
 
     def speakers(self, gender: str | None = None) -> list[str]:
         return sorted({c.speaker for c in self.clips if gender is None or c.gender == gender})
@@ -197,16 +200,31 @@ def load_gender_folders(root: str | Path, name: str | None = None) -> Corpus:
     """Read ``root/female/**`` and ``root/male/**`` audio; speaker = first sub-folder (or file stem)."""
     root = Path(root)
     clips = []
+    from_file = 0
     for gender_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() in _GENDER_WORDS):
         gender = normalise_gender(gender_dir.name, str(gender_dir))
         for path in sorted(gender_dir.rglob("*")):
             if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
                 parts = path.relative_to(gender_dir).parts
                 speaker = parts[0] if len(parts) > 1 else path.stem
+                from_file += len(parts) == 1
                 clips.append(Clip(path, speaker, gender, name or root.name))
     if not clips:
         raise CorpusError(f"{root}: no audio under female/ or male/ sub-folders")
-    return Corpus(name or root.name, root, clips, "audio")
+    return Corpus(name or root.name, root, clips, "audio", speaker_from_file=from_file)
+
+
+def speaker_note(corpus: Corpus) -> str | None:
+    """A one-line warning when some clips have no speaker but their file name (:attr:`Corpus.speaker_from_file`):
+    each then counts as its own speaker, so a speaker with several such files can sit on both sides of a
+    speaker-disjoint split and its scores are optimistic. None when every clip names its speaker."""
+    n = corpus.speaker_from_file
+    if not n:
+        return None
+    return (f"{corpus.root}: {n} of {len(corpus.clips)} files lie directly in female/ or male/, so each counts as "
+            "its own speaker; if one speaker made several, held-out speakers are not really held out and the "
+            "scores are optimistic: put each speaker's files in female/<speaker>/ or male/<speaker>/ (or use a "
+            "CSV manifest with a speaker column)")
 
 
 def load_corpus(path: str | Path, name: str | None = None) -> Corpus:

@@ -22,7 +22,12 @@ def test_usage_errors_and_version(capsys):
     assert main(["corpus", "info"]) == 2
     assert "Missing argument" in capsys.readouterr().err
     assert main(["--version"]) == 0
-    assert capsys.readouterr().out.startswith("voicegender ")
+    from voicegender import __version__
+    from voicegender.voice.default_model import DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION
+
+    # the package's version and the shipped model's own (issue 22)
+    said = capsys.readouterr().out
+    assert said == f"voicegender {__version__} (model {DEFAULT_MODEL_NAME} {DEFAULT_MODEL_VERSION})\n"
     assert main(["--help"]) == 0
 
 

@@ -34,6 +34,19 @@ def test_default_model_metadata():
     assert dm.load_default_model() is model  # cached
 
 
+def test_the_shipped_file_says_its_own_version_and_a_fitted_file_falls_back(tmp_path):
+    """The file, not the package, carries the model's version (what the page, /api/health and --version show)."""
+    from voicegender import __version__
+
+    model = dm.load_default_model()
+    assert model.metadata["version"] == dm.DEFAULT_MODEL_VERSION == model.version
+    head = model.head
+    for given, shown in (({"version": "3.1.4"}, "3.1.4"), ({}, __version__)):
+        meta = {k: v for k, v in head.metadata.items() if k != "version"} | {"voicegender_version": __version__}
+        head.__class__(**{**head.__dict__, "metadata": meta | given}).save(tmp_path / "m.npz")
+        assert dm.load_voice_model(tmp_path / "m.npz").version == shown
+
+
 @needs_resemblyzer
 def test_score_contract_on_synthetic_voices():
     model = dm.load_default_model()

@@ -175,3 +175,109 @@ def test_a_cache_interrupted_before_hidden_means_existed_resumes(two_corpora, tm
     assert again == folder and (folder / "done.json").exists()
     np.testing.assert_allclose(np.load(folder / "clean.hidden.npy"), fresh, atol=5e-4)
     assert {p.name for p in folder.glob("*.hidden.npy")} == {f"{k}.hidden.npy" for k in training_set.COPY_KINDS}
+
+
+# --- what fit can make of a corpus, said before any audio is read (issue 22) ------------------------------------
+def gender_folders(root: Path, files: dict[str, list[str]]) -> Path:
+    """``root/female/...`` and ``root/male/...`` with a tiny synthetic voice per relative path."""
+    from conftest import write_voice
+
+    for gender, names in files.items():
+        for i, name in enumerate(names):
+            write_voice(root / gender / name, gender, seed=i, seconds=0.3)
+    return root
+
+
+@pytest.fixture
+def no_features(monkeypatch):
+    """Fail the command where fit would start computing features (the checks must come first)."""
+    from voicegender.errors import VoiceGenderError
+    from voicegender.voice import training_set
+
+    def stop(*args, **kwargs):
+        raise VoiceGenderError("features: reached")
+
+    monkeypatch.setattr(training_set, "load_feature_table", stop)
+
+
+def _fit_err(capsys, *args) -> tuple[int, list[str]]:
+    code = main(["fit", *map(str, args)])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, [line for line in err.splitlines() if line.strip()]
+
+
+def test_fit_on_one_gender_is_a_one_line_error_before_any_work(tmp_path, capsys, no_features):
+    corpus = gender_folders(tmp_path / "onlyf", {"female": ["a/1.wav", "a/2.wav", "b/1.wav"]})
+    code, lines = _fit_err(capsys, corpus, "-o", tmp_path / "m.npz")
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0] == ("error: onlyf: only female voices (3 clips); fit tells female from male and needs both: add "
+                        "male recordings (a male/ folder, or manifest rows with gender male)")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_fit_with_one_speaker_of_a_gender_or_a_corpus_per_gender_says_what_to_do(tmp_path, capsys, no_features):
+    one_man = gender_folders(tmp_path / "c", {"female": ["a/1.wav", "b/1.wav"], "male": ["m/1.wav", "m/2.wav"]})
+    code, lines = _fit_err(capsys, one_man, "-o", tmp_path / "m.npz")
+    assert code == 2 and len(lines) == 1 and "only 1 male speaker (c/m)" in lines[0], lines
+    assert "at least 2 female and male speakers" in lines[0]
+    women = gender_folders(tmp_path / "women", {"female": ["a/1.wav", "b/1.wav"]})
+    men = gender_folders(tmp_path / "men", {"male": ["c/1.wav", "d/1.wav"]})
+    code, lines = _fit_err(capsys, women, men, "-o", tmp_path / "m.npz")
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error: holding out men ") and lines[0].endswith("--join all=men,women"), lines
+    # held out together, they are one corpus: speaker folds, and the checks pass (fit gets to its features)
+    code, lines = _fit_err(capsys, women, men, "-o", tmp_path / "m.npz", "--join", "all=men,women")
+    assert code == 2 and lines[-1] == "error: features: reached", lines
+
+
+def test_fit_warns_about_a_tiny_or_speakerless_corpus_before_the_work(tmp_path, capsys, no_features):
+    corpus = gender_folders(tmp_path / "tiny", {"female": ["1.wav", "2.wav", "3.wav"], "male": ["4.wav", "5.wav"]})
+    code, lines = _fit_err(capsys, corpus, "-o", tmp_path / "m.npz")
+    assert lines[-1] == "error: features: reached", lines  # the warnings come before the work
+    warned = [line for line in lines if line.startswith("warning: ")]
+    assert len(warned) == 2, lines
+    assert "5 of 5 files lie directly in female/ or male/, so each counts as its own speaker" in warned[0]
+    assert "female/<speaker>/" in warned[0]
+    assert "only 3 female and 2 male speakers (5 clips)" in warned[1]
+
+
+def test_speaker_note_counts_only_files_without_a_speaker_folder(tmp_path):
+    from voicegender.corpora import load_corpus, speaker_note
+
+    named = load_corpus(gender_folders(tmp_path / "a", {"female": ["s1/1.wav"], "male": ["s2/1.wav"]}))
+    assert named.speaker_from_file == 0 and speaker_note(named) is None
+    mixed = load_corpus(gender_folders(tmp_path / "b", {"female": ["s1/1.wav", "x.wav"], "male": ["y.wav"]}))
+    assert mixed.speaker_from_file == 2 and "2 of 3 files" in speaker_note(mixed)
+
+
+def test_report_warnings_name_folds_without_a_score_and_a_temperature_at_its_bound():
+    from voicegender.voice.fit import report_warnings
+
+    fine = {"protocol": "speaker 5-fold", "temperatures": [0.9] * 5,
+            "corpora": {f"fold{i}": {"clean": {"bacc": 0.9}} for i in range(5)}}
+    assert report_warnings(fine) == []
+    tiny = {"protocol": "speaker 5-fold", "temperatures": [calibration.MAX_TEMPERATURE] * 5,
+            "corpora": {f"fold{i}": {"clean": {"bacc": float("nan") if i else 1.0}} for i in range(5)}}
+    said = report_warnings(tiny)
+    assert len(said) == 2
+    assert said[0].startswith("balanced accuracy is n/a for 4 of 5 folds (fold1, fold2, fold3, fold4)")
+    assert "is at its bound" in said[1] and "not calibrated" in said[1]
+
+
+def test_fit_stores_the_models_own_version(tmp_path, capsys, monkeypatch):
+    """--model-version reaches the file's metadata (what the page, /api/health and --version show)."""
+    from voicegender.voice import fit
+
+    given = {}
+
+    def fake_fit(corpora, out, cfg, **kwargs):
+        given.update(kwargs["metadata"])
+        return None  # as a rank other than 0 answers
+
+    monkeypatch.setattr(fit, "fit_corpora", fake_fit)
+    corpus = gender_folders(tmp_path / "c", {"female": ["a/1.wav", "b/1.wav"], "male": ["c/1.wav", "d/1.wav"]})
+    assert main(["fit", str(corpus), "-o", str(tmp_path / "m.npz"), "--model-version", "1.2.0", "--name", "mine"]) == 0
+    assert given["version"] == "1.2.0" and given["name"] == "mine"
+    assert main(["fit", str(corpus), "-o", str(tmp_path / "m.npz"), "--model-version", " "]) == 2
+    assert "--model-version: empty" in capsys.readouterr().err

@@ -75,10 +75,14 @@ def test_health_names_the_model(client):
     r = client.get("/api/health")
     assert r.status_code == 200
     body = r.json()
-    assert body["model"] and body["version"]
+    from voicegender import __version__
+    from voicegender.voice.default_model import CHILD_FLAG, DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION
+
+    # the model's own version, not the package's (issue 22: the page said "v0.1.0" for model 2.2.0)
+    assert (body["model"], body["version"], body["voicegender"]) == (DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION,
+                                                                     __version__)
     assert body["labels"] == ["female", "male"]
     assert body["max_upload_mb"] == LIMIT_MB
-    from voicegender.voice.default_model import CHILD_FLAG
 
     assert body["child_flag"] == CHILD_FLAG
 

@@ -64,7 +64,10 @@ def test_upload_in_the_browser_shows_the_api_label(server_url, browser_page, tmp
 
     page = browser_page
     page.goto(server_url)
-    playwright_api.expect(page.locator("#model-info")).to_contain_text("Model:")  # /api/health answered
+    from voicegender.voice.default_model import DEFAULT_MODEL_VERSION
+
+    # /api/health answered, with the model's own version
+    playwright_api.expect(page.locator("#model-info")).to_contain_text(f"(v{DEFAULT_MODEL_VERSION})")
     page.set_input_files("#file-input", str(wav))
     label = page.locator("[data-testid=label]")
     label.wait_for(state="visible", timeout=60_000)

@@ -37,8 +37,20 @@ EXIT_USER_ERROR = 2  # bad input: a file, an argument, a corpus
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"voicegender {__version__}")
+        out.print(version_line(), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit()
+
+
+def version_line() -> str:
+    """``voicegender 0.1.0 (model ge2e-head-v2 2.2.0)``: the package's version and the shipped model's own, as its
+    file says (the model changes on its own schedule)."""
+    from ..voice.default_model import load_default_model
+
+    try:
+        model = load_default_model()
+    except VoiceGenderError as e:  # a broken install still says which package it is
+        return f"voicegender {__version__} (the shipped model cannot be read: {e})"
+    return f"voicegender {__version__} (model {model.name} {model.version})"
 
 
 @app.callback()
@@ -47,7 +59,7 @@ def _global_options(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or info messages")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="print the version and exit")] = False,
+                                          help="print the version (and the shipped model's) and exit")] = False,
 ) -> None:
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)

@@ -32,7 +32,7 @@ def corpus_info(
 ) -> None:
     """Print clips, speakers and duration per gender."""
     from ..audio.decode import audio_duration
-    from ..corpora import load_corpus, summarise
+    from ..corpora import load_corpus, speaker_note, summarise
     from ..progress import progress
 
     corpus = load_corpus(path)
@@ -51,6 +51,9 @@ def corpus_info(
         hours = "n/a" if row.seconds is None else f"{row.seconds / 3600:.3f}"
         table.add_row(row.gender, f"{row.clips:,}", str(row.speakers), hours)
     out.print(table)
+    note = speaker_note(corpus)
+    if note:
+        err.print(f"warning: {note}", markup=False, soft_wrap=True)
 
 
 # --- serve ------------------------------------------------------------------------------------------------------
@@ -111,10 +114,12 @@ def train_cmd(
     require("research", "voicegender train")
     cfg = _train_config(locals())  # every option checked before torch loads or a corpus is read
     check_output_folder(out_dir, "--out")
-    from ..corpora import load_corpus
+    from ..corpora import load_corpus, speaker_note
 
     for path in corpus:
-        load_corpus(path)  # a bad corpus fails here, before torchrun starts its processes
+        note = speaker_note(load_corpus(path))  # a bad corpus fails here, before torchrun starts its processes
+        if note and cfg.split != "random":
+            err.print(f"warning: {note}", markup=False, soft_wrap=True)
     from ..world import world_from_env
 
     world = world_from_env()
@@ -381,7 +386,10 @@ def fit_cmd(
         help="corpora held out together in leave-one-corpus-out, as NAME=C1,C2 (repeatable)")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="feature cache (default: the user cache folder)")] = None,
     workers: Annotated[int, typer.Option(help="processes computing features")] = 2,
-    name: Annotated[str | None, typer.Option(help="model name stored in the file")] = None,
+    name: Annotated[str | None, typer.Option(help="model name stored in the file (default: --out's stem)")] = None,
+    model_version: Annotated[str | None, typer.Option(
+        help="the model's own version stored in the file (shown by the web page, /api/health and --version); "
+             "default: the voicegender version that fitted it", show_default=False)] = None,
     background: Annotated[Path | None, typer.Option(
         help="folder of music and noise recordings (manifest.csv: path, kind, artist, ...): also fit the window "
              "check that keeps music and noise alone out of segment's timelines")] = None,
@@ -398,6 +406,8 @@ def fit_cmd(
         raise VoiceGenderError(f"--short-max-s {short_max_s}: must be 0 (no short-speech layer) or more")
     check_number(workers, "--workers", minimum=1)
     check_output_path(out_path, "--out")
+    if model_version is not None and not model_version.strip():
+        raise VoiceGenderError("--model-version: empty; give a version such as 1.0.0, or leave the option out")
     import json
 
     from ..corpora import load_corpus
@@ -439,15 +449,17 @@ def fit_cmd(
     except ValueError as e:
         raise VoiceGenderError(str(e)) from e
     fitted = fit_corpora(corpora, out_path, cfg, cache_dir=cache_dir, groups=groups, workers=workers,
-                         metadata={"name": name or out_path.stem, "command": command}, rank=world.rank,
-                         world_size=world.size, background=recordings)
+                         metadata={"name": name or out_path.stem, "command": command,
+                                   **({"version": model_version.strip()} if model_version else {})}, rank=world.rank,
+                         world_size=world.size, background=recordings,
+                         warn=lambda message: err.print(f"warning: {message}", markup=False, soft_wrap=True))
     if fitted is None:
         err.print(f"rank {world.rank} of {world.size}: features cached; rank 0 fits the model")
         return
     head, report = fitted
     for group, rows in report["corpora"].items():
         result(f"{report['protocol']}\t{group}\t" + "\t".join(
-            f"{k}_bacc={v['bacc']:.4f}" for k, v in rows.items()))
+            f"{k}_bacc={_number(v['bacc'])}" for k, v in rows.items()))
     cal = report["calibration"]
     result(f"calibration\tece_before={cal['ece_before']:.4f}\tece_after={cal['ece_one_temperature']:.4f}\t"
             f"temperatures={json.dumps([round(t, 3) for t in report['temperatures']])}")
@@ -468,6 +480,13 @@ def fit_cmd(
                f"\tspeech_rejected={wc['speech_rejected']:.4f}\tbackground_accepted={wc['background_accepted']:.4f}"
                "\t(in sample)")
     err.print(f"wrote {out_path}")
+
+
+def _number(value: float | None) -> str:
+    """A score to 4 decimals, or n/a (NaN: e.g. balanced accuracy of a held-out set holding one gender)."""
+    import math
+
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
 @app.command("export")

@@ -11,11 +11,12 @@ from .training_set import FeatureTable
 
 # --- calibration --------------------------------------------------------------------------------------------
 MIN_TEMPERATURE = 0.3  # sharpest calibration allowed: separable held-out data would otherwise drive T to 0
+MAX_TEMPERATURE = 20.0  # softest: held-out logits that say nothing would otherwise drive T to infinity
 
 
 def fit_temperature(logit_female: np.ndarray, is_female: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """Temperature T in [:data:`MIN_TEMPERATURE`, 20] minimising the weighted log-loss of ``sigmoid(logit / T)``
-    (golden section over log T)."""
+    """Temperature T in [:data:`MIN_TEMPERATURE`, :data:`MAX_TEMPERATURE`] minimising the weighted log-loss of
+    ``sigmoid(logit / T)`` (golden section over log T)."""
     z = np.asarray(logit_female, np.float64)
     y = np.asarray(is_female, np.float64)
     w = np.ones(len(z)) if weights is None else np.asarray(weights, np.float64)
@@ -26,7 +27,7 @@ def fit_temperature(logit_female: np.ndarray, is_female: np.ndarray, weights: np
         s = z / np.exp(log_t)
         return float((w * (np.logaddexp(0, s) - y * s)).sum() / w.sum())
 
-    lo, hi = np.log(MIN_TEMPERATURE), np.log(20.0)
+    lo, hi = np.log(MIN_TEMPERATURE), np.log(MAX_TEMPERATURE)
     g = (np.sqrt(5) - 1) / 2
     a, b = hi - g * (hi - lo), lo + g * (hi - lo)
     fa, fb = nll(a), nll(b)
