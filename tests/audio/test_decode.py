@@ -87,6 +87,22 @@ def test_bad_files_raise_error_naming_the_file(tmp_path: Path, make, message: st
     assert str(path) in str(info.value) and message in str(info.value)
 
 
+@pytest.mark.parametrize("name, data", [("text.wav", b"not audio at all\n" * 20), ("noise.m4a", bytes(range(256)) * 40),
+                                        ("words.webm", b"hello" * 300)])
+def test_a_bad_file_gets_the_same_words_decoded_whole_or_streamed(tmp_path: Path, name: str, data: bytes):
+    """predict decodes short files whole, segment streams them: the same bad file must read the same (issue 22:
+    "[Errno 1094995529] Invalid data..." in segment, "FFmpeg: invalid data..." in predict)."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(AudioDecodeError) as whole:
+        load_audio(path)
+    with pytest.raises(AudioDecodeError) as streamed:
+        list(stream_audio(path))
+    assert str(whole.value) == str(streamed.value)
+    assert str(whole.value).startswith(f"{path}: not a readable audio file, or damaged (FFmpeg: ")
+    assert "Errno" not in str(whole.value) and f"'{path}'" not in str(whole.value)
+
+
 def test_zero_length_and_nan_files(tmp_path: Path):
     zero = tmp_path / "zero.wav"
     sf.write(zero, np.zeros(0, np.float32), SR)

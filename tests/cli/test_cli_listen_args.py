@@ -148,6 +148,16 @@ def test_a_pipe_is_named_as_such_not_as_an_empty_file(tmp_path: Path, capsys):
     assert "pipe.wav: not a regular file (a pipe or a device)" in capsys.readouterr().err
 
 
+def test_predict_and_segment_word_a_bad_file_alike(tmp_path: Path, capsys):
+    bad = tmp_path / "bad.m4a"
+    bad.write_bytes(bytes(range(256)) * 40)
+    assert main(["-q", "predict", str(bad), "-f", "json"]) == 1
+    predicted = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("error: "))
+    assert main(["-q", "segment", str(bad)]) == 2
+    assert _error(capsys) == predicted == f"error: {bad}: not a readable audio file, or damaged (FFmpeg: invalid " \
+                                          "data found when processing input)"
+
+
 def test_serve_says_when_the_address_is_taken_before_it_says_open(capsys, monkeypatch):
     import socket
 

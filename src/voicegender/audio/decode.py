@@ -163,8 +163,13 @@ def _decode(path: Path, max_bytes: int | None = None, on_progress: ProgressCallb
             raise
         except Exception as av_error:  # PyAV raises many FFmpeg error types; all mean "cannot decode"
             log.debug("%s: soundfile: %s; PyAV: %s", path, sf_error, av_error)
-            raise AudioDecodeError(f"{path}: not a readable audio file, or damaged ({_ffmpeg_reason(av_error)})"
-                                   ) from av_error
+            raise _unreadable(path, av_error) from av_error
+
+
+def _unreadable(path: Path, error: Exception) -> AudioDecodeError:
+    """The one wording of "FFmpeg cannot read this file", whether it is decoded whole (predict) or streamed
+    (segment, long files): the same bad file gets the same line from every command."""
+    return AudioDecodeError(f"{path}: not a readable audio file, or damaged ({_ffmpeg_reason(error)})")
 
 
 def _ffmpeg_reason(error: Exception) -> str:
@@ -304,10 +309,10 @@ def _pyav_blocks(path: Path, block_s: float, on_progress: ProgressCallback | Non
     try:
         container = av.open(str(path))
     except Exception as e:  # any FFmpeg open error means the file is not usable audio
-        raise AudioDecodeError(f"{path}: not a readable audio file ({e})") from e
+        raise _unreadable(path, e) from e
     if not container.streams.audio:
         container.close()
-        raise AudioDecodeError(f"{path}: not a readable audio file (no audio stream)")
+        raise _unreadable(path, ValueError("no audio stream"))
     stream = container.streams.audio[0]
     rate = stream.rate or 0
     channels = stream.codec_context.channels or 1
@@ -347,8 +352,8 @@ def _decoding(path: Path, container, stream) -> Iterator:
             frame = next(frames)
         except StopIteration:
             return
-        except Exception as e:  # corrupt data in the middle of the file
-            raise AudioDecodeError(f"{path}: corrupt audio data ({str(e).strip() or type(e).__name__})") from e
+        except Exception as e:  # corrupt data in the middle of the file: worded as when it is decoded whole
+            raise _unreadable(path, e) from e
         yield frame
 
 
