@@ -39,3 +39,45 @@ def test_predict_min_speech_default_is_the_library_one():
     from voicegender.listen.prediction import MIN_SPEECH_S
 
     assert inspect.signature(predict_cmd).parameters["min_speech"].default == MIN_SPEECH_S
+
+
+def _commands(group, path=()):
+    """Every command of the app as its argv prefix (("predict",), ("corpus", "info"), ...)."""
+    for name, sub in group.commands.items():
+        if hasattr(sub, "commands"):
+            yield from _commands(sub, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def test_help_shows_no_value_for_flags_and_names_both_model_kinds(capsys):
+    """Issue 22: "--resume <bool>" read as if the flag took a value."""
+    import typer.main
+
+    from voicegender.cli.common import app
+
+    commands = list(_commands(typer.main.get_command(app)))
+    assert ("predict",) in commands and ("corpus", "info") in commands
+    for command in [(), *commands]:
+        assert main([*command, "--help"]) == 0
+        text = capsys.readouterr().out
+        assert "<bool>" not in text, command
+    assert main(["predict", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "<path>" in text and ".npz" in text and "voicegender fit" in text  # --model takes a fit head too
+
+
+def test_global_flags_work_after_the_command(voice_pair, monkeypatch, capsys):
+    """Issue 22: `-q` worked only before the command."""
+    import voicegender.cli.common as common
+    from voicegender.cli import _global_options_first
+
+    quiet = []
+    monkeypatch.setattr(common, "set_progress", lambda on: quiet.append(not on))
+    assert main(["predict", str(voice_pair["female"]), "-f", "json", "-q"]) == 0
+    assert quiet == [True] and '"label"' in capsys.readouterr().out
+    assert main(["corpus", "info", "/no/such/corpus", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == "error: /no/such/corpus: no such file or folder"
+    # a flag that is an option's value stays where it is, and so does anything after --
+    assert _global_options_first(["fit", "c/", "--name", "-q", "-v"]) == ["-v", "fit", "c/", "--name", "-q"]
+    assert _global_options_first(["predict", "--", "-q"]) == ["predict", "--", "-q"]

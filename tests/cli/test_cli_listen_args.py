@@ -77,6 +77,12 @@ def test_check_number_and_paths(tmp_path: Path):
     (["record", "--seconds", "nan"], "--seconds nan: must be a number > 0"),
     (["record", "-o", "{tmp}/take.txt"], "--out is a WAV file"),
     (["record", "-o", "{file}/take.wav"], "is a file, not a folder"),
+    (["predict", "{voice}", "-o", "{tmp}/old.csv"], "old.csv: already holds results; add --resume to keep them"),
+    (["predict", "{voice}", "-o", "{tmp}/r.csv", "--force", "--resume"], "--force replaces FILE and --resume"),
+    (["predict", "{voice}", "--force"], "--force replaces an output file: give it with --out FILE"),
+    (["segment", "{voice}", "-o", "{tmp}/old.csv"], "old.csv: already exists; give --out another name, or add --force"),
+    (["segment", "{voice}", "--force"], "--force replaces an output file: give it with --out FILE"),
+    (["record", "-o", "{tmp}/old.wav"], "old.wav: already exists; give --out another name, or add --force"),
     (["serve", "--port", "99999"], "--port 99999: must be a number >= 0 and <= 65535"),
     (["serve", "--max-upload-mb", "nan"], "--max-upload-mb nan"),
 ])
@@ -88,9 +94,24 @@ def test_bad_arguments_are_one_line_errors_before_any_work(args, message, voice,
                         lambda *a, **k: pytest.fail("recorded before checking the arguments"))
     a_file = tmp_path / "file.txt"
     a_file.write_text("not a folder")
+    (tmp_path / "old.wav").write_bytes(b"RIFF an earlier take")
+    (tmp_path / "old.csv").write_text("path,label\nsomething.wav,female\n")
     argv = [a.format(voice=voice, file=a_file, tmp=tmp_path) for a in args]
     assert main(["-q", *argv]) == 2
     assert message in _error(capsys)
+
+
+def test_output_folders_made_for_out_are_named_and_force_replaces(voice, tmp_path, capsys):
+    """Issue 22: `segment --out` silently created missing folders (a mistyped name went unnoticed)."""
+    out = tmp_path / "new" / "deeper" / "t.csv"
+    assert main(["-q", "segment", str(voice), "-o", str(out), "--no-speakers"]) == 0
+    assert f"created the folder {tmp_path / 'new'} for --out {out}" in capsys.readouterr().err
+    first = out.read_bytes()
+    out.write_text("my corrected timeline\n")
+    assert main(["-q", "segment", str(voice), "-o", str(out), "--no-speakers"]) == 2
+    assert out.read_text() == "my corrected timeline\n"
+    assert main(["-q", "segment", str(voice), "-o", str(out), "--no-speakers", "--force"]) == 0
+    assert out.read_bytes() == first and "created the folder" not in capsys.readouterr().err
 
 
 def test_record_in_a_folder_it_cannot_write_stops_before_the_countdown(capsys, monkeypatch):

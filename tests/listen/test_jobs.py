@@ -97,7 +97,7 @@ def test_interrupted_job_keeps_previous_file_and_resumes_exactly_once(tmp_path: 
     files = write_files(tmp_path / "audio", 22)
     out = tmp_path / f"results{ext}"
     out.write_text("the previous, complete results\n")
-    job = run_predictions(files, out, signalling_scorer(signum, 3), FAST, show_progress=False)
+    job = run_predictions(files, out, signalling_scorer(signum, 3), FAST, show_progress=False, force=True)
     assert job.interrupted == signum
     assert out.read_text() == "the previous, complete results\n"  # untouched
     partial = tmp_path / f"results{ext}.partial"
@@ -129,6 +129,27 @@ def test_resume_drops_a_torn_last_line_and_extends_a_finished_file(tmp_path: Pat
     job = run_predictions(files + more + files[:2], out, scorer, FAST, resume=True, show_progress=False)
     assert (job.skipped, job.written, job.total) == (10, 3, 13)
     assert Counter(paths_in(out)) == Counter(files + more)
+
+
+def test_a_finished_file_is_replaced_only_when_asked(tmp_path: Path):
+    """Issue 22: `--out x.csv` without --resume silently replaced a finished results file."""
+    files = write_files(tmp_path / "audio", 3)
+    out = tmp_path / "r.csv"
+    run_predictions(files, out, scorer, FAST, show_progress=False)
+    finished = out.read_bytes()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("loaded the model before saying the file is there")
+
+    with pytest.raises(VoiceGenderError) as said:
+        run_predictions(files, out, refuse, FAST, show_progress=False)
+    assert str(said.value) == (f"{out}: already holds results; add --resume to keep them and add the files it lacks, "
+                               "give --out another name, or add --force to replace it")
+    assert out.read_bytes() == finished and not (tmp_path / "r.csv.partial").exists()
+    job = run_predictions(files[:1], out, scorer, FAST, show_progress=False, force=True)
+    assert job.written == 1 and len(paths_in(out)) == 1
+    out.write_bytes(b"")  # an empty file holds nothing to lose
+    assert run_predictions(files, out, scorer, FAST, show_progress=False).written == 3
 
 
 def test_csv_resume_refuses_other_columns(tmp_path: Path):

@@ -25,7 +25,7 @@ __all__ = ["app", "main"]
 # --- entry point ------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: sys.argv[1:]); returns the exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = _global_options_first(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
     try:
         # standalone mode: typer prints usage errors itself and exits through SystemExit
@@ -44,6 +44,38 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"error: {MissingExtraError(_command(args), extra, (e.name,))}", markup=False, soft_wrap=True)
         return EXIT_USER_ERROR
     return 0
+
+
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose", "--debug")  # the app's own flags (common._global_options)
+
+
+def _global_options_first(args: list[str]) -> list[str]:
+    """``voicegender predict x.wav -q`` as ``voicegender -q predict x.wav``: the app's flags are read before the
+    command, wherever they are written (click reads them only there). Not a flag that is the value of the option
+    before it (``--name -q``), nor anything after ``--``."""
+    import typer.main
+
+    command = typer.main.get_command(app)
+    takes_value: set[str] = set()
+    ctx_names = [a for a in args if not a.startswith("-")][:2]  # the command (and a sub-command: corpus info)
+    group = command
+    for name in ctx_names:
+        sub = getattr(group, "commands", {}).get(name)
+        if sub is None:
+            break
+        takes_value |= {o for p in sub.params if not getattr(p, "is_flag", True) and not getattr(p, "count", False)
+                        for o in (*p.opts, *p.secondary_opts) if o.startswith("-")}
+        group = sub
+    hoisted, rest = [], []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg in GLOBAL_FLAGS and rest and rest[-1] not in takes_value:
+            hoisted.append(arg)
+        else:
+            rest.append(arg)
+    return hoisted + rest
 
 
 def _command(args: list[str]) -> str:

@@ -11,11 +11,23 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 from rich.console import Console
 
 from .. import __version__
 from ..errors import VoiceGenderError
 from ..progress import set_progress
+
+# typer's help prints a type beside every option, flags included ("--resume <bool>", "--help <bool>"), as if they took
+# a value: a flag shows none (options that take a value keep theirs: "--model <path>")
+_display_type = typer.core.TyperOption.display_type_rich
+
+
+def _flag_shows_no_type(self, ctx):
+    return None if self.is_flag or self.count else _display_type(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _flag_shows_no_type
 
 app = typer.Typer(
     name="voicegender",
@@ -86,17 +98,26 @@ def check_number(value: float | int, option: str, *, minimum: float | None = Non
         raise VoiceGenderError(f"{option} {value}: must be a number {wanted}")
 
 
-def check_output_path(path: Path, option: str = "--out") -> Path:
-    """One-line error unless ``path`` can be written as a file: not a folder, its folder creatable and writable.
-    Creates the missing folders. Called before the work, so that nothing computed is thrown away at the end."""
+def check_output_path(path: Path, option: str = "--out", force: bool | None = None) -> Path:
+    """One-line error unless ``path`` can be written as a file: not a folder, its folder creatable and writable,
+    and (``force`` False) not an existing file, which the command would replace: ``--force`` says to. Creates the
+    missing folders, and says so on stderr (a mistyped folder name must not go unnoticed). Called before the work,
+    so that nothing computed is thrown away at the end."""
     path = Path(path)
     if str(path) == "":
         raise VoiceGenderError(f"{option}: empty path")
     if path.is_dir():
         raise VoiceGenderError(f"{path}: is a folder; {option} needs a file name")
+    if force is False and path.is_file() and path.stat().st_size > 0:
+        raise VoiceGenderError(f"{path}: already exists; give {option} another name, or add --force to replace it")
     parent = path.parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        if not parent.is_dir():
+            missing = parent
+            while not missing.parent.exists() and missing.parent != missing:  # the first folder that is not there
+                missing = missing.parent
+            parent.mkdir(parents=True)
+            err.print(f"created the folder {missing} for {option} {path}", markup=False, soft_wrap=True)
     except (FileExistsError, NotADirectoryError) as e:
         raise VoiceGenderError(f"{path}: a part of its folder path is a file, not a folder") from e
     except OSError as e:

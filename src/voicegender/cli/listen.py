@@ -28,7 +28,9 @@ from .common import (  # noqa: F401
 def serve(
     host: Annotated[str, typer.Option(help="address to bind; the default serves this machine only")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    model: Annotated[Path | None, typer.Option(help="checkpoint to serve (default: the shipped model)")] = None,
+    model: Annotated[Path | None, typer.Option(
+        help="model to serve: a voice head (.npz) from `voicegender fit` or a checkpoint (.pt) from `voicegender "
+             "train` (default: the model shipped with the package)", show_default=False)] = None,
     max_upload_mb: Annotated[float, typer.Option(help="largest accepted upload in MB; bigger gets 413")] = 25.0,
     token: Annotated[str | None, typer.Option(
         envvar="VOICEGENDER_TOKEN", show_default=False,
@@ -83,7 +85,8 @@ def _predict_options(threshold: float, min_speech: float, no_vad: bool):
     return PredictOptions(threshold=threshold, min_speech_s=min_speech, vad=not no_vad)
 
 
-_MODEL_HELP = "checkpoint from `voicegender train` (default: the model shipped with the package)"
+_MODEL_HELP = ("a voice head (.npz) from `voicegender fit` or a checkpoint (.pt) from `voicegender train` "
+               "(default: the model shipped with the package)")
 
 
 @app.command("predict")
@@ -101,8 +104,11 @@ def predict_cmd(
                             "every file has its line (until then: FILE.partial). Safe to interrupt: see --resume",
         show_default=False)] = None,
     resume: Annotated[bool, typer.Option(
-        "--resume", help="with --out: skip the files that already have a line (in FILE.partial, or else FILE)")
-    ] = False,
+        "--resume", help="with --out: skip the files that already have a line (in FILE.partial, or else FILE)",
+        show_default=False)] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="with --out: replace a finished FILE (without it, an existing FILE is an error: its "
+                        "results are never lost silently)", show_default=False)] = False,
     shard: Annotated[str | None, typer.Option(
         help="K/N: only shard K (0..N-1) of the inputs, split by a hash of each path; --out FILE then writes "
              "FILE-stem.part-K-of-N.ext (join the parts with `voicegender merge`). Default under torchrun: "
@@ -128,6 +134,10 @@ def predict_cmd(
         raise VoiceGenderError(f"--format must be table, json or csv, got {fmt!r}")
     if resume and out_file is None:
         raise VoiceGenderError("--resume continues an output file: give it with --out FILE")
+    if force and out_file is None:
+        raise VoiceGenderError("--force replaces an output file: give it with --out FILE")
+    if force and resume:
+        raise VoiceGenderError("--force replaces FILE and --resume continues it: choose one")
     if batch_size is not None and batch_size < 1:
         raise VoiceGenderError(f"--batch-size must be at least 1, got {batch_size}")
     for path in paths:
@@ -153,7 +163,7 @@ def predict_cmd(
         raise VoiceGenderError(f"no audio files found in {', '.join(paths)}")
     if out_file is not None:
         _predict_to_file(files, out_file, result_format(out_file, None if fmt == "table" else fmt), model, options,
-                         resume, part, explain_dir)
+                         resume, part, explain_dir, force)
         return
     files = part.select(files)
     loaded = load_model(model)
@@ -194,13 +204,14 @@ def predict_cmd(
 
 
 def _predict_to_file(files: list[str], out_file: Path, fmt: str, model, options, resume: bool, part,
-                     explain_dir: Path | None) -> None:
+                     explain_dir: Path | None, force: bool = False) -> None:
     """`predict --out`: a resumable, interruptible job (voicegender.listen.jobs.run_predictions)."""
     import signal
 
-    from ..listen.jobs import run_predictions
+    from ..listen.jobs import ResultsFile, run_predictions
     from ..voice.loading import load_model
 
+    ResultsFile(part.output(out_file), fmt, resume, force).check()  # before the model loads
     loaded = load_model(model)
     pictures = _PictureWriter(explain_dir, loaded) if explain_dir is not None else None
 
@@ -211,7 +222,8 @@ def _predict_to_file(files: list[str], out_file: Path, fmt: str, model, options,
             elif pictures is not None and p.label != "no_speech":
                 pictures.write(p.path)
 
-    job = run_predictions(files, out_file, loaded, options, fmt=fmt, resume=resume, shard=part, on_batch=on_batch)
+    job = run_predictions(files, out_file, loaded, options, fmt=fmt, resume=resume, shard=part, on_batch=on_batch,
+                          force=force)
     shard_note = f" (shard {part.index}/{part.count})" if part.count > 1 else ""
     if job.interrupted is not None:
         err.print(f"interrupted by {signal.Signals(job.interrupted).name} with {job.remaining} of {job.total} "
@@ -297,6 +309,8 @@ def segment_cmd(
         help="tell the speakers apart (S1, S2, ...) and give each one a gender from all of its speech. The best "
              "speaker encoder needs `voicegender models fetch` once; without it the gender model's own "
              "embeddings tell them apart")] = True,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing --out file (without it: an error)",
+                                        show_default=False)] = False,
 ) -> None:
     """Split a recording into a timeline of female / male / no_speech segments, with who speaks when."""
     from ..listen.segment import SegmentOptions, timeline_file
@@ -310,7 +324,9 @@ def segment_cmd(
     except ValueError as e:
         raise VoiceGenderError(str(e)) from e
     if out_file is not None:
-        check_output_path(out_file)
+        check_output_path(out_file, force=force)
+    elif force:
+        raise VoiceGenderError("--force replaces an output file: give it with --out FILE")
     options = SegmentOptions(threshold=threshold, min_segment_s=min_segment, speakers=speakers)
     timeline = timeline_file(file, model, options)
     if out_file is not None:
@@ -371,6 +387,8 @@ def record_cmd(
     out_file: Annotated[Path | None, typer.Option("--out", "-o", help="WAV to save "
                                                   "(default: recording-YYYYmmdd-HHMMSS.wav)")] = None,
     model: Annotated[Path | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
+    force: Annotated[bool, typer.Option("--force", help="replace an existing --out WAV (without it: an error)",
+                                        show_default=False)] = False,
 ) -> None:
     """Count down, record your voice from the microphone, save a WAV and print the predicted gender."""
     from ..listen import record as rec
@@ -382,7 +400,7 @@ def record_cmd(
     if out_file is not None:  # before the countdown: a recording must not be lost to a bad path
         if out_file.suffix.lower() != ".wav":
             raise VoiceGenderError(f"{out_file}: --out is a WAV file; name it .wav")
-        check_output_path(out_file)
+        check_output_path(out_file, force=force)
     else:  # the default name goes in the current folder
         check_output_folder(Path.cwd(), "--out (default: a WAV in the current folder)")
     path, p = rec.record_and_predict(seconds, rate, device, out_file, model,

@@ -296,8 +296,9 @@ def _explain_sections(target: Path, corpus: list[Path] | None, dest: Path, max_c
 # --- explain ----------------------------------------------------------------------------------------------------
 @app.command("explain")
 def explain_cmd(
-    model: Annotated[Path | None, typer.Argument(help="run folder or checkpoint (default: the shipped model)")
-                     ] = None,
+    model: Annotated[Path | None, typer.Argument(
+        help="run folder or checkpoint (.pt) from `voicegender train`, or a voice head (.npz) from `voicegender fit` "
+             "(default: the shipped model)")] = None,
     corpus: Annotated[Path | None, typer.Option(help="clips to explain: corpus folder or CSV manifest "
                                                      "(default: the run's test.csv)")] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="folder for the PNGs, explain.html, summary.json")

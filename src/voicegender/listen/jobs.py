@@ -10,7 +10,8 @@ file has its line. So ``results.jsonl`` is always either the complete previous f
 * SIGKILL, a crash, a power cut: ``.partial`` holds complete lines and perhaps one torn last line.
 * ``--resume`` continues ``.partial`` (dropping a torn last line), or, without one, a finished ``results.jsonl``
   (new inputs are added to it): files that already have a line are skipped, so a killed job loses nothing and
-  repeats nothing. A new run without ``--resume`` refuses to overwrite a ``.partial`` (it holds work).
+  repeats nothing. A new run without ``--resume`` refuses to overwrite a ``.partial`` (it holds work), and a finished
+  ``results.jsonl`` too unless ``--force`` says to replace it.
 
 ``--shard K/N`` keeps the inputs whose path hashes to K (``shard_index``: SHA-1 of the path as listed, so the
 split does not depend on the order or the machine) and writes ``results.part-K-of-N.jsonl``; under torchrun the
@@ -211,23 +212,34 @@ def _fsync_dir(folder: Path) -> None:
 class ResultsFile:
     """The output of one job: lines appended to ``<out>.partial``, renamed to ``out`` by :meth:`commit`."""
 
-    def __init__(self, out: str | os.PathLike, fmt: str | None = None, resume: bool = False):
+    def __init__(self, out: str | os.PathLike, fmt: str | None = None, resume: bool = False, force: bool = False):
         self.out = Path(out)
         self.fmt = result_format(self.out, fmt)
         self.partial = self.out.with_name(self.out.name + PARTIAL_SUFFIX)
         self.resume = resume
+        self.force = force  # a new run may replace a finished ``out`` (never a .partial: resume or delete it)
         self.done: set[str] = set()  # paths that already have a line
         self._file = None
 
+    def check(self) -> None:
+        """One-line error when starting afresh would lose written lines: a ``.partial`` (an interrupted run) or,
+        unless ``force``, a finished non-empty ``out``. Nothing is written."""
+        if self.resume:
+            return
+        if self.partial.is_file():
+            raise VoiceGenderError(f"{self.partial}: holds the results of an interrupted run; add --resume to "
+                                   "continue it, or delete it to start again")
+        if not self.force and self.out.is_file() and self.out.stat().st_size > 0:
+            raise VoiceGenderError(f"{self.out}: already holds results; add --resume to keep them and add the files "
+                                   "it lacks, give --out another name, or add --force to replace it")
+
     def open(self) -> ResultsFile:
         """Start (or, with ``resume``, continue) the ``.partial`` file; fills :attr:`done`."""
+        self.check()
         self.out.parent.mkdir(parents=True, exist_ok=True)
         source = None
         if self.resume:
             source = self.partial if self.partial.is_file() else self.out if self.out.is_file() else None
-        elif self.partial.is_file():
-            raise VoiceGenderError(f"{self.partial}: holds the results of an interrupted run; add --resume to "
-                                   "continue it, or delete it to start again")
         if source is not None:
             rows, complete = read_results(source, self.fmt, strict_header=True)
             self.done = {str(r["path"]) for r in rows}
@@ -349,7 +361,7 @@ def _ready(lines: queue.Queue) -> list[Prediction]:
 def run_predictions(files: Iterable[str], out: str | os.PathLike, model=None,
                     options: PredictOptions | None = None, *, fmt: str | None = None, resume: bool = False,
                     shard: Shard = Shard(), show_progress: bool = True,
-                    on_batch: Callable[[list[Prediction]], None] | None = None) -> JobResult:
+                    on_batch: Callable[[list[Prediction]], None] | None = None, force: bool = False) -> JobResult:
     """Predict ``files`` into a result file, resumable and safe to interrupt (see the module docstring).
 
     Parameters
@@ -361,6 +373,8 @@ def run_predictions(files: Iterable[str], out: str | os.PathLike, model=None,
         ``options.batch_size`` files at a time.
     fmt : ``json`` or ``csv`` (default: from the extension).
     resume : skip files that already have a line in ``<out>.partial`` or ``out``.
+    force : without ``resume``, replace a finished ``out`` (else a non-empty one is a VoiceGenderError, raised before
+        the model is loaded: its lines are never lost silently).
     shard : predict only this shard's files.
     on_batch : called with each batch of new predictions once they are on disk (messages, pictures).
 
@@ -371,7 +385,8 @@ def run_predictions(files: Iterable[str], out: str | os.PathLike, model=None,
     """
     options = options or PredictOptions()
     files = shard.select(list(dict.fromkeys(str(f) for f in files)))
-    results = ResultsFile(shard.output(out), fmt, resume)
+    results = ResultsFile(shard.output(out), fmt, resume, force)
+    results.check()  # before the model loads: a file that must not be replaced is said at once
     loaded = load_model(model)  # before touching any file: a bad model leaves everything as it was
     results.open()
     todo = [f for f in files if f not in results.done]
