@@ -81,3 +81,27 @@ def test_global_flags_work_after_the_command(voice_pair, monkeypatch, capsys):
     # a flag that is an option's value stays where it is, and so does anything after --
     assert _global_options_first(["fit", "c/", "--name", "-q", "-v"]) == ["-v", "fit", "c/", "--name", "-q"]
     assert _global_options_first(["predict", "--", "-q"]) == ["predict", "--", "-q"]
+
+
+def _rendered(table) -> str:
+    from rich.console import Console
+
+    console = Console(width=200, record=True)
+    console.print(table)
+    return console.export_text()
+
+
+def test_table_keeps_full_paths_across_top_folders_and_shows_two_voices():
+    """Issue 22: paths from several folders lost their leading "/" (footer "in /"); two-voice files were hidden."""
+    from voicegender.cli.listen import _prediction_table
+    from voicegender.listen.prediction import Prediction
+
+    one = Prediction("/data/one.wav", "female", 0.9, 3.0, 2.5, female_s=2.5, male_s=0.0)
+    two = Prediction("/home/u/talk.wav", "female", 0.548, 120.0, 114.3, female_s=70.1, male_s=44.2)
+    text = _rendered(_prediction_table([one, two]))
+    assert "/data/one.wav" in text and "/home/u/talk.wav" in text and "in /" not in text
+    assert "female_s" in text and "male_s" in text and "70.100" in text and "44.200" in text
+    assert "1 file with a female and a male voice" in text and "voicegender segment" in text
+    text = _rendered(_prediction_table([Prediction("/data/a/x.wav", "male", 0.1, 2.0, 1.5, female_s=0.0,
+                                                   male_s=1.5), one]))
+    assert "in /data" in text and "a/x.wav" in text and "female_s" not in text  # one voice each: no split shown

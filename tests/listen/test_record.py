@@ -22,7 +22,20 @@ class PortAudioError(Exception):
     pass
 
 
-def fake_sounddevice(signal: np.ndarray | None = None, has_device: bool = True) -> types.ModuleType:
+class DeviceList(tuple):
+    """sounddevice.DeviceList: a tuple of device dicts whose text is PortAudio's table (empty without devices)."""
+
+    def __str__(self) -> str:
+        return "\n".join(f"{'>' if i == 1 else ' '} {i} {d['name']}, ALSA ({d['max_input_channels']} in, "
+                         f"{d['max_output_channels']} out)" for i, d in enumerate(self))
+
+
+MICROPHONE = {"name": "Fake USB Microphone", "max_input_channels": 2, "max_output_channels": 0}
+SPEAKERS = {"name": "HDMI speakers", "max_input_channels": 0, "max_output_channels": 8}
+
+
+def fake_sounddevice(signal: np.ndarray | None = None, has_device: bool = True,
+                     devices: tuple = (MICROPHONE, SPEAKERS)) -> types.ModuleType:
     """A stand-in for the sounddevice module: rec() returns ``signal`` (looped) as (frames, 1) float32."""
     sd = types.ModuleType("sounddevice")
     sd.PortAudioError = PortAudioError
@@ -41,7 +54,7 @@ def fake_sounddevice(signal: np.ndarray | None = None, has_device: bool = True) 
     sd.check_input_settings = check_input_settings
     sd.rec = rec
     sd.wait = lambda: sd.calls.append(("wait",))
-    sd.query_devices = lambda: "  0 Fake USB Microphone, ALSA (2 in, 0 out)\n> 1 default, ALSA (32 in, 32 out)"
+    sd.query_devices = lambda: DeviceList(devices)
     return sd
 
 
@@ -131,7 +144,24 @@ def test_missing_sounddevice_or_portaudio(monkeypatch, capsys):
 def test_list_devices(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice())
     assert main(["record", "--list-devices"]) == 0
-    assert "Fake USB Microphone" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Fake USB Microphone" in out and "no input device" not in out
+
+
+@pytest.mark.parametrize(("devices", "seen"), [((), "no audio device at all"),
+                                               ((SPEAKERS,), "1 device(s), none with an input")])
+def test_without_a_microphone_both_list_and_record_say_so(devices, seen, tmp_path, monkeypatch, capsys, no_sleep):
+    """Issue 22: --list-devices printed nothing, and record said PortAudio's "Error querying device -1"."""
+    monkeypatch.setitem(sys.modules, "sounddevice", fake_sounddevice(has_device=False, devices=devices))
+    assert main(["record", "--list-devices"]) == 0
+    out = capsys.readouterr().out
+    assert f"no input device (microphone) found: PortAudio sees {seen}; plug one in" in out
+    _use_scorer(monkeypatch, lambda waves: np.full(len(waves), 0.5))
+    assert main(["record", "--out", str(tmp_path / "x.wav")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot record: no input device (microphone) found: PortAudio sees {seen}")
+    assert "device -1" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.wav").exists()
 
 
 def test_bad_arguments(monkeypatch):

@@ -183,24 +183,38 @@ def predict_cmd(
         sys.stdout.write((prediction_json(p) if fmt == "json" else prediction_csv_row(p)) + "\n")
         sys.stdout.flush()
     if fmt == "table" and rows:
-        # paths relative to the folder they share (named in the caption), so the table stays narrow
-        full = [os.path.abspath(p.path) for p in rows]
-        folder = os.path.commonpath([os.path.dirname(f) for f in full])
-        table = Table(caption=f"in {folder}", caption_justify="left")
-        numbers = ("p_female", "p_child", "duration_s", "speech_s")
-        if all(p.p_child is None for p in rows):  # the model does not estimate it
-            numbers = ("p_female", "duration_s", "speech_s")
-        for column in ("path", "label", *numbers):
-            table.add_column(column, justify="left" if column in ("path", "label") else "right",
-                             overflow="fold")
-        for p, path in zip(rows, full, strict=True):
-            d = p.as_dict()
-            table.add_row(os.path.relpath(path, folder), d["label"],
-                          *("" if d[k] is None else f"{d[k]:.3f}" for k in numbers))
-        out.print(table)
+        out.print(_prediction_table(rows))
     if failed:
         err.print(f"{failed} of {len(files)} file(s) failed")
         raise typer.Exit(1)
+
+
+def _prediction_table(rows: list) -> Table:
+    """The predictions as a table: paths relative to the folder they share (named below it) so that it stays narrow,
+    unless that folder is the file system's root (then paths as they are); female_s / male_s when a file holds both
+    a female and a male voice (with a note saying where who speaks when is)."""
+    full = [os.path.abspath(p.path) for p in rows]
+    folder = os.path.commonpath([os.path.dirname(f) for f in full])
+    shown = [os.path.relpath(f, folder) for f in full]
+    if os.path.dirname(folder) == folder:  # e.g. /data/a.wav and /home/b.wav: "in /" says nothing
+        folder, shown = None, full
+    numbers = ["p_female", "p_child", "duration_s", "speech_s"]
+    if all(p.p_child is None for p in rows):  # the model does not estimate it
+        numbers.remove("p_child")
+    both = [p for p in rows if (p.female_s or 0) > 0 and (p.male_s or 0) > 0]
+    if both:
+        numbers += ["female_s", "male_s"]
+    notes = [f"in {folder}"] if folder else []
+    if both:
+        notes.append(f"{len(both)} file{'s' if len(both) > 1 else ''} with a female and a male voice: female_s / "
+                     "male_s split the speech between them (`voicegender segment FILE`: who speaks when)")
+    table = Table(caption="\n".join(notes) or None, caption_justify="left")
+    for column in ("path", "label", *numbers):
+        table.add_column(column, justify="left" if column in ("path", "label") else "right", overflow="fold")
+    for p, path in zip(rows, shown, strict=True):
+        d = p.as_dict()
+        table.add_row(path, d["label"], *("" if d[k] is None else f"{d[k]:.3f}" for k in numbers))
+    return table
 
 
 def _predict_to_file(files: list[str], out_file: Path, fmt: str, model, options, resume: bool, part,

@@ -47,13 +47,29 @@ def _device(value: str | int | None) -> str | int | None:
     return int(value) if str(value).strip().isdigit() else value
 
 
-def list_devices() -> str:
-    """A text listing of the audio devices (inputs are the ones with input channels)."""
-    sd = _sounddevice()
+def _devices(sd) -> tuple[str, list[dict]]:
+    """(PortAudio's listing as text, its input devices: those with input channels)."""
     try:
-        return str(sd.query_devices())
+        listing = sd.query_devices()
     except Exception as e:  # PortAudioError and friends: the host has no audio system
         raise VoiceGenderError(f"cannot list audio devices: {e}") from e
+    devices = [d for d in listing if isinstance(d, dict)] if not isinstance(listing, (str, dict)) else []
+    return str(listing).rstrip(), [d for d in devices if d.get("max_input_channels", 0) > 0]
+
+
+def _no_input(listing: str) -> str:
+    seen = f"{len(listing.splitlines())} device(s), none with an input" if listing else "no audio device at all"
+    return (f"no input device (microphone) found: PortAudio sees {seen}; plug one in, or check that this user may "
+            "use the audio system (in a container or over SSH: pass the sound device in)")
+
+
+def list_devices() -> str:
+    """A text listing of the audio devices (inputs are the ones with input channels); when none is an input, a
+    sentence saying so (PortAudio's own listing is then empty, or outputs only)."""
+    listing, inputs = _devices(_sounddevice())
+    if inputs:
+        return listing
+    return f"{listing}\n{_no_input(listing)}" if listing else _no_input(listing)
 
 
 def record(seconds: float = RECORD_SECONDS, rate: int = RECORD_RATE, device: str | int | None = None,
@@ -80,6 +96,9 @@ def record(seconds: float = RECORD_SECONDS, rate: int = RECORD_RATE, device: str
         raise VoiceGenderError(f"--rate must be at least 8000 Hz, got {rate}")
     sd = _sounddevice()
     dev = _device(device)
+    listing, inputs = _devices(sd)
+    if not inputs:  # else PortAudio's "Error querying device -1" (its default input is device -1: none)
+        raise VoiceGenderError(f"cannot record: {_no_input(listing)}")
     try:
         sd.check_input_settings(device=dev, channels=1, samplerate=rate, dtype="float32")
     except Exception as e:  # PortAudioError (no device), ValueError (unknown name): say which
