@@ -3,6 +3,7 @@ any audio is decoded or any model loaded, so that nothing computed is thrown awa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -208,13 +209,41 @@ def test_predict_explain_pictures_a_bounded_stretch_of_a_long_file(tmp_path: Pat
     path = tmp_path / "long.flac"
     sf.write(path, wave, sr)
     seen = []
-    monkeypatch.setattr(voicegender.research.explain, "explain_clip_png", lambda samples, rate, loaded: seen.append(
-        (samples.copy(), rate)) or b"png")
+    monkeypatch.setattr(voicegender.research.explain, "explain_clip_png",
+                        lambda samples, rate, loaded, title, target: seen.append(
+                            (samples.copy(), rate, title, target)) or b"png")
     monkeypatch.setattr(audio, "MAP_MAX_S", 4.0)
     monkeypatch.setattr(audio, "PICTURE_READ_S", 40.0)  # the second voice (from 63 s) is never read
     assert main(["-q", "predict", str(path), "--explain", str(tmp_path / "maps"), "-f", "json"]) == 0
-    (samples, rate), = seen
+    captured = capsys.readouterr()
+    answer = json.loads(captured.out)
+    (samples, rate, title, target), = seen
     assert rate == sr and len(samples) == 4 * sr
     want = synth_voice(200.0, 3.0, sr, seed=1)
     assert np.abs(samples).sum() == pytest.approx(np.abs(want).sum(), rel=1e-3)  # the first voice, whole
     assert (tmp_path / "maps" / "long.png").read_bytes() == b"png"
+    # issue 22: the picture and the line naming it say what it covers and explain the file's own answer, in words
+    span = f", in 29.0-33.0 s of {answer['duration_s']:.1f} s (the loudest 4 s)"
+    assert target == answer["label"]
+    assert title == f"Why '{answer['label']}' (p_female {answer['p_female']:.2f}): where the model heard it{span}"
+    assert f"map: {tmp_path / 'maps' / 'long.png'}{span}" in captured.err
+
+
+def test_predict_explain_says_why_a_file_without_speech_has_no_picture(tmp_path: Path, monkeypatch, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    import voicegender.research.explain
+
+    monkeypatch.setattr(voicegender.research.explain, "explain_clip_png",
+                        lambda *a, **k: pytest.fail("a map of no speech"))
+    sf.write(tmp_path / "quiet.wav", np.zeros(16_000, np.float32), 16_000)
+    assert main(["-q", "predict", str(tmp_path / "quiet.wav"), "--explain", str(tmp_path / "maps"), "-f", "json"]) == 0
+    assert f"map: none for {tmp_path / 'quiet.wav'} (no speech: nothing to explain)" in capsys.readouterr().err
+    assert list((tmp_path / "maps").iterdir()) == []
+
+
+def test_map_pictures_speak_plainly():
+    from voicegender.research import plots
+
+    assert "percentile" not in plots.MAP_SCALE_LABEL and "relevance" not in plots.MAP_SCALE_LABEL

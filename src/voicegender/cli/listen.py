@@ -98,7 +98,9 @@ def predict_cmd(
     min_speech: Annotated[float, typer.Option(help="seconds of speech below which the answer is no_speech")] = 0.15,
     no_vad: Annotated[bool, typer.Option("--no-vad", help="classify the whole file (no speech detection)")] = False,
     explain_dir: Annotated[Path | None, typer.Option(
-        "--explain", help="also write each file's spectrogram + attribution map as DIR/<name>.png")] = None,
+        "--explain", help="also write a picture of each answer as DIR/<name>.png: the spectrogram, coloured where "
+                          "the model heard the answer (the loudest 20 s of a longer file; none without speech)",
+        show_default=False)] = None,
     out_file: Annotated[Path | None, typer.Option(
         "--out", "-o", help="write the results to FILE.jsonl or FILE.csv, a batch at a time; FILE appears when "
                             "every file has its line (until then: FILE.partial). Safe to interrupt: see --resume",
@@ -175,8 +177,8 @@ def predict_cmd(
         if p.label == "error":
             failed += 1
             err.print(f"error: {p.error}", markup=False, soft_wrap=True)
-        elif pictures is not None and p.label != "no_speech":
-            pictures.write(p.path)
+        elif pictures is not None:
+            pictures.write(p)
         if fmt == "table":
             rows.append(p)
             continue
@@ -233,8 +235,8 @@ def _predict_to_file(files: list[str], out_file: Path, fmt: str, model, options,
         for p in batch:
             if p.label == "error":
                 err.print(f"error: {p.error}", markup=False, soft_wrap=True)
-            elif pictures is not None and p.label != "no_speech":
-                pictures.write(p.path)
+            elif pictures is not None:
+                pictures.write(p)
 
     job = run_predictions(files, out_file, loaded, options, fmt=fmt, resume=resume, shard=part, on_batch=on_batch,
                           force=force)
@@ -292,20 +294,37 @@ class _PictureWriter:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.loaded, self.used = folder, loaded, set()
 
-    def write(self, audio_path: str) -> None:
+    def write(self, prediction) -> None:
+        """The picture of one answer, or a line saying why there is none (no speech: nothing to explain)."""
         from ..audio.decode import PICTURE_READ_S, SAMPLE_RATE, loudest_span, read_first_seconds
         from ..research.explain import explain_clip_png
 
-        stem = Path(audio_path).stem
+        if prediction.label not in ("female", "male"):
+            if prediction.label == "no_speech":
+                err.print(f"map: none for {prediction.path} (no speech: nothing to explain)", markup=False,
+                          soft_wrap=True)
+            return
+        stem = Path(prediction.path).stem
         name, n = f"{stem}.png", 1
         while name in self.used:
             n += 1
             name = f"{stem}_{n}.png"
         self.used.add(name)
-        samples = read_first_seconds(audio_path, PICTURE_READ_S)  # bounded, however long the file (audio.py)
+        samples = read_first_seconds(prediction.path, PICTURE_READ_S)  # bounded, however long the file (audio.py)
         start, end = loudest_span(samples)
-        (self.folder / name).write_bytes(explain_clip_png(samples[start:end], SAMPLE_RATE, self.loaded))
-        err.print(f"map: {self.folder / name}", markup=False, soft_wrap=True)
+        span = picture_span(start / SAMPLE_RATE, end / SAMPLE_RATE, prediction.duration_s)
+        title = f"Why '{prediction.label}' (p_female {prediction.p_female:.2f}): where the model heard it{span}"
+        (self.folder / name).write_bytes(explain_clip_png(samples[start:end], SAMPLE_RATE, self.loaded, title=title,
+                                                          target=prediction.label))
+        err.print(f"map: {self.folder / name}{span}", markup=False, soft_wrap=True)
+
+
+def picture_span(start_s: float, end_s: float, duration_s: float | None) -> str:
+    """What a map covers when it is not the whole recording (it covers the loudest
+    :data:`voicegender.audio.decode.MAP_MAX_S` seconds), as words for its title and the "map:" line; "" when whole."""
+    if duration_s is None or (start_s <= 0.05 and end_s >= duration_s - 0.05):
+        return ""
+    return f", in {start_s:.1f}-{end_s:.1f} s of {duration_s:.1f} s (the loudest {end_s - start_s:.0f} s)"
 
 
 @app.command("segment")

@@ -454,17 +454,28 @@ def explain_waveform(samples: np.ndarray, sample_rate: int, loaded: Any, method:
     return display_grid(feature, kind), maps[0], p_female
 
 
+METHOD_WORDS = {"ig": "integrated gradients", "gradcam": "Grad-CAM", "hirescam": "HiResCAM", "layercam": "LayerCAM"}
+
+
 def explain_clip_png(samples: np.ndarray, sample_rate: int, loaded: Any, method: str = CLIP_METHOD,
-                     title: str | None = None) -> bytes:
-    """:func:`explain_waveform` drawn by :func:`plots.clip_overlay_png`: PNG bytes of one recording's map."""
+                     title: str | None = None, target: str | None = None) -> bytes:
+    """:func:`explain_waveform` drawn by :func:`plots.clip_overlay_png`: PNG bytes of one recording's map.
+
+    target : the label to explain ("female" / "male"; default: what the network says of these samples). Give the
+        recording's answer when the samples are only part of it (the loudest stretch), so the map explains it.
+    title : the picture's title; default: the label, the network's probability of these samples and the method in
+        words (no abbreviations).
+    """
     from .plots import clip_overlay_png
 
     loaded = as_checkpoint(loaded)
-    spec, map_, p_female = explain_waveform(samples, sample_rate, loaded, method)
+    index = None if target is None else list(loaded.labels).index(target)
+    spec, map_, p_female = explain_waveform(samples, sample_rate, loaded, method, target=index)
     frame_s, hz = feature_axes(loaded.feature_config)
     method = "ig" if loaded.feature_config["kind"] == "ge2e" else method
-    said = "female" if p_female >= 0.5 else "male"
-    title = title if title is not None else f"{method}: why '{said}' (p_female = {p_female:.2f})"
+    said = target or ("female" if p_female >= 0.5 else "male")
+    words = METHOD_WORDS.get(parse_method(method)[0], method)
+    title = title if title is not None else f"Why '{said}' (p_female of this audio {p_female:.2f}; {words})"
     return clip_overlay_png(spec, map_, frame_s, hz, title)
 
 

@@ -54,6 +54,11 @@ def _image(ax, array: np.ndarray, frame_seconds: float, **kw):
     return im
 
 
+# the colour scale of a map: 1 is the strongest evidence (its 99th percentile: a few extreme cells do not wash the rest
+# out), and cells below 0.15 of it are left clear
+MAP_SCALE_LABEL = "evidence for the answer (1 = strongest)"
+
+
 def clip_overlay_png(spectrogram: np.ndarray, cam_map: np.ndarray, frame_seconds: float = 0.01,
                      row_labels_hz: Sequence[float] | None = None, title: str = "", alpha: float = 0.5) -> bytes:
     """One clip: the feature (grey) with its class-activation map on top (colour), as PNG bytes.
@@ -76,7 +81,7 @@ def clip_overlay_png(spectrogram: np.ndarray, cam_map: np.ndarray, frame_seconds
     shown = np.ma.masked_less(cam_map, 0.15 * vmax)
     im = _image(ax, shown, frame_seconds, cmap="jet", alpha=alpha, vmin=0, vmax=max(vmax, 1e-12))
     _row_axis(ax, spectrogram.shape[0], row_labels_hz)
-    fig.colorbar(im, ax=ax, label="relevance (to its 99th percentile)")
+    fig.colorbar(im, ax=ax, label=MAP_SCALE_LABEL)
     ax.set_title(title)
     return _png(fig)
 
