@@ -6,10 +6,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
+# pip -q says nothing for the half minute an install takes: show one line per package it collects instead (and its
+# errors and warnings); the pipeline keeps pip's exit status (pipefail)
+pip_install() {
+  python -m pip install --progress-bar off "$@" 2>&1 \
+    | { grep --line-buffered -E '^(Collecting|Installing collected|ERROR|WARNING|error)' || true; } \
+    | sed -u 's/^/  /'
+}
 if [ ! -x .venv/bin/python ]; then
+  echo "creating .venv"
   python3 -m venv .venv
 fi
 . .venv/bin/activate
+echo "updating pip in .venv"
 python -m pip install -q --upgrade pip
 spec="."
 [ -n "$extras" ] && spec=".[${extras}]"
@@ -18,9 +27,10 @@ case ",$extras," in
     # only when no torch is installed: a CUDA build someone installed on purpose stays
     if [ "$(uname -s)" = Linux ] && ! python -c 'import importlib.metadata as m; m.version("torch")' 2>/dev/null; then
       echo "installing torch 2.13.0, CPU build (PyTorch's CPU wheel index; README: Install)"
-      python -m pip install -q --retries 1 torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu
+      pip_install --retries 1 torch==2.13.0 --extra-index-url https://download.pytorch.org/whl/cpu
     fi
     ;;
 esac
-echo "installing voicegender${extras:+[$extras]} into .venv"
-python -m pip install -q -e "$spec"
+echo "installing voicegender${extras:+[$extras]} into .venv (a line per package pip collects)"
+pip_install -e "$spec"
+echo "installed: $(voicegender --version)"

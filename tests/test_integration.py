@@ -42,6 +42,28 @@ def test_the_real_example_voices_get_clear_right_answers():
     assert male.label == "male" and male.p_female < 0.1, male
 
 
+def test_the_examples_readme_quotes_the_shipped_models_answers():
+    """Issue 22: the examples' README quoted probabilities of an older model."""
+    import re
+
+    from voicegender.examples import EXAMPLES_DIR
+    from voicegender.listen.predict import predict_files
+    from voicegender.voice.default_model import DEFAULT_MODEL_NAME, DEFAULT_MODEL_VERSION
+
+    text = (EXAMPLES_DIR / "README.md").read_text()
+    assert f"(`{DEFAULT_MODEL_NAME}` {DEFAULT_MODEL_VERSION})" in text
+    quoted = {name: (label, float(p) if p else None) for name, label, p in
+              re.findall(r"^\| `([^`]+\.ogg)` \|.*\| (female|male|no_speech)(?:, p_female ([\d.]+))? \|$", text, re.M)}
+    assert set(quoted) == {p.name for p in example_paths()}
+    for answer in predict_files([EXAMPLES_DIR / name for name in sorted(quoted)], show_progress=False):
+        label, p = quoted[answer.path.rsplit("/", 1)[-1]]
+        assert answer.label == label, answer
+        assert p is None if label == "no_speech" else abs(answer.p_female - p) <= 0.006, (answer, p)
+    child = max(a.p_child for a in predict_files([EXAMPLES_DIR / "commonvoice_female_en.ogg",
+                                                   EXAMPLES_DIR / "commonvoice_male_en.ogg"], show_progress=False))
+    assert child < 0.02 and "p_child below 0.02" in text
+
+
 def test_predict_explain_writes_a_map_per_classified_file(tmp_path, capsys):
     from voicegender.cli import main
     from voicegender.examples import EXAMPLES_DIR

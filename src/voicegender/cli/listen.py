@@ -198,7 +198,7 @@ def _prediction_table(rows: list) -> Table:
     full = [os.path.abspath(p.path) for p in rows]
     folder = os.path.commonpath([os.path.dirname(f) for f in full])
     shown = [os.path.relpath(f, folder) for f in full]
-    if os.path.dirname(folder) == folder:  # e.g. /data/a.wav and /home/b.wav: "in /" says nothing
+    if os.path.dirname(folder) == folder:  # e.g. /data/a.wav and /srv/b.wav: "in /" says nothing
         folder, shown = None, full
     numbers = ["p_female", "p_child", "duration_s", "speech_s"]
     if all(p.p_child is None for p in rows):  # the model does not estimate it
