@@ -358,3 +358,47 @@ def test_a_long_telephone_conversation_keeps_its_speech():
     probs = frame_probabilities(conv.samples)[:len(speech)]
     half = len(probs) // 2
     assert np.mean(probs[half:][speech[half:len(probs)]] >= 0.5) > 0.6
+
+
+# --- clicks and beeps (issue 22: Chromium's fake microphone was answered "male" once in 20 runs) ----------------------
+def chromium_beeps(seconds: float, offset_s: float, level: float = 0.9) -> np.ndarray:
+    """Chromium's fake microphone: a 20 ms, 400 Hz square beep every 0.5 s, starting ``offset_s`` in, with the low
+    thump its recorder's filters add after each edge."""
+    x = np.zeros(int(seconds * SR))
+    t = np.arange(int(0.02 * SR)) / SR
+    tail = np.arange(int(0.15 * SR)) / SR
+    beep = np.concatenate([np.sign(np.sin(2 * np.pi * 400 * t)), np.zeros(len(tail) - len(t))])
+    beep += 0.5 * np.exp(-tail * 25) * np.sin(2 * np.pi * 60 * tail)
+    for start in np.arange(offset_s, seconds, 0.5):
+        a = int(start * SR)
+        x[a:a + len(beep)] += beep[:len(x) - a]
+    return (level * x / np.abs(x).max()).astype(np.float32)
+
+
+def test_longest_sound_measures_syllables_not_clicks():
+    click = np.concatenate([silence(0.3), [0.9], silence(0.3)]).astype(np.float32)
+    assert vad.longest_sound_s(click) < 0.03
+    assert vad.longest_sound_s(chromium_beeps(1.0, 0.1)) < vad.MIN_SOUND_S
+    assert vad.longest_sound_s(np.concatenate([silence(0.2), synth_voice(150, 0.3, seed=1), silence(0.2)])) > 0.2
+    assert vad.longest_sound_s(np.zeros(100, np.float32)) == 0.0  # shorter than one frame
+
+
+def test_too_brief_takes_each_region_on_its_own():
+    """A loud click does not hide quiet speech in another region, and the first region that holds a sound decides."""
+    loud_click = np.concatenate([silence(0.2), [0.95], silence(0.2)]).astype(np.float32)
+    quiet_voice = synth_voice(150, 0.4, seed=2, level=0.0005)  # its loudest 16 ms: 45 dB below the click's
+    x = np.concatenate([loud_click, silence(0.5), quiet_voice, silence(0.2)]).astype(np.float32)
+    click_region, voice_region = (0.1, 0.3), (0.9, 1.4)
+    assert vad.too_brief(x, [click_region])
+    assert not vad.too_brief(x, [click_region, voice_region])
+    assert vad.longest_sound_s(x) < vad.MIN_SOUND_S  # the whole, measured against the click, would have lost it
+
+
+@pytest.mark.parametrize("offset_ms", [0, 7, 13, 21, 26, 31, 250])
+def test_chromium_fake_microphone_is_no_speech_wherever_the_beeps_fall(offset_ms, monkeypatch):
+    """Its beeps at any phase against silero's 32 ms frames, at full and quiet level: no speech, even when a speech
+    check confirms everything (the shipped one confirmed some)."""
+    monkeypatch.setattr(vad, "looks_tonal", lambda samples: False)  # the brevity check alone
+    for seconds, level in ((3.0, 0.9), (1.0, 0.9), (3.0, 0.03)):
+        x = chromium_beeps(seconds, offset_ms / 1000, level)
+        assert vad.find_speech(x, PREDICT_CFG, MIN_S, check=lambda speech: True) == [], (seconds, level)

@@ -26,6 +26,7 @@ MIN_SPEECH_S = 0.15  # less speech than this (seconds) -> no_speech (a short wor
 # no_speech from 3.6 % to 1.6 % (at 0.25: 0.8 %, but quiet white noise after silence then passed). 852
 # non-speech signals (silence, clicks, white/pink/brown noise, tones, buzzes, sweeps, melodies; alone, after
 # silence or over a noise floor) stay no_speech; before, 50 of them - low tones after silence - got an answer.
+# Clicks and short beeps (Chromium's fake microphone) are dropped by vad.too_brief: no sound in them lasts a syllable.
 PREDICT_VAD = VadConfig(min_speech_s=0.1, pad_s=0.1, warmup_s=WARMUP_S)
 
 

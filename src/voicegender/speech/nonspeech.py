@@ -6,7 +6,8 @@ single words need, therefore also accepts the start of quiet hiss, a buzz or a c
 (:mod:`voicegender.voice.fit`, ``speech`` layer of the voice head) tells such sounds from speech by their GE2E
 embedding; it learns them from these signals: noises (white, pink, brown, band-limited), tones, hums, buzzes,
 sweeps, clicks, chords and drum-like hits, alone or mixed, at any level, with or without a silent lead, through
-the channels predict meets (clean, telephone, low-bit-rate codec).
+the channels predict meets (clean, telephone, low-bit-rate codec). :func:`bursts` makes trains of beeps and clicks
+(test material for :func:`voicegender.speech.vad.too_brief`; the shipped check did not learn them).
 """
 
 from __future__ import annotations
@@ -83,6 +84,70 @@ def signal(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
         raise ValueError(f"unknown non-speech kind {kind!r}; choose from {', '.join(KINDS)}")
     peak = float(np.max(np.abs(x))) if n else 0.0
     return x / peak if peak > 0 else x
+
+
+BURST_KINDS = ("beeps", "clicks")  # :func:`bursts`: not among KINDS (the shipped speech check never learned them)
+
+
+def burst_train(kind: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Beeps or clicks repeated at a random rate and phase, ``seconds`` long, peak 1 (float64, 16 kHz).
+
+    beeps: tone bursts of 10-60 ms (sine or square, 300-3000 Hz; sometimes with the low thump a recorder's filters
+    add, as Chromium's fake microphone: 20 ms at 400 Hz every 0.5 s), 1-10 per second; clicks: single samples or
+    1-10 ms decaying noise, 1-20 per second, evenly spaced or at random times.
+    """
+    n = max(1, int(seconds * SR))
+    x = np.zeros(n)
+    rate = float(np.exp(rng.uniform(np.log(1.0), np.log(10.0 if kind == "beeps" else 20.0))))
+    count = max(1, int(round(rate * seconds)))
+    if kind == "clicks" and rng.random() < 0.5:
+        starts = np.sort(rng.integers(0, n, count))
+    else:
+        starts = (rng.uniform(0, 1 / rate) + np.arange(count) / rate) * SR
+    for start in starts.astype(int)[starts < n]:
+        if kind == "beeps":
+            t = np.arange(int(rng.uniform(0.01, 0.06) * SR)) / SR
+            tone = np.sin(2 * np.pi * rng.uniform(300, 3000) * t)
+            burst = np.sign(tone) if rng.random() < 0.5 else tone
+            if rng.random() < 0.3:  # the thump of a recorder's high-pass filter and level control after the edge
+                tail = np.arange(int(0.15 * SR)) / SR
+                burst = np.concatenate([burst, np.zeros(len(tail) - len(burst))]) + 0.5 * np.exp(-tail * 25) * \
+                    np.sin(2 * np.pi * 60 * tail)
+        elif rng.random() < 0.5:
+            burst = np.array([rng.uniform(-1, 1)])
+        else:
+            m = int(rng.uniform(0.001, 0.01) * SR)
+            burst = rng.standard_normal(m) * np.exp(-np.arange(m) / (m / 4))
+        end = min(n, start + len(burst))
+        x[start:end] += burst[:end - start]
+    peak = float(np.max(np.abs(x)))
+    return x / peak if peak > 0 else x
+
+
+def bursts(n: int, seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """``n`` labelled recordings of beeps and clicks (:func:`burst_train`; float32, 16 kHz): 1-5 s, peak -40 to 0
+    dBFS, over silence or a noise floor 30-60 dB below them; a third through a telephone line, a third through a
+    low-bit-rate codec (Opus at 8 or 24 kbit/s, MP3). Not speech: every one must be answered no_speech."""
+    from ..audio import augment
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        kind = BURST_KINDS[i % len(BURST_KINDS)]
+        seconds = float(rng.uniform(1.0, 5.0))
+        level = 10 ** (rng.uniform(-40, 0) / 20)
+        x = burst_train(kind, seconds, rng) * level
+        if rng.random() < 0.5:
+            x = x + rng.standard_normal(len(x)) * level * 10 ** (-rng.uniform(30, 60) / 20)
+        x = x.astype(np.float32)
+        channel = ("clean", "telephone", "codec")[(i // len(BURST_KINDS)) % 3]
+        if channel == "telephone":
+            x = augment.telephone(x, SR, codec=True)
+        elif channel == "codec":
+            name, rate = [("opus", 8_000), ("opus", 24_000), ("mp3", 16_000)][int(rng.integers(3))]
+            x = augment.codec(x, SR, name, rate)
+        out.append((f"{kind} {seconds:.2f}s {channel}", np.asarray(x, np.float32)))
+    return out
 
 
 def sounds(n: int, seed: int = 0, channels: bool = True) -> list[tuple[str, np.ndarray]]:

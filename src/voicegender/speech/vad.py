@@ -7,7 +7,9 @@ regions, on audio in memory (:func:`speech_segments`) or fed block by block (:cl
 Silence, white noise and pure tones that start at the first sample give no speech with silero's default
 threshold. A low tone or hum (100-220 Hz) that starts after silence does not: silero answers its onset with
 0.3-0.8 s of "speech" (depending on where the onset falls within a frame), so :func:`find_speech` checks the
-detected speech with :func:`looks_tonal`, a cheap stationarity test (see tests/test_vad.py).
+detected speech with :func:`looks_tonal`, a cheap stationarity test (see tests/test_vad.py). Clicks and short beeps
+(Chromium's fake microphone: a 20 ms beep every 0.5 s) get a frame or two of 0.35-0.6 after silence, like a single
+word through a telephone line: :func:`too_brief` drops speech in which no sound lasts a syllable.
 """
 
 from __future__ import annotations
@@ -381,6 +383,57 @@ def looks_tonal(samples16k: np.ndarray) -> bool:
     return flux < TONAL_FLUX_DB or peak > TONAL_PEAK_SHARE
 
 
+# The brevity check of find_speech (too_brief): silero answers the onset of a click or a short beep after silence as it
+# answers a single word through a telephone line (0.35-0.6 for a frame or two), and the speech check confirms some of
+# them: Chromium's fake microphone (a 20 ms, 400 Hz beep every 0.5 s, through the page's recorder) was answered
+# "male" once in 20 runs, and 137 of 400 trains of its beeps as the page recorded them (re-placed at random offsets,
+# levels -30-0 dB, periods 0.25-1 s, 1-5 s long, over a noise floor) got a gender before this check. Speech holds
+# a sound as long as a syllable; a click or a beep does not. The measure: the longest run of 16 ms frames, 10 ms
+# apart, whose 200-4000 Hz level is within 30 dB of the loudest frame of their speech region (each region on its own,
+# so a loud click does not hide quiet speech elsewhere; noise only lengthens runs, so the check can only fail to drop
+# a burst in noise, never drop speech for it). On what find_speech passed before this check: 1,411 trimmed
+# AudioMNIST-AZ words and digit strings at 8/16 kHz, clean and through the telephone channel (benchmarks/
+# short_speech.py's clips), at least 0.110 s (1 % below 0.120); the same with pink or white noise at 0-20 dB SNR,
+# 0.130 s; 819 clips of BAVED, Common Voice (en, fa, uz, vi) and speechocean762 (clean or telephone, 8/16 kHz),
+# 0.150 s; the 137 answered beep trains at most 0.050 s. About 0.1 ms per AudioMNIST-AZ word (it stops at the first
+# region that holds such a sound).
+MIN_SOUND_S = 0.08  # seconds: speech regions none of which holds a continuous sound this long are no speech
+SOUND_FLOOR_DB = 30.0  # a frame is sound when within this many dB of its region's loudest frame
+SOUND_BAND_HZ = (200.0, 4000.0)  # the band levels are measured in (a click's or a beep's low thump is below it)
+_SOUND_N, _SOUND_HOP = 256, 160  # 16 ms Hann frames every 10 ms
+
+
+@functools.cache
+def _sound_window() -> tuple[np.ndarray, np.ndarray]:
+    bins = np.fft.rfftfreq(_SOUND_N, 1 / VAD_SAMPLE_RATE)
+    return np.hanning(_SOUND_N), (bins >= SOUND_BAND_HZ[0]) & (bins <= SOUND_BAND_HZ[1])
+
+
+def longest_sound_s(samples16k: np.ndarray) -> float:
+    """Seconds of the longest continuous sound in 16 kHz audio: the longest run of 16 ms frames (10 ms apart) whose
+    200-4000 Hz level is within :data:`SOUND_FLOOR_DB` of the loudest frame's (see :func:`too_brief`)."""
+    x = np.asarray(samples16k, np.float64).reshape(-1)
+    if len(x) < _SOUND_N:
+        return 0.0
+    window, band = _sound_window()
+    frames = np.lib.stride_tricks.sliding_window_view(x, _SOUND_N)[::_SOUND_HOP]
+    power = np.abs(np.fft.rfft((frames - frames.mean(axis=1, keepdims=True)) * window, axis=1)[:, band]) ** 2
+    level = 10 * np.log10(power.sum(axis=1) + 1e-20)
+    sound = np.concatenate([[False], level >= level.max() - SOUND_FLOOR_DB, [False]])
+    edges = np.flatnonzero(np.diff(sound.astype(np.int8)))  # starts and ends of the runs, alternating
+    return float((edges[1::2] - edges[::2]).max(initial=0) * _SOUND_HOP / VAD_SAMPLE_RATE)
+
+
+def too_brief(samples16k: np.ndarray, segments: Iterable[tuple[float, float]]) -> bool:
+    """True when no speech region of ``samples16k`` (16 kHz) holds a continuous sound of :data:`MIN_SOUND_S`
+    (:func:`longest_sound_s`, each region on its own): clicks and beeps, alone or repeated at any rate, rather than
+    speech, whose syllables last longer. Stops at the first region that holds one (speech: the first, as a rule)."""
+    for start, end in segments:
+        if longest_sound_s(samples16k[int(start * VAD_SAMPLE_RATE):int(end * VAD_SAMPLE_RATE)]) >= MIN_SOUND_S:
+            return False
+    return True
+
+
 # The energy pre-pass of find_speech: silero cannot hear audio this quiet. Speech from 350 real clips of four
 # corpora (AudioMNIST-AZ, BAVED, speechocean762, Common Voice fa), scaled so that its loudest sample is 1 / 2 / 4 / 8 /
 # 16 LSB of 16-bit audio, got frame probabilities of at most 0.010 / 0.016 / 0.060 / 0.318 / 0.795 (speech found in
@@ -401,7 +454,8 @@ def find_speech(samples16k: np.ndarray, cfg: VadConfig = VadConfig(), min_speech
     2. when that finds less than ``min_speech_s``, the same frame probabilities again with speech starting at
        ``lenient_threshold`` (and ending below it - 0.15). A short word gives silero little context: through the
        telephone channel most of its frames score 0.2-0.5. No new model run is needed;
-    3. no regions at all when the speech found :func:`looks_tonal` (a tone or hum after silence passes silero);
+    3. no regions at all when the speech found :func:`looks_tonal` (a tone or hum after silence passes silero) or
+       is :func:`too_brief` (clicks and beeps: no sound in it lasts a syllable);
     4. with a ``check`` (speech samples -> is it speech?, e.g. the shipped model's speech check), speech found
        only by the second pass is kept only when ``check`` confirms it; then the second pass keeps regions from
        ``lenient_min_speech_s`` on (two frames), which single words through a telephone line need, and when it
@@ -430,6 +484,6 @@ def find_speech(samples16k: np.ndarray, cfg: VadConfig = VadConfig(), min_speech
         if check is not None and speech_seconds(segments) >= min_speech_s and not check(
                 speech_only(samples16k, segments)):
             return []
-    if segments and looks_tonal(speech_only(samples16k, segments)):
+    if segments and (too_brief(x, segments) or looks_tonal(speech_only(samples16k, segments))):
         return []
     return segments
