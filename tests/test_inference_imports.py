@@ -109,6 +109,7 @@ def test_record_imports_nothing_heavy(example: Path, tmp_path: Path):
         sd = types.ModuleType("sounddevice")
         sd.PortAudioError = OSError
         sd.check_input_settings = lambda **kwargs: None
+        sd.query_devices = lambda: [{{"name": "mic", "max_input_channels": 1, "max_output_channels": 0}}]
         sd.rec = lambda frames, **kwargs: np.resize(voice, frames).reshape(-1, 1)
         sd.wait = lambda: None
         sys.modules["sounddevice"] = sd
