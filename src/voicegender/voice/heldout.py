@@ -111,7 +111,8 @@ def heldout_report(table: FeatureTable, oof: dict[str, np.ndarray], folds: Folds
             rows = test[np.isfinite(logits[test])]
             adult, child = rows[~table.child[rows]], rows[table.child[rows]]
             f = logits >= 0
-            r[k] = {"bacc": bacc(table.y[adult], f[adult]), "acc": float((f[adult] == (table.y[adult] == 0)).mean()),
+            acc = float((f[adult] == (table.y[adult] == 0)).mean()) if len(adult) else float("nan")  # none: n/a
+            r[k] = {"bacc": bacc(table.y[adult], f[adult]), "acc": acc,
                     "n": int(len(adult)), "no_speech": int(len(test) - len(rows)),
                     "child_bacc": bacc(table.y[child], f[child]) if len(child) else None}
             low = adult[emotion[adult] == "0"]
