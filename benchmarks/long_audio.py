@@ -12,7 +12,7 @@ floor nothing in predict can go under, its RSS after loading the model and predi
 average (``os.getloadavg``) before and after is printed with every figure: the machine is shared.
 
 ``--kinds``: ``predict`` (default options), ``predict-label-only`` (no speaking time: ``speaking_time_above_s``
-infinite, what the speaking time costs on long files), ``segment``.
+infinite, what the speaking time costs on long files), ``segment`` (with speakers), ``segment-no-speakers``.
 
 ``--hostile``: a WAV whose header claims 4 GB but holds 1 s; a FLAC of 24 h of digital silence (a few MB);
 60 s of 8 channels at 384 kHz. ``--cost``: predict's time per file on short clips (single voice and two voices)
@@ -52,7 +52,9 @@ SENTENCES = (
     "I think we should leave early to avoid the traffic on the motorway.",
     "My grandmother grew tomatoes, beans and potatoes in her small garden.",
 )
-KINDS = ("predict", "predict-label-only", "segment")  # predict-label-only: speaking_time_above_s=inf
+# predict-label-only: speaking_time_above_s=inf; segment: with speakers (the speaker encoder when it is fetched);
+# segment-no-speakers: SegmentOptions(speakers=False), the gender timeline alone
+KINDS = ("predict", "predict-label-only", "segment", "segment-no-speakers")
 VOICES = (("en+m3", 30, "male"), ("en+m1", 20, "male"), ("en+m7", 40, "male"),
           ("en+f3", 70, "female"), ("en+f2", 80, "female"), ("en+f4", 60, "female"))
 
@@ -144,7 +146,7 @@ def write_conversation(path: Path, hours: float, seed: int = 0) -> dict:
 def child(kind: str, path: str, model: str | None) -> None:
     from voicegender.audio.synth import synth_voice
     from voicegender.listen.predict import PredictOptions, load_model, predict_files, predict_waveform
-    from voicegender.listen.segment import segment_file, speaking_time
+    from voicegender.listen.segment import SegmentOptions, speaking_time, timeline_file
 
     loaded = OnnxStandIn() if model == STANDIN else load_model(model)
     predict_waveform(synth_voice(220.0, 10.0, SR, seed=0), SR, loaded)  # imports, encoder, VAD loaded
@@ -156,8 +158,11 @@ def child(kind: str, path: str, model: str | None) -> None:
         (p,) = predict_files([path], loaded, options, show_progress=False)
         duration, answer = p.duration_s, p.as_dict()
     else:
-        segments, duration = segment_file(path, loaded, show_progress=False)
-        answer = {"segments": len(segments), **speaking_time(segments).as_dict()}
+        options = SegmentOptions(speakers=kind == "segment")
+        timeline = timeline_file(path, loaded, options, show_progress=False)
+        duration = timeline.duration_s
+        answer = {"segments": len(timeline.segments), **speaking_time(timeline.segments).as_dict(),
+                  "speakers": len(timeline.speakers), "speaker_embedding": timeline.embedder or None}
     elapsed = time.perf_counter() - t0
     print(json.dumps({"kind": kind, "seconds": elapsed, "duration_s": duration, "base_mb": base,
                       "peak_mb": _peak_mb(), "load_before": load_before, "load_after": _load(),
