@@ -32,8 +32,13 @@ def windows_of(turns: list[tuple[float, float, int]], genders: dict[int, float],
         emb.append(v / np.linalg.norm(v))
         logit.append(sum(w * genders[k] for k, w in share.items()) / WIN * RATE)
     n = len(starts)
+    emb = np.array(emb)
+    lag = WIN // HOP  # what segment's window scorer stores: the distance to the window ending where each starts
+    change = np.full(n, np.nan)
+    change[lag:] = 1.0 - np.sum(emb[lag:] * emb[:-lag], axis=1)
     return Windows(start=starts.astype(np.int64), n_samples=WIN, hop=HOP, weight=np.ones(n),
-                   logit=np.array(logit), child_logit=np.full(n, -3.0), embedding=np.array(emb, np.float16))
+                   logit=np.array(logit), child_logit=np.full(n, -3.0), change=change,
+                   embedding=emb.astype(np.float16))
 
 
 def all_speech(a: int, b: int) -> np.ndarray:
@@ -100,5 +105,5 @@ def test_speakers_their_genders_and_turns(with_encoder: bool):
 
 def test_a_model_without_embeddings_gives_no_speakers():
     w = windows_of(TURNS, GENDERS)
-    w.embedding = None
+    w.change = w.embedding = None
     assert diarize(w, [(0, 23 * RATE)], all_speech, SpeakerOptions(), RATE).turns == []

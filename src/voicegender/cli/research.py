@@ -391,9 +391,6 @@ def fit_cmd(
     model_version: Annotated[str | None, typer.Option(
         help="the model's own version stored in the file (shown by the web page, /api/health and --version); "
              "default: the voicegender version that fitted it", show_default=False)] = None,
-    background: Annotated[Path | None, typer.Option(
-        help="folder of music and noise recordings (manifest.csv: path, kind, artist, ...): also fit the window "
-             "check that keeps music and noise alone out of segment's timelines")] = None,
 ) -> None:
     """Fit the shipped model's kind of head (GE2E embedding [+ pitch, formants] -> gender, child voice) on labelled
     corpora, calibrated on held-out corpora; prints the report. Use the file with --model FILE.
@@ -434,12 +431,6 @@ def fit_cmd(
     except ValueError as e:
         raise VoiceGenderError(f"--features: {e}") from e
     corpora = [load_corpus(p) for p in corpus]
-    recordings = None
-    if background is not None:
-        from ..voice.conversations import load_background
-
-        found = load_background(background)
-        recordings = [r.path for r in (*found.music, *found.noise)]
     cfg = HeadConfig(features=features, c=c, voice_weight=voice_weight, exclude_children=not with_children,
                      short_max_s=short_max_s)
     command = "voicegender fit " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "voicegender fit"
@@ -452,7 +443,7 @@ def fit_cmd(
     fitted = fit_corpora(corpora, out_path, cfg, cache_dir=cache_dir, groups=groups, workers=workers,
                          metadata={"name": name or out_path.stem, "command": command,
                                    **({"version": model_version.strip()} if model_version else {})}, rank=world.rank,
-                         world_size=world.size, background=recordings,
+                         world_size=world.size,
                          warn=lambda message: err.print(f"warning: {message}", markup=False, soft_wrap=True))
     if fitted is None:
         err.print(f"rank {world.rank} of {world.size}: features cached; rank 0 fits the model")
@@ -475,11 +466,6 @@ def fit_cmd(
         accepted = "n/a" if sc["nonspeech_accepted"] is None else f"{sc['nonspeech_accepted']:.4f}"
         result(f"speech_check\tnonspeech_accepted={accepted} of {sc['nonspeech_asked']} asked "
                 f"({sc['nonspeech_sounds']} sounds)\tspeech_rejected={sc['speech_rejected']:.4f}")
-    if report.get("window_check"):
-        wc = report["window_check"]
-        result(f"window_check\tspeech_windows={wc['speech_windows']}\tbackground_windows={wc['background_windows']}"
-               f"\tspeech_rejected={wc['speech_rejected']:.4f}\tbackground_accepted={wc['background_accepted']:.4f}"
-               "\t(in sample)")
     err.print(f"wrote {out_path}")
 
 

@@ -126,17 +126,23 @@ def _window_speech(window: np.ndarray, start: int, frame_mask: np.ndarray) -> np
 
 class _WindowScorer:
     """Collects windows as audio streams in and scores them in batches; keeps, per window, (start_frame, n_frames,
-    weight, logit) in ``scored`` and, for the speaker turns, its first sample, child log-odds and embedding."""
+    weight, logit) in ``scored`` and, for the speaker turns, its first sample, its child log-odds and the cosine
+    distance of its voice embedding to the window that ends where it starts (:class:`speakers.Windows`). The
+    embeddings themselves are kept only when turns are to be described by them (no speaker encoder): 10 h of 0.5 s
+    hops x 256 values is 37 MB in float16."""
 
-    def __init__(self, model: Model, options: SegmentOptions) -> None:
+    def __init__(self, model: Model, options: SegmentOptions, hop: int, window: int, keep_embeddings: bool) -> None:
         self.model, self.options = model, options
+        self.hop, self.lag = hop, max(1, int(round(window / hop)))  # the window ending at a start began lag hops before
         self.pending: list[tuple[int, int, float, np.ndarray, int]] = []
         self.scored: list[tuple[int, int, float, float]] = []
         self.starts: list[int] = []
         self.child: list[float] = []
-        self.embeddings: list[np.ndarray] = []  # float16 blocks: 10 h of 0.5 s hops x 256 values: 37 MB
-        self.speech: list[float] = []  # log-odds that the window holds speech, not music or noise alone
-        self.has_child = self.has_embeddings = self.has_speech = True
+        self.change: list[float] = []  # NaN where no window ends where this one starts
+        self.recent: dict[int, np.ndarray] = {}  # hop index -> embedding, of the last lag windows
+        self.embeddings: list[np.ndarray] = []  # float16 blocks, when keep_embeddings
+        self.keep_embeddings = keep_embeddings
+        self.has_child = self.has_embeddings = True
 
     def add(self, start_frame: int, n_frames: int, weight: float, speech: np.ndarray, start: int) -> None:
         self.pending.append((start_frame, n_frames, weight, speech, start))
@@ -154,22 +160,37 @@ class _WindowScorer:
         self.has_child = self.has_child and scores.p_child is not None
         if self.has_child:
             self.child.extend(logit(scores.p_child).tolist())
-        self.has_speech = self.has_speech and scores.speech_logit is not None
-        if self.has_speech:
-            self.speech.extend(np.asarray(scores.speech_logit, np.float64).tolist())
         self.has_embeddings = self.has_embeddings and scores.embeddings is not None and self.options.speakers
         if self.has_embeddings:
-            self.embeddings.append(scores.embeddings.astype(np.float16))
-        else:
-            self.embeddings = []
+            emb = np.asarray(scores.embeddings, np.float32)
+            for (*_, start), e in zip(self.pending, emb, strict=True):
+                self.change.append(self._distance(start, e))
+            if self.keep_embeddings:
+                self.embeddings.append(emb.astype(np.float16))
         self.pending = []
+
+    def _distance(self, start: int, e: np.ndarray) -> float:
+        """1 - cosine to the window ``lag`` hops before this one (NaN when it was not scored or not on the grid)."""
+        if start % self.hop:  # the last window of a file ends at its end, off the grid
+            return float("nan")
+        j = start // self.hop
+        before = self.recent.get(j - self.lag)
+        self.recent[j] = e
+        for k in [k for k in self.recent if k <= j - self.lag]:
+            del self.recent[k]
+        if before is None:
+            return float("nan")
+        return 1.0 - float(before @ e) / max(float(np.linalg.norm(before) * np.linalg.norm(e)), 1e-12)
 
     def windows(self, window_samples: int, hop_samples: int) -> Windows:
         """What was scored, as arrays for :func:`voicegender.listen.speakers.diarize`."""
+        embeddings = np.concatenate(self.embeddings) if self.keep_embeddings and self.embeddings else None
+        self.embeddings = []
         return Windows(start=np.asarray(self.starts, np.int64), n_samples=window_samples, hop=hop_samples,
                        weight=np.array([x[2] for x in self.scored]), logit=np.array([x[3] for x in self.scored]),
                        child_logit=np.asarray(self.child) if self.has_child and self.child else None,
-                       embedding=np.concatenate(self.embeddings) if self.has_embeddings and self.embeddings else None)
+                       change=np.asarray(self.change) if self.has_embeddings and self.change else None,
+                       embedding=embeddings if self.has_embeddings else None)
 
 
 def build_timeline(probs: np.ndarray, scored: list[tuple[int, int, float, float]], duration_s: float,
@@ -376,7 +397,7 @@ class TimelineBuilder:
         self._min_speech = int(options.min_window_speech_s * VAD_SAMPLE_RATE)
         self._thr = options.vad_config.off_threshold  # lenient frame mask inside windows; regions use the hysteresis
         self._vad = StreamingVad()
-        self._scorer = _WindowScorer(model, options)
+        self._scorer = _WindowScorer(model, options, self._hop, self._win, keep_embeddings=encoder is None)
         self._probs = np.zeros(0, np.float32)  # frame probabilities; the first self._n are valid (grown by doubling)
         self._n = 0
         self._buf = np.zeros(0, np.float32)  # audio from sample self._buf_start on
@@ -433,27 +454,13 @@ class TimelineBuilder:
         self._scorer.flush()
         self._buf = np.zeros(0, np.float32)
         duration_s = self._total / VAD_SAMPLE_RATE
-        probs = self._without_background(self._probs[:self._n])
+        probs = self._probs[:self._n]
         if self.options.speakers:
             diarization = self._diarize(probs, duration_s)
             if diarization.turns:
                 segments = speaker_segments(diarization, duration_s)
                 return Timeline(segments, diarization.speakers, duration_s, diarization.embedder)
         return Timeline(build_timeline(probs, self._scorer.scored, duration_s, self.options), [], duration_s)
-
-    def _without_background(self, probs: np.ndarray) -> np.ndarray:
-        """The frame probabilities with the frames that the windows covering them call music or noise alone (the
-        model's window check, when it has one: their mean log-odds of speech below 0) set to 0."""
-        scorer = self._scorer
-        if not scorer.has_speech or not scorer.speech:
-            return probs
-        starts = [x[0] for x in scorer.scored]
-        spans = [(f, n, w, z) for f, (_, n, w, _), z in zip(starts, scorer.scored, scorer.speech, strict=True)]
-        _, speech_logit, _ = frame_scores(spans, len(probs), 0.0)
-        background = np.isfinite(speech_logit) & (speech_logit < 0)
-        if not background.any():
-            return probs
-        return np.where(background, np.float32(0.0), probs)
 
     def _diarize(self, probs: np.ndarray, duration_s: float) -> Diarization:
         windows = self._scorer.windows(self._win, self._hop)

@@ -105,7 +105,10 @@ class Windows:
     weight: np.ndarray  # speech fraction of each window
     logit: np.ndarray  # log-odds of female
     child_logit: np.ndarray | None  # log-odds of a child's voice, or None
-    embedding: np.ndarray | None  # (n, d) voice embeddings (float16), or None
+    # cosine distance of each window's voice embedding to the window that ends where it starts (NaN where there is
+    # none); None when the model makes no embeddings (then there are no speakers)
+    change: np.ndarray | None
+    embedding: np.ndarray | None = None  # (n, d) voice embeddings (float16), kept to describe turns without an encoder
 
     @property
     def centre(self) -> np.ndarray:
@@ -113,27 +116,14 @@ class Windows:
 
 
 def change_points(windows: Windows, region: tuple[int, int], options: SpeakerOptions) -> list[int]:
-    """Sample positions of speaker changes inside ``region`` (start, end samples), from the windows' embeddings."""
-    if windows.embedding is None:
+    """Sample positions of speaker changes inside ``region`` (start, end samples): where the windows' voice
+    embeddings either side of a point differ most (:attr:`Windows.change`, a local peak above the threshold)."""
+    if windows.change is None:
         return []
     a, b = region
-    lag = max(1, int(round(windows.n_samples / windows.hop)))  # the window ending at a point starts lag hops before
     inside = np.flatnonzero((windows.start >= a - windows.hop) & (windows.start + windows.n_samples <= b + windows.hop)
-                            & (windows.start % windows.hop == 0))
-    if len(inside) < lag + 1:
-        return []
-    index = {int(windows.start[i] // windows.hop): int(i) for i in inside}
-    emb = windows.embedding
-    points, scores = [], []
-    for j in sorted(index):
-        before = index.get(j - lag)
-        if before is None:
-            continue
-        after = index[j]
-        e0, e1 = emb[before].astype(np.float64), emb[after].astype(np.float64)
-        d = 1.0 - float(e0 @ e1) / max(float(np.linalg.norm(e0) * np.linalg.norm(e1)), 1e-12)
-        points.append(j * windows.hop)
-        scores.append(d)
+                            & np.isfinite(windows.change))
+    points, scores = windows.start[inside], windows.change[inside]
     points_arr, scores_arr = np.asarray(points), np.asarray(scores)
     spacing = options.change_spacing_s * _rate(windows)
     edge = options.min_turn_s * _rate(windows)
@@ -328,12 +318,14 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
     GE2E embeddings (with :attr:`SpeakerOptions.cluster_threshold_ge2e`). ``speech_mask(a, b)``: which samples of
     [a, b) lie in speech frames. Returns empty when the model gives no window embeddings.
     """
-    if windows.embedding is None or not len(windows.start):
+    if windows.change is None or not len(windows.start):
         return Diarization()
     turns = split_turns(windows, regions, speech_mask, options, rate)
     if not turns:
         return Diarization()
-    if read_spans is not None and encoder is not None:
+    if read_spans is not None and encoder is not None or windows.embedding is None:
+        if read_spans is None or encoder is None:
+            return Diarization()  # neither a speaker encoder nor the window embeddings to describe turns with
         vectors = embed_turns(turns, read_spans, encoder, speech_mask, options, rate)
         threshold_c, embedder = options.cluster_threshold, "ecapa"
     else:

@@ -99,8 +99,7 @@ def score_batch(model: Model, waves: list[np.ndarray], workers: Workers | None) 
     female = np.concatenate([r.p_female for r in results])
     child = None if any(r.p_child is None for r in results) else np.concatenate([r.p_child for r in results])
     emb = None if any(r.embeddings is None for r in results) else np.concatenate([r.embeddings for r in results])
-    speech = None if any(r.speech_logit is None for r in results) else np.concatenate([r.speech_logit for r in results])
-    return Scores(female, child, emb, speech)
+    return Scores(female, child, emb)
 
 
 # --- the threads and the watchdog ----------------------------------------------------------------------------------

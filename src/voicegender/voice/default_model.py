@@ -85,8 +85,7 @@ class VoiceModel:
             return Scores(np.zeros(0), None if self.head.child is None else np.zeros(0))
         x, hidden, ge2e = self._inputs(waves)
         seconds = np.array([len(w) / SAMPLE_RATE for w in waves])
-        return Scores(self.head.p_female(x, seconds, hidden), self.head.p_child(x, hidden), ge2e,
-                      None if ge2e is None else self.head.window_speech_logit(ge2e))
+        return Scores(self.head.p_female(x, seconds, hidden), self.head.p_child(x, hidden), ge2e)
 
     @property
     def speech_check(self):

@@ -148,7 +148,7 @@ def default_cache_dir() -> Path:
 def fit_corpora(corpora: list, out: str | Path, cfg: HeadConfig = HeadConfig(), *,
                 cache_dir: str | Path | None = None, groups: dict[str, tuple[str, ...]] | None = None,
                 workers: int = 2, metadata: dict | None = None, rank: int = 0, world_size: int = 1,
-                background: list[Path] | None = None, warn: Callable[[str], None] | None = None
+                warn: Callable[[str], None] | None = None
                 ) -> tuple[VoiceHead, dict] | None:
     """Fit a voice head on labelled corpora and write it to ``out`` (``.npz``); returns (head, report).
 
@@ -161,9 +161,6 @@ def fit_corpora(corpora: list, out: str | Path, cfg: HeadConfig = HeadConfig(), 
     groups : corpora joined into one held-out corpus for leave-one-corpus-out, e.g. ``{"cv": ("cv_en", "cv_fa")}``.
     workers : processes computing features.
     metadata : extra fields for the file's metadata (name, version, command).
-    background : music and noise recordings; when given, the head also gets the window check that tells a
-        timeline's speech from music or noise alone (:mod:`voicegender.voice.window_check`), fitted on them and on
-        the corpora's speech.
     rank, world_size : this process's place in a multi-process job (torchrun's ``RANK`` / ``WORLD_SIZE``, on
         machines sharing ``cache_dir``): every rank computes its share of the features; rank 0 gathers them, fits
         and writes ``out``; the other ranks return None.
@@ -221,11 +218,6 @@ def fit_corpora(corpora: list, out: str | Path, cfg: HeadConfig = HeadConfig(), 
     if speech is not None:
         report["speech_check"] = meta["speech_check"] = speech_check_report(speech, table)
     head = build_head(table, cfg, temperatures, meta, speech)
-    if background:
-        from .window_check import fit_from
-
-        head.window_speech, report["window_check"] = fit_from(corpora, background)
-        head.metadata["window_check"] = {**report["window_check"], "background_recordings": len(background)}
     head.save(out)
     log.info("wrote %s", out)
     after = report_warnings(report)

@@ -13,9 +13,6 @@ using the model needs numpy only (the GE2E encoder and the pitch/formant tracker
 - ``speech``: log-odds that a clip is speech at all, over the GE2E embedding, or absent. Speech detection asks it
   about what only its lenient passes found (:func:`voicegender.speech.vad.find_speech`): the onset of hiss, a buzz or a
   chord after silence scores like a single word there. Below ``speech_min_logit``: no speech.
-- ``window_speech``: log-odds that a window of a timeline (1.5 s; the frames speech detection passed) holds speech
-  rather than music or noise alone, over the GE2E embedding, or absent (:mod:`voicegender.voice.window_check`).
-  ``segment`` drops the frames whose windows it calls music or noise; ``predict`` does not use it.
 """
 
 from __future__ import annotations
@@ -91,7 +88,6 @@ class VoiceHead:
     speech: LinearLayer | None = None  # the speech check over the GE2E embedding (log-odds of speech)
     speech_min_logit: float = SPEECH_MIN_LOGIT  # the speech check's log-odds below this: not speech
     child_features: str = ""  # what ``child`` reads: "hidden" (hidden means) or "" (the main layer's inputs)
-    window_speech: LinearLayer | None = None  # a timeline window: speech, not music or noise alone (log-odds)
 
     def __post_init__(self) -> None:
         if self.child_features not in ("", "hidden"):
@@ -190,17 +186,6 @@ class VoiceHead:
                              f"got shape {ge2e.shape}")
         return self.speech.logit(ge2e) >= self.speech_min_logit
 
-    def window_speech_logit(self, ge2e: np.ndarray) -> np.ndarray | None:
-        """Log-odds that each window (GE2E embeddings (n, 256)) holds speech rather than music or noise alone;
-        None without the layer."""
-        if self.window_speech is None:
-            return None
-        ge2e = np.asarray(ge2e, np.float64)
-        if ge2e.ndim != 2 or ge2e.shape[1] != len(self.window_speech.coef):
-            raise ModelError(f"the window speech check expects {len(self.window_speech.coef)} embedding values per "
-                             f"window, got shape {ge2e.shape}")
-        return self.window_speech.logit(ge2e)
-
     def p_child(self, x: np.ndarray, hidden: np.ndarray | None = None) -> np.ndarray | None:
         """Probability of a child's voice from the main layer's inputs ``x`` or, for a child layer over hidden
         means, from ``hidden`` (n, 256); None without a child layer."""
@@ -226,7 +211,6 @@ class VoiceHead:
                 "has_child": self.child is not None, "has_short": self.short is not None,
                 "short_max_s": float(self.short_max_s), "has_speech": self.speech is not None,
                 "speech_min_logit": float(self.speech_min_logit), "child_features": self.child_features,
-                "has_window_speech": self.window_speech is not None,
                 "metadata": self.metadata}
         arrays = {"meta": np.array(json.dumps(meta)), **self.gender.arrays("gender")}
         if self.child is not None:
@@ -235,8 +219,6 @@ class VoiceHead:
             arrays.update(self.short.arrays("short"))
         if self.speech is not None:
             arrays.update(self.speech.arrays("speech"))
-        if self.window_speech is not None:
-            arrays.update(self.window_speech.arrays("window_speech"))
         return atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
@@ -254,8 +236,6 @@ class VoiceHead:
                 child = LinearLayer.from_arrays(data, "child", child_inputs) if meta.get("has_child") else None
                 short = LinearLayer.from_arrays(data, "short") if meta.get("has_short") else None
                 speech = LinearLayer.from_arrays(data, "speech") if meta.get("has_speech") else None
-                window_speech = (LinearLayer.from_arrays(data, "window_speech") if meta.get("has_window_speech")
-                                 else None)
         except ModelError:
             raise
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
@@ -263,4 +243,4 @@ class VoiceHead:
             raise ModelError(f"{path}: not a readable voice head ({why})") from e
         return cls(meta["features"], list(meta["feature_names"]), gender, child, list(meta["temperatures"]),
                    meta.get("metadata", {}), short, float(meta.get("short_max_s", 0.0)), speech,
-                   float(meta.get("speech_min_logit", SPEECH_MIN_LOGIT)), child_features, window_speech)
+                   float(meta.get("speech_min_logit", SPEECH_MIN_LOGIT)), child_features)

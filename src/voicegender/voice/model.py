@@ -32,9 +32,6 @@ class Scores:
     # a voice embedding per clip (n, d), rows L2-normalised, when the model makes one on the way (the shipped kind:
     # GE2E, 256-d); the timeline finds speaker changes with it. None: the model makes none
     embeddings: np.ndarray | None = None
-    # log-odds that each clip (a timeline's window) holds speech rather than music or noise alone, when the model
-    # can tell (the shipped kind's window check); None: it cannot
-    speech_logit: np.ndarray | None = None
 
 
 @runtime_checkable
@@ -93,7 +90,7 @@ def score_speech(model: Model, waves16k: Sequence[np.ndarray]) -> Scores:
     female, child, emb = scores.p_female, scores.p_child, scores.embeddings
     if len(pieces) == len(waves16k):
         return Scores(np.clip(np.asarray(female, np.float64), P_CLIP, 1 - P_CLIP),
-                      None if child is None else np.asarray(child, np.float64), emb, scores.speech_logit)
+                      None if child is None else np.asarray(child, np.float64), emb)
     weights = np.array([len(x) for x in pieces], np.float64)
     owner_arr = np.asarray(owner)
 
@@ -105,7 +102,4 @@ def score_speech(model: Model, waves16k: Sequence[np.ndarray]) -> Scores:
         sums = np.zeros((len(waves16k), emb.shape[1]))
         np.add.at(sums, owner_arr, emb * weights[:, None])
         emb = (sums / np.linalg.norm(sums, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
-    speech = scores.speech_logit
-    if speech is not None:
-        speech = np.bincount(owner_arr, np.asarray(speech) * weights) / np.bincount(owner_arr, weights)
-    return Scores(combine(female), None if child is None else combine(child), emb, speech)
+    return Scores(combine(female), None if child is None else combine(child), emb)
