@@ -4,23 +4,26 @@ Why not scipy or scikit-learn: the listening tool installs without them (numpy, 
 are all it needs), and the clustering a recording needs is small: speaker turns, at most
 :data:`BLOCK_ITEMS` at a time (longer recordings are clustered block by block, then the blocks' clusters together).
 The loop merges the closest pair and updates one row of the distance matrix: O(n²) memory and, with cached row
-minima, about O(n²) time (1,500 turns: 18 MB and well under a second).
+minima, about O(n²) time (800 turns: a few MB and well under a second).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-BLOCK_ITEMS = 1500  # items clustered at once; more are clustered in blocks of this many, then their clusters
+# items clustered at once; more are clustered in blocks of this many, then their clusters. A block's distance
+# matrix and its working copies are a few n x n float32 arrays: 800 turns (20-40 min of conversation) about 13 MB
+BLOCK_ITEMS = 800
 
 
 def cosine_distances(x: np.ndarray) -> np.ndarray:
     """1 - cosine similarity between the rows of ``x`` (n, d): (n, n) float64, 0 on the diagonal."""
-    x = np.asarray(x, np.float64)
+    x = np.asarray(x, np.float32)
     x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
-    d = 1.0 - x @ x.T
+    d = x @ x.T
+    np.subtract(1.0, d, out=d)
     np.fill_diagonal(d, 0.0)
-    return np.clip(d, 0.0, 2.0)
+    return np.clip(d, 0.0, 2.0, out=d)
 
 
 def average_linkage(distances: np.ndarray, weights: np.ndarray, threshold: float) -> np.ndarray:
@@ -33,7 +36,7 @@ def average_linkage(distances: np.ndarray, weights: np.ndarray, threshold: float
     n = len(weights)
     if n == 0:
         return np.zeros(0, np.int64)
-    d = np.array(distances, np.float64, copy=True)
+    d = np.array(distances, np.float32, copy=True)
     np.fill_diagonal(d, np.inf)
     w = np.asarray(weights, np.float64).copy()
     active = np.ones(n, bool)
@@ -75,10 +78,12 @@ def average_linkage(distances: np.ndarray, weights: np.ndarray, threshold: float
 def gender_penalty(logits: np.ndarray, penalty: float, sure: float = 1.0) -> np.ndarray:
     """(n, n) distance added between items whose gender log-odds (``logits``, > 0 female) disagree: ``penalty`` x
     how far the less sure of the two is beyond ``sure`` (log-odds), 0 where they agree or either is unsure."""
-    z = np.asarray(logits, np.float64)
+    z = np.asarray(logits, np.float32)
     conf = np.maximum(np.abs(z) - sure, 0.0)
-    opposite = np.sign(z)[:, None] != np.sign(z)[None, :]
-    return penalty * np.where(opposite, np.minimum(conf[:, None], conf[None, :]), 0.0)
+    out = np.minimum(conf[:, None], conf[None, :])
+    out[np.sign(z)[:, None] == np.sign(z)[None, :]] = 0.0
+    out *= penalty
+    return out
 
 
 def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders: np.ndarray | None = None,
@@ -97,7 +102,7 @@ def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders:
     if n <= block:
         d = cosine_distances(vectors)
         if genders is not None and penalty:
-            d = d + gender_penalty(genders, penalty)
+            d += gender_penalty(genders, penalty)
         return average_linkage(d, weights, threshold)
     local = np.empty(n, np.int64)
     centroids, masses, logits, offset = [], [], [], 0
