@@ -125,3 +125,21 @@ def pitch_scorer(waves: list[np.ndarray], sr: int = 16_000) -> np.ndarray:
         median = float(np.median(f0[:n][rms[:n] >= 0.3 * rms.max()]))
         out.append(1 / (1 + np.exp(-(median - 165) / 20)))
     return np.array(out)
+
+
+# speaker -> (pitch of the synthetic voice in Hz, the label its manifest gives): m2 is a man labelled female
+SPEAKER_CORPUS = {"f1": (220.0, "female"), "f2": (240.0, "female"), "m1": (110.0, "male"), "m2": (120.0, "female")}
+
+
+def write_speaker_corpus(root: Path, speakers: dict[str, tuple[float, str]] = SPEAKER_CORPUS, clips: int = 3,
+                         seconds: float = 1.5) -> Path:
+    """A CSV-manifest corpus of synthetic voices, ``clips`` per speaker in ``root/<speaker>/``; returns the CSV."""
+    rows = ["path,speaker,gender"]
+    for k, (speaker, (f0, label)) in enumerate(speakers.items()):
+        for i in range(clips):
+            path = root / speaker / f"{i}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, synth_voice(f0 * (1 + 0.02 * i), seconds, seed=10 * k + i), 16_000, subtype="PCM_16")
+            rows.append(f"{speaker}/{i}.wav,{speaker},{label}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root / "manifest.csv"

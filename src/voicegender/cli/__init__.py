@@ -1,7 +1,7 @@
 """Command line (``voicegender``): a thin layer that parses arguments, calls one library function and formats
-its result. Commands live in :mod:`.listen` (predict, merge, segment, record, serve), :mod:`.research`
-(corpus info, train, evaluate, explain, fit, export) and :mod:`.models` (models fetch, models list); :mod:`.common`
-holds the app and the consoles.
+its result. Commands live in :mod:`.listen` (predict, merge, segment, record, serve), :mod:`.speakers` (speakers,
+audit: a corpus per speaker), :mod:`.research` (corpus info, train, evaluate, explain, fit, export) and :mod:`.models`
+(models fetch, models list); :mod:`.common` holds the app and the consoles.
 
 Heavy modules (torch, librosa) are imported inside the commands so that ``voicegender --help`` is instant.
 Errors caused by the user's input print as one line (``error: <file>: <problem>``) with exit code 2;
@@ -16,7 +16,7 @@ import sys
 
 from ..errors import VoiceGenderError
 from ..extras import MissingExtraError, extra_for
-from . import listen, models, research  # noqa: F401  (importing them registers their commands)
+from . import listen, models, research, speakers  # noqa: F401  (importing them registers their commands)
 from .common import EXIT_USER_ERROR, app, err
 
 __all__ = ["app", "main"]

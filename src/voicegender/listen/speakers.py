@@ -29,6 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..voice.model import sigmoid, weighted_log_odds
 from .clustering import cluster, cosine_distances
 
 log = logging.getLogger(__name__)
@@ -251,11 +252,10 @@ def speakers_of(turns: Sequence[Turn], windows: Windows, threshold: float = 0.5)
         mine = [t for t in turns if t.speaker == s]
         idx = np.unique(np.concatenate([t.windows for t in mine]).astype(np.int64))
         w = windows.weight[idx] if len(idx) else np.zeros(0)
-        z = float(np.average(windows.logit[idx], weights=w)) if len(idx) and w.sum() > 0 else 0.0
-        p = 1 / (1 + np.exp(-z))
+        p = sigmoid(weighted_log_odds(windows.logit[idx], w))
         pc = None
         if windows.child_logit is not None and len(idx) and w.sum() > 0:
-            pc = float(1 / (1 + np.exp(-np.average(windows.child_logit[idx], weights=w))))
+            pc = float(sigmoid(weighted_log_odds(windows.child_logit[idx], w)))
         runs = sum(1 for i, t in enumerate(turns) if t.speaker == s and (i == 0 or turns[i - 1].speaker != s))
         out.append(Speaker(f"S{s + 1}", "female" if p >= threshold else "male", float(p), pc,
                            float(sum(t.end_s - t.start_s for t in mine)), runs))

@@ -73,6 +73,22 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def sigmoid(z: np.ndarray | float) -> np.ndarray | float:
+    """Probability of log-odds ``z``."""
+    return 1 / (1 + np.exp(-z))
+
+
+def weighted_log_odds(log_odds: np.ndarray, weights: np.ndarray) -> float:
+    """One voice's log-odds from those of its pieces: their mean weighted by each piece's speech (seconds, or a
+    share of a window). Both callers pool a speaker this way: its windows in a recording
+    (:func:`voicegender.listen.speakers.speakers_of`) and its clips in a corpus
+    (:func:`voicegender.listen.speaker_answers.pool_speakers`). 0.0 (even odds) when nothing weighs."""
+    log_odds, weights = np.asarray(log_odds, np.float64), np.asarray(weights, np.float64)
+    if not len(log_odds) or weights.sum() <= 0:
+        return 0.0
+    return float(np.average(log_odds, weights=weights))
+
+
 def score_speech(model: Model, waves16k: Sequence[np.ndarray]) -> Scores:
     """:meth:`Model.score` of speech clips of any length: speech longer than :data:`MAX_CHUNK_S` is scored in equal
     chunks whose logits are averaged, weighted by duration; p_female is clipped to [P_CLIP, 1 - P_CLIP]."""
