@@ -70,6 +70,7 @@ def test_the_page_has_a_player_for_each_clip_of_the_flagged_speaker_only(ranked,
         assert rate == 16_000 and len(samples) == pytest.approx(1.5 * 16_000, abs=2)
     assert "<h3>m2</h3>" in text and "<h3>f1</h3>" not in text
     assert "labelled female, heard as male" in text and "3 of 3 clips answered against the label" in text
+    assert "probability of at least 0.9 and at least 2/3 of its answered clips" in text
 
 
 def test_a_page_with_nothing_to_hear_says_so(ranked, tmp_path):

@@ -58,7 +58,7 @@ def write_audit_page(ranked: Sequence[SpeakerAnswer], folder: str | Path, corpus
         more = len(speaker.scores) - len(clips)
         note = f"<p class=small>{more} more clip{'s' if more > 1 else ''} not shown (--max-clips)</p>" if more else ""
         sections.append((speaker.verdict, f"<section id=s{k}><h3>{html.escape(speaker.speaker)}</h3>"
-                         f"<p>{html.escape(evidence(speaker))}</p><table><tr><th>clip</th><th>p_female</th>"
+                         f"<p>{html.escape(evidence(speaker))}</p><table><tr><th class=l>clip</th><th>p_female</th>"
                          f"<th>pitch Hz</th><th>speech s</th><th class=l>file</th></tr>{rows}</table>{note}"
                          "</section>"))
     body = [f"<p>{html.escape(summary(ranked))}.</p>", _rule_text(rule, model_name), _overview(shown)]
@@ -117,7 +117,7 @@ def _clip_row(c: ClipScore, folder: Path, rel: str, label: str | None, threshold
         p = f"<span class=against>{c.p_female:.3f}</span>" if against else f"{c.p_female:.3f}"
     pitch = "" if c.pitch_hz is None else f"{c.pitch_hz:.0f}"
     label_note = f" <span class=small>({c.label})</span>" if label == "mixed" else ""
-    return (f"<tr><td>{audio}</td><td>{p}</td><td>{pitch}</td><td>{c.speech_s:.1f}</td>"
+    return (f"<tr><td class=l>{audio}</td><td>{p}</td><td>{pitch}</td><td>{c.speech_s:.1f}</td>"
             f"<td class=l><span class=small>{html.escape(c.path)}</span>{label_note}</td></tr>")
 
 
@@ -136,10 +136,19 @@ def _copy_clip(source: str, target: Path) -> bool:
 def _rule_text(rule: AuditRule, model_name: str) -> str:
     model = f" Model: <code>{html.escape(model_name)}</code>." if model_name else ""
     return (f"<p class=small>A speaker is flagged when its clips together give the other gender a probability of at "
-            f"least {rule.min_p:g} and at least {rule.min_against:.0%} of its answered clips are answered against "
+            f"least {rule.min_p:g} and at least {_share(rule.min_against)} of its answered clips are answered against "
             f"the label; a contradicted speaker whose p_child reaches {rule.child_p:g} is listed as a likely child "
             f"instead. Clips are as the model heard them (16 kHz, at most the first {CLIP_MAX_S:.0f} s); p_female "
             f"in red is against the label.{model}</p>")
+
+
+def _share(x: float) -> str:
+    """2/3 as "2/3", 0.75 as "3/4", 0.7 as "70 %"."""
+    from fractions import Fraction
+
+    f = Fraction(x).limit_denominator(6)
+    exact = abs(float(f) - x) < 1e-9 and f.denominator > 1
+    return f"{f.numerator}/{f.denominator}" if exact else f"{100 * x:.0f} %"
 
 
 def _overview(shown: Sequence[SpeakerAnswer]) -> str:
