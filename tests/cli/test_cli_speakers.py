@@ -57,6 +57,7 @@ def test_audit_out_and_html_refuse_to_replace_without_force(manifest, tmp_path, 
     assert main(["audit", str(manifest), "--html", str(page)]) == 2
     assert "add --force to replace it" in capsys.readouterr().err
     assert out.read_text() == before
+    assert main(["audit", str(manifest), "--html", str(page), "--force"]) == 0  # --force replaces the page alone
     assert main(["audit", str(manifest), "--out", str(out), "--html", str(page), "--force", "-f", "json"]) == 0
 
 

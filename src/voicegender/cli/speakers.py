@@ -20,14 +20,15 @@ _MODEL_HELP = ("a voice head (.npz) from `voicegender fit` or a checkpoint (.pt)
 _FORMAT_HELP = "table | json (one object per speaker and line) | csv (default: from --out; a table without it)"
 
 
-def _check_format(fmt: str | None, out_file: Path | None, force: bool) -> str:
-    """The output format ("table", "json" or "csv"), checked with --out and --force before any work."""
+def _check_format(fmt: str | None, out_file: Path | None, force: bool, html_dir: Path | None = None) -> str:
+    """The output format ("table", "json" or "csv"), checked with --out and --force before any work (--force may
+    replace audit's --html page instead)."""
     from ..listen.jobs import result_format
 
     if fmt not in (None, "table", "json", "csv"):
         raise VoiceGenderError(f"--format must be table, json or csv, got {fmt!r}")
     if out_file is None:
-        if force:
+        if force and html_dir is None:
             raise VoiceGenderError("--force replaces an output file: give it with --out FILE")
         return fmt or "table"
     if fmt == "table":
@@ -161,7 +162,7 @@ def audit_cmd(
     from ..listen.audit_page import PAGE_NAME, write_audit_page
     from ..listen.label_audit import AuditRule, audit, summary
 
-    kind = _check_format(fmt, out_file, force)
+    kind = _check_format(fmt, out_file, force, html_dir)
     check_number(min_p, "--min-p", minimum=0, maximum=1)
     check_number(min_against, "--min-against", minimum=0, maximum=1)
     check_number(max_clips, "--max-clips", minimum=1)
