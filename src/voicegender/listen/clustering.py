@@ -17,7 +17,7 @@ BLOCK_ITEMS = 800
 
 
 def cosine_distances(x: np.ndarray) -> np.ndarray:
-    """1 - cosine similarity between the rows of ``x`` (n, d): (n, n) float64, 0 on the diagonal."""
+    """1 - cosine similarity between the rows of ``x`` (n, d): (n, n) float32, 0 on the diagonal."""
     x = np.asarray(x, np.float32)
     x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
     d = x @ x.T
@@ -96,7 +96,7 @@ def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders:
     consecutive items is clustered on its own, then the blocks' clusters (weighted mean vectors and log-odds) are
     clustered together with the same threshold — memory O(block²).
     """
-    vectors = np.asarray(vectors, np.float64)
+    vectors = np.asarray(vectors, np.float32)  # 20,000 turns (10 h of conversation) x 192: 15 MB
     weights = np.asarray(weights, np.float64)
     n = len(vectors)
     if n <= block:

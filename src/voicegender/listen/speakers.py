@@ -196,8 +196,8 @@ def middle(samples: np.ndarray, n: int) -> np.ndarray:
 
 def turn_vectors_from_windows(turns: Sequence[Turn], windows: Windows) -> np.ndarray:
     """Each turn as the normalised, speech-weighted mean of its windows' embeddings (the fallback description)."""
-    emb = windows.embedding.astype(np.float64)
-    out = np.zeros((len(turns), emb.shape[1]))
+    emb = windows.embedding.astype(np.float32)
+    out = np.zeros((len(turns), emb.shape[1]), np.float32)
     for i, t in enumerate(turns):
         if len(t.windows):
             out[i] = (emb[t.windows] * windows.weight[t.windows, None]).sum(0)
@@ -284,11 +284,21 @@ def embed_turns(turns: Sequence[Turn], read_spans: SpanReader, encoder: SpeakerE
 
     spans = embedding_spans(turns, options, rate)
     n_max = int(options.embed_max_s * rate)
-    found: dict[int, np.ndarray] = {}
+    out: np.ndarray | None = None  # (turns, d) float32, made when the first batch is back (d: the encoder's)
     futures = []
 
-    def embed(batch: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
-        return list(zip([i for i, _ in batch], encoder.embed([x for _, x in batch]), strict=True))
+    def embed(batch: list[tuple[int, np.ndarray]]) -> tuple[list[int], np.ndarray]:
+        return [i for i, _ in batch], encoder.embed([x for _, x in batch])
+
+    filled = np.zeros(len(turns), bool)
+
+    def keep(result: tuple[list[int], np.ndarray]) -> None:
+        nonlocal out
+        rows, vectors = result
+        if out is None:
+            out = np.zeros((len(turns), vectors.shape[1]), np.float32)
+        out[rows] = vectors
+        filled[rows] = True
 
     with ThreadPoolExecutor(EMBED_THREADS, thread_name_prefix="voicegender-speakers") as pool:
         batch: list[tuple[int, np.ndarray]] = []
@@ -300,12 +310,14 @@ def embed_turns(turns: Sequence[Turn], read_spans: SpanReader, encoder: SpeakerE
                 futures.append(pool.submit(embed, batch))
                 batch = []
             while futures and (futures[0].done() or len(futures) > 2 * EMBED_THREADS):  # bounded memory:
-                found.update(futures.pop(0).result())  # reading never runs more than a few batches ahead
+                keep(futures.pop(0).result())  # reading never runs more than a few batches ahead
         if batch:
             futures.append(pool.submit(embed, batch))
         for f in futures:
-            found.update(f.result())
-    return np.stack([found[i] for i in range(len(turns))]).astype(np.float64)
+            keep(f.result())
+    if out is None or not filled.all():
+        raise RuntimeError(f"the audio of {int((~filled).sum())} of {len(turns)} turns was not read")
+    return out
 
 
 def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: SpeechMask, options: SpeakerOptions,
