@@ -5,9 +5,9 @@ Memory does not grow with a file's length: files longer than :data:`STREAM_ABOVE
 (:class:`voicegender.speech.vad.SpeechStream`), and only duration-weighted sums of chunk logits are kept. Speech longer
 than one chunk is scored by the worker thread that decoded it, so a batch holds at most ``batch_size`` short clips.
 
-Speaking time: ``female_s`` and ``male_s`` split ``speech_s`` by the timeline ``segment`` would draw (its windows,
-smoothing and own speech detector; :class:`voicegender.listen.segment.TimelineBuilder`), for recordings with more than
-``speaking_time_above_s`` of speech. Shorter speech is all given to the predicted label: one or two words hold
+Speaking time: for recordings with more than ``speaking_time_above_s`` of speech, ``speech_s``, ``female_s`` and
+``male_s`` are those of the timeline ``segment`` would draw (its windows, speakers and own speech detector;
+:class:`voicegender.listen.segment.TimelineBuilder`), so both commands give the same seconds. Shorter speech is all given to the predicted label: one or two words hold
 no turns, and the windows would cost about three times the scoring of the clip itself.
 
 Each step reports progress to the file's :class:`voicegender.listen.workers.Watch` (the decode watchdog).
@@ -74,9 +74,14 @@ def _timeline(model: Model, options: PredictOptions, read_spans=None):
 
 
 def _timeline_answer(timeline, prepared: Prepared) -> None:
-    """The finished timeline's female share of speech and, when it heard more than one voice, its speakers."""
+    """The finished timeline's speech time and female share of it and, when it heard more than one voice, its
+    speakers. Its speech time replaces the clip detector's, so ``predict`` and ``segment`` report the same seconds
+    of speech for a recording (the timeline's detector keeps shorter pauses inside a turn)."""
     answer = timeline.finish_timeline()
-    prepared.female_share = answer.speaking_time().female_share
+    spoken = answer.speaking_time()
+    prepared.female_share = spoken.female_share
+    if spoken.speech_s > 0:
+        prepared.speech_s = spoken.speech_s
     if len(answer.speakers) > 1:
         prepared.speakers = [s.as_dict() for s in answer.speakers]
 
