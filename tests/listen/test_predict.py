@@ -359,6 +359,26 @@ def test_beeps_and_clicks_are_no_speech_with_the_shipped_model(tmp_path):
     assert answered == []
 
 
+@requires_espeak
+def test_a_long_streamed_recording_of_beeps_is_no_speech(tmp_path, monkeypatch):
+    """Files longer than STREAM_ABOVE_S are streamed past find_speech's brevity check: the stream applies it too
+    (a sound as long as a syllable somewhere in the speech), and speech streamed the same way is still answered."""
+    import voicegender.listen.recording as recording
+
+    monkeypatch.setattr(recording, "STREAM_ABOVE_S", 5.0)
+    monkeypatch.setattr(recording, "RECHECK_MAX_S", 0.0)  # no second, whole decode of a file with little speech
+    rng = np.random.default_rng(7)
+    # 50 ms beeps at 2.5 kHz, 8 per second: of 108 such 30 s files (1-8 beeps/s, 10-50 ms, 0.4-2.5 kHz; clean,
+    # telephone, Opus) the stream answered 6 female or male before it checked for a syllable-long sound, 0 since
+    beeps = _beeps(30.0, 8, 0.013, beep_s=0.05, hz=2500.0, thump=True) * 0.5
+    sf.write(tmp_path / "beeps.wav", beeps + rng.standard_normal(len(beeps)) * 1e-4, SR, subtype="PCM_16")
+    voice = np.concatenate([espeak("Every morning I walk to the station and buy a newspaper.", "en+m3", 30)] * 2)
+    sf.write(tmp_path / "voice.wav", voice, SR, subtype="PCM_16")
+    beeps_p, voice_p = predict_files([tmp_path / "beeps.wav", tmp_path / "voice.wav"], show_progress=False)
+    assert (beeps_p.label, beeps_p.speech_s) == ("no_speech", 0.0)
+    assert voice_p.label == "male" and voice_p.speech_s > 5.0
+
+
 # --- bounded memory (issue 13): speech scored as the stream goes; hostile sizes ---------------------------------
 def test_streamed_speech_is_scored_in_the_chunks_of_score_speech():
     import voicegender.listen.recording as recording

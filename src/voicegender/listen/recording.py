@@ -7,8 +7,9 @@ than one chunk is scored by the worker thread that decoded it, so a batch holds 
 
 Speaking time: for recordings with more than ``speaking_time_above_s`` of speech, ``speech_s``, ``female_s`` and
 ``male_s`` are those of the timeline ``segment`` would draw (its windows, speakers and own speech detector;
-:class:`voicegender.listen.segment.TimelineBuilder`), so both commands give the same seconds. Shorter speech is all given to the predicted label: one or two words hold
-no turns, and the windows would cost about three times the scoring of the clip itself.
+:class:`voicegender.listen.segment.TimelineBuilder`), so both commands give the same seconds. Shorter speech is all
+given to the predicted label: one or two words hold no turns, and the windows would cost about three times the
+scoring of the clip itself.
 
 Each step reports progress to the file's :class:`voicegender.listen.workers.Watch` (the decode watchdog).
 """
@@ -26,7 +27,15 @@ import soundfile as sf
 from ..audio.decode import AudioTooLong, load_audio, spans_of, stream_audio
 from ..errors import ModelError, VoiceGenderError
 from ..speech.classified import classified_speech
-from ..speech.vad import TONAL_MAX_S, VAD_SAMPLE_RATE, SpeechStream, looks_tonal, speech_seconds
+from ..speech.vad import (
+    MIN_SOUND_S,
+    TONAL_MAX_S,
+    VAD_SAMPLE_RATE,
+    SpeechStream,
+    longest_sound_s,
+    looks_tonal,
+    speech_seconds,
+)
 from ..speech.vad_model import backend_name
 from ..voice.model import MAX_CHUNK_S, Model, logit, score_speech
 from .prediction import PredictOptions, Prepared
@@ -122,8 +131,11 @@ class _ChunkScorer:
         self.head_size = 0
         self.sums = np.zeros(3)  # weight, weight x female logit, weight x child logit
         self.child = True  # the model estimates p_child
+        self.sounded = False  # a piece held a sound as long as a syllable (speech.vad.too_brief's measure)
 
     def add(self, piece: np.ndarray) -> None:
+        if not self.sounded:  # checked piece by piece until one holds such a sound (with speech: the first)
+            self.sounded = longest_sound_s(piece) >= MIN_SOUND_S
         if self.head_size < TONAL_MAX_S * VAD_SAMPLE_RATE:
             self.head.append(piece[:int(TONAL_MAX_S * VAD_SAMPLE_RATE) - self.head_size])
             self.head_size += len(self.head[-1])
@@ -210,8 +222,8 @@ def _analyse_stream(path: Path, name: str, model: Model, options: PredictOptions
             chunks.add(piece)
     duration_s = total / VAD_SAMPLE_RATE
     speech_s = speech_seconds(speech.regions) if speech is not None else duration_s
-    if speech is not None and speech_s and chunks.looks_tonal():  # as find_speech
-        speech_s = 0.0
+    if speech is not None and speech_s and (chunks.looks_tonal() or not chunks.sounded):  # as find_speech: tones,
+        speech_s = 0.0  # and clicks or beeps (no sound as long as a syllable: speech.vad.too_brief) are no speech
     if speech is not None and speech_s < options.min_speech_s and duration_s <= RECHECK_MAX_S:
         # streamed for its decoded size (48 kHz stereo from 41 s), not its length: decoded whole once more (at most
         # 46 MB while decoding), it gets find_speech's lenient passes and the speech check as a smaller file would
