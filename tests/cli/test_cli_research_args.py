@@ -131,6 +131,16 @@ def test_output_paths_are_checked_before_the_work(tmp_path, capsys, manifest, ch
         assert message in error_line(capsys, *args), args
 
 
+def test_fit_and_export_keep_an_existing_out_file_without_force(tmp_path, capsys, manifest, checkpoint):
+    """Issue 22: fit and export replaced an earlier model without a word (fitting takes minutes)."""
+    for command, source in (("fit", manifest), ("export", checkpoint)):
+        earlier = tmp_path / f"earlier_{command}.bin"
+        earlier.write_bytes(b"an earlier model")
+        line = error_line(capsys, command, source, "-o", earlier)
+        assert line == f"error: {earlier}: already exists; give --out another name, or add --force to replace it"
+        assert earlier.read_bytes() == b"an earlier model"
+
+
 # --- 3. fit ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("args", "message"), [
     (["--c", "-1"], "--c -1.0: must be a number > 0"),

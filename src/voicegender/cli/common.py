@@ -98,6 +98,10 @@ def check_number(value: float | int, option: str, *, minimum: float | None = Non
         raise VoiceGenderError(f"{option} {value}: must be a number {wanted}")
 
 
+# --force of the commands that write one --out file (refused when it exists without it)
+REPLACE_OUT_HELP = "replace an existing --out file (without it: an error)"
+
+
 def check_output_path(path: Path, option: str = "--out", force: bool | None = None) -> Path:
     """One-line error unless ``path`` can be written as a file: not a folder, its folder creatable and writable,
     and (``force`` False) not an existing file, which the command would replace: ``--force`` says to. Creates the

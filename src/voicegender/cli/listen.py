@@ -14,6 +14,7 @@ from ..errors import VoiceGenderError
 from ..extras import require
 from .common import (  # noqa: F401
     EXIT_USER_ERROR,
+    REPLACE_OUT_HELP,
     app,
     check_number,
     check_output_folder,
@@ -271,7 +272,7 @@ def merge_cmd(
     from ..listen.merge import merge_results
     from ..listen.predict import expand_paths
 
-    check_output_path(out_file)
+    check_output_path(out_file)  # merge_results keeps a complete merge when shards are missing
     expected = expand_paths(expect) if expect else None
     report = merge_results(out_file, parts or None, expected)
     err.print(f"merged {report.rows} line(s) from {len(report.parts)} file(s) into {report.out}", markup=False,
@@ -342,8 +343,7 @@ def segment_cmd(
         help="tell the speakers apart (S1, S2, ...) and give each one a gender from all of its speech. The best "
              "speaker encoder needs `voicegender models fetch` once; without it the gender model's own "
              "embeddings tell them apart")] = True,
-    force: Annotated[bool, typer.Option("--force", help="replace an existing --out file (without it: an error)",
-                                        show_default=False)] = False,
+    force: Annotated[bool, typer.Option("--force", help=REPLACE_OUT_HELP, show_default=False)] = False,
 ) -> None:
     """Split a recording into a timeline of female / male / no_speech segments, with who speaks when."""
     from ..listen.segment import SegmentOptions, timeline_file

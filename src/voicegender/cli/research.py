@@ -14,6 +14,7 @@ from ..extras import require
 from ..voice.model_files import check_checkpoint_file
 from .common import (  # noqa: F401
     EXIT_USER_ERROR,
+    REPLACE_OUT_HELP,
     app,
     check_number,
     check_output_folder,
@@ -391,6 +392,7 @@ def fit_cmd(
     model_version: Annotated[str | None, typer.Option(
         help="the model's own version stored in the file (shown by the web page, /api/health and --version); "
              "default: the voicegender version that fitted it", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help=REPLACE_OUT_HELP, show_default=False)] = False,
 ) -> None:
     """Fit the shipped model's kind of head (GE2E embedding [+ pitch, formants] -> gender, child voice) on labelled
     corpora, calibrated on held-out corpora; prints the report. Use the file with --model FILE.
@@ -403,7 +405,7 @@ def fit_cmd(
     if not short_max_s >= 0:  # also NaN
         raise VoiceGenderError(f"--short-max-s {short_max_s}: must be 0 (no short-speech layer) or more")
     check_number(workers, "--workers", minimum=1)
-    check_output_path(out_path, "--out")
+    check_output_path(out_path, "--out", force=force)
     if model_version is not None and not model_version.strip():
         raise VoiceGenderError("--model-version: empty; give a version such as 1.0.0, or leave the option out")
     import json
@@ -480,10 +482,11 @@ def _number(value: float | None) -> str:
 def export_cmd(
     checkpoint: Annotated[Path, typer.Argument(help="checkpoint or run folder from `voicegender train`")],
     out_path: Annotated[Path, typer.Option("--out", "-o", help="the .onnx file to write")] = Path("model.onnx"),
+    force: Annotated[bool, typer.Option("--force", help=REPLACE_OUT_HELP, show_default=False)] = False,
 ) -> None:
     """Export a trained network to ONNX (input "features", output "logits"; dynamic batch, and time for CNNs)."""
     require("research", "voicegender export")
-    check_output_path(out_path, "--out")
+    check_output_path(out_path, "--out", force=force)
     import torch
 
     from ..research.evaluate import resolve_checkpoint
