@@ -36,7 +36,9 @@ _API = {
     "load_model": "voice.loading",
     "Model": "voice.model",
     "Scores": "voice.model",
-    # who speaks when in a long recording
+    # who speaks when in a long recording: segments, speakers (S1, S2, ... with a gender each), summary
+    "timeline_file": "listen.segment",
+    "Timeline": "listen.segment",
     "segment_file": "listen.segment",
     "Segment": "listen.segment",
     "SegmentOptions": "listen.segment",
@@ -53,7 +55,7 @@ __all__ = [  # the names of _API, spelled out for readers and linters
     "__version__",
     "predict_file", "predict_files", "predict_waveform", "iter_predictions", "Prediction", "PredictOptions",
     "load_model", "Model", "Scores",
-    "segment_file", "Segment", "SegmentOptions", "speaking_time",
+    "timeline_file", "Timeline", "segment_file", "Segment", "SegmentOptions", "speaking_time",
     "load_default_model", "load_audio", "load_corpus", "fit_corpora", "VoiceGenderError",
 ]
 
@@ -63,7 +65,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from .errors import VoiceGenderError
     from .listen.predict import iter_predictions, predict_file, predict_files, predict_waveform
     from .listen.prediction import Prediction, PredictOptions
-    from .listen.segment import Segment, SegmentOptions, segment_file, speaking_time
+    from .listen.segment import Segment, SegmentOptions, Timeline, segment_file, speaking_time, timeline_file
     from .voice.default_model import load_default_model
     from .voice.fit import fit_corpora
     from .voice.loading import load_model
