@@ -41,7 +41,7 @@ def _speaker(p_female: list[float], label: str = "male", p_child: float = 0.1):
 def test_the_flag_rule():
     assert verdict(_speaker([0.99, 0.98, 0.97])) == "flagged"
     assert verdict(_speaker([0.99, 0.98, 0.97], "female")) == "ok"
-    assert verdict(_speaker([0.8, 0.85, 0.8])) == "ok"  # every clip against the label, but lukewarm
+    assert verdict(_speaker([0.62, 0.66, 0.6])) == "ok"  # every clip against the label, but lukewarm
     assert verdict(_speaker([0.999999, 0.3, 0.4])) == "ok"  # one loud clip: 1 of 3 against the label
     assert verdict(_speaker([0.999, 0.99, 0.4])) == "flagged"  # 2 of 3 against it
     assert verdict(_speaker([0.99, 0.98, 0.97], p_child=0.95)) == "child"  # a child is not a label error
@@ -70,7 +70,7 @@ def test_the_page_has_a_player_for_each_clip_of_the_flagged_speaker_only(ranked,
         assert rate == 16_000 and len(samples) == pytest.approx(1.5 * 16_000, abs=2)
     assert "<h3>m2</h3>" in text and "<h3>f1</h3>" not in text
     assert "labelled female, heard as male" in text and "3 of 3 clips answered against the label" in text
-    assert "probability of at least 0.9 and at least 2/3 of its answered clips" in text
+    assert "probability of at least 0.7 and at least 2/3 of its answered clips" in text
 
 
 def test_a_page_with_nothing_to_hear_says_so(ranked, tmp_path):

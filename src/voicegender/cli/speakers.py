@@ -149,7 +149,7 @@ def audit_cmd(
                        "children), to listen and decide", show_default=False)] = None,
     # the defaults are voicegender.listen.label_audit.AuditRule's (not imported here: --help stays instant)
     min_p: Annotated[float, typer.Option(
-        help="flag when the speaker's clips together give the other gender at least this probability")] = 0.9,
+        help="flag when the speaker's clips together give the other gender at least this probability")] = 0.7,
     min_against: Annotated[float, typer.Option(
         help="... and at least this share of its clips are answered against the label", show_default="2/3")] = 2 / 3,
     show_all: Annotated[bool, typer.Option(
