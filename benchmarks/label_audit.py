@@ -212,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"NOTE: only the first {args.limit_speakers} speakers of each corpus (--limit-speakers): a smoke test")
     if not args.with_children:
         print("children (age <= 12) left out: " + ", ".join(f"{c} {asis[c]['children_left_out']}" for c in asis))
-    print("\n## Default rule (p of the other gender >= 0.9 and >= 2/3 of the clips against the label)\n")
+    rule = AuditRule()
+    print(f"\n## Default rule (p of the other gender >= {rule.min_p:g} and >= {rule.min_against:.0%} of the clips "
+          "against the label)\n")
     print("| corpus | speakers | clips | flipped per draw | caught % | in top k % | flipped called child % "
           "| true speakers flagged % | beyond the as-is flags % | flagged as is |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
