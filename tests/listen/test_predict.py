@@ -550,3 +550,25 @@ def test_two_voices_get_speaking_times_from_the_timeline(tmp_path, monkeypatch):
     monkeypatch.setattr(recording, "backend_name", lambda: "torchscript")  # one VAD stream at a time: a second pass
     assert predict_file(path, pitch_scorer).female_s == pytest.approx(p.female_s)
 
+
+
+def test_the_speaker_encoders_second_read_keeps_the_watchdog_informed(tmp_path):
+    """predict on 10 h: after the first read, the turns' embeddings (a second read of the file) took minutes without
+    a word to the decode watchdog, which gave the file up ("decoding made no progress for 60 s"). The second read
+    reports its progress, and stops when the file was given up."""
+    import voicegender.listen.recording as recording
+    from voicegender.listen.workers import Watch
+
+    path = tmp_path / "long.wav"
+    sf.write(path, np.zeros(95 * SR, np.float32), SR, subtype="PCM_16")  # four 30 s blocks
+    watch = Watch()
+    calls = []
+    watch.progress = lambda n=1: calls.append(n)  # what the watchdog hears
+    spans = [(i * 20 * SR, i * 20 * SR + SR) for i in range(4)]
+    read = list(recording._file_spans(path, watch)(spans))
+    assert [i for i, _ in read] == [0, 1, 2, 3] and sum(calls) >= 80 * SR
+    given_up = Watch()
+    given_up.abandoned = True
+    with pytest.raises(BaseException) as stopped:
+        list(recording._file_spans(path, given_up)(spans))
+    assert type(stopped.value).__name__ == "_Abandoned"

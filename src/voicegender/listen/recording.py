@@ -95,12 +95,13 @@ def _timeline_answer(timeline, prepared: Prepared) -> None:
         prepared.speakers = [s.as_dict() for s in answer.speakers]
 
 
-def _file_spans(path: Path):
-    """A second read of a file, for the speaker encoder (see voicegender.listen.speakers.diarize)."""
+def _file_spans(path: Path, watch: Watch):
+    """A second read of a file, for the speaker encoder (see voicegender.listen.speakers.diarize). It reports its
+    progress to the file's watch: on 10 h the turns' embeddings take minutes after the first read has ended."""
     from .segment import SegmentOptions
 
     def read_spans(spans):
-        return spans_of(stream_audio(path, VAD_SAMPLE_RATE, SegmentOptions.block_s), spans)
+        return spans_of(stream_audio(path, VAD_SAMPLE_RATE, SegmentOptions.block_s, on_progress=watch.progress), spans)
 
     return read_spans
 
@@ -208,7 +209,7 @@ def _analyse_stream(path: Path, name: str, model: Model, options: PredictOptions
     # silero's TorchScript fallback holds one stream's state: the timeline's own detector then gets a second pass
     together = backend_name() == "onnx-sequence" or speech is None
     wanted = math.isfinite(options.speaking_time_above_s) and together
-    timeline = _timeline(model, options, _file_spans(path)) if wanted else None
+    timeline = _timeline(model, options, _file_spans(path, watch)) if wanted else None
     total = 0
     for block in stream_audio(path, VAD_SAMPLE_RATE, STREAM_BLOCK_S, on_progress=watch.progress):
         total += len(block)
@@ -235,7 +236,7 @@ def _analyse_stream(path: Path, name: str, model: Model, options: PredictOptions
     prepared.scores = chunks.finish()
     if speech_s > options.speaking_time_above_s:
         if timeline is None and not together:
-            timeline = _timeline(model, options, _file_spans(path))
+            timeline = _timeline(model, options, _file_spans(path, watch))
             for block in stream_audio(path, VAD_SAMPLE_RATE, STREAM_BLOCK_S, on_progress=watch.progress):
                 timeline.feed(block)
                 watch.progress(len(block))
