@@ -23,7 +23,6 @@ import dataclasses
 import os
 import tempfile
 import time
-from collections import Counter
 
 import numpy as np
 import soundfile as sf
@@ -48,35 +47,13 @@ def main() -> None:
     sounds = nonspeech.sounds(args.sounds, args.seed)
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        paths, names = [], {}
-        for i, (name, x) in enumerate(sounds):
-            path = os.path.join(tmp, f"{i:05d}.wav")
-            sf.write(path, np.clip(x, -1, 1), nonspeech.SR, subtype="PCM_16")
-            paths.append(path)
-            names[path] = name
-        answered = {}
-        for label, m in (("with the check", model), ("without", without)):
-            answered[label] = {r.path for r in predict_files(paths, model=m) if r.label in ("female", "male")}
-    groups = Counter()
-    wrong = {label: Counter() for label in answered}
-    for path, name in names.items():
-        kind, _, channel = name.split(" ")
-        groups[(kind, channel)] += 1
-        for label, paths_answered in answered.items():
-            wrong[label][(kind, channel)] += path in paths_answered
+        paths = write_sounds(sounds, tmp, nonspeech.SR)
+        answered = {label: [r.label in GENDERS for r in predict_files(paths, model=m)]
+                    for label, m in (("with the check", model), ("without", without))}
     print(f"{len(sounds)} non-speech sounds (seed {args.seed}); model {model.name}; answered female/male "
           f"(should be no_speech), with the speech check / without it; {time.time() - started:.0f} s\n")
-    channels = ("clean", "telephone", "codec")
-    print("| kind | " + " | ".join(channels) + " |")
-    print("|---" * (len(channels) + 1) + "|")
-    for kind in nonspeech.KINDS:
-        cells = []
-        for channel in channels:
-            n = groups[(kind, channel)]
-            a, b = wrong["with the check"][(kind, channel)], wrong["without"][(kind, channel)]
-            cells.append(f"{a} / {b} of {n}" if n else "–")
-        print(f"| {kind} | " + " | ".join(cells) + " |")
-    total_a, total_b = len(answered["with the check"]), len(answered["without"])
+    print_table(sounds, nonspeech.KINDS, answered["with the check"], answered["without"])
+    total_a, total_b = sum(answered["with the check"]), sum(answered["without"])
     print(f"\nall: {total_a} ({100 * total_a / len(sounds):.1f} %) with the check, {total_b} "
           f"({100 * total_b / len(sounds):.1f} %) without")
     if args.bursts:
@@ -93,26 +70,40 @@ def bursts(model, n: int, seed: int) -> None:
     sounds = nonspeech.bursts(n, seed)
     wrong = {}
     with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for i, (_, x) in enumerate(sounds):
-            paths.append(os.path.join(tmp, f"{i:05d}.wav"))
-            sf.write(paths[-1], np.clip(x, -1, 1), nonspeech.SR, subtype="PCM_16")
+        paths = write_sounds(sounds, tmp, nonspeech.SR)
         for label, brief in (("with", vad.too_brief), ("without", lambda samples, segments: False)):
             with mock.patch.object(vad, "too_brief", brief):
-                wrong[label] = [r.label in ("female", "male") for r in predict_files(paths, model=model)]
+                wrong[label] = [r.label in GENDERS for r in predict_files(paths, model=model)]
     print(f"\n{n} trains of beeps and clicks (seed {seed}); answered female/male, with the brevity check / "
           "without it\n")
-    channels = ("clean", "telephone", "codec")
-    print("| kind | " + " | ".join(channels) + " |")
-    print("|---" * (len(channels) + 1) + "|")
-    for kind in nonspeech.BURST_KINDS:
-        cells = []
-        for channel in channels:
-            rows = [i for i, (name, _) in enumerate(sounds) if name.split(" ")[0] == kind and name.endswith(channel)]
-            a, b = sum(wrong["with"][i] for i in rows), sum(wrong["without"][i] for i in rows)
-            cells.append(f"{a} / {b} of {len(rows)}")
-        print(f"| {kind} | " + " | ".join(cells) + " |")
+    print_table(sounds, nonspeech.BURST_KINDS, wrong["with"], wrong["without"])
     print(f"\nall: {sum(wrong['with'])} with the brevity check, {sum(wrong['without'])} without")
+
+
+GENDERS = ("female", "male")
+CHANNELS = ("clean", "telephone", "codec")  # the last word of every sound's name
+
+
+def write_sounds(sounds: list[tuple[str, np.ndarray]], folder: str, rate: int) -> list[str]:
+    """Each (name, samples) as a 16-bit WAV in ``folder``; their paths, in order."""
+    paths = []
+    for i, (_, x) in enumerate(sounds):
+        paths.append(os.path.join(folder, f"{i:05d}.wav"))
+        sf.write(paths[-1], np.clip(x, -1, 1), rate, subtype="PCM_16")
+    return paths
+
+
+def print_table(sounds: list[tuple[str, np.ndarray]], kinds, with_: list[bool], without: list[bool]) -> None:
+    """Per kind (a name's first word) and channel (its last): answered female/male with / without, of how many."""
+    print("| kind | " + " | ".join(CHANNELS) + " |")
+    print("|---" * (len(CHANNELS) + 1) + "|")
+    for kind in kinds:
+        cells = []
+        for channel in CHANNELS:
+            rows = [i for i, (name, _) in enumerate(sounds) if name.split(" ")[0] == kind and name.endswith(channel)]
+            a, b = sum(with_[i] for i in rows), sum(without[i] for i in rows)
+            cells.append(f"{a} / {b} of {len(rows)}" if rows else "–")
+        print(f"| {kind} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
