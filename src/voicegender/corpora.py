@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .audio.decode import AUDIO_EXTENSIONS
+from .audio.decode import AUDIO_EXTENSIONS, audio_files
 from .errors import CorpusError
 
 log = logging.getLogger(__name__)
@@ -203,12 +203,11 @@ def load_gender_folders(root: str | Path, name: str | None = None) -> Corpus:
     from_file = 0
     for gender_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() in _GENDER_WORDS):
         gender = normalise_gender(gender_dir.name, str(gender_dir))
-        for path in sorted(gender_dir.rglob("*")):
-            if path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS:
-                parts = path.relative_to(gender_dir).parts
-                speaker = parts[0] if len(parts) > 1 else path.stem
-                from_file += len(parts) == 1
-                clips.append(Clip(path, speaker, gender, name or root.name))
+        for path in audio_files(gender_dir):
+            parts = path.relative_to(gender_dir).parts
+            speaker = parts[0] if len(parts) > 1 else path.stem
+            from_file += len(parts) == 1
+            clips.append(Clip(path, speaker, gender, name or root.name))
     if not clips:
         raise CorpusError(f"{root}: no audio under female/ or male/ sub-folders")
     return Corpus(name or root.name, root, clips, "audio", speaker_from_file=from_file)
@@ -227,6 +226,19 @@ def speaker_note(corpus: Corpus) -> str | None:
             "CSV manifest with a speaker column)")
 
 
+def folder_layout(path: str | Path) -> str | None:
+    """Which of :func:`load_corpus`'s folder layouts ``path`` is: "audiomnist", "manifest" (a folder holding
+    manifest.csv), "gender_folders" (female/ and male/ sub-folders), or None (not a corpus folder)."""
+    path = Path(path)
+    if (path / AUDIOMNIST_META).is_file() or (path / "data" / AUDIOMNIST_META).is_file():
+        return "audiomnist"
+    if (path / MANIFEST_NAME).is_file():
+        return "manifest"
+    if any(p.is_dir() and p.name.lower() in _GENDER_WORDS for p in path.iterdir()):
+        return "gender_folders"
+    return None
+
+
 def load_corpus(path: str | Path, name: str | None = None) -> Corpus:
     """Load any supported corpus: a CSV manifest, an AudioMNIST folder, a folder with manifest.csv, or
     a folder with female/ and male/ sub-folders."""
@@ -237,11 +249,12 @@ def load_corpus(path: str | Path, name: str | None = None) -> Corpus:
         if path.suffix.lower() != ".csv":
             raise CorpusError(f"{path}: a corpus is a folder or a CSV manifest (path, speaker, gender)")
         return load_manifest(path, name)
-    if (path / AUDIOMNIST_META).is_file() or (path / "data" / AUDIOMNIST_META).is_file():
+    layout = folder_layout(path)
+    if layout == "audiomnist":
         return load_audiomnist(path, name)
-    if (path / MANIFEST_NAME).is_file():
+    if layout == "manifest":
         return load_manifest(path / MANIFEST_NAME, name)
-    if any(p.is_dir() and p.name.lower() in _GENDER_WORDS for p in path.iterdir()):
+    if layout == "gender_folders":
         return load_gender_folders(path, name)
     raise CorpusError(f"{path}: not a corpus: expected {AUDIOMNIST_META}, {MANIFEST_NAME}, "
                       "or female/ and male/ sub-folders")

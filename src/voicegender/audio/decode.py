@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000  # working rate of the log-mel models and the speech detector
 INT16_SCALE = 32_768.0  # float samples in [-1, 1) times this = the int16 sample values the seed used
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".mp4", ".webm", ".aiff", ".aif")
+
+
+def audio_files(folder: str | Path) -> list[Path]:
+    """The files under ``folder`` (recursively) with an audio extension (:data:`AUDIO_EXTENSIONS`), sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+
 # A header claiming a lower rate is a lie or not audio: at 1 Hz, 16,000 samples would "last" 4.4 hours and resample
 # to a gigabyte of float32 at 16 kHz. The lowest rate in real use is 4 kHz (old telephony); speech needs more.
 MIN_SAMPLE_RATE = 1_000  # Hz

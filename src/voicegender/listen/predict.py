@@ -184,14 +184,14 @@ def expand_paths(inputs: Iterable[str | os.PathLike]) -> list[str]:
     """
     from glob import glob
 
-    from ..audio.decode import AUDIO_EXTENSIONS
+    from ..audio.decode import AUDIO_EXTENSIONS, audio_files
 
     out: list[str] = []
     for item in inputs:
         text = str(item)
         p = Path(text)
         if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            found = sorted(str(f) for f in audio_files(p))
             if not found:
                 log.warning("%s: no audio files (%s) in this folder", p, ", ".join(AUDIO_EXTENSIONS))
             out.extend(found)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio.decode import AUDIO_EXTENSIONS, read_first_seconds
-from ..corpora import AUDIOMNIST_META, LABELS, MANIFEST_NAME, load_corpus, normalise_gender, speaker_note
+from ..audio.decode import AUDIO_EXTENSIONS, audio_files, read_first_seconds
+from ..corpora import AUDIOMNIST_META, LABELS, MANIFEST_NAME, folder_layout, load_corpus, speaker_note
 from ..errors import CorpusError, VoiceGenderError
 from ..voice.model import logit, sigmoid, weighted_log_odds
 from ..voice.pitch import median_pitch
@@ -106,13 +106,13 @@ def corpus_clips(path: str | Path) -> tuple[str, list[SpeakerClip]]:
     speaker.
     """
     path = Path(path)
-    if path.is_dir() and not _labelled_layout(path):
+    if path.is_dir() and folder_layout(path) is None:
         folders = _speaker_folders(path)
         if not folders:
             raise CorpusError(f"{path}: not a corpus: expected a CSV manifest (path, speaker, gender), "
                               f"{MANIFEST_NAME}, {AUDIOMNIST_META}, female/ and male/ sub-folders, or one sub-folder "
                               "of recordings per speaker")
-        return path.name, [SpeakerClip(f, d.name, None) for d in folders for f in _audio_files(d)]
+        return path.name, [SpeakerClip(f, d.name, None) for d in folders for f in audio_files(d)]
     corpus = load_corpus(path)
     if corpus.kind != "audio":
         raise CorpusError(f"{path}: the corpus lists images, not recordings: speakers are answered from audio")
@@ -126,32 +126,13 @@ def corpus_clips(path: str | Path) -> tuple[str, list[SpeakerClip]]:
     return corpus.name, [SpeakerClip(c.path, c.speaker, c.gender) for c in corpus.clips]
 
 
-def _audio_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
-
-
-def _labelled_layout(path: Path) -> bool:
-    """Whether a folder is one of load_corpus's layouts (a manifest, AudioMNIST, female/ male/ folders)."""
-    return ((path / MANIFEST_NAME).is_file() or (path / AUDIOMNIST_META).is_file()
-            or (path / "data" / AUDIOMNIST_META).is_file()
-            or any(p.is_dir() and _is_gender_word(p.name) for p in path.iterdir()))
-
-
-def _is_gender_word(name: str) -> bool:
-    try:
-        normalise_gender(name, name)
-    except CorpusError:
-        return False
-    return True
-
-
 def _speaker_folders(path: Path) -> list[Path]:
     """The sub-folders holding recordings of a folder of one sub-folder per speaker; [] when it is not one (audio
     lies at its top, or no sub-folder holds any)."""
     if any(p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS for p in path.iterdir()):
         return []
     subs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return [p for p in subs if _audio_files(p)]
+    return [p for p in subs if audio_files(p)]
 
 
 # --- clips -> scores -> speakers -----------------------------------------------------------------------------------
