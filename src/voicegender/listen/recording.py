@@ -37,7 +37,7 @@ from ..speech.vad import (
     speech_seconds,
 )
 from ..speech.vad_model import backend_name
-from ..voice.model import MAX_CHUNK_S, Model, logit, score_speech
+from ..voice.model import MAX_CHUNK_S, Model, logit, score_speech, sigmoid
 from .prediction import PredictOptions, Prepared
 from .workers import Watch
 
@@ -164,8 +164,8 @@ class _ChunkScorer:
         weight, female, child = self.sums
         if weight <= 0:
             raise ValueError("no speech was scored")
-        p_child = 1 / (1 + math.exp(-child / weight)) if self.child else None
-        return 1 / (1 + math.exp(-female / weight)), p_child
+        p_child = float(sigmoid(child / weight)) if self.child else None
+        return float(sigmoid(female / weight)), p_child
 
     def _score(self) -> None:
         if not self.ready:

@@ -38,7 +38,7 @@ from ..audio.decode import spans_of, stream_audio
 from ..speech.vad import FRAME_S, FRAME_SAMPLES, VAD_SAMPLE_RATE, StreamingVad, VadConfig, segments_from_probs
 from ..threads import blas_single_thread, torch_threads
 from ..voice.loading import load_model
-from ..voice.model import Model, logit, score_speech
+from ..voice.model import Model, logit, score_speech, sigmoid
 from .smoothing import fill_nearest, frame_scores, median_filter, merge_short_runs, runs_of, viterbi_2state
 from .speakers import Diarization, SpanReader, Speaker, SpeakerEmbedder, SpeakerOptions, Windows, diarize
 
@@ -234,7 +234,7 @@ def build_timeline(probs: np.ndarray, scored: list[tuple[int, int, float, float]
         for k, (s, e, male) in enumerate(runs):
             seg_start = start_s if k == 0 else (f0 + s) * FRAME_S
             seg_end = end_s if k == len(runs) - 1 else (f0 + e) * FRAME_S
-            p = float(1 / (1 + np.exp(-np.mean(region_logits[s:e]))))
+            p = float(sigmoid(np.mean(region_logits[s:e])))
             label = "male" if male else "female"
             if segments and segments[-1].label == label and abs(segments[-1].end_s - seg_start) < 1e-6:
                 prev = segments[-1]  # same label across a region edge: join, duration-weighted probability

@@ -111,8 +111,7 @@ def score_speech(model: Model, waves16k: Sequence[np.ndarray]) -> Scores:
     owner_arr = np.asarray(owner)
 
     def combine(p: np.ndarray) -> np.ndarray:
-        mean = np.bincount(owner_arr, logit(p) * weights) / np.bincount(owner_arr, weights)
-        return 1 / (1 + np.exp(-mean))
+        return sigmoid(np.bincount(owner_arr, logit(p) * weights) / np.bincount(owner_arr, weights))
 
     if emb is not None:  # the duration-weighted mean of the chunks' embeddings, L2-normalised
         sums = np.zeros((len(waves16k), emb.shape[1]))
