@@ -124,8 +124,7 @@ def change_points(windows: Windows, region: tuple[int, int], options: SpeakerOpt
     a, b = region
     inside = np.flatnonzero((windows.start >= a - windows.hop) & (windows.start + windows.n_samples <= b + windows.hop)
                             & np.isfinite(windows.change))
-    points, scores = windows.start[inside], windows.change[inside]
-    points_arr, scores_arr = np.asarray(points), np.asarray(scores)
+    points_arr, scores_arr = windows.start[inside], windows.change[inside]
     spacing = options.change_spacing_s * _rate(windows)
     edge = options.min_turn_s * _rate(windows)
     changes = []
