@@ -100,6 +100,15 @@ def check_number(value: float | int, option: str, *, minimum: float | None = Non
 
 # --force of the commands that write one --out file (refused when it exists without it)
 REPLACE_OUT_HELP = "replace an existing --out file (without it: an error)"
+# --model of the commands that answer with a model
+MODEL_HELP = ("a voice head (.npz) from `voicegender fit` or a checkpoint (.pt) from `voicegender train` "
+              "(default: the model shipped with the package)")
+
+
+def check_threshold(threshold: float) -> None:
+    """--threshold (p_female at or above it is 'female') strictly between 0 and 1, else a one-line error."""
+    if not 0.0 < threshold < 1.0:
+        raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
 
 
 def check_output_path(path: Path, option: str = "--out", force: bool | None = None) -> Path:

@@ -14,11 +14,13 @@ from ..errors import VoiceGenderError
 from ..extras import require
 from .common import (  # noqa: F401
     EXIT_USER_ERROR,
+    MODEL_HELP,
     REPLACE_OUT_HELP,
     app,
     check_number,
     check_output_folder,
     check_output_path,
+    check_threshold,
     err,
     out,
     result,
@@ -80,20 +82,15 @@ def _check_can_listen(host: str, port: int, shown: str) -> None:
 def _predict_options(threshold: float, min_speech: float, no_vad: bool):
     from ..listen.predict import PredictOptions
 
-    if not 0.0 < threshold < 1.0:
-        raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
+    check_threshold(threshold)
     check_number(min_speech, "--min-speech", minimum=0)
     return PredictOptions(threshold=threshold, min_speech_s=min_speech, vad=not no_vad)
-
-
-_MODEL_HELP = ("a voice head (.npz) from `voicegender fit` or a checkpoint (.pt) from `voicegender train` "
-               "(default: the model shipped with the package)")
 
 
 @app.command("predict")
 def predict_cmd(
     paths: Annotated[list[str], typer.Argument(help="audio files, folders (searched recursively) or globs")],
-    model: Annotated[Path | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help=MODEL_HELP)] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | json (one object per line) | csv")] = "table",
     threshold: Annotated[float, typer.Option(help="p_female at or above this is 'female'")] = 0.5,
     min_speech: Annotated[float, typer.Option(help="seconds of speech below which the answer is no_speech")] = 0.15,
@@ -335,7 +332,7 @@ def segment_cmd(
                                                                       "x.rttm")] = None,
     fmt: Annotated[str | None, typer.Option("--format", "-f", help="csv | json | textgrid | rttm (default: from "
                                                                    "--out; a table without --out)")] = None,
-    model: Annotated[Path | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help=MODEL_HELP)] = None,
     threshold: Annotated[float, typer.Option(help="p_female at or above this is 'female'")] = 0.5,
     min_segment: Annotated[float, typer.Option(help="seconds: shorter female/male runs are merged")] = 1.0,
     speakers: Annotated[bool, typer.Option(
@@ -349,8 +346,7 @@ def segment_cmd(
     from ..listen.segment import SegmentOptions, timeline_file
     from ..listen.writers import timeline_format, timeline_text, write_timeline
 
-    if not 0.0 < threshold < 1.0:
-        raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
+    check_threshold(threshold)
     check_number(min_segment, "--min-segment", minimum=0)
     try:
         kind = timeline_format(out_file, fmt) if out_file is not None else (fmt and timeline_format("-", fmt))
@@ -419,7 +415,7 @@ def record_cmd(
     list_devices: Annotated[bool, typer.Option("--list-devices", help="list audio devices and exit")] = False,
     out_file: Annotated[Path | None, typer.Option("--out", "-o", help="WAV to save "
                                                   "(default: recording-YYYYmmdd-HHMMSS.wav)")] = None,
-    model: Annotated[Path | None, typer.Option("--model", "-m", help=_MODEL_HELP)] = None,
+    model: Annotated[Path | None, typer.Option("--model", "-m", help=MODEL_HELP)] = None,
     force: Annotated[bool, typer.Option("--force", help="replace an existing --out WAV (without it: an error)",
                                         show_default=False)] = False,
 ) -> None:

@@ -11,12 +11,19 @@ import typer
 from rich.table import Table
 
 from ..errors import VoiceGenderError
-from .common import app, check_number, check_output_folder, check_output_path, err, out
+from .common import (
+    MODEL_HELP,
+    app,
+    check_number,
+    check_output_folder,
+    check_output_path,
+    check_threshold,
+    err,
+    out,
+)
 
 _CORPUS_HELP = ("a CSV manifest (path, speaker, gender), an AudioMNIST folder, female/<speaker>/ and "
                 "male/<speaker>/ folders, or one sub-folder of recordings per speaker (no labels)")
-_MODEL_HELP = ("a voice head (.npz) from `voicegender fit` or a checkpoint (.pt) from `voicegender train` "
-               "(default: the model shipped with the package)")
 _FORMAT_HELP = "table | json (one object per speaker and line) | csv (default: from --out; a table without it)"
 
 
@@ -41,8 +48,7 @@ def _check_format(fmt: str | None, out_file: Path | None, force: bool, html_dir:
 def _options(threshold: float, no_vad: bool):
     from ..listen.prediction import PredictOptions
 
-    if not 0.0 < threshold < 1.0:
-        raise VoiceGenderError(f"--threshold must be between 0 and 1, got {threshold}")
+    check_threshold(threshold)
     return PredictOptions(threshold=threshold, vad=not no_vad)
 
 
@@ -114,7 +120,7 @@ def _num(x: float | None, places: int) -> str:
 
 
 Corpus = Annotated[Path, typer.Argument(help=_CORPUS_HELP, show_default=False)]
-Model = Annotated[Path | None, typer.Option("--model", "-m", help=_MODEL_HELP, show_default=False)]
+Model = Annotated[Path | None, typer.Option("--model", "-m", help=MODEL_HELP, show_default=False)]
 Format = Annotated[str | None, typer.Option("--format", "-f", help=_FORMAT_HELP, show_default=False)]
 OutFile = Annotated[Path | None, typer.Option(
     "--out", "-o", help="write the speakers to FILE.csv or FILE.jsonl", show_default=False)]
