@@ -27,15 +27,7 @@ import soundfile as sf
 from ..audio.decode import AudioTooLong, load_audio, spans_of, stream_audio
 from ..errors import ModelError, VoiceGenderError
 from ..speech.classified import classified_speech
-from ..speech.vad import (
-    MIN_SOUND_S,
-    TONAL_MAX_S,
-    VAD_SAMPLE_RATE,
-    SpeechStream,
-    longest_sound_s,
-    looks_tonal,
-    speech_seconds,
-)
+from ..speech.vad import TONAL_MAX_S, VAD_SAMPLE_RATE, SpeechStream, holds_a_syllable, looks_tonal, speech_seconds
 from ..speech.vad_model import backend_name
 from ..voice.model import MAX_CHUNK_S, Model, logit, score_speech, sigmoid
 from .prediction import PredictOptions, Prepared
@@ -136,7 +128,7 @@ class _ChunkScorer:
 
     def add(self, piece: np.ndarray) -> None:
         if not self.sounded:  # checked piece by piece until one holds such a sound (with speech: the first)
-            self.sounded = longest_sound_s(piece) >= MIN_SOUND_S
+            self.sounded = holds_a_syllable(piece)
         if self.head_size < TONAL_MAX_S * VAD_SAMPLE_RATE:
             self.head.append(piece[:int(TONAL_MAX_S * VAD_SAMPLE_RATE) - self.head_size])
             self.head_size += len(self.head[-1])
