@@ -125,8 +125,9 @@ def summary_row(name: str, r: dict) -> str:
     emo = r["corpora"]["baved"]["clean"].get("emotion0_bacc")
     bands = " / ".join(f"{100 * b['bacc']:.0f}" for b in r["bands"]["short"])
     cal = r["calibration"]
+    after = cal.get("ece_pooled_temperature", cal.get("ece_one_temperature"))  # results written before 2.3: old key
     return (f"| {name} | " + " | ".join(cells) + f" | {100 * emo:.1f} | {bands} | {cal['ece_before']:.3f} → "
-            f"{cal['ece_one_temperature']:.3f} |")
+            f"{after:.3f} |")
 
 
 SHIPPED = "GE2E + LR C=3e-4 (shipped)"
@@ -174,16 +175,15 @@ def report(results: dict) -> str:
             out.append(f"| {k} (clips) | " + " | ".join(f"{100 * b['bacc']:.1f} ({b['n']})" if b["n"] else "–"
                                                        for b in r["bands"][k]) + " |")
         cal = r["calibration"]
-        temps = ", ".join(f"{name} {t:.2f}" for name, t in cal["fold_temperatures"].items())
-        out += ["", f"Calibration (adults; clean, telephone, codec and short copies; each held-out corpus calibrated "
-                f"on the other corpora's out-of-fold logits): ECE **{cal['ece_before']:.3f}** before, "
-                f"**{cal['ece_one_temperature']:.3f}** with one temperature (shipped; fold temperatures {temps}), "
-                f"{cal['ece_band_temperatures']:.3f} with a temperature per duration band (rejected).", "",
-                "| speech duration band | clips | accuracy % | mean confidence % | ECE |", "|---|---|---|---|---|"]
-        for b in cal["bands"]:
-            if b["n"]:
-                out.append(f"| {b['band']} s | {b['n']} | {100 * b['accuracy']:.1f} | "
-                           f"{100 * b['mean_confidence']:.1f} | {b['ece']:.3f} |")
+        if "fold_temperatures" in cal:  # results written before 2.3 (one temperature on pooled clips)
+            temps = ", ".join(f"{name} {t:.2f}" for name, t in cal["fold_temperatures"].items())
+            out += ["", f"Calibration (adults; clean, telephone, codec and short copies; each held-out corpus "
+                    f"calibrated on the other corpora's out-of-fold logits): ECE **{cal['ece_before']:.3f}** before, "
+                    f"**{cal['ece_one_temperature']:.3f}** with one temperature (fold temperatures {temps})."]
+        else:  # per cell, per band and the reliability diagrams: benchmarks/calibration.py
+            out += ["", f"Calibration (cross-fitted, clean / telephone / codec cells): ECE {cal['ece_before']:.3f} "
+                    f"before, {cal['ece_shipped']:.3f} shipped; worst cell {cal['worst_cell']['shipped']:.3f} "
+                    "(benchmarks/calibration.py: per cell, per band, reliability diagrams)."]
     return "\n".join(out)
 
 

@@ -55,8 +55,8 @@ def test_score_contract_on_synthetic_voices():
     scores = model.score(waves)
     assert scores.p_female.shape == (3,) and np.all((scores.p_female >= 0) & (scores.p_female <= 1))
     assert scores.p_child.shape == (3,) and np.all((scores.p_child >= 0) & (scores.p_child <= 1))
-    # the documented contract: embedding -> head -> sigmoid(-logit / T[band of the speech duration])
-    # (speech shorter than short_max_s is answered by the short-speech layer over the hidden means)
+    # the documented contract: embedding -> head -> floor + (1 - 2 floor) sigmoid(-logit / T[band of the speech
+    # duration]) (speech shorter than short_max_s is answered by the short-speech layer over the hidden means)
     from voicegender.voice.embeddings import ge2e_features
 
     ge2e, hidden = (a.astype(np.float64) for a in ge2e_features(waves))
@@ -64,7 +64,9 @@ def test_score_contract_on_synthetic_voices():
     z = np.array([-model.head.gender.logit(ge2e[:2])[0], -model.head.gender.logit(ge2e[:2])[1],
                   -model.head.short.logit(hidden[2:])[0]])
     t = np.asarray(model.head.temperatures)[[3, 3, 0]]  # 1.0 s -> 1-3 s band, 0.25 s -> 0-0.3 s band
-    np.testing.assert_allclose(scores.p_female, 1 / (1 + np.exp(-z / t)), atol=1e-6)
+    floor = model.head.confidence_floor
+    assert 0 < floor < 0.05  # no answer surer than 1 - floor (2.3.0: 0.03)
+    np.testing.assert_allclose(scores.p_female, floor + (1 - 2 * floor) / (1 + np.exp(-z / t)), atol=1e-6)
     assert model.score([]).p_female.shape == (0,)
 
 

@@ -48,17 +48,58 @@ def test_balanced_weights_equalise_genders_and_speakers():
     assert w.mean() == pytest.approx(1.0)
 
 
-def test_band_temperatures_never_sharpen_shorter_speech():
-    rng = np.random.default_rng(0)
-    seconds = np.repeat([0.2, 0.45, 0.8, 2.0, 5.0], 200)
-    y = rng.integers(0, 2, len(seconds)).astype(float)
-    signal = (2 * y - 1) * np.repeat([0.5, 1.0, 2.0, 4.0, 6.0], 200)  # longer speech: more evidence
-    z = signal + rng.standard_normal(len(seconds)) * 1.0
-    z = z * 3.0  # an over-confident model
-    temps = calibration.fit_band_temperatures(z, y, seconds)
-    assert len(temps) == 5
-    assert all(a >= b for a, b in zip(temps, temps[1:], strict=False))
-    assert temps[0] > 1.0  # softened
+def _cell(rng, n, scale, wrong_share=0.0, seconds=2.0):
+    """A held-out cell (log-odds of *female*, is-female, speech seconds) from a calibrated model whose log-odds
+    were multiplied by ``scale``, with ``wrong_share`` of the labels flipped (as a mislabelled speaker would be)."""
+    true = rng.standard_normal(n) * 3
+    y = (rng.random(n) < 1 / (1 + np.exp(-true))).astype(float)
+    flip = rng.random(n) < wrong_share
+    return true * scale, np.where(flip, 1 - y, y), np.full(n, seconds)
+
+
+def test_calibration_recovers_temperature_and_floor_from_label_noise():
+    rng = np.random.default_rng(2)
+    cells = [_cell(rng, 6000, 0.5, 0.03) for _ in range(3)]
+    cal = calibration.fit_calibration(cells)
+    assert cal.temperatures == pytest.approx([cal.temperatures[0]] * 5)  # no short crops: one temperature
+    assert cal.temperatures[0] == pytest.approx(0.5, rel=0.15)
+    assert cal.floor == pytest.approx(0.03, abs=0.01)
+    p = cal.p_female(np.array([-100.0, 0.0, 100.0]), np.full(3, 2.0))
+    assert p == pytest.approx([cal.floor, 0.5, 1 - cal.floor])
+    clean = calibration.fit_calibration([_cell(rng, 6000, 2.0) for _ in range(3)])
+    assert clean.floor <= 0.005 and clean.temperatures[0] == pytest.approx(2.0, rel=0.15)
+
+
+def test_short_words_get_their_own_softer_temperature_only():
+    rng = np.random.default_rng(4)
+    cells = [_cell(rng, 4000, 1.0) for _ in range(3)]  # calibrated long speech
+    z, y, _ = _cell(rng, 3000, 4.0)  # words under 0.3 s four times over-confident
+    short = [(z, y, np.full(len(z), 0.2))]
+    cal = calibration.fit_calibration(cells, short)
+    assert cal.temperatures[0] == pytest.approx(4.0, rel=0.2)
+    assert cal.temperatures[1:] == pytest.approx([cal.temperatures[2]] * 4)  # 0.3-0.6 s: no clips, the next one's
+    assert cal.temperatures[2] == pytest.approx(1.0, rel=0.15)
+    sharp = calibration.fit_calibration(cells, [(z / 16, y, np.full(len(z), 0.2))])  # short words *under*-confident
+    assert sharp.temperatures[0] == pytest.approx(sharp.temperatures[2])  # never sharper than longer speech
+
+
+def test_calibration_weighs_cells_equally_not_clips():
+    rng = np.random.default_rng(3)
+    big, small = _cell(rng, 20_000, 3.0), _cell(rng, 1_000, 1.0)
+    pooled = calibration.fit_temperature(np.r_[big[0], small[0]], np.r_[big[1], small[1]])
+    per_cell = calibration.fit_calibration([big, small]).temperatures[0]
+    assert pooled > 2.5  # the big cell decides alone
+    assert 1.1 < per_cell < 2.0  # both count
+
+
+def test_reliability_and_ece_of_known_answers():
+    p = np.array([0.95] * 10 + [0.3] * 10)  # confidences 0.95 and 0.7
+    y = np.array([1] * 9 + [0] + [0] * 5 + [1] * 5)  # right 0.9 and 0.5 of the time
+    bins = calibration.reliability(p, y)
+    assert [(b["n"], round(b["confidence"], 2), b["accuracy"]) for b in bins] == [(10, 0.7, 0.5), (10, 0.95, 0.9)]
+    assert calibration.expected_calibration_error(p, y) == pytest.approx((0.2 + 0.05) / 2)
+    summary = calibration.calibration_summary(p, y)
+    assert summary["gap"] == pytest.approx(0.825 - 0.7)  # over-confident
 
 
 def test_temperature_recovers_a_known_scale():

@@ -54,7 +54,7 @@ def _version(value: bool) -> None:
 
 
 def version_line() -> str:
-    """``voicegender 0.1.0 (model ge2e-head-v2 2.2.0)``: the package's version and the shipped model's own, as its
+    """``voicegender 0.1.0 (model ge2e-head-v2 2.3.0)``: the package's version and the shipped model's own, as its
     file says (the model changes on its own schedule)."""
     from ..voice.default_model import load_default_model
 

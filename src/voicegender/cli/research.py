@@ -455,8 +455,10 @@ def fit_cmd(
         result(f"{report['protocol']}\t{group}\t" + "\t".join(
             f"{k}_bacc={_number(v['bacc'])}" for k, v in rows.items()))
     cal = report["calibration"]
-    result(f"calibration\tece_before={cal['ece_before']:.4f}\tece_after={cal['ece_one_temperature']:.4f}\t"
-            f"temperatures={json.dumps([round(t, 3) for t in report['temperatures']])}")
+    result(f"calibration\tece_before={cal['ece_before']:.4f}\tece_after={cal['ece_shipped']:.4f}\t"
+            f"worst_cell_ece={cal['worst_cell']['shipped']:.4f}\t"
+            f"temperatures={json.dumps([round(t, 3) for t in report['temperatures']])}\t"
+            f"confidence_floor={report['confidence_floor']:.4f}")
     if report.get("child") and report["child"].get("auc") is not None:
         result(f"child_voice\tauc={report['child']['auc']:.4f}")
     for group, kinds in (report.get("child_flag_heldout") or {}).items():

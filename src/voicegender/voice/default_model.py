@@ -21,7 +21,7 @@ from .model import SAMPLE_RATE, Scores
 DEFAULT_MODEL_NAME = "ge2e-head-v2"  # the shipped model's name (in the model card and its metadata)
 # bumped whenever the shipped weights change; the file's own metadata["version"] says the same (a test checks), and
 # that is what VoiceModel.version, the web page, /api/health and `voicegender --version` show (fit --model-version)
-DEFAULT_MODEL_VERSION = "2.2.0"
+DEFAULT_MODEL_VERSION = "2.3.0"
 DEFAULT_MODEL_FILE = "default_model.npz"  # inside voicegender/assets/
 # p_child at or above this: the voice may be a child's, whose gender the model cannot tell (children are at chance).
 # Speaker 5-fold on clips with known ages: 77 % of children's clips reach it, 6 % of adults' (0.5: 92 % / 16 %);

@@ -8,9 +8,10 @@ clip through several channels) and fits, with numpy and scikit-learn only:
    :mod:`voicegender.voice.acoustic` (missing measures imputed with the training mean), strongly L2-regularised and
    weighted so each gender, and each speaker within a gender, counts equally;
 2. the **child head**: the same kind of regression for "speaker aged 12 or younger", on the clips with a known age;
-3. **calibration**: a temperature fitted on out-of-fold logits — leave-one-corpus-out when there are several
-   corpora, speaker k-fold otherwise — over clean, channel and short (0.15–1.5 s) copies, checked per
-   speech-duration band (:data:`DURATION_BANDS`) so a 0.2 s word does not get the confidence of a 10 s sentence.
+3. **calibration**: a temperature and a confidence floor fitted on out-of-fold logits — leave-one-corpus-out when
+   there are several corpora, speaker k-fold otherwise — with every held-out cell (unit × clean / telephone /
+   codec copy) weighted equally, checked per speech-duration band (:data:`DURATION_BANDS`) on short
+   (0.15–1.5 s) crops so a 0.2 s word does not get the confidence of a 10 s sentence.
 
 The result is a :class:`voicegender.voice.head.VoiceHead` (a small ``.npz``; no torch needed to use it). The
 pieces: :mod:`voicegender.voice.layers` (what each layer reads and how it is fitted),
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CorpusError
-from .calibration import MAX_TEMPERATURE, MIN_TEMPERATURE, calibrate
+from .calibration import MAX_FLOOR, MAX_TEMPERATURE, MIN_TEMPERATURE, fit_held_out, held_out_cells
 from .head import DURATION_BANDS, VoiceHead
 from .heldout import (
     child_auc,
@@ -130,11 +131,26 @@ def report_warnings(report: dict) -> list[str]:
         out.append(f"balanced accuracy is n/a for {len(na)} of {len(report['corpora'])} {unit}s ({', '.join(na)}): "
                    "their held-out clean clips hold one gender or none")
     bound = [t for t in report.get("temperatures", []) if t <= MIN_TEMPERATURE * 1.01 or t >= MAX_TEMPERATURE * 0.99]
+    if report.get("confidence_floor", 0.0) >= MAX_FLOOR * 0.99:
+        out.append(f"the confidence floor is at its bound ({MAX_FLOOR:g}): the held-out answers are wrong too often "
+                   "at high confidence (labels or corpora at odds with each other?), so p_female never exceeds "
+                   f"{1 - MAX_FLOOR:g}")
     if bound:
         out.append(f"the calibration temperature ({bound[0]:.3g}) is at its bound ({MIN_TEMPERATURE:g}..."
                    f"{MAX_TEMPERATURE:g}): too few or too easy held-out answers to calibrate on, so p_female is not "
                    "calibrated")
     return out
+
+
+def held_out_logits(table, names: set[str], cfg: HeadConfig = HeadConfig(),
+                    groups: dict[str, tuple[str, ...]] | None = None) -> tuple[str, list, dict[str, np.ndarray]]:
+    """The recipe's held-out scores of ``table`` (corpora ``names``): (protocol, folds, out-of-fold log-odds of
+    *female* per test copy). Leave-one-corpus-out (``groups`` joining corpora into one held-out unit) with two or
+    more units; speaker 5-fold otherwise."""
+    units = held_out_units(names, groups)
+    protocol = "leave-one-corpus-out" if len(units) >= 2 else "speaker 5-fold"
+    folds = corpus_folds(table, units) if len(units) >= 2 else speaker_folds(table)
+    return protocol, folds, out_of_fold(table, folds, gender_scorer(table, cfg), TEST_KINDS)
 
 
 def default_cache_dir() -> Path:
@@ -186,14 +202,13 @@ def fit_corpora(corpora: list, out: str | Path, cfg: HeadConfig = HeadConfig(), 
     if table is None:  # not rank 0: its share of the features is cached
         return None
     names = {c.name for c in corpora}
-    units = held_out_units(names, groups)
-    protocol = "leave-one-corpus-out" if len(units) >= 2 else "speaker 5-fold"
-    folds = corpus_folds(table, units) if len(units) >= 2 else speaker_folds(table)
-    oof = out_of_fold(table, folds, gender_scorer(table, cfg), TEST_KINDS)
+    protocol, folds, oof = held_out_logits(table, names, cfg, groups)
     report = heldout_report(table, oof, folds)
     report["protocol"] = protocol
-    temperatures = calibrate(table, oof, np.arange(len(table.y)))
+    calibration = fit_held_out(held_out_cells(table, oof, {name: test for name, _, test in folds}))
+    temperatures = list(calibration.temperatures)
     report["temperatures"] = temperatures
+    report["confidence_floor"] = calibration.floor
     report["child"] = child_auc(table, cfg) if table.child.any() else None
     if table.child.any() and protocol == "leave-one-corpus-out":
         report["child_flag_heldout"] = child_flag_heldout(table, cfg, folds)
@@ -205,11 +220,15 @@ def fit_corpora(corpora: list, out: str | Path, cfg: HeadConfig = HeadConfig(), 
         "n_clips": int(adults.sum()),
         "n_speakers": int(len(np.unique(table.speaker[adults]))),
         "config": config_dict(cfg),
-        "calibration": {"method": f"one temperature (for every speech-duration band) on {protocol} logits (adults)",
+        "calibration": {"method": "a temperature and a confidence floor minimising the mean log-loss of the "
+                                  f"{protocol} cells (held-out unit x clean / telephone / codec copy; adults), each "
+                                  "cell weighted equally; softer temperatures for speech under 0.6 s fitted on the "
+                                  "held-out short crops (voicegender.voice.calibration.fit_calibration)",
                         "bands_s": [[lo, None if hi == float("inf") else hi] for lo, hi in DURATION_BANDS],
-                        "temperatures": temperatures,
+                        "temperatures": temperatures, "confidence_floor": calibration.floor,
                         "ece_before": report["calibration"]["ece_before"],
-                        "ece_after_cross_fitted": report["calibration"]["ece_one_temperature"]},
+                        "ece_after_cross_fitted": report["calibration"]["ece_shipped"],
+                        "worst_cell_ece_cross_fitted": report["calibration"]["worst_cell"]["shipped"]},
         "heldout": {g: {k: round(v["bacc"], 4) for k, v in r.items()} for g, r in report["corpora"].items()},
         "child_auc": None if report["child"] is None else report["child"].get("auc"),
         **(metadata or {}),
@@ -217,7 +236,7 @@ def fit_corpora(corpora: list, out: str | Path, cfg: HeadConfig = HeadConfig(), 
     speech = fit_speech_check(table, nonspeech_embeddings(), cfg) if cfg.speech_check else None
     if speech is not None:
         report["speech_check"] = meta["speech_check"] = speech_check_report(speech, table)
-    head = build_head(table, cfg, temperatures, meta, speech)
+    head = build_head(table, cfg, temperatures, meta, speech, calibration.floor)
     head.save(out)
     log.info("wrote %s", out)
     after = report_warnings(report)

@@ -3,8 +3,9 @@
 No torch and no pickle: the file holds numpy arrays and one JSON string, loaded with ``allow_pickle=False``, so
 using the model needs numpy only (the GE2E encoder and the pitch/formant trackers make its inputs).
 
-- ``gender``: log-odds of *male* (:class:`LinearLayer`); ``p_female = sigmoid(-logit / T)`` with the temperature
-  ``T`` of the clip's speech-duration band (:data:`DURATION_BANDS`);
+- ``gender``: log-odds of *male* (:class:`LinearLayer`); ``p_female = floor + (1 − 2·floor)·sigmoid(-logit / T)``
+  with the temperature ``T`` of the clip's speech-duration band (:data:`DURATION_BANDS`) and the confidence floor
+  (:class:`voicegender.voice.calibration.Calibration`; files written before 2.3 have none: 0);
 - ``child``: log-odds of a child's voice (aged 12 or younger), or absent; over the main layer's inputs, or over
   the encoder's hidden means when ``child_features`` is "hidden" (the shipped model);
 - ``short``: log-odds of *male* for clips with less than ``short_max_s`` seconds of speech, over the encoder's
@@ -38,6 +39,12 @@ def duration_band(seconds: np.ndarray | float) -> np.ndarray:
     """Index into :data:`DURATION_BANDS` of each duration (seconds)."""
     edges = np.array([b[1] for b in DURATION_BANDS[:-1]])
     return np.searchsorted(edges, np.asarray(seconds, np.float64), side="right")
+
+
+def calibrated(logit_female: np.ndarray, temperature: np.ndarray | float, floor: float = 0.0) -> np.ndarray:
+    """``floor + (1 − 2·floor) · sigmoid(logit / temperature)``: the calibration map
+    (:class:`voicegender.voice.calibration.Calibration` fits it)."""
+    return floor + (1.0 - 2.0 * floor) * _sigmoid(np.asarray(logit_female, np.float64) / temperature)
 
 
 @dataclass
@@ -88,8 +95,11 @@ class VoiceHead:
     speech: LinearLayer | None = None  # the speech check over the GE2E embedding (log-odds of speech)
     speech_min_logit: float = SPEECH_MIN_LOGIT  # the speech check's log-odds below this: not speech
     child_features: str = ""  # what ``child`` reads: "hidden" (hidden means) or "" (the main layer's inputs)
+    confidence_floor: float = 0.0  # no answer is surer than 1 - confidence_floor
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.confidence_floor < 0.5:
+            raise ModelError(f"confidence floor {self.confidence_floor}: must be in [0, 0.5)")
         if self.child_features not in ("", "hidden"):
             raise ModelError(f"child layer over {self.child_features!r}: it reads the main layer's inputs or "
                              "'hidden'")
@@ -172,9 +182,10 @@ class VoiceHead:
         return z
 
     def p_female(self, x: np.ndarray, speech_s: np.ndarray, hidden: np.ndarray | None = None) -> np.ndarray:
-        """Calibrated probability of a female voice: the band temperature of each row's speech duration."""
+        """Calibrated probability of a female voice: the band temperature of each row's speech duration, then the
+        confidence floor."""
         t = np.asarray(self.temperatures, np.float64)[duration_band(speech_s)]
-        return _sigmoid(self.female_logit(x, speech_s, hidden) / t)
+        return calibrated(self.female_logit(x, speech_s, hidden), t, self.confidence_floor)
 
     def is_speech(self, ge2e: np.ndarray) -> np.ndarray | None:
         """Whether each clip (GE2E embeddings (n, 256)) is speech by the speech check; None without one."""
@@ -207,6 +218,7 @@ class VoiceHead:
 
         meta = {"format": FORMAT, "features": self.features, "feature_names": self.feature_names,
                 "temperatures": list(map(float, self.temperatures)),
+                "confidence_floor": float(self.confidence_floor),
                 "duration_bands": [[lo, None if hi == float("inf") else hi] for lo, hi in DURATION_BANDS],
                 "has_child": self.child is not None, "has_short": self.short is not None,
                 "short_max_s": float(self.short_max_s), "has_speech": self.speech is not None,
@@ -243,4 +255,5 @@ class VoiceHead:
             raise ModelError(f"{path}: not a readable voice head ({why})") from e
         return cls(meta["features"], list(meta["feature_names"]), gender, child, list(meta["temperatures"]),
                    meta.get("metadata", {}), short, float(meta.get("short_max_s", 0.0)), speech,
-                   float(meta.get("speech_min_logit", SPEECH_MIN_LOGIT)), child_features)
+                   float(meta.get("speech_min_logit", SPEECH_MIN_LOGIT)), child_features,
+                   float(meta.get("confidence_floor", 0.0)))

@@ -10,10 +10,13 @@ from collections.abc import Callable
 import numpy as np
 
 from .calibration import (
-    CALIBRATION_KINDS,
-    expected_calibration_error,
-    fit_band_temperatures,
+    BAND_KINDS,
+    CELL_KINDS,
+    Calibration,
+    calibration_summary,
+    fit_held_out,
     fit_temperature,
+    held_out_cells,
     stacked_logits,
 )
 from .head import DURATION_BANDS, SPEECH_MIN_LOGIT, LinearLayer, duration_band
@@ -102,7 +105,7 @@ def bacc(y: np.ndarray, female: np.ndarray) -> float:
 def heldout_report(table: FeatureTable, oof: dict[str, np.ndarray], folds: Folds) -> dict:
     """Per held-out corpus and test copy: adults' balanced accuracy and accuracy, children, clips without
     speech, BAVED's low-arousal level (emotion 0); per speech-duration band on the short crops; calibration
-    (ECE before, with one temperature, with band temperatures — cross-fitted on the other folds)."""
+    (:func:`calibration_report`)."""
     res: dict = {"corpora": {}, "bands": {}, "calibration": {}}
     emotion = np.array([str(m.get("emotion", "")) for m in table.meta])
     for name, _, test in folds:
@@ -128,40 +131,58 @@ def heldout_report(table: FeatureTable, oof: dict[str, np.ndarray], folds: Folds
         res["bands"][k] = [{"band": f"{lo:g}-{hi:g}", "n": int((band == b).sum()),
                             "bacc": bacc(table.y[rows[band == b]], oof[k][rows[band == b]] >= 0)}
                            for b, (lo, hi) in enumerate(DURATION_BANDS)]
-    kinds = [k for k in CALIBRATION_KINDS if k in oof]
-    pairs: dict[str, list] = {"before": [], "one": [], "bands": []}
-    temps, fold_t, seconds = {}, {}, []
-    for name, _, test in folds:
-        others = np.setdiff1d(np.arange(len(table.y)), test)
-        z_o, y_o, s_o, w_o = stacked_logits(table, oof, kinds, others[~table.child[others]])
-        z_t, y_t, s_t, _ = stacked_logits(table, oof, kinds, test[~table.child[test]])
-        t_band = fit_band_temperatures(z_o, y_o, s_o, w_o)
-        temps[name] = t_band
-        fold_t[name] = fit_temperature(z_o, y_o, w_o)
-        seconds.append(s_t)
-        pairs["before"].append((z_t, y_t))
-        pairs["one"].append((z_t / fold_t[name], y_t))
-        pairs["bands"].append((z_t / np.asarray(t_band)[duration_band(s_t)], y_t))
-
-    def ece(which: str) -> float:
-        z = np.concatenate([a for a, _ in pairs[which]])
-        return expected_calibration_error(1 / (1 + np.exp(-z)), np.concatenate([b for _, b in pairs[which]]))
-
-    res["calibration"] = {"ece_before": ece("before"), "ece_one_temperature": ece("one"),
-                          "ece_band_temperatures": ece("bands"), "fold_band_temperatures": temps,
-                          "fold_temperatures": fold_t}
-    # per duration band, with the shipped calibration (one temperature, cross-fitted)
-    z = np.concatenate([a for a, _ in pairs["one"]])
-    y = np.concatenate([b for _, b in pairs["one"]])
-    band = duration_band(np.concatenate(seconds))
-    p = 1 / (1 + np.exp(-z))
-    res["calibration"]["bands"] = [
-        {"band": f"{lo:g}-{hi:g}", "n": int((band == b).sum()),
-         "ece": expected_calibration_error(p[band == b], y[band == b]) if (band == b).any() else None,
-         "accuracy": float(((p[band == b] >= 0.5) == (y[band == b] == 1)).mean()) if (band == b).any() else None,
-         "mean_confidence": float(np.maximum(p, 1 - p)[band == b].mean()) if (band == b).any() else None}
-        for b, (lo, hi) in enumerate(DURATION_BANDS)]
+    res["calibration"] = calibration_report(table, oof, folds)
     return res
+
+
+def calibration_report(table: FeatureTable, oof: dict[str, np.ndarray], folds: Folds) -> dict:
+    """How well calibrated the held-out answers are, **cross-fitted**: each held-out unit is calibrated on the
+    other units' cells only (:func:`~voicegender.voice.calibration.fit_held_out`), then judged per cell (unit ×
+    clean / telephone / codec copy), per speech-duration band of the short crops and pooled. Three calibrations
+    side by side: ``before`` (the raw log-odds), ``pooled_temperature`` (one temperature on the pooled held-out
+    clips, clean, channel and short copies: the recipe up to 2.2) and ``shipped`` (:func:`fit_calibration`).
+
+    Returns ``cells`` ({method: {unit: {kind: summary}}}), ``bands`` ({method: [summary per band]}), pooled
+    ``ece_<method>``, ``worst_cell`` ({method: ECE}) and ``fold_calibrations`` ({unit: {method: [temperatures,
+    floor]}})."""
+    units = {name: test for name, _, test in folds}
+    cells = held_out_cells(table, oof, units)
+    methods = ("before", "pooled_temperature", "shipped")
+    out: dict = {"cells": {m: {} for m in methods}, "bands": {m: [] for m in methods}, "fold_calibrations": {},
+                 "worst_cell": {}}
+    judged: dict[str, list] = {m: [] for m in methods}
+    short: dict[str, list] = {m: [] for m in methods}
+    for name, test in units.items():
+        others = np.setdiff1d(np.arange(len(table.y)), test)
+        z_o, y_o, _, w_o = stacked_logits(table, oof, [k for k in CELL_KINDS + BAND_KINDS if k in oof],
+                                          others[~table.child[others]])
+        fitted = {"before": Calibration(),
+                  "pooled_temperature": Calibration.one_temperature(fit_temperature(z_o, y_o, w_o)),
+                  "shipped": fit_held_out(cells, leave_out=name)}
+        out["fold_calibrations"][name] = {m: [list(c.temperatures), c.floor] for m, c in fitted.items()}
+        for m, cal in fitted.items():
+            for k in CELL_KINDS + BAND_KINDS:
+                if (name, k) not in cells:
+                    continue
+                z, y, s = cells[(name, k)]
+                p = cal.p_female(z, s)
+                if k in CELL_KINDS:
+                    out["cells"][m].setdefault(name, {})[k] = calibration_summary(p, y)
+                    judged[m].append((p, y))
+                else:
+                    short[m].append((p, y, s))
+    for m in methods:
+        if judged[m]:
+            p, y = (np.concatenate(a) for a in zip(*judged[m], strict=True))
+            out[f"ece_{m}"] = calibration_summary(p, y)["ece"]
+            out["worst_cell"][m] = max(c["ece"] for unit in out["cells"][m].values() for c in unit.values()
+                                       if c["n"])
+        if short[m]:
+            p, y, s = (np.concatenate(a) for a in zip(*short[m], strict=True))
+            band = duration_band(s)
+            out["bands"][m] = [{"band": f"{lo:g}-{hi:g}", **calibration_summary(p[band == b], y[band == b])}
+                               for b, (lo, hi) in enumerate(DURATION_BANDS)]
+    return out
 
 
 def child_auc(table: FeatureTable, cfg: HeadConfig, k: int = 5, seed: int = 0) -> dict:

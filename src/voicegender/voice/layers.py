@@ -228,14 +228,16 @@ def config_dict(cfg: HeadConfig) -> dict:
 
 
 def build_head(table: FeatureTable, cfg: HeadConfig, temperatures: list[float], metadata: dict,
-               speech: LinearLayer | None = None) -> VoiceHead:
-    """The final head on every (adult) clip of ``table``, with the given band temperatures and speech check."""
+               speech: LinearLayer | None = None, confidence_floor: float = 0.0) -> VoiceHead:
+    """The final head on every (adult) clip of ``table``, with the given band temperatures, confidence floor and
+    speech check."""
     rows = np.arange(len(table.y))
     short = fit_short(table, rows, cfg)
     return VoiceHead(features=cfg.features, feature_names=feature_names(cfg.features), gender=fit_gender(table, rows,
                      cfg), child=fit_child(table, rows, cfg), temperatures=list(temperatures), metadata=metadata,
                      short=short, short_max_s=cfg.short_max_s if short is not None else 0.0, speech=speech,
-                     speech_min_logit=SPEECH_MIN_LOGIT, child_features=child_layer_reads(cfg))
+                     speech_min_logit=SPEECH_MIN_LOGIT, child_features=child_layer_reads(cfg),
+                     confidence_floor=confidence_floor)
 
 
 def child_layer_reads(cfg: HeadConfig) -> str:
