@@ -4,10 +4,12 @@
 #   venv/    inaSpeechSegmenter 0.8.0 on tensorflow-cpu 2.15.1 / numpy 1.26 (exact pins: requirements-ina.txt)
 #   models/  its three Keras models, taken from the inaSpeechSegmenter 0.5.1 sdist on PyPI (0.8.0 no longer ships
 #            them and would download them from GitHub at run time), checked by SHA-256
+#   speech_music_noise.npz (+ LICENSE.inaSpeechSegmenter)  ina's speech/music/noise CNN as numpy arrays, for the
+#            numpy port ina_smn.py (benchmarks/ina_smn_parity.py), written by make_ina_smn.py beside this script
 # then run a smoke test (ina_segment.py, beside this script, on 3 s of synthetic audio).
 #
 # Usage: bash benchmarks/peers/setup.sh              (PYTHON=python3.11 by default: CPython 3.9-3.11, Linux x86_64)
-#        KEEP_VENV=1 bash benchmarks/peers/setup.sh  only (re)fetch the models and run the smoke test
+#        KEEP_VENV=1 bash benchmarks/peers/setup.sh  only (re)fetch the models, run the smoke test, (re)make the npz
 # Then:  python benchmarks/conversations.py --ina-python "$VOICEGENDER_INA_DIR/venv/bin/python" ...
 # Needs: network access to PyPI (pip), ~1.7 GB of disk for the venv. No ffmpeg, no torch, no GPU.
 set -euo pipefail
@@ -93,5 +95,9 @@ line="$("$PY" "$HERE/ina_segment.py" --threads 1 --models "$MODELS" --out - "$tm
   || { cat "$tmpw/log" >&2; say "smoke test failed"; exit 1; }
 rm -rf "$tmpw"
 echo "$line" | "$PY" -c 'import json, sys; r = json.loads(sys.stdin.read()); assert r["segments"], r; print("smoke test:", r)'
+
+# --- 4. the smn network for the numpy port (benchmarks/peers/ina_smn.py) ----------------------------------------
+"$PY" "$HERE/make_ina_smn.py" --models "$MODELS" --out "$INA_DIR"
+
 say "OK: python benchmarks/conversations.py --ina-python $VENV/bin/python ..."
 say "    (or alone: $VENV/bin/python $HERE/ina_segment.py --models $MODELS --out results.jsonl FILE.wav ...)"

@@ -107,3 +107,28 @@ def test_a_model_without_embeddings_gives_no_speakers():
     w = windows_of(TURNS, GENDERS)
     w.change = w.embedding = None
     assert diarize(w, [(0, 23 * RATE)], all_speech, SpeakerOptions(), RATE).turns == []
+
+
+def test_narrow_band_recordings_keep_close_voices_apart():
+    """Through a telephone line different people sound closer to the speaker encoder: a narrow-band recording is
+    clustered with its own, lower threshold, so two similar women stay two speakers."""
+    w = windows_of(TURNS, GENDERS)
+    voice_track = np.zeros(23 * RATE, np.float32)
+    for t0, e, k in TURNS:
+        voice_track[int(t0 * RATE):int(e * RATE)] = k
+    close = {k: _voice(k) for k in range(4)}
+    other = _voice(5) - (_voice(5) @ close[0]) * close[0]
+    close[2] = 0.3 * close[0] + np.sqrt(1 - 0.3**2) * other / np.linalg.norm(other)  # voices 0 and 2: distance 0.7
+
+    class Encoder:
+        def embed(self, waves):
+            return np.stack([close[int(np.bincount(x.astype(int)).argmax())] for x in waves])
+
+    def read_spans(spans):
+        return ((i, voice_track[a:b]) for i, (a, b) in enumerate(spans))
+
+    options = SpeakerOptions()
+    assert options.cluster_threshold_narrowband < 0.7 < options.cluster_threshold
+    wide = diarize(w, [(0, 23 * RATE)], all_speech, options, RATE, read_spans, Encoder())
+    narrow = diarize(w, [(0, 23 * RATE)], all_speech, options, RATE, read_spans, Encoder(), narrowband=True)
+    assert len(wide.speakers) == 3 and len(narrow.speakers) == 4

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..audio.bandwidth import BandwidthMeter
 from ..audio.decode import spans_of, stream_audio
 from ..speech.vad import FRAME_S, FRAME_SAMPLES, VAD_SAMPLE_RATE, StreamingVad, VadConfig, segments_from_probs
 from ..threads import blas_single_thread, torch_threads
@@ -397,6 +398,7 @@ class TimelineBuilder:
         self._min_speech = int(options.min_window_speech_s * VAD_SAMPLE_RATE)
         self._thr = options.vad_config.off_threshold  # lenient frame mask inside windows; regions use the hysteresis
         self._vad = StreamingVad()
+        self._bandwidth = BandwidthMeter(VAD_SAMPLE_RATE)  # telephone speakers are clustered apart more readily
         self._scorer = _WindowScorer(model, options, self._hop, self._win, keep_embeddings=encoder is None)
         self._probs = np.zeros(0, np.float32)  # frame probabilities; the first self._n are valid (grown by doubling)
         self._n = 0
@@ -427,6 +429,8 @@ class TimelineBuilder:
         block = np.asarray(block, np.float32).reshape(-1)
         self._total += len(block)
         self._add_probs(self._vad.feed(block))
+        if self.options.speakers:
+            self._bandwidth.feed(block)
         self._buf = np.concatenate([self._buf, block])
         ready = min(self._total, self._n * FRAME_SAMPLES)  # audio whose frames have probabilities
         while self._next_win + self._win <= ready:
@@ -473,7 +477,7 @@ class TimelineBuilder:
             return speech[np.minimum(frames, len(speech) - 1)] if len(speech) else np.zeros(b - a, bool)
 
         return diarize(windows, regions, speech_mask, self.options.speaker_options, VAD_SAMPLE_RATE,
-                       self._read_spans, self._encoder, self.options.threshold)
+                       self._read_spans, self._encoder, self.options.threshold, self._bandwidth.narrowband)
 
 
 def _timeline_of(blocks: Iterable[np.ndarray], model: Model, options: SegmentOptions, show_progress: bool,
