@@ -128,18 +128,19 @@ def _window_speech(window: np.ndarray, start: int, frame_mask: np.ndarray) -> np
 class _WindowScorer:
     """Collects windows as audio streams in and scores them in batches; keeps, per window, (start_frame, n_frames,
     weight, logit) in ``scored`` and, for the speaker turns, its first sample, its child log-odds and the cosine
-    distance of its voice embedding to the window that ends where it starts (:class:`speakers.Windows`). The
-    embeddings themselves are kept only when turns are to be described by them (no speaker encoder): 10 h of 0.5 s
-    hops x 256 values is 37 MB in float16."""
+    distance of its voice embedding to the window that ends where it starts (:class:`speakers.Windows`). All of it
+    in numpy arrays, one per model call (10 h: 72,000 windows, 3.5 MB; as Python tuples and floats it was ~20 MB).
+    The embeddings themselves are kept only when turns are to be described by them (no speaker encoder): 10 h of
+    0.5 s hops x 256 values is 37 MB in float16."""
 
     def __init__(self, model: Model, options: SegmentOptions, hop: int, window: int, keep_embeddings: bool) -> None:
         self.model, self.options = model, options
         self.hop, self.lag = hop, max(1, int(round(window / hop)))  # the window ending at a start began lag hops before
         self.pending: list[tuple[int, int, float, np.ndarray, int]] = []
-        self.scored: list[tuple[int, int, float, float]] = []
-        self.starts: list[int] = []
-        self.child: list[float] = []
-        self.change: list[float] = []  # NaN where no window ends where this one starts
+        self._scored: list[np.ndarray] = []  # (batch, 4) float64: start_frame, n_frames, weight, logit
+        self._starts: list[np.ndarray] = []  # int64 first samples
+        self._child: list[np.ndarray] = []  # float32 child log-odds
+        self._change: list[np.ndarray] = []  # float32; NaN where no window ends where this one starts
         self.recent: dict[int, np.ndarray] = {}  # hop index -> embedding, of the last lag windows
         self.embeddings: list[np.ndarray] = []  # float16 blocks, when keep_embeddings
         self.keep_embeddings = keep_embeddings
@@ -155,17 +156,16 @@ class _WindowScorer:
             return
         scores = score_speech(self.model, [x[3] for x in self.pending])
         z = logit(scores.p_female)
-        for (start_frame, n, w, _, start), zi in zip(self.pending, z, strict=True):
-            self.scored.append((start_frame, n, w, float(zi)))
-            self.starts.append(start)
+        self._scored.append(np.column_stack([np.array([(f, n, w) for f, n, w, *_ in self.pending], np.float64), z]))
+        self._starts.append(np.array([x[4] for x in self.pending], np.int64))
         self.has_child = self.has_child and scores.p_child is not None
         if self.has_child:
-            self.child.extend(logit(scores.p_child).tolist())
+            self._child.append(logit(scores.p_child).astype(np.float32))
         self.has_embeddings = self.has_embeddings and scores.embeddings is not None and self.options.speakers
         if self.has_embeddings:
             emb = np.asarray(scores.embeddings, np.float32)
-            for (*_, start), e in zip(self.pending, emb, strict=True):
-                self.change.append(self._distance(start, e))
+            self._change.append(np.array([self._distance(x[4], e) for x, e in zip(self.pending, emb, strict=True)],
+                                         np.float32))
             if self.keep_embeddings:
                 self.embeddings.append(emb.astype(np.float16))
         self.pending = []
@@ -183,20 +183,29 @@ class _WindowScorer:
             return float("nan")
         return 1.0 - float(before @ e) / max(float(np.linalg.norm(before) * np.linalg.norm(e)), 1e-12)
 
+    @property
+    def scored(self) -> np.ndarray:
+        """(windows, 4) float64: start frame, frames covered, weight (speech share), female log-odds."""
+        return np.concatenate(self._scored) if self._scored else np.zeros((0, 4))
+
     def windows(self, window_samples: int, hop_samples: int) -> Windows:
         """What was scored, as arrays for :func:`voicegender.listen.speakers.diarize`."""
         embeddings = np.concatenate(self.embeddings) if self.keep_embeddings and self.embeddings else None
         self.embeddings = []
-        return Windows(start=np.asarray(self.starts, np.int64), n_samples=window_samples, hop=hop_samples,
-                       weight=np.array([x[2] for x in self.scored]), logit=np.array([x[3] for x in self.scored]),
-                       child_logit=np.asarray(self.child) if self.has_child and self.child else None,
-                       change=np.asarray(self.change) if self.has_embeddings and self.change else None,
+        scored = self.scored
+        return Windows(start=np.concatenate(self._starts) if self._starts else np.zeros(0, np.int64),
+                       n_samples=window_samples, hop=hop_samples, weight=scored[:, 2], logit=scored[:, 3],
+                       child_logit=np.concatenate(self._child).astype(np.float64)
+                       if self.has_child and self._child else None,
+                       change=np.concatenate(self._change).astype(np.float64)
+                       if self.has_embeddings and self._change else None,
                        embedding=embeddings if self.has_embeddings else None)
 
 
-def build_timeline(probs: np.ndarray, scored: list[tuple[int, int, float, float]], duration_s: float,
+def build_timeline(probs: np.ndarray, scored, duration_s: float,
                    options: SegmentOptions = SegmentOptions()) -> list[Segment]:
-    """Timeline from frame speech probabilities and scored windows (start_frame, n_frames, weight, logit)."""
+    """Timeline from frame speech probabilities and scored windows (rows of start_frame, n_frames, weight, logit:
+    a (windows, 4) array or a list of 4-tuples)."""
     n = len(probs)
     regions = segments_from_probs(probs, options.vad_config, duration_s)
     threshold_logit = float(np.log(options.threshold / (1 - options.threshold)))
