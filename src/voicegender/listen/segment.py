@@ -409,12 +409,8 @@ class TimelineBuilder:
         self._vad = StreamingVad()
         self._bandwidth = BandwidthMeter(VAD_SAMPLE_RATE)  # telephone speakers are clustered apart more readily
         self._scorer = _WindowScorer(model, options, self._hop, self._win, keep_embeddings=encoder is None)
-        # frame probabilities: every one in blocks as they come (joined once at the end), and those the next windows
-        # can still read in self._recent (a growing array would copy itself and hold up to twice the file's)
-        self._prob_blocks: list[np.ndarray] = []
-        self._recent = np.zeros(0, np.float32)
-        self._recent_start = 0  # frame index of self._recent[0]
-        self._n = 0  # frames with a probability
+        self._probs = np.zeros(0, np.float32)  # frame probabilities; the first self._n are valid (grown by doubling)
+        self._n = 0
         self._buf = np.zeros(0, np.float32)  # audio from sample self._buf_start on
         self._buf_start = 0
         self._next_win = 0  # start sample of the next window
@@ -422,18 +418,16 @@ class TimelineBuilder:
         self._total = 0
 
     def _add_probs(self, probs: np.ndarray) -> None:
-        probs = np.asarray(probs, np.float32)
-        self._prob_blocks.append(probs)
-        self._n += len(probs)
-        # no window starts before this frame any more (one window back: the last window may end at the end)
-        keep_from = min(max(0, self._next_win - self._win) // FRAME_SAMPLES, self._n)
-        drop = max(0, keep_from - self._recent_start)
-        self._recent = np.concatenate([self._recent[drop:], probs])
-        self._recent_start += drop
+        n = self._n + len(probs)
+        if n > len(self._probs):
+            grown = np.zeros(max(n, 2 * len(self._probs)), np.float32)
+            grown[:self._n] = self._probs[:self._n]
+            self._probs = grown
+        self._probs[self._n:n] = probs
+        self._n = n
 
     def _emit(self, start: int, end: int) -> None:
-        frames = self._recent[start // FRAME_SAMPLES - self._recent_start:
-                              min(self._n, -(-end // FRAME_SAMPLES)) - self._recent_start]
+        frames = self._probs[start // FRAME_SAMPLES:min(self._n, -(-end // FRAME_SAMPLES))]
         window = self._buf[start - self._buf_start:end - self._buf_start]
         speech = _window_speech(window, start, frames >= self._thr)
         if len(speech) >= self._min_speech:
@@ -473,8 +467,7 @@ class TimelineBuilder:
         self._scorer.flush()
         self._buf = np.zeros(0, np.float32)
         duration_s = self._total / VAD_SAMPLE_RATE
-        probs = np.concatenate(self._prob_blocks) if self._prob_blocks else np.zeros(0, np.float32)
-        self._prob_blocks, self._recent = [probs], np.zeros(0, np.float32)
+        probs = self._probs[:self._n]
         if self.options.speakers:
             diarization = self._diarize(probs, duration_s)
             if diarization.turns:
