@@ -20,11 +20,10 @@ corpora under-confident again).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
-from .head import DURATION_BANDS, calibrated, duration_band
+from .head import DURATION_BANDS, Calibration, calibrated, duration_band
 from .layers import balanced_weights
 from .model import sigmoid
 from .training_set import FeatureTable
@@ -36,23 +35,6 @@ CELL_KINDS = ("clean", "tel", "codec")  # the held-out copies calibration is fit
 BAND_KINDS = ("short", "short_tel")  # short crops: judged per speech-duration band; the short bands' temperatures
 SOFTENED_BANDS = 2  # the first bands of DURATION_BANDS (under 0.6 s of speech) get their own, softer temperature
 MIN_BAND_CLIPS = 30  # a cell's clips in a band below this do not count for that band's temperature
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """``p_female = floor + (1 − 2·floor) · sigmoid(logit_female / T)``, ``T`` the temperature of the speech-duration
-    band of each clip's speech seconds."""
-
-    temperatures: tuple[float, ...] = (1.0,) * len(DURATION_BANDS)
-    floor: float = 0.0
-
-    @classmethod
-    def one_temperature(cls, temperature: float, floor: float = 0.0) -> Calibration:
-        return cls((float(temperature),) * len(DURATION_BANDS), float(floor))
-
-    def p_female(self, logit_female: np.ndarray, speech_s: np.ndarray) -> np.ndarray:
-        return calibrated(logit_female, np.asarray(self.temperatures, np.float64)[duration_band(speech_s)],
-                          self.floor)
 
 
 def log_loss(p_female: np.ndarray, is_female: np.ndarray, weights: np.ndarray | None = None) -> float:
@@ -94,20 +76,28 @@ def fit_temperature(logit_female: np.ndarray, is_female: np.ndarray, weights: np
 Cell = tuple[np.ndarray, np.ndarray, np.ndarray]  # held-out log-odds of female, is-female, speech seconds
 
 
+def _cell_loss(parts: list[tuple[np.ndarray, np.ndarray]], temperature: float, floor: float) -> float:
+    """The mean over ``parts`` ((log-odds, is-female) pairs) of each one's mean log-loss under the map."""
+    return float(np.mean([log_loss(calibrated(z, temperature, floor), y) for z, y in parts]))
+
+
+def _best_temperature(parts: list[tuple[np.ndarray, np.ndarray]], floor: float) -> float:
+    """The temperature minimising :func:`_cell_loss` at ``floor`` (golden section over log T)."""
+    log_t = _golden_min(lambda lt: _cell_loss(parts, np.exp(lt), floor), np.log(MIN_TEMPERATURE),
+                        np.log(MAX_TEMPERATURE))
+    return float(np.exp(log_t))
+
+
 def _fit_one(cells: list[Cell]) -> tuple[float, float]:
     """(temperature, floor) minimising the mean over ``cells`` of each cell's mean log-loss; the floor on a 0.0025
     grid up to :data:`MAX_FLOOR`, the temperature by golden section for each floor."""
-
-    def cost(temperature: float, floor: float) -> float:
-        return float(np.mean([log_loss(calibrated(z, temperature, floor), y) for z, y, _ in cells]))
-
+    parts = [(z, y) for z, y, _ in cells]
     best = (np.inf, 1.0, 0.0)
     for floor in np.arange(0.0, MAX_FLOOR + 1e-9, 0.0025):
-        log_t = _golden_min(lambda lt, fl=floor: cost(np.exp(lt), fl), np.log(MIN_TEMPERATURE),
-                            np.log(MAX_TEMPERATURE))
-        c = cost(np.exp(log_t), floor)
+        temperature = _best_temperature(parts, float(floor))
+        c = _cell_loss(parts, temperature, float(floor))
         if c < best[0]:
-            best = (c, float(np.exp(log_t)), float(floor))
+            best = (c, temperature, float(floor))
     return best[1], best[2]
 
 
@@ -126,10 +116,7 @@ def fit_calibration(cells: Iterable[Cell], short_cells: Iterable[Cell] = ()) -> 
     for b in range(SOFTENED_BANDS - 1, -1, -1):
         parts = [(z[m], y[m]) for z, y, s in every if (m := duration_band(s) == b).sum() >= MIN_BAND_CLIPS]
         if parts:
-            log_t = _golden_min(lambda lt, ps=parts: float(np.mean([log_loss(calibrated(z, np.exp(lt), floor), y)
-                                                                     for z, y in ps])),
-                                np.log(MIN_TEMPERATURE), np.log(MAX_TEMPERATURE))
-            temps[b] = max(float(np.exp(log_t)), temps[b + 1])
+            temps[b] = max(_best_temperature(parts, floor), temps[b + 1])
         else:
             temps[b] = temps[b + 1]
     return Calibration(tuple(temps), floor)
@@ -149,12 +136,16 @@ def reliability(p_female: np.ndarray, is_female: np.ndarray, n_bins: int = 10) -
             for b in range(n_bins) if (which == b).any()]
 
 
+def _ece_of(bins: list[dict]) -> float:
+    """The clip-weighted mean gap between each :func:`reliability` bin's mean confidence and accuracy."""
+    total = sum(b["n"] for b in bins)
+    return float(sum(b["n"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / total) if total else 0.0
+
+
 def expected_calibration_error(p_female: np.ndarray, is_female: np.ndarray, n_bins: int = 10) -> float:
     """ECE over equal-width bins of the predicted class's confidence (0.5…1): the clip-weighted mean gap between
     each bin's mean confidence and accuracy (:func:`reliability`)."""
-    bins = reliability(p_female, is_female, n_bins)
-    total = sum(b["n"] for b in bins)
-    return float(sum(b["n"] * abs(b["accuracy"] - b["confidence"]) for b in bins) / total) if total else 0.0
+    return _ece_of(reliability(p_female, is_female, n_bins))
 
 
 def calibration_summary(p_female: np.ndarray, is_female: np.ndarray) -> dict:
@@ -165,9 +156,9 @@ def calibration_summary(p_female: np.ndarray, is_female: np.ndarray) -> dict:
         return {"n": 0}
     accuracy = float(((p >= 0.5) == (y == 1)).mean())
     confidence = float(np.maximum(p, 1 - p).mean())
-    return {"n": int(len(p)), "ece": expected_calibration_error(p, y), "log_loss": log_loss(p, y),
-            "accuracy": accuracy, "confidence": confidence, "gap": confidence - accuracy,
-            "reliability": reliability(p, y)}
+    bins = reliability(p, y)
+    return {"n": int(len(p)), "ece": _ece_of(bins), "log_loss": log_loss(p, y), "accuracy": accuracy,
+            "confidence": confidence, "gap": confidence - accuracy, "reliability": bins}
 
 
 def stacked_logits(table: FeatureTable, oof: dict[str, np.ndarray], kinds, rows: np.ndarray):

@@ -5,7 +5,7 @@ using the model needs numpy only (the GE2E encoder and the pitch/formant tracker
 
 - ``gender``: log-odds of *male* (:class:`LinearLayer`); ``p_female = floor + (1 − 2·floor)·sigmoid(-logit / T)``
   with the temperature ``T`` of the clip's speech-duration band (:data:`DURATION_BANDS`) and the confidence floor
-  (:class:`voicegender.voice.calibration.Calibration`; files written before 2.3 have none: 0);
+  (:class:`Calibration`; files written before 2.3 have none: 0);
 - ``child``: log-odds of a child's voice (aged 12 or younger), or absent; over the main layer's inputs, or over
   the encoder's hidden means when ``child_features`` is "hidden" (the shipped model);
 - ``short``: log-odds of *male* for clips with less than ``short_max_s`` seconds of speech, over the encoder's
@@ -42,9 +42,26 @@ def duration_band(seconds: np.ndarray | float) -> np.ndarray:
 
 
 def calibrated(logit_female: np.ndarray, temperature: np.ndarray | float, floor: float = 0.0) -> np.ndarray:
-    """``floor + (1 − 2·floor) · sigmoid(logit / temperature)``: the calibration map
-    (:class:`voicegender.voice.calibration.Calibration` fits it)."""
+    """``floor + (1 − 2·floor) · sigmoid(logit / temperature)``: the calibration map."""
     return floor + (1.0 - 2.0 * floor) * _sigmoid(np.asarray(logit_female, np.float64) / temperature)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A head's calibration: ``p_female = floor + (1 − 2·floor) · sigmoid(logit_female / T)``, ``T`` the temperature
+    of the speech-duration band of each clip's speech seconds (:func:`voicegender.voice.calibration.fit_calibration`
+    fits one)."""
+
+    temperatures: tuple[float, ...] = (1.0,) * len(DURATION_BANDS)
+    floor: float = 0.0
+
+    @classmethod
+    def one_temperature(cls, temperature: float, floor: float = 0.0) -> Calibration:
+        return cls((float(temperature),) * len(DURATION_BANDS), float(floor))
+
+    def p_female(self, logit_female: np.ndarray, speech_s: np.ndarray) -> np.ndarray:
+        return calibrated(logit_female, np.asarray(self.temperatures, np.float64)[duration_band(speech_s)],
+                          self.floor)
 
 
 @dataclass
@@ -182,10 +199,13 @@ class VoiceHead:
         return z
 
     def p_female(self, x: np.ndarray, speech_s: np.ndarray, hidden: np.ndarray | None = None) -> np.ndarray:
-        """Calibrated probability of a female voice: the band temperature of each row's speech duration, then the
-        confidence floor."""
-        t = np.asarray(self.temperatures, np.float64)[duration_band(speech_s)]
-        return calibrated(self.female_logit(x, speech_s, hidden), t, self.confidence_floor)
+        """Calibrated probability of a female voice (:attr:`calibration`)."""
+        return self.calibration.p_female(self.female_logit(x, speech_s, hidden), speech_s)
+
+    @property
+    def calibration(self) -> Calibration:
+        """The file's band temperatures and confidence floor."""
+        return Calibration(tuple(map(float, self.temperatures)), float(self.confidence_floor))
 
     def is_speech(self, ge2e: np.ndarray) -> np.ndarray | None:
         """Whether each clip (GE2E embeddings (n, 256)) is speech by the speech check; None without one."""
