@@ -53,14 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     head.confidence_floor = calibration.floor
     meta = head.metadata
     meta["calibration"] = {
-        "method": "a temperature and a confidence floor minimising the mean log-loss of the "
-                  f"{protocol} cells (held-out unit x clean / telephone / codec copy; adults), each cell weighted "
-                  "equally; softer temperatures for speech under 0.6 s fitted on the held-out short crops "
-                  "(voicegender.voice.calibration.fit_calibration)",
-        "bands_s": [[lo, hi] for lo, hi in meta.get("calibration", {}).get("bands_s", [])],
-        "temperatures": head.temperatures, "confidence_floor": head.confidence_floor,
-        "ece_before": report["ece_before"], "ece_after_cross_fitted": report["ece_shipped"],
-        "worst_cell_ece_cross_fitted": report["worst_cell"]["shipped"],
+        **fit.calibration_metadata(calibration, report, protocol),
         "recalibrated": {"date": datetime.date.today().isoformat(), "voicegender_version": __version__,
                          "command": "python scripts/recalibrate_head.py " + " ".join(sys.argv[1:]),
                          "before": before}}

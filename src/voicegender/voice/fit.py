@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import CorpusError
 from .calibration import MAX_FLOOR, MAX_TEMPERATURE, MIN_TEMPERATURE, fit_held_out, held_out_cells
-from .head import DURATION_BANDS, VoiceHead
+from .head import DURATION_BANDS, Calibration, VoiceHead
 from .heldout import (
     child_auc,
     child_flag_heldout,
@@ -153,6 +153,19 @@ def held_out_logits(table, names: set[str], cfg: HeadConfig = HeadConfig(),
     return protocol, folds, out_of_fold(table, folds, gender_scorer(table, cfg), TEST_KINDS)
 
 
+def calibration_metadata(calibration: Calibration, cross_fitted: dict, protocol: str) -> dict:
+    """What a model file says of its calibration: the method, the bands, the temperatures and floor, and the
+    cross-fitted figures of :func:`voicegender.voice.heldout.calibration_report` (``cross_fitted``)."""
+    return {"method": "a temperature and a confidence floor minimising the mean log-loss of the "
+                      f"{protocol} cells (held-out unit x clean / telephone / codec copy; adults), each cell weighted "
+                      "equally; softer temperatures for speech under 0.6 s fitted on the held-out short crops "
+                      "(voicegender.voice.calibration.fit_calibration)",
+            "bands_s": [[lo, None if hi == float("inf") else hi] for lo, hi in DURATION_BANDS],
+            "temperatures": list(calibration.temperatures), "confidence_floor": calibration.floor,
+            "ece_before": cross_fitted["ece_before"], "ece_after_cross_fitted": cross_fitted["ece_shipped"],
+            "worst_cell_ece_cross_fitted": cross_fitted["worst_cell"]["shipped"]}
+
+
 def default_cache_dir() -> Path:
     """Where training features are cached: ``fit/`` in the user cache folder (``$VOICEGENDER_CACHE_DIR`` or the
     platform's, see :func:`voicegender.cache.cache_dir`)."""
@@ -220,15 +233,7 @@ def fit_corpora(corpora: list, out: str | Path, cfg: HeadConfig = HeadConfig(), 
         "n_clips": int(adults.sum()),
         "n_speakers": int(len(np.unique(table.speaker[adults]))),
         "config": config_dict(cfg),
-        "calibration": {"method": "a temperature and a confidence floor minimising the mean log-loss of the "
-                                  f"{protocol} cells (held-out unit x clean / telephone / codec copy; adults), each "
-                                  "cell weighted equally; softer temperatures for speech under 0.6 s fitted on the "
-                                  "held-out short crops (voicegender.voice.calibration.fit_calibration)",
-                        "bands_s": [[lo, None if hi == float("inf") else hi] for lo, hi in DURATION_BANDS],
-                        "temperatures": temperatures, "confidence_floor": calibration.floor,
-                        "ece_before": report["calibration"]["ece_before"],
-                        "ece_after_cross_fitted": report["calibration"]["ece_shipped"],
-                        "worst_cell_ece_cross_fitted": report["calibration"]["worst_cell"]["shipped"]},
+        "calibration": calibration_metadata(calibration, report["calibration"], protocol),
         "heldout": {g: {k: round(v["bacc"], 4) for k, v in r.items()} for g, r in report["corpora"].items()},
         "child_auc": None if report["child"] is None else report["child"].get("auc"),
         **(metadata or {}),
