@@ -53,6 +53,25 @@ def reference(truth: dict, n: int) -> tuple[np.ndarray, np.ndarray, list]:
     return speech, music & ~speech, stretches
 
 
+def frames_of(truth: dict, segments, duration: float, posteriors: np.ndarray, hop: float) -> dict:
+    """One mix, frame by frame (10 ms), computed once: the reference's speech and music-alone frames and music
+    stretches; the frames ``segment`` gave a gender and their distance (s) to the nearest edge of their segment
+    (inf elsewhere); and ina's probability of music of the patch nearest each frame."""
+    n = int(duration / FRAME_S)
+    t = (np.arange(n) + 0.5) * FRAME_S
+    gendered, edge_s = np.zeros(n, bool), np.full(n, np.inf)
+    for s in segments:
+        if s.label in ("female", "male"):
+            m = (t >= s.start_s) & (t < s.end_s)
+            gendered |= m
+            edge_s[m] = np.minimum(t[m] - s.start_s, s.end_s - t[m])
+    speech, alone, stretches = reference(truth, n)
+    centres = np.arange(len(posteriors)) * hop + ina_smn.PATCH_SAMPLES / 2 / ina_smn.SAMPLE_RATE
+    nearest = np.clip(np.round((t - centres[0]) / hop).astype(int), 0, len(posteriors) - 1)
+    return {"t": t, "gendered": gendered, "edge_s": edge_s, "speech": speech, "alone": alone,
+            "stretches": stretches, "p_music": posteriors[nearest, 1]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -79,23 +98,16 @@ def main(argv: list[str] | None = None) -> int:
         if rate != ina_smn.SAMPLE_RATE:
             print(f"{wav}: {rate} Hz, expected {ina_smn.SAMPLE_RATE}", file=sys.stderr)
             return 2
-        runs.append((truth, segments, duration, ina_smn.sparse_posteriors(wave, args.hop)))
+        runs.append(frames_of(truth, segments, duration, ina_smn.sparse_posteriors(wave, args.hop), args.hop))
     print(f"# Music alone and ina's speech / music / noise CNN: {len(mixes)} music mixes of {args.mixes} "
           f"({time.time() - t0:.0f} s)\n")
     bins = np.zeros((2, 8))
-    for truth, segments, duration, _ in runs:
-        n = int(duration / FRAME_S)
-        t = (np.arange(n) + 0.5) * FRAME_S
-        gendered = np.zeros(n, bool)
-        for s in segments:
-            if s.label in ("female", "male"):
-                gendered |= (t >= s.start_s) & (t < s.end_s)
-        _, alone, stretches = reference(truth, n)
-        for a, b in stretches:
-            inside = alone & (t >= a) & (t < b)
-            k = np.clip((np.minimum(t - a, b - t) / 0.25).astype(int), 0, 7)
+    for run in runs:
+        for a, b in run["stretches"]:
+            inside = run["alone"] & (run["t"] >= a) & (run["t"] < b)
+            k = np.clip((np.minimum(run["t"] - a, b - run["t"]) / 0.25).astype(int), 0, 7)
             for i in range(8):
-                bins[0, i] += (inside & gendered & (k == i)).sum()
+                bins[0, i] += (inside & run["gendered"] & (k == i)).sum()
                 bins[1, i] += (inside & (k == i)).sum()
     print("| distance from the music stretch's nearest edge | music-alone frames given a gender |\n|---|---|")
     for i in range(8):
@@ -108,23 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     for threshold in (0.5, 0.7, 0.9):
         for edge in (0.5, 1.0, None):
             kept_music = music_total = lost = speech_total = 0
-            for truth, segments, duration, post in runs:
-                n = int(duration / FRAME_S)
-                t = (np.arange(n) + 0.5) * FRAME_S
-                gendered, near = np.zeros(n, bool), np.zeros(n, bool)
-                for s in segments:
-                    if s.label in ("female", "male"):
-                        m = (t >= s.start_s) & (t < s.end_s)
-                        gendered |= m
-                        near |= m & ((t - s.start_s < (edge or np.inf)) | (s.end_s - t < (edge or np.inf)))
-                centres = np.arange(len(post)) * args.hop + ina_smn.PATCH_SAMPLES / 2 / ina_smn.SAMPLE_RATE
-                k = np.clip(np.round((t - centres[0]) / args.hop).astype(int), 0, len(post) - 1)
-                veto = (post[k, 1] >= threshold) & near
-                speech, alone, _ = reference(truth, n)
-                kept_music += (gendered & ~veto & alone).sum()
-                music_total += alone.sum()
-                lost += (gendered & veto & speech).sum()
-                speech_total += (gendered & speech).sum()
+            for run in runs:
+                veto = (run["p_music"] >= threshold) & (run["edge_s"] < (edge or np.inf))
+                kept_music += (run["gendered"] & ~veto & run["alone"]).sum()
+                music_total += run["alone"].sum()
+                lost += (run["gendered"] & veto & run["speech"]).sum()
+                speech_total += (run["gendered"] & run["speech"]).sum()
             where = "everywhere" if edge is None else f"within {edge:g} s of a segment's edge"
             print(f"| {threshold:g} | {where} | {100 * kept_music / music_total:.1f} % | "
                   f"{100 * lost / speech_total:.2f} % |")
