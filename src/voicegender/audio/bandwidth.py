@@ -20,7 +20,6 @@ class BandwidthMeter:
     """Feed 16 kHz mono blocks; :attr:`narrowband` says whether what was fed is narrow-band."""
 
     def __init__(self, sample_rate: int = 16_000, every_s: float = 0.25) -> None:
-        self.rate = sample_rate
         self.every = max(FRAME, int(every_s * sample_rate))
         freqs = np.fft.rfftfreq(FRAME, 1 / sample_rate)
         self._low = (freqs >= 300) & (freqs < 3400)
