@@ -342,17 +342,12 @@ def frame_posteriors(wave16k: np.ndarray) -> np.ndarray:
     ``i * FRAME_S`` to ``(i + 1) * FRAME_S`` seconds. Rows whose patch is not finite (it holds digital silence)
     are 0.5 in every column, as in ina. Empty (0, 3) below 400 samples.
     """
-    network = _cached_network()
     mspec = log_mel_spectrogram(wave16k)
     n_rows = -(-len(mspec) // PATCH_STEP)
     if n_rows == 0:
         return np.zeros((0, len(SPEECH_MUSIC_NOISE_LABELS)), np.float32)
-    bands = _pad_short(mspec)[:, :N_MELS_USED]
-    n_patches = (len(bands) - PATCH_FRAMES) // PATCH_STEP + 1
-    per_patch = np.empty((n_patches, len(SPEECH_MUSIC_NOISE_LABELS)), np.float32)
-    for start in range(0, n_patches, BATCH_PATCHES):
-        stop = min(start + BATCH_PATCHES, n_patches)
-        per_patch[start:stop] = network(bands[PATCH_STEP * start:PATCH_STEP * (stop - 1) + PATCH_FRAMES])
+    per_patch = _patch_posteriors(mspec, PATCH_STEP)
+    n_patches = len(per_patch)
     # ina repeats the first patch PATCH_FRAMES // (2 * PATCH_STEP) = 17 times in front and the last one behind,
     # up to one row per 20 ms frame: the patch of row i is centred on it
     lead = PATCH_FRAMES // (2 * PATCH_STEP)
@@ -376,6 +371,12 @@ def sparse_posteriors(wave16k: np.ndarray, hop_s: float = 0.5) -> np.ndarray:
     mspec = log_mel_spectrogram(wave16k)
     if len(mspec) == 0:
         return np.zeros((0, len(SPEECH_MUSIC_NOISE_LABELS)), np.float32)
+    return _patch_posteriors(mspec, step)
+
+
+def _patch_posteriors(mspec: np.ndarray, step: int) -> np.ndarray:
+    """(n_patches, 3) class probabilities of the patches starting every ``step`` frames of a (non-empty) log mel
+    spectrogram (padded first when shorter than a patch, as ina does), in batches of :data:`BATCH_PATCHES`."""
     bands = _pad_short(mspec)[:, :N_MELS_USED]
     n_patches = (len(bands) - PATCH_FRAMES) // step + 1
     network = _cached_network()
