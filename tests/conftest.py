@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from voicegender.audio.synth import FEMALE_F0, MALE_F0, synth_voice
+from voicegender.listen.speakers import Windows
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = SHARED / "data"
@@ -143,3 +144,39 @@ def write_speaker_corpus(root: Path, speakers: dict[str, tuple[float, str]] = SP
             rows.append(f"{speaker}/{i}.wav,{speaker},{label}")
     (root / "manifest.csv").write_text("\n".join(rows) + "\n")
     return root / "manifest.csv"
+
+
+WINDOW_HOP, WINDOW_SAMPLES = 8_000, 24_000  # segment's windows: 0.5 s hops, 1.5 s long (16 kHz)
+
+
+def voice_vector(k: int, dim: int = 32) -> np.ndarray:
+    """A unit voice embedding for voice ``k`` (voices share a little: cosine 0.2 between two)."""
+    v = np.zeros(dim)
+    v[k] = 1.0
+    v[dim - 1] = 0.5  # every voice shares a little (cosine between voices 0.2)
+    return v / np.linalg.norm(v)
+
+
+def windows_of(turns: list[tuple[float, float, int]], genders: dict[int, float], seed: int = 0) -> Windows:
+    """Windows every 0.5 s over back-to-back turns (start_s, end_s, voice); a window's embedding mixes the voices
+    it covers by their share of it, plus a little noise; its log-odds of female is its voices' (``genders``)."""
+    rng = np.random.default_rng(seed)
+    end = max(e for _, e, _ in turns)
+    starts = np.arange(0, int(end * 16_000) - WINDOW_SAMPLES + 1, WINDOW_HOP)
+    emb, logit = [], []
+    for s in starts:
+        a, b = s / 16_000, (s + WINDOW_SAMPLES) / 16_000
+        share: dict[int, float] = {}
+        for t0, e, k in turns:
+            share[k] = share.get(k, 0.0) + max(0.0, min(b, e) - max(a, t0))
+        v = sum(w * voice_vector(k) for k, w in share.items() if w > 0) + 0.05 * rng.normal(size=32)
+        emb.append(v / np.linalg.norm(v))
+        logit.append(sum(w * genders[k] for k, w in share.items()) / WINDOW_SAMPLES * 16_000)
+    n = len(starts)
+    emb = np.array(emb)
+    lag = WINDOW_SAMPLES // WINDOW_HOP  # segment's window scorer stores the distance to the window ending at a start
+    change = np.full(n, np.nan)
+    change[lag:] = 1.0 - np.sum(emb[lag:] * emb[:-lag], axis=1)
+    return Windows(start=starts.astype(np.int64), n_samples=WINDOW_SAMPLES, hop=WINDOW_HOP, weight=np.ones(n),
+                   logit=np.array(logit), child_logit=np.full(n, -3.0), change=change,
+                   embedding=emb.astype(np.float16))

@@ -2,43 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import voice_vector, windows_of
 
-from voicegender.listen.speakers import SpeakerOptions, Windows, change_points, diarize, split_turns
+from voicegender.listen.speakers import SpeakerOptions, change_points, diarize, split_turns
 
 RATE = 16_000
-HOP, WIN = 8_000, 24_000  # 0.5 s hops, 1.5 s windows (segment's defaults)
-
-
-def _voice(k: int, dim: int = 32) -> np.ndarray:
-    v = np.zeros(dim)
-    v[k] = 1.0
-    v[dim - 1] = 0.5  # every voice shares a little (cosine between voices 0.2)
-    return v / np.linalg.norm(v)
-
-
-def windows_of(turns: list[tuple[float, float, int]], genders: dict[int, float], seed: int = 0) -> Windows:
-    """Windows every 0.5 s over back-to-back turns (start_s, end_s, voice); a window's embedding mixes the voices
-    it covers by their share of it, plus a little noise; its log-odds of female is its voices' (``genders``)."""
-    rng = np.random.default_rng(seed)
-    end = max(e for _, e, _ in turns)
-    starts = np.arange(0, int(end * RATE) - WIN + 1, HOP)
-    emb, logit = [], []
-    for s in starts:
-        a, b = s / RATE, (s + WIN) / RATE
-        share: dict[int, float] = {}
-        for t0, e, k in turns:
-            share[k] = share.get(k, 0.0) + max(0.0, min(b, e) - max(a, t0))
-        v = sum(w * _voice(k) for k, w in share.items() if w > 0) + 0.05 * rng.normal(size=32)
-        emb.append(v / np.linalg.norm(v))
-        logit.append(sum(w * genders[k] for k, w in share.items()) / WIN * RATE)
-    n = len(starts)
-    emb = np.array(emb)
-    lag = WIN // HOP  # what segment's window scorer stores: the distance to the window ending where each starts
-    change = np.full(n, np.nan)
-    change[lag:] = 1.0 - np.sum(emb[lag:] * emb[:-lag], axis=1)
-    return Windows(start=starts.astype(np.int64), n_samples=WIN, hop=HOP, weight=np.ones(n),
-                   logit=np.array(logit), child_logit=np.full(n, -3.0), change=change,
-                   embedding=emb.astype(np.float16))
 
 
 def all_speech(a: int, b: int) -> np.ndarray:
@@ -82,7 +50,7 @@ def test_speakers_their_genders_and_turns(with_encoder: bool):
 
         class Encoder:
             def embed(self, waves):
-                return np.stack([_voice(int(np.bincount(x.astype(int)).argmax())) for x in waves])
+                return np.stack([voice_vector(int(np.bincount(x.astype(int)).argmax())) for x in waves])
 
         encoder = Encoder()
 
@@ -116,8 +84,8 @@ def test_narrow_band_recordings_keep_close_voices_apart():
     voice_track = np.zeros(23 * RATE, np.float32)
     for t0, e, k in TURNS:
         voice_track[int(t0 * RATE):int(e * RATE)] = k
-    close = {k: _voice(k) for k in range(4)}
-    other = _voice(5) - (_voice(5) @ close[0]) * close[0]
+    close = {k: voice_vector(k) for k in range(4)}
+    other = voice_vector(5) - (voice_vector(5) @ close[0]) * close[0]
     close[2] = 0.3 * close[0] + np.sqrt(1 - 0.3**2) * other / np.linalg.norm(other)  # voices 0 and 2: distance 0.7
 
     class Encoder:

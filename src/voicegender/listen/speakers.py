@@ -31,6 +31,7 @@ import numpy as np
 
 from ..voice.model import sigmoid, weighted_log_odds
 from .clustering import cluster, cosine_distances
+from .turn_edges import ChangeEvidence, change_evidence, neighbourhood, place_changes
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class SpeakerOptions:
     # speaker count exact on 2-4-speaker mixes 0.47 -> 0.59 (BAVED's emotional words split a speaker less), DER 15.6
     # -> 15.0 %; 8 s lost real speakers (Common Voice)
     min_speaker_s: float = 4.0
+    place_changes: bool = True  # move each change between two speakers to the frame (voicegender.listen.turn_edges)
 
 
 @dataclass
@@ -325,6 +327,29 @@ def embed_turns(turns: Sequence[Turn], read_spans: SpanReader, encoder: SpeakerE
     return out
 
 
+def _reading_changes(read_spans: SpanReader, turns: Sequence[Turn], evidence: dict[int, ChangeEvidence],
+                     rate: int) -> SpanReader:
+    """``read_spans`` that also reads the neighbourhood of every change between touching turns (in the same pass)
+    and keeps its :func:`voicegender.listen.turn_edges.change_evidence` in ``evidence`` (by the first turn's
+    index)."""
+    changes = [(i, int(round(turns[i].end_s * rate))) for i in range(len(turns) - 1)
+               if abs(turns[i].end_s - turns[i + 1].start_s) < 1e-9]
+    around = [neighbourhood(c, rate) for _, c in changes]
+
+    def read(spans: Sequence[tuple[int, int]]) -> Iterator[tuple[int, np.ndarray]]:
+        n = len(spans)
+        for j, samples in read_spans([*spans, *around]):
+            if j < n:
+                yield j, samples
+            else:
+                i, c = changes[j - n]
+                found = change_evidence(samples, around[j - n][0], c, rate)
+                if found is not None:
+                    evidence[i] = found
+
+    return read
+
+
 def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: SpeechMask, options: SpeakerOptions,
             rate: int, read_spans: SpanReader | None = None, encoder: SpeakerEmbedder | None = None,
             threshold: float = 0.5, narrowband: bool = False) -> Diarization:
@@ -341,15 +366,19 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
     turns = split_turns(windows, regions, speech_mask, options, rate)
     if not turns:
         return Diarization()
+    evidence: dict[int, ChangeEvidence] = {}  # filled by the encoder's read
     if read_spans is not None and encoder is not None or windows.embedding is None:
         if read_spans is None or encoder is None:
             return Diarization()  # neither a speaker encoder nor the window embeddings to describe turns with
-        vectors = embed_turns(turns, read_spans, encoder, speech_mask, options, rate)
+        read = _reading_changes(read_spans, turns, evidence, rate) if options.place_changes else read_spans
+        vectors = embed_turns(turns, read, encoder, speech_mask, options, rate)
         threshold_c = options.cluster_threshold_narrowband if narrowband else options.cluster_threshold
         embedder = "ecapa"
     else:
         vectors = turn_vectors_from_windows(turns, windows)
         threshold_c, embedder = options.cluster_threshold_ge2e, "ge2e"
     assign_speakers(turns, vectors, windows, options, threshold_c)
+    if evidence:
+        place_changes(turns, evidence)
     return Diarization(turns, speakers_of(turns, windows, threshold), embedder)
 

@@ -1,0 +1,155 @@
+"""Speaker changes placed to the frame: once the speakers are known, each change between two of them moves to where
+the sound of one voice gives way to the other's.
+
+The change detector (:func:`voicegender.listen.speakers.change_points`) compares 1.5 s windows every 0.5 s, so a
+change it finds is 0.2-0.3 s off on average; frames on the wrong side take the other speaker's gender. Here each
+change is looked at again frame by frame, in the same second read of the audio that feeds the speaker encoder:
+
+1. Around every change (+- :data:`REACH_S`) the cepstrum of each 10 ms frame (the log-mel filterbank the speaker
+   encoder reads, :mod:`voicegender.voice.fbank`, through a DCT; c0, the loudness, left out).
+2. Each speaker's voice is a diagonal Gaussian over the cepstra of the frames :data:`FAR_S` or more from its
+   changes, on its side (the sums are kept per change, so nothing is held but the frames near the change).
+3. The change moves, within +- :data:`REACH_S`, to the split where the frames before it are most the first
+   speaker's and those after it the second's (summed per-frame log-likelihood ratios); where silence makes many
+   splits equally good, to the middle of them.
+
+Development conversations (100 mixes, seed 1000, the speakers found by the pipeline), speech-frame gender accuracy
+before → after: clean 0.919 → 0.934, cross-talk 0.911 → 0.931, babble 0.842 → 0.865, telephone 0.896 → 0.909,
+music 0.924 → 0.930; moving every change the pipeline matched with a true one exactly onto it would give 0.935,
+0.931, 0.869, 0.914, 0.937. Pitch alone instead of cepstra: +0.6, +1.5, +1.3, -0.2, -0.2 points (music and noise
+fool the pitch tracker); models of the two turns' own frames instead of the speakers': about two thirds of the
+gain. Costs ~1 ms of log-mel per change (the filterbank runs at ~1,400x real time) and ~2.5 kB per change until
+the speakers are known.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..voice.fbank import HOP, N_MELS, log_mel
+
+REACH_S = 0.6  # a change moves at most this far, and the frames this near it are kept
+FAR_S = 0.3  # frames at least this far from a change (on its side) describe the speaker
+N_CEPSTRA = 19  # c1..c19 of the 80-band log-mel
+KEEP_EVERY = 2  # frames kept near a change: every 20 ms (the move is scored at that resolution)
+ACTIVE_DB = 25.0  # frames this far below the neighbourhood's loud ones (90th percentile) are silence: no evidence
+LLR_CLIP = 20.0  # one frame's log-likelihood ratio counts at most this
+LLR_WEIGHT = 0.1  # the frames of a voice are not independent: their summed evidence is damped by this
+TIE = 0.5  # splits whose score is within this of the best are equally good (silence between two voices) ...
+TIE_MAX_S = 0.6  # ... and the middle of them is taken when they span less than this
+MIN_TURN_S = 0.2  # a moved change leaves at least this much of either turn
+MIN_FRAMES = 30  # a speaker needs this many far frames to be described
+STD_FLOOR = 1e-3
+
+
+@functools.cache
+def _dct() -> np.ndarray:
+    """(80, N_CEPSTRA) orthonormal DCT-II rows 1..N_CEPSTRA (c0 left out)."""
+    n = np.arange(N_MELS)
+    k = np.arange(1, N_CEPSTRA + 1)
+    return (np.sqrt(2.0 / N_MELS) * np.cos(np.pi * k[None, :] * (2 * n[:, None] + 1) / (2 * N_MELS))).astype(np.float32)
+
+
+@dataclass
+class ChangeEvidence:
+    """What the second read keeps of one change's neighbourhood."""
+
+    offset_s: np.ndarray  # time of each kept frame relative to the change
+    cepstra: np.ndarray  # (kept frames, N_CEPSTRA) float16
+    active: np.ndarray  # bool per kept frame: loud enough to be a voice
+    before: np.ndarray  # sufficient statistics [n, sum..., sum of squares...] of the far frames before the change
+    after: np.ndarray  # the same after it
+
+
+def neighbourhood(change: int, rate: int) -> tuple[int, int]:
+    """The sample span read around a change at sample ``change``."""
+    reach = int(REACH_S * rate)
+    return max(0, change - reach), change + reach
+
+
+def change_evidence(samples: np.ndarray, start: int, change: int, rate: int) -> ChangeEvidence | None:
+    """The evidence of a change at sample ``change`` from the samples of its :func:`neighbourhood` (which begins at
+    sample ``start``); None when it is too short to say anything."""
+    if len(samples) < 4 * HOP:
+        return None
+    mel = log_mel(samples)
+    cep = mel @ _dct()
+    loudest = mel.max(axis=1)
+    active = loudest >= np.percentile(loudest, 90) - ACTIVE_DB
+    offset = (start + np.arange(len(mel)) * HOP - change) / rate
+
+    def stats(sel: np.ndarray) -> np.ndarray:
+        x = cep[sel].astype(np.float64)
+        return np.concatenate([[len(x)], x.sum(axis=0), (x * x).sum(axis=0)])
+
+    keep = slice(0, None, KEEP_EVERY)
+    return ChangeEvidence(offset[keep], cep[keep].astype(np.float16), active[keep],
+                          stats(active & (offset <= -FAR_S)), stats(active & (offset >= FAR_S)))
+
+
+@dataclass(frozen=True)
+class _Voice:
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def of(cls, stats: np.ndarray) -> _Voice | None:
+        n = stats[0]
+        if n < MIN_FRAMES:
+            return None
+        mean = stats[1:1 + N_CEPSTRA] / n
+        var = np.maximum(stats[1 + N_CEPSTRA:] / n - mean * mean, 0.0)
+        return cls(mean, np.sqrt(var) + STD_FLOOR)
+
+    def log_likelihood(self, x: np.ndarray) -> np.ndarray:
+        return (-0.5 * ((x - self.mean) / self.std) ** 2 - np.log(self.std)).sum(axis=1)
+
+
+def best_split(evidence: ChangeEvidence, first: _Voice, second: _Voice, lo_s: float, hi_s: float) -> float:
+    """Where (seconds relative to the change, within [lo_s, hi_s]) the frames before are most ``first``'s and
+    those after most ``second``'s."""
+    x = evidence.cepstra.astype(np.float64)
+    llr = np.clip(first.log_likelihood(x) - second.log_likelihood(x), -LLR_CLIP, LLR_CLIP)
+    score = LLR_WEIGHT * np.where(evidence.active, llr, 0.0)
+    cum = np.concatenate([[0.0], np.cumsum(score)])
+    gain = 2 * cum - cum[-1]  # before the split counted for ``first``, after it against
+    step = float(evidence.offset_s[1] - evidence.offset_s[0]) if len(evidence.offset_s) > 1 else 0.0
+    at = np.concatenate([evidence.offset_s - step / 2, [evidence.offset_s[-1] + step / 2]])  # split before frame k
+    allowed = np.flatnonzero((at >= lo_s) & (at <= hi_s))
+    if not len(allowed):
+        return 0.0
+    best = gain[allowed].max()
+    ties = allowed[gain[allowed] >= best - TIE]
+    if at[ties[-1]] - at[ties[0]] < TIE_MAX_S:
+        return float((at[ties[0]] + at[ties[-1]]) / 2)
+    return float(at[allowed[np.argmax(gain[allowed])]])
+
+
+def place_changes(turns: Sequence, evidence: dict[int, ChangeEvidence]) -> int:
+    """Move each change between turns ``i`` and ``i + 1`` (consecutive turns of different speakers that touch;
+    ``evidence[i]`` read around it) to its :func:`best_split`. Turns are the diarization's (``start_s``, ``end_s``,
+    ``speaker``), moved in place. Returns how many changes were looked at."""
+    sums: dict[int, np.ndarray] = {}
+    for i, ev in evidence.items():
+        for speaker, stats in ((turns[i].speaker, ev.before), (turns[i + 1].speaker, ev.after)):
+            sums[speaker] = sums.get(speaker, 0) + stats
+    voices = {s: _Voice.of(v) for s, v in sums.items()}
+    placed = 0
+    for i, ev in sorted(evidence.items()):
+        left, right = turns[i], turns[i + 1]
+        first, second = voices.get(left.speaker), voices.get(right.speaker)
+        if left.speaker == right.speaker or first is None or second is None:
+            continue
+        change = left.end_s
+        lo = max(-REACH_S, left.start_s + MIN_TURN_S - change)
+        hi = min(REACH_S, right.end_s - MIN_TURN_S - change)
+        if lo >= hi:
+            continue
+        moved = change + best_split(ev, first, second, lo, hi)
+        left.end_s = right.start_s = moved
+        placed += 1
+    return placed

@@ -1,0 +1,118 @@
+"""Speaker changes placed to the frame (voicegender.listen.turn_edges) on synthetic voices with known changes."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from conftest import windows_of
+
+from voicegender.audio.synth import synth_voice
+from voicegender.listen.speakers import SpeakerOptions, diarize
+from voicegender.listen.turn_edges import REACH_S, change_evidence, neighbourhood, place_changes
+from voicegender.voice.pitch import median_pitch
+
+RATE = 16_000
+F0 = {0: 120.0, 1: 220.0, 2: 150.0, 3: 260.0}  # voice -> pitch (Hz) ...
+VOCAL_TRACT = {0: 1.0, 1: 1.17, 2: 1.08, 3: 1.3}  # ... and formants (scale of the male ones)
+
+
+@dataclass
+class FakeTurn:
+    start_s: float
+    end_s: float
+    speaker: int
+
+
+def track(turns: list[tuple[float, float, int]], seed: int = 0) -> np.ndarray:
+    """Audio of back-to-back turns (start_s, end_s, voice); silence where no turn is."""
+    end = max(e for _, e, _ in turns)
+    audio = np.zeros(int(round(end * RATE)), np.float32)
+    for i, (a, b, k) in enumerate(turns):
+        n = int(round(b * RATE)) - int(round(a * RATE))
+        voice = synth_voice(F0[k], n / RATE, seed=seed + i, formant_scale=VOCAL_TRACT[k])
+        audio[int(round(a * RATE)):int(round(a * RATE)) + n] = voice[:n]
+    return audio
+
+
+def evidence_of(audio: np.ndarray, turns: list[FakeTurn]) -> dict:
+    out = {}
+    for i in range(len(turns) - 1):
+        c = int(round(turns[i].end_s * RATE))
+        a, b = neighbourhood(c, RATE)
+        found = change_evidence(audio[a:b], a, c, RATE)
+        if found is not None:
+            out[i] = found
+    return out
+
+
+TRUE = [(0.0, 3.0, 0), (3.0, 6.0, 1), (6.0, 9.0, 0), (9.0, 12.0, 1), (12.0, 15.0, 0)]
+
+
+@pytest.mark.parametrize("shift", [-0.25, 0.3])  # the window detector is 0.2-0.3 s off on average
+def test_changes_that_are_off_move_onto_the_true_ones(shift: float):
+    audio = track(TRUE)
+    cuts = [3.0 + shift, 6.0 - shift, 9.0 + shift, 12.0 - shift]
+    edges = [0.0, *cuts, 15.0]
+    turns = [FakeTurn(a, b, k % 2) for k, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True))]
+    assert place_changes(turns, evidence_of(audio, turns)) == 4
+    placed = [t.end_s for t in turns[:-1]]
+    assert np.max(np.abs(np.array(placed) - [3.0, 6.0, 9.0, 12.0])) <= 0.05
+    assert all(a.end_s == b.start_s for a, b in zip(turns[:-1], turns[1:], strict=True))
+
+
+def test_a_silence_between_two_voices_is_split_in_the_middle():
+    audio = track(TRUE)
+    audio[int(2.8 * RATE):int(3.2 * RATE)] = 0.0  # 0.4 s of silence around the change at 3.0
+    turns = [FakeTurn(0.0, 3.45, 0), FakeTurn(3.45, 6.0, 1), FakeTurn(6.0, 9.0, 0), FakeTurn(9.0, 12.0, 1),
+             FakeTurn(12.0, 15.0, 0)]
+    place_changes(turns, evidence_of(audio, turns))
+    assert abs(turns[0].end_s - 3.0) <= 0.06
+
+
+def test_changes_between_the_same_speaker_or_without_evidence_stay():
+    audio = track(TRUE)
+    turns = [FakeTurn(0.0, 3.3, 0), FakeTurn(3.3, 6.0, 0), FakeTurn(6.0, 9.0, 1)]
+    ev = evidence_of(audio, turns)
+    assert place_changes(turns, {0: ev[0]}) == 0  # one change: too little far speech to describe either voice
+    assert turns[0].end_s == 3.3
+    place_changes(turns, ev)
+    assert turns[0].end_s == 3.3 and turns[1].start_s == 3.3  # same speaker on both sides
+
+
+def test_a_change_moves_no_further_than_its_reach_and_leaves_both_turns():
+    audio = track(TRUE)
+    turns = [FakeTurn(0.0, 2.0, 0), FakeTurn(2.0, 3.3, 1), FakeTurn(3.3, 6.0, 1), FakeTurn(6.0, 9.0, 0),
+             FakeTurn(9.0, 12.0, 1), FakeTurn(12.0, 15.0, 0)]  # the first change is 1 s early: beyond reach
+    place_changes(turns, evidence_of(audio, turns))
+    assert 2.0 < turns[0].end_s <= 2.0 + REACH_S + 1e-9
+    assert turns[1].end_s - turns[1].start_s >= 0.2
+
+
+def test_diarize_places_changes_that_the_windows_put_on_their_half_second_grid():
+    """End to end: the windows see changes only every 0.5 s; with the second read of the audio, diarize moves the
+    changes between speakers onto the true ones (the fake encoder tells voices apart by pitch)."""
+    turns = [(0.0, 4.3, 0), (4.3, 7.2, 1), (7.2, 12.1, 2), (12.1, 15.3, 0), (15.3, 19.8, 3), (19.8, 24.0, 1)]
+    audio = track(turns)
+    w = windows_of(turns, {0: -3.0, 1: 3.0, 2: -2.5, 3: 2.0})
+
+    class PitchEncoder:
+        def embed(self, waves):
+            out = np.zeros((len(waves), 8))
+            for i, x in enumerate(waves):
+                f0 = median_pitch(x)
+                out[i, min(F0, key=lambda k: abs(F0[k] - f0))] = 1.0
+            return out
+
+    def read_spans(spans):
+        return ((i, audio[a:b]) for i, (a, b) in enumerate(spans))
+
+    def all_speech(a, b):
+        return np.ones(b - a, bool)
+
+    result = diarize(w, [(0, len(audio))], all_speech, SpeakerOptions(), RATE, read_spans, PitchEncoder())
+    assert [s.label for s in result.speakers] == ["male", "female", "male", "female"]
+    found = [t.end_s for t in result.turns[:-1]]
+    assert np.max(np.abs(np.array(found) - [4.3, 7.2, 12.1, 15.3, 19.8])) <= 0.06
+    unplaced = diarize(w, [(0, len(audio))], all_speech, SpeakerOptions(place_changes=False), RATE, read_spans,
+                       PitchEncoder())
+    assert np.max(np.abs(np.array([t.end_s for t in unplaced.turns[:-1]]) - [4.3, 7.2, 12.1, 15.3, 19.8])) >= 0.15
