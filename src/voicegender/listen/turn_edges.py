@@ -36,6 +36,7 @@ REACH_S = 0.6  # a change moves at most this far, and the frames this near it ar
 FAR_S = 0.3  # frames at least this far from a change (on its side) describe the speaker
 N_CEPSTRA = 19  # c1..c19 of the 80-band log-mel
 KEEP_EVERY = 2  # frames kept near a change: every 20 ms (the move is scored at that resolution)
+FRAME_S = KEEP_EVERY * HOP / 16_000  # seconds between kept frames (the filterbank's rate is 16 kHz)
 ACTIVE_DB = 25.0  # frames this far below the neighbourhood's loud ones (90th percentile) are silence: no evidence
 LLR_CLIP = 20.0  # one frame's log-likelihood ratio counts at most this
 LLR_WEIGHT = 0.1  # the frames of a voice are not independent: their summed evidence is damped by this
@@ -58,7 +59,7 @@ def _dct() -> np.ndarray:
 class ChangeEvidence:
     """What the second read keeps of one change's neighbourhood."""
 
-    offset_s: np.ndarray  # time of each kept frame relative to the change
+    first_s: float  # time of the first kept frame relative to the change (they follow every FRAME_S)
     cepstra: np.ndarray  # (kept frames, N_CEPSTRA) float16
     active: np.ndarray  # bool per kept frame: loud enough to be a voice
     before: np.ndarray  # sufficient statistics [n, sum..., sum of squares...] of the far frames before the change
@@ -72,8 +73,8 @@ def neighbourhood(change: int, rate: int) -> tuple[int, int]:
 
 
 def change_evidence(samples: np.ndarray, start: int, change: int, rate: int) -> ChangeEvidence | None:
-    """The evidence of a change at sample ``change`` from the samples of its :func:`neighbourhood` (which begins at
-    sample ``start``); None when it is too short to say anything."""
+    """The evidence of a change at sample ``change`` from the samples (16 kHz, the filterbank's rate) of its
+    :func:`neighbourhood`, which begins at sample ``start``; None when it is too short to say anything."""
     if len(samples) < 4 * HOP:
         return None
     mel = log_mel(samples)
@@ -84,10 +85,10 @@ def change_evidence(samples: np.ndarray, start: int, change: int, rate: int) -> 
 
     def stats(sel: np.ndarray) -> np.ndarray:
         x = cep[sel].astype(np.float64)
-        return np.concatenate([[len(x)], x.sum(axis=0), (x * x).sum(axis=0)])
+        return np.concatenate([[len(x)], x.sum(axis=0), (x * x).sum(axis=0)]).astype(np.float32)
 
     keep = slice(0, None, KEEP_EVERY)
-    return ChangeEvidence(offset[keep], cep[keep].astype(np.float16), active[keep],
+    return ChangeEvidence(float(offset[0]), cep[keep].astype(np.float16), active[keep],
                           stats(active & (offset <= -FAR_S)), stats(active & (offset >= FAR_S)))
 
 
@@ -117,8 +118,7 @@ def best_split(evidence: ChangeEvidence, first: _Voice, second: _Voice, lo_s: fl
     score = LLR_WEIGHT * np.where(evidence.active, llr, 0.0)
     cum = np.concatenate([[0.0], np.cumsum(score)])
     gain = 2 * cum - cum[-1]  # before the split counted for ``first``, after it against
-    step = float(evidence.offset_s[1] - evidence.offset_s[0]) if len(evidence.offset_s) > 1 else 0.0
-    at = np.concatenate([evidence.offset_s - step / 2, [evidence.offset_s[-1] + step / 2]])  # split before frame k
+    at = evidence.first_s + FRAME_S * (np.arange(len(score) + 1) - 0.5)  # splitting before frame k
     allowed = np.flatnonzero((at >= lo_s) & (at <= hi_s))
     if not len(allowed):
         return 0.0
@@ -136,7 +136,7 @@ def place_changes(turns: Sequence, evidence: dict[int, ChangeEvidence]) -> int:
     sums: dict[int, np.ndarray] = {}
     for i, ev in evidence.items():
         for speaker, stats in ((turns[i].speaker, ev.before), (turns[i + 1].speaker, ev.after)):
-            sums[speaker] = sums.get(speaker, 0) + stats
+            sums[speaker] = sums.get(speaker, 0) + stats.astype(np.float64)
     voices = {s: _Voice.of(v) for s, v in sums.items()}
     placed = 0
     for i, ev in sorted(evidence.items()):
