@@ -1,9 +1,18 @@
-"""Average-linkage clustering of weighted vectors (voicegender.listen.clustering) against known groups."""
+"""Clustering of weighted vectors (voicegender.listen.clustering), average linkage and spectral, against known
+groups."""
 
 import numpy as np
 import pytest
 
-from voicegender.listen.clustering import average_linkage, cluster, cosine_distances, gender_penalty
+from voicegender.listen.clustering import (
+    MAX_CLUSTERS,
+    average_linkage,
+    cluster,
+    cosine_distances,
+    gender_penalty,
+    kmeans,
+    spectral_labels,
+)
 
 
 def _groups(n_groups: int = 4, per: int = 30, spread: float = 0.3, seed: int = 0):
@@ -66,3 +75,39 @@ def test_gender_penalty_keeps_sure_opposite_genders_apart():
 def test_empty_and_single():
     assert cluster(np.zeros((0, 3)), np.zeros(0), 0.5).tolist() == []
     assert cluster(np.ones((1, 3)), np.ones(1), 0.5).tolist() == [0]
+
+
+def _close_groups(n_groups: int, per: int = 25, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Groups whose members are so spread that a threshold of 0.75 splits each into several (as short turns in
+    noise are to a speaker encoder), while each item is still nearest its own group."""
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(size=64)
+    centres = [shared + 1.2 * rng.normal(size=64) for _ in range(n_groups)]
+    x = np.concatenate([c + 2.0 * rng.normal(size=(per, 64)) for c in centres])
+    truth = np.repeat(np.arange(n_groups), per)
+    order = rng.permutation(len(x))
+    return x[order], truth[order]
+
+
+@pytest.mark.parametrize("n_groups", [2, 3, 5])
+def test_spectral_clustering_finds_how_many_groups_where_a_threshold_cannot(n_groups: int):
+    x, truth = _close_groups(n_groups)
+    labels = spectral_labels(x)
+    assert labels is not None and _pure(labels, truth)
+    assert _pure(cluster(x, np.ones(len(x)), 0.75, spectral=True), truth)
+    assert len(set(cluster(x, np.ones(len(x)), 0.75))) > n_groups  # the threshold alone splits them
+
+
+def test_spectral_clustering_leaves_one_voice_small_sets_and_more_groups_than_its_cap_to_the_threshold():
+    x, _ = _close_groups(1, per=40)
+    assert cluster(x, np.ones(len(x)), 0.95, spectral=True).tolist() == [0] * len(x)  # the threshold says one
+    assert spectral_labels(x[:5]) is None  # too few items
+    five, truth = _close_groups(5)
+    assert spectral_labels(five, max_clusters=3) is None  # more groups than it may look for
+    assert _pure(spectral_labels(five, max_clusters=MAX_CLUSTERS), truth)
+
+
+def test_kmeans_is_deterministic_and_finds_separated_groups():
+    x, truth = _groups(n_groups=3, per=20, spread=0.1, seed=4)
+    a, b = kmeans(x, 3), kmeans(x, 3)
+    assert np.array_equal(a, b) and _pure(a, truth)

@@ -1,4 +1,7 @@
-"""Agglomerative clustering of weighted vectors by cosine distance (average linkage), in numpy.
+"""Clustering of weighted vectors by cosine distance, in numpy: average-linkage agglomeration stopped at a
+threshold, and spectral clustering that finds the number of clusters from the eigengap of the affinity graph
+(NME-SC: Park et al., "Auto-Tuning Spectral Clustering for Speaker Diarization Using Normalized Maximum
+Eigengap", IEEE SPL 2020; what NVIDIA NeMo's diarizer uses).
 
 Why not scipy or scikit-learn: the listening tool installs without them (numpy, onnxruntime and the audio readers
 are all it needs), and the clustering a recording needs is small: speaker turns, at most
@@ -14,6 +17,14 @@ import numpy as np
 # items clustered at once; more are clustered in blocks of this many, then their clusters. A block's distance
 # matrix and its working copies are a few n x n float32 arrays: 800 turns (20-40 min of conversation) about 13 MB
 BLOCK_ITEMS = 800
+
+# spectral clustering (NME-SC), NeMo's defaults: each item keeps its p most similar neighbours, p searched up to a
+# quarter of the items, and at most 8 clusters are looked for
+MAX_CLUSTERS = 8
+P_FRACTION = 0.25
+P_STEPS = 10  # values of p tried (evenly spaced); 30 gave the same clusters on the development conversations
+SPECTRAL_MIN_ITEMS = 10  # fewer items: the threshold alone decides
+KMEANS_RESTARTS = 10
 
 
 def cosine_distances(x: np.ndarray) -> np.ndarray:
@@ -86,8 +97,84 @@ def gender_penalty(logits: np.ndarray, penalty: float, sure: float = 1.0) -> np.
     return out
 
 
+def kmeans(x: np.ndarray, k: int, seed: int = 0, restarts: int = KMEANS_RESTARTS, iterations: int = 100) -> np.ndarray:
+    """Labels (0..k-1) of the rows of ``x`` by k-means (k-means++ starts; the best of ``restarts`` by inertia);
+    deterministic for a given ``seed``."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, np.float64)
+    best, best_inertia = np.zeros(len(x), np.int64), np.inf
+    for _ in range(restarts):
+        centres = [x[rng.integers(len(x))]]
+        for _ in range(1, k):
+            d2 = np.min([((x - c) ** 2).sum(axis=1) for c in centres], axis=0)
+            total = d2.sum()
+            centres.append(x[rng.choice(len(x), p=d2 / total)] if total > 0 else x[rng.integers(len(x))])
+        c = np.array(centres)
+        labels = np.full(len(x), -1)
+        for _ in range(iterations):
+            d2 = ((x[:, None, :] - c[None]) ** 2).sum(axis=2)
+            new = d2.argmin(axis=1)
+            if np.array_equal(new, labels):
+                break
+            labels = new
+            c = np.array([x[labels == j].mean(axis=0) if np.any(labels == j) else c[j] for j in range(k)])
+        inertia = float(((x - c[labels]) ** 2).sum())
+        if inertia < best_inertia:
+            best, best_inertia = labels, inertia
+    return best
+
+
+def spectral_labels(vectors: np.ndarray, max_clusters: int = MAX_CLUSTERS) -> np.ndarray | None:
+    """Cluster labels by NME-SC, or None when there are fewer than :data:`SPECTRAL_MIN_ITEMS` items or the eigengap
+    points at ``max_clusters`` (there may be more) or at one cluster (found so when there are more clusters than
+    ``max_clusters``): then let the threshold decide.
+
+    The cosine similarities, scaled to [0, 1], are made a graph in which each item keeps its ``p`` most similar
+    ones; of the ``p`` tried, the one whose Laplacian has the largest eigengap for its sparsity (the normalised
+    maximum eigengap, ``(p / n) / (gap / largest eigenvalue)`` smallest) is kept, the number of clusters is where
+    that gap is, and k-means on the Laplacian's first eigenvectors gives the clusters.
+    """
+    x = np.asarray(vectors, np.float64)
+    n = len(x)
+    if n < SPECTRAL_MIN_ITEMS:
+        return None
+    x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+    affinity = x @ x.T
+    span = affinity.max() - affinity.min()
+    affinity = (affinity - affinity.min()) / (span if span > 0 else 1.0)
+    nearest = np.argsort(-affinity, axis=1, kind="stable")
+    rows = np.arange(n)[:, None]
+
+    def laplacian(p: int) -> np.ndarray:
+        graph = np.zeros((n, n))
+        graph[rows, nearest[:, :p]] = 1.0
+        graph = (graph + graph.T) / 2
+        return np.diag(graph.sum(axis=1)) - graph
+
+    best = None
+    for p in np.unique(np.linspace(2, max(3, int(n * P_FRACTION)), P_STEPS).astype(int)):
+        eigenvalues = np.linalg.eigvalsh(laplacian(int(p)))
+        gaps = np.diff(eigenvalues[:min(max_clusters, n - 1) + 1])
+        ratio = (p / n) / (gaps.max() / max(eigenvalues[-1], 1e-10) + 1e-10)
+        if best is None or ratio < best[0]:
+            best = (ratio, int(p), int(np.argmax(gaps)) + 1)
+    _, p, k = best
+    if k >= max_clusters or k == 1:  # one cluster: often more than the cap with no gap below it; let the threshold say
+        return None
+    _, eigenvectors = np.linalg.eigh(laplacian(p))
+    return kmeans(eigenvectors[:, :k], k)
+
+
+def in_order_of_appearance(labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered 0..k-1 in the order their first item appears."""
+    _, first = np.unique(labels, return_index=True)
+    rank = np.empty(labels.max() + 1, np.int64)
+    rank[np.unique(labels)[np.argsort(first)]] = np.arange(len(first))
+    return rank[labels]
+
+
 def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders: np.ndarray | None = None,
-            penalty: float = 0.0, block: int = BLOCK_ITEMS) -> np.ndarray:
+            penalty: float = 0.0, block: int = BLOCK_ITEMS, spectral: bool = False) -> np.ndarray:
     """Cluster labels (0..k-1, in order of first appearance) of ``vectors`` (n, d) by cosine distance, average
     linkage, stopping at ``threshold``; ``weights`` (n,) as in :func:`average_linkage`.
 
@@ -95,6 +182,9 @@ def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders:
     distances (different voices' genders keep speakers apart). More than ``block`` items: each block of
     consecutive items is clustered on its own, then the blocks' clusters (weighted mean vectors and log-odds) are
     clustered together with the same threshold — memory O(block²).
+
+    ``spectral``: within a block, the clusters are :func:`spectral_labels`'s unless the threshold finds a single
+    cluster (one voice: spectral clustering always splits) or the eigengap reaches :data:`MAX_CLUSTERS`.
     """
     vectors = np.asarray(vectors, np.float32)  # 20,000 turns (10 h of conversation) x 192: 15 MB
     weights = np.asarray(weights, np.float64)
@@ -103,13 +193,18 @@ def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders:
         d = cosine_distances(vectors)
         if genders is not None and penalty:
             d += gender_penalty(genders, penalty)
-        return average_linkage(d, weights, threshold)
+        labels = average_linkage(d, weights, threshold)
+        if spectral and labels.max() > 0:
+            found = spectral_labels(vectors)
+            if found is not None:
+                labels = in_order_of_appearance(found)
+        return labels
     local = np.empty(n, np.int64)
     centroids, masses, logits, offset = [], [], [], 0
     for start in range(0, n, block):
         sl = slice(start, min(n, start + block))
         z = None if genders is None else np.asarray(genders, np.float64)[sl]
-        lab = cluster(vectors[sl], weights[sl], threshold, z, penalty, block)
+        lab = cluster(vectors[sl], weights[sl], threshold, z, penalty, block, spectral)
         for k in range(lab.max() + 1):
             m = lab == k
             w = weights[sl][m]
@@ -121,8 +216,4 @@ def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders:
         offset += lab.max() + 1
     top = cluster(np.array(centroids), np.array(masses), threshold, None if genders is None else np.array(logits),
                   penalty, block)
-    labels = top[local]
-    _, first = np.unique(labels, return_index=True)  # renumber in order of first appearance
-    rank = np.empty(len(first), np.int64)
-    rank[np.argsort(first)] = np.arange(len(first))
-    return rank[labels]
+    return in_order_of_appearance(top[local])
