@@ -253,7 +253,8 @@ def main() -> None:
     ap.add_argument("--cost", action="store_true", help="also the speaking time's cost on short clips")
     ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="what to run on the long files")
     ap.add_argument("--skip-long", action="store_true", help="only --hostile / --cost")
-    ap.add_argument("--keep", type=Path, default=None, help="write the audio here and keep it (default: a temp dir)")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="write the audio here and keep it; a recording already there is reused (default: a temp dir)")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -266,10 +267,14 @@ def main() -> None:
         if not args.skip_long:
             for hours in args.hours:
                 path = folder / f"conversation_{hours:g}h.flac"
-                t0 = time.perf_counter()
-                truth = write_conversation(path, hours)
-                print(f"\n{hours:g} h: {path.stat().st_size / 1e6:.0f} MB FLAC written in "
-                      f"{time.perf_counter() - t0:.0f} s; script: {json.dumps(truth)}", flush=True)
+                if args.keep is not None and path.exists():  # a kept recording: the same audio for an A/B
+                    print(f"\n{hours:g} h: {path.stat().st_size / 1e6:.0f} MB FLAC kept from an earlier run",
+                          flush=True)
+                else:
+                    t0 = time.perf_counter()
+                    truth = write_conversation(path, hours)
+                    print(f"\n{hours:g} h: {path.stat().st_size / 1e6:.0f} MB FLAC written in "
+                          f"{time.perf_counter() - t0:.0f} s; script: {json.dumps(truth)}", flush=True)
                 for kind in args.kinds:
                     report(f"{hours:g} h conversation", measure(kind, path, args.model))
         if args.hostile:
