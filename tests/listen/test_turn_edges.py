@@ -57,7 +57,7 @@ def test_changes_that_are_off_move_onto_the_true_ones(shift: float):
     assert place_changes(turns, evidence_of(audio, turns)) == 4
     placed = [t.end_s for t in turns[:-1]]
     assert np.max(np.abs(np.array(placed) - [3.0, 6.0, 9.0, 12.0])) <= 0.05
-    assert all(a.end_s == b.start_s for a, b in zip(turns[:-1], turns[1:], strict=True))
+    assert all(t.start_s < t.end_s for t in turns)
 
 
 def test_a_silence_between_two_voices_is_split_in_the_middle():
@@ -71,12 +71,23 @@ def test_a_silence_between_two_voices_is_split_in_the_middle():
 
 def test_changes_between_the_same_speaker_or_without_evidence_stay():
     audio = track(TRUE)
-    turns = [FakeTurn(0.0, 3.3, 0), FakeTurn(3.3, 6.0, 0), FakeTurn(6.0, 9.0, 1)]
-    ev = evidence_of(audio, turns)
-    assert place_changes(turns, {0: ev[0]}) == 0  # one change: too little far speech to describe either voice
-    assert turns[0].end_s == 3.3
-    place_changes(turns, ev)
-    assert turns[0].end_s == 3.3 and turns[1].start_s == 3.3  # same speaker on both sides
+    turns = [FakeTurn(0.0, 3.3, 0), FakeTurn(3.3, 6.0, 0), FakeTurn(6.0, 9.3, 1)]
+    # voice 1's far frames (one side of one change, 0.3 s) are too few to describe it; the change at 3.3 is
+    # within one speaker
+    assert place_changes(turns, evidence_of(audio, turns)) == 0
+    assert [t.end_s for t in turns] == [3.3, 6.0, 9.3]
+
+
+def test_a_change_near_the_start_of_the_recording_and_silent_audio():
+    audio = track([(0.0, 0.8, 1), (0.8, 4.0, 0), (4.0, 7.0, 1), (7.0, 10.0, 0), (10.0, 13.0, 1)])
+    turns = [FakeTurn(0.0, 1.0, 1), FakeTurn(1.0, 4.2, 0), FakeTurn(4.2, 7.0, 1), FakeTurn(7.0, 9.8, 0),
+             FakeTurn(9.8, 13.0, 1)]  # the first change's neighbourhood is cut short by the start of the file
+    assert place_changes(turns, evidence_of(audio, turns)) == 4
+    assert np.max(np.abs(np.array([t.end_s for t in turns[:-1]]) - [0.8, 4.0, 7.0, 10.0])) <= 0.06
+    silent = np.zeros_like(audio)
+    turns = [FakeTurn(0.0, 3.3, 0), FakeTurn(3.3, 6.2, 1), FakeTurn(6.2, 9.0, 0), FakeTurn(9.0, 13.0, 1)]
+    assert place_changes(turns, evidence_of(silent, turns)) == 0  # digital silence says nothing of any voice
+    assert [t.end_s for t in turns] == [3.3, 6.2, 9.0, 13.0]
 
 
 def test_a_change_moves_no_further_than_its_reach_and_leaves_both_turns():
@@ -84,7 +95,7 @@ def test_a_change_moves_no_further_than_its_reach_and_leaves_both_turns():
     turns = [FakeTurn(0.0, 2.0, 0), FakeTurn(2.0, 3.3, 1), FakeTurn(3.3, 6.0, 1), FakeTurn(6.0, 9.0, 0),
              FakeTurn(9.0, 12.0, 1), FakeTurn(12.0, 15.0, 0)]  # the first change is 1 s early: beyond reach
     place_changes(turns, evidence_of(audio, turns))
-    assert 2.0 < turns[0].end_s <= 2.0 + REACH_S + 1e-9
+    assert 2.0 + REACH_S - 0.05 <= turns[0].end_s <= 2.0 + REACH_S + 1e-9  # as far as it may go towards 3.0
     assert turns[1].end_s - turns[1].start_s >= 0.2
 
 

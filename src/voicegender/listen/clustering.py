@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 # items clustered at once; more are clustered in blocks of this many, then their clusters. A block's distance
-# matrix and its working copies are a few n x n float32 arrays: 800 turns (20-40 min of conversation) about 13 MB
+# matrix and its working copies are a few n x n float32 arrays: 800 turns (20-40 min of conversation) about 13 MB;
+# spectral clustering's affinity, graph and eigenvectors add about 30 MB (float64) while it runs
 BLOCK_ITEMS = 800
 
 # spectral clustering (NME-SC), NeMo's defaults: each item keeps its p most similar neighbours, p searched up to a
@@ -25,6 +26,7 @@ P_FRACTION = 0.25
 P_STEPS = 10  # values of p tried (evenly spaced); 30 gave the same clusters on the development conversations
 SPECTRAL_MIN_ITEMS = 10  # fewer items: the threshold alone decides
 KMEANS_RESTARTS = 10
+JOIN_SAMPLE = 32  # turns of each block's cluster (evenly spread) whose distances join the blocks' clusters
 
 
 def cosine_distances(x: np.ndarray) -> np.ndarray:
@@ -165,6 +167,22 @@ def spectral_labels(vectors: np.ndarray, max_clusters: int = MAX_CLUSTERS) -> np
     return kmeans(eigenvectors[:, :k], k)
 
 
+def _mean_distances(vectors: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """(g, g) mean cosine distance between the items of each pair of groups (rows of ``vectors``), 0 on the
+    diagonal; one group's distances to all at a time (memory: its items x all items)."""
+    x = np.asarray(vectors, np.float32)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+    every = np.concatenate(groups)
+    starts = np.cumsum([0] + [len(g) for g in groups[:-1]])
+    sizes = np.array([len(g) for g in groups], np.float64)
+    out = np.zeros((len(groups), len(groups)), np.float32)
+    for a, g in enumerate(groups):
+        sums = np.add.reduceat((1.0 - x[g] @ x[every].T).sum(axis=0), starts)
+        out[a] = sums / (len(g) * sizes)
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
 def in_order_of_appearance(labels: np.ndarray) -> np.ndarray:
     """Labels renumbered 0..k-1 in the order their first item appears."""
     _, first = np.unique(labels, return_index=True)
@@ -180,11 +198,15 @@ def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders:
 
     ``genders`` (n,), optional: each item's gender log-odds; :func:`gender_penalty` with ``penalty`` is added to the
     distances (different voices' genders keep speakers apart). More than ``block`` items: each block of
-    consecutive items is clustered on its own, then the blocks' clusters (weighted mean vectors and log-odds) are
-    clustered together with the same threshold — memory O(block²).
+    consecutive items is clustered on its own, then the blocks' clusters are joined by average linkage with the
+    same threshold, a pair's distance the mean distance between up to :data:`JOIN_SAMPLE` of their items each (the
+    distance the threshold is meant for: between centroids of many items it would be smaller) plus the penalty
+    on their mean log-odds — memory O(block²).
 
     ``spectral``: within a block, the clusters are :func:`spectral_labels`'s unless the threshold finds a single
-    cluster (one voice: spectral clustering always splits) or the eigengap reaches :data:`MAX_CLUSTERS`.
+    cluster (one voice: spectral clustering always splits) or the eigengap reaches :data:`MAX_CLUSTERS`. The
+    spectral clusters count every item alike: ``weights``, ``genders`` and ``penalty`` then shape only the
+    threshold's check and the joining of blocks.
     """
     vectors = np.asarray(vectors, np.float32)  # 20,000 turns (10 h of conversation) x 192: 15 MB
     weights = np.asarray(weights, np.float64)
@@ -200,20 +222,21 @@ def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders:
                 labels = in_order_of_appearance(found)
         return labels
     local = np.empty(n, np.int64)
-    centroids, masses, logits, offset = [], [], [], 0
+    members, masses, logits, offset = [], [], [], 0
     for start in range(0, n, block):
         sl = slice(start, min(n, start + block))
         z = None if genders is None else np.asarray(genders, np.float64)[sl]
         lab = cluster(vectors[sl], weights[sl], threshold, z, penalty, block, spectral)
         for k in range(lab.max() + 1):
-            m = lab == k
-            w = weights[sl][m]
-            v = (vectors[sl][m] * w[:, None]).sum(0)
-            centroids.append(v / max(np.linalg.norm(v), 1e-12))
+            idx = np.flatnonzero(lab == k)
+            w = weights[sl][idx]
+            members.append(start + idx[np.linspace(0, len(idx) - 1, min(len(idx), JOIN_SAMPLE)).astype(int)])
             masses.append(w.sum())
-            logits.append(0.0 if z is None else float(np.average(z[m], weights=w)))
+            logits.append(0.0 if z is None else float(np.average(z[idx], weights=w)))
         local[sl] = lab + offset
         offset += lab.max() + 1
-    top = cluster(np.array(centroids), np.array(masses), threshold, None if genders is None else np.array(logits),
-                  penalty, block)
+    d = _mean_distances(vectors, members)
+    if genders is not None and penalty:
+        d += gender_penalty(np.array(logits), penalty)
+    top = average_linkage(d, np.array(masses), threshold)
     return in_order_of_appearance(top[local])

@@ -332,7 +332,7 @@ def embed_turns(turns: Sequence[Turn], read_spans: SpanReader, encoder: SpeakerE
 
 
 def _reading_changes(read_spans: SpanReader, turns: Sequence[Turn], evidence: dict[int, ChangeEvidence],
-                     rate: int) -> SpanReader:
+                     speech_mask: SpeechMask, rate: int) -> SpanReader:
     """``read_spans`` that also reads the neighbourhood of every change between touching turns (in the same pass)
     and keeps its :func:`voicegender.listen.turn_edges.change_evidence` in ``evidence`` (by the first turn's
     index)."""
@@ -347,7 +347,9 @@ def _reading_changes(read_spans: SpanReader, turns: Sequence[Turn], evidence: di
                 yield j, samples
             else:
                 i, c = changes[j - n]
-                found = change_evidence(samples, around[j - n][0], c, rate)
+                a = around[j - n][0]
+                pair = (int(round(turns[i].start_s * rate)), int(round(turns[i + 1].end_s * rate)))
+                found = change_evidence(samples, a, c, rate, pair, speech_mask(a, a + len(samples)))
                 if found is not None:
                     evidence[i] = found
 
@@ -374,7 +376,7 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
     if read_spans is not None and encoder is not None or windows.embedding is None:
         if read_spans is None or encoder is None:
             return Diarization()  # neither a speaker encoder nor the window embeddings to describe turns with
-        read = _reading_changes(read_spans, turns, evidence, rate) if options.place_changes else read_spans
+        read = _reading_changes(read_spans, turns, evidence, speech_mask, rate) if options.place_changes else read_spans
         vectors = embed_turns(turns, read, encoder, speech_mask, options, rate)
         threshold_c = options.cluster_threshold_narrowband if narrowband else options.cluster_threshold
         embedder = "ecapa"

@@ -18,8 +18,8 @@ before → after: clean 0.919 → 0.934, cross-talk 0.911 → 0.931, babble 0.84
 music 0.924 → 0.930; moving every change the pipeline matched with a true one exactly onto it would give 0.935,
 0.931, 0.869, 0.914, 0.937. Pitch alone instead of cepstra: +0.6, +1.5, +1.3, -0.2, -0.2 points (music and noise
 fool the pitch tracker); models of the two turns' own frames instead of the speakers': about two thirds of the
-gain. Costs ~1 ms of log-mel per change (the filterbank runs at ~1,400x real time) and ~2.5 kB per change until
-the speakers are known.
+gain. Costs ~1 ms of log-mel per change (the filterbank runs at ~1,400x real time) and ~3.5 kB per change (2.7 kB
+of it data) until the speakers are known.
 """
 
 from __future__ import annotations
@@ -30,14 +30,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..voice.fbank import HOP, N_MELS, log_mel
+from ..voice.fbank import HOP, N_MELS, SAMPLE_RATE, log_mel
 
 REACH_S = 0.6  # a change moves at most this far, and the frames this near it are kept
 FAR_S = 0.3  # frames at least this far from a change (on its side) describe the speaker
 N_CEPSTRA = 19  # c1..c19 of the 80-band log-mel
 KEEP_EVERY = 2  # frames kept near a change: every 20 ms (the move is scored at that resolution)
-FRAME_S = KEEP_EVERY * HOP / 16_000  # seconds between kept frames (the filterbank's rate is 16 kHz)
+FRAME_S = KEEP_EVERY * HOP / SAMPLE_RATE  # seconds between kept frames
 ACTIVE_DB = 25.0  # frames this far below the neighbourhood's loud ones (90th percentile) are silence: no evidence
+SILENCE_DB = -50.0  # nor frames whose loudest band is below this (log-mel dB; digital silence is -100)
 LLR_CLIP = 20.0  # one frame's log-likelihood ratio counts at most this
 LLR_WEIGHT = 0.1  # the frames of a voice are not independent: their summed evidence is damped by this
 TIE = 0.5  # splits whose score is within this of the best are equally good (silence between two voices) ...
@@ -72,16 +73,31 @@ def neighbourhood(change: int, rate: int) -> tuple[int, int]:
     return max(0, change - reach), change + reach
 
 
-def change_evidence(samples: np.ndarray, start: int, change: int, rate: int) -> ChangeEvidence | None:
+def change_evidence(samples: np.ndarray, start: int, change: int, rate: int,
+                    within: tuple[int, int] | None = None, speech: np.ndarray | None = None) -> ChangeEvidence | None:
     """The evidence of a change at sample ``change`` from the samples (16 kHz, the filterbank's rate) of its
-    :func:`neighbourhood`, which begins at sample ``start``; None when it is too short to say anything."""
+    :func:`neighbourhood`, which begins at sample ``start``; None when it is too short to say anything.
+
+    Only frames inside ``within`` (the sample span of the two turns the change divides) and, given ``speech`` (a
+    boolean per sample of ``samples``), in speech describe the voices: a short turn's far frames would otherwise be
+    another speaker's, or silence.
+    """
+    if rate != SAMPLE_RATE:
+        raise ValueError(f"change evidence is read at {SAMPLE_RATE} Hz, not {rate}")
     if len(samples) < 4 * HOP:
         return None
     mel = log_mel(samples)
     cep = mel @ _dct()
     loudest = mel.max(axis=1)
-    active = loudest >= np.percentile(loudest, 90) - ACTIVE_DB
-    offset = (start + np.arange(len(mel)) * HOP - change) / rate
+    active = (loudest >= np.percentile(loudest, 90) - ACTIVE_DB) & (loudest >= SILENCE_DB)
+    centre = start + np.arange(len(mel)) * HOP
+    offset = (centre - change) / rate
+    describes = active.copy()
+    describes[[0, -1]] = False  # half of the first and last frame is the filterbank's zero padding
+    if within is not None:
+        describes &= (centre >= within[0]) & (centre < within[1])
+    if speech is not None and len(speech):
+        describes &= speech[np.minimum(centre - start, len(speech) - 1)]
 
     def stats(sel: np.ndarray) -> np.ndarray:
         x = cep[sel].astype(np.float64)
@@ -89,7 +105,7 @@ def change_evidence(samples: np.ndarray, start: int, change: int, rate: int) -> 
 
     keep = slice(0, None, KEEP_EVERY)
     return ChangeEvidence(float(offset[0]), cep[keep].astype(np.float16), active[keep],
-                          stats(active & (offset <= -FAR_S)), stats(active & (offset >= FAR_S)))
+                          stats(describes & (offset <= -FAR_S)), stats(describes & (offset >= FAR_S)))
 
 
 @dataclass(frozen=True)
@@ -110,9 +126,11 @@ class _Voice:
         return (-0.5 * ((x - self.mean) / self.std) ** 2 - np.log(self.std)).sum(axis=1)
 
 
-def best_split(evidence: ChangeEvidence, first: _Voice, second: _Voice, lo_s: float, hi_s: float) -> float:
+def best_split(evidence: ChangeEvidence, first: _Voice, second: _Voice, lo_s: float, hi_s: float) -> float | None:
     """Where (seconds relative to the change, within [lo_s, hi_s]) the frames before are most ``first``'s and
-    those after most ``second``'s."""
+    those after most ``second``'s: the best split, or the middle of the unbroken run of splits within :data:`TIE`
+    of it (a silence between the voices) when that run is shorter than :data:`TIE_MAX_S`. None when no split
+    lies in the range."""
     x = evidence.cepstra.astype(np.float64)
     llr = np.clip(first.log_likelihood(x) - second.log_likelihood(x), -LLR_CLIP, LLR_CLIP)
     score = LLR_WEIGHT * np.where(evidence.active, llr, 0.0)
@@ -121,12 +139,15 @@ def best_split(evidence: ChangeEvidence, first: _Voice, second: _Voice, lo_s: fl
     at = evidence.first_s + FRAME_S * (np.arange(len(score) + 1) - 0.5)  # splitting before frame k
     allowed = np.flatnonzero((at >= lo_s) & (at <= hi_s))
     if not len(allowed):
-        return 0.0
-    best = gain[allowed].max()
-    ties = allowed[gain[allowed] >= best - TIE]
-    if at[ties[-1]] - at[ties[0]] < TIE_MAX_S:
-        return float((at[ties[0]] + at[ties[-1]]) / 2)
-    return float(at[allowed[np.argmax(gain[allowed])]])
+        return None
+    k = int(np.argmax(gain[allowed]))
+    near = gain[allowed] >= gain[allowed][k] - TIE
+    a = k - int(np.argmin(near[k::-1])) + 1 if not near[:k + 1].all() else 0  # the run of ties around the best
+    b = k + int(np.argmin(near[k:])) - 1 if not near[k:].all() else len(allowed) - 1
+    lo_tie, hi_tie = at[allowed[a]], at[allowed[b]]
+    if hi_tie - lo_tie < TIE_MAX_S:
+        return float((lo_tie + hi_tie) / 2)
+    return float(at[allowed[k]])
 
 
 def place_changes(turns: Sequence, evidence: dict[int, ChangeEvidence]) -> int:
@@ -149,7 +170,9 @@ def place_changes(turns: Sequence, evidence: dict[int, ChangeEvidence]) -> int:
         hi = min(REACH_S, right.end_s - MIN_TURN_S - change)
         if lo >= hi:
             continue
-        moved = change + best_split(ev, first, second, lo, hi)
-        left.end_s = right.start_s = moved
+        split = best_split(ev, first, second, lo, hi)
+        if split is None:
+            continue
+        left.end_s = right.start_s = change + split
         placed += 1
     return placed
