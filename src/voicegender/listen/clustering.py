@@ -16,7 +16,7 @@ import numpy as np
 
 # items clustered at once; more are clustered in blocks of this many, then their clusters. A block's distance
 # matrix and its working copies are a few n x n float32 arrays: 800 turns (20-40 min of conversation) about 13 MB;
-# spectral clustering's affinity, graph and eigenvectors add about 30 MB (float64) while it runs
+# spectral clustering's graph and eigenvectors (float32) add about 10 MB while it runs
 BLOCK_ITEMS = 800
 
 # spectral clustering (NME-SC), NeMo's defaults: each item keeps its p most similar neighbours, p searched up to a
@@ -136,25 +136,30 @@ def spectral_labels(vectors: np.ndarray, max_clusters: int = MAX_CLUSTERS) -> np
     maximum eigengap, ``(p / n) / (gap / largest eigenvalue)`` smallest) is kept, the number of clusters is where
     that gap is, and k-means on the Laplacian's first eigenvectors gives the clusters.
     """
-    x = np.asarray(vectors, np.float64)
+    x = np.asarray(vectors, np.float32)  # float32 throughout: 800 items take ~10 MB, not ~40
     n = len(x)
     if n < SPECTRAL_MIN_ITEMS:
         return None
     x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
     affinity = x @ x.T
-    span = affinity.max() - affinity.min()
-    affinity = (affinity - affinity.min()) / (span if span > 0 else 1.0)
-    nearest = np.argsort(-affinity, axis=1, kind="stable")
+    low, span = affinity.min(), affinity.max() - affinity.min()
+    affinity -= low
+    affinity /= span if span > 0 else 1.0
+    p_max = max(3, int(n * P_FRACTION))
+    nearest = np.argsort(-affinity, axis=1, kind="stable")[:, :p_max].astype(np.int32)
+    del affinity
     rows = np.arange(n)[:, None]
 
     def laplacian(p: int) -> np.ndarray:
-        graph = np.zeros((n, n))
+        graph = np.zeros((n, n), np.float32)
         graph[rows, nearest[:, :p]] = 1.0
-        graph = (graph + graph.T) / 2
-        return np.diag(graph.sum(axis=1)) - graph
+        graph += graph.T
+        graph *= -0.5
+        graph[np.diag_indices(n)] -= graph.sum(axis=1)  # the diagonal was 0.5 + 0.5 = 1: now the degree
+        return graph
 
     best = None
-    for p in np.unique(np.linspace(2, max(3, int(n * P_FRACTION)), P_STEPS).astype(int)):
+    for p in np.unique(np.linspace(2, p_max, P_STEPS).astype(int)):
         eigenvalues = np.linalg.eigvalsh(laplacian(int(p)))
         gaps = np.diff(eigenvalues[:min(max_clusters, n - 1) + 1])
         ratio = (p / n) / (gaps.max() / max(eigenvalues[-1], 1e-10) + 1e-10)
@@ -170,15 +175,16 @@ def spectral_labels(vectors: np.ndarray, max_clusters: int = MAX_CLUSTERS) -> np
 def _mean_distances(vectors: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
     """(g, g) mean cosine distance between the items of each pair of groups (rows of ``vectors``), 0 on the
     diagonal; one group's distances to all at a time (memory: its items x all items)."""
-    x = np.asarray(vectors, np.float32)
-    x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
     every = np.concatenate(groups)
-    starts = np.cumsum([0] + [len(g) for g in groups[:-1]])
+    x = np.asarray(vectors[every], np.float32)  # only the groups' items (not all of a long recording's turns)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
     sizes = np.array([len(g) for g in groups], np.float64)
+    starts = np.concatenate([[0], np.cumsum(sizes[:-1])]).astype(np.int64)
     out = np.zeros((len(groups), len(groups)), np.float32)
-    for a, g in enumerate(groups):
-        sums = np.add.reduceat((1.0 - x[g] @ x[every].T).sum(axis=0), starts)
-        out[a] = sums / (len(g) * sizes)
+    for a in range(len(groups)):
+        mine = x[starts[a]:starts[a] + len(groups[a])]
+        sums = np.add.reduceat((1.0 - mine @ x.T).sum(axis=0), starts)
+        out[a] = sums / (len(mine) * sizes)
     np.fill_diagonal(out, 0.0)
     return out
 
