@@ -18,7 +18,7 @@ before → after: clean 0.919 → 0.934, cross-talk 0.911 → 0.931, babble 0.84
 music 0.924 → 0.930; moving every change the pipeline matched with a true one exactly onto it would give 0.935,
 0.931, 0.869, 0.914, 0.937. Pitch alone instead of cepstra: +0.6, +1.5, +1.3, -0.2, -0.2 points (music and noise
 fool the pitch tracker); models of the two turns' own frames instead of the speakers': about two thirds of the
-gain. Costs ~1 ms of log-mel per change (the filterbank runs at ~1,400x real time) and ~2.3 kB per change (cepstra
+gain. Costs ~1 ms of log-mel per change (the filterbank runs at ~1,400x real time) and ~2.5 kB per change (cepstra
 kept as int8) until the speakers are known.
 """
 
