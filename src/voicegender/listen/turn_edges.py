@@ -150,8 +150,11 @@ def best_split(evidence: ChangeEvidence, first: _Voice, second: _Voice, lo_s: fl
         return None
     k = int(np.argmax(gain[allowed]))
     near = gain[allowed] >= gain[allowed][k] - TIE
-    a = k - int(np.argmin(near[k::-1])) + 1 if not near[:k + 1].all() else 0  # the run of ties around the best
-    b = k + int(np.argmin(near[k:])) - 1 if not near[k:].all() else len(allowed) - 1
+    a = b = k  # the unbroken run of ties around the best
+    while a > 0 and near[a - 1]:
+        a -= 1
+    while b < len(near) - 1 and near[b + 1]:
+        b += 1
     lo_tie, hi_tie = at[allowed[a]], at[allowed[b]]
     if hi_tie - lo_tie < TIE_MAX_S:
         return float((lo_tie + hi_tie) / 2)
@@ -161,7 +164,7 @@ def best_split(evidence: ChangeEvidence, first: _Voice, second: _Voice, lo_s: fl
 def place_changes(turns: Sequence, evidence: dict[int, ChangeEvidence]) -> int:
     """Move each change between turns ``i`` and ``i + 1`` (consecutive turns of different speakers that touch;
     ``evidence[i]`` read around it) to its :func:`best_split`. Turns are the diarization's (``start_s``, ``end_s``,
-    ``speaker``), moved in place. Returns how many changes were looked at."""
+    ``speaker``), moved in place. Returns how many changes were placed (the others stay where they were)."""
     sums: dict[int, np.ndarray] = {}
     for i, ev in evidence.items():
         for speaker, stats in ((turns[i].speaker, ev.before), (turns[i + 1].speaker, ev.after)):
