@@ -110,3 +110,15 @@ def test_no_speakers_leaves_the_speaker_column_empty(conversation, pitch_voices,
     assert {s["speaker"] for s in data["segments"]} == {None}
     assert main(["-q", "segment", str(conversation), "--no-speakers", "--format", "rttm"]) == 0
     assert [line.split()[7] for line in capsys.readouterr().out.splitlines()] == ["male", "female", "male", "female"]
+
+
+@requires_espeak
+@pytest.mark.parametrize("args, speakers", [(["--num-speakers", "1"], ["S1"] * 4),
+                                            (["--max-speakers", "1"], ["S1"] * 4),
+                                            (["--num-speakers", "2"], ["S1", "S2", "S1", "S2"]),
+                                            (["--min-speakers", "4"], ["S1", "S2", "S3", "S4"])])
+def test_a_number_of_speakers_given_is_the_number_found(conversation, pitch_voices, capsys, args, speakers):
+    """Two voices, four turns: told there is one speaker (or at most one), all four turns are S1's; at least
+    four, each turn is its own speaker (however clearly two voices take turns)."""
+    assert main(["-q", "segment", str(conversation), "--format", "rttm", *args]) == 0
+    assert [line.split()[7] for line in capsys.readouterr().out.splitlines()] == speakers

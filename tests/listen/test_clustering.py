@@ -102,9 +102,36 @@ def test_spectral_clustering_leaves_one_voice_small_sets_and_more_groups_than_it
     x, _ = _close_groups(1, per=40)
     assert cluster(x, np.ones(len(x)), 0.95, spectral=True).tolist() == [0] * len(x)  # the threshold says one
     assert spectral_labels(x[:5]) is None  # too few items
-    five, truth = _close_groups(5)
-    assert spectral_labels(five, max_clusters=3) is None  # more groups than it may look for
-    assert _pure(spectral_labels(five, max_clusters=MAX_CLUSTERS), truth)
+    many, truth = _groups(n_groups=MAX_CLUSTERS + 1, per=25)
+    assert spectral_labels(many) is None  # more groups than it looks for
+    assert _pure(spectral_labels(many, max_clusters=MAX_CLUSTERS + 1), truth)  # unless told there may be more
+
+
+def test_average_linkage_stops_within_the_number_of_clusters_given():
+    x, truth = _groups()
+    d = cosine_distances(x)
+    assert _pure(average_linkage(d, np.ones(len(x)), 0.5), truth)
+    two = average_linkage(d, np.ones(len(x)), 0.5, max_clusters=2)  # merges on past the threshold: whole groups
+    assert len(set(two)) == 2 and all(len(set(two[truth == g])) == 1 for g in set(truth))
+    six = average_linkage(d, np.ones(len(x)), 5.0, min_clusters=6)  # stops short of it: parts of groups
+    assert len(set(six)) == 6 and all(len(set(truth[six == k])) == 1 for k in set(six))
+
+
+@pytest.mark.parametrize("spectral", [False, True])
+def test_cluster_gives_the_number_of_clusters_it_is_told(spectral: bool):
+    x, truth = _close_groups(5)
+    for k in (2, 3, 5, 7):
+        labels = cluster(x, np.ones(len(x)), 0.75, spectral=spectral, min_clusters=k, max_clusters=k)
+        assert len(set(labels)) == k, k
+    assert len(set(cluster(x, np.ones(len(x)), 0.75, spectral=spectral, max_clusters=3))) == 3
+    if spectral:  # the eigengap between the bounds finds the five
+        assert _pure(cluster(x, np.ones(len(x)), 0.75, spectral=True, min_clusters=2, max_clusters=8), truth)
+
+
+def test_blocks_keep_to_the_number_of_clusters_given():
+    x, truth = _close_groups(3, per=60)
+    assert _pure(cluster(x, np.ones(len(x)), 0.75, spectral=True, block=90, min_clusters=3, max_clusters=3), truth)
+    assert len(set(cluster(x, np.ones(len(x)), 0.75, spectral=True, block=90, max_clusters=2))) == 2
 
 
 def test_kmeans_finds_separated_groups():

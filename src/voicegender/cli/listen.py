@@ -340,6 +340,13 @@ def segment_cmd(
         help="tell the speakers apart (S1, S2, ...) and give each one a gender from all of its speech. The best "
              "speaker encoder needs `voicegender models fetch` once; without it the gender model's own "
              "embeddings tell them apart")] = True,
+    num_speakers: Annotated[int | None, typer.Option(
+        "--num-speakers", help="how many speakers there are, when you know (else found from the audio)",
+        show_default=False)] = None,
+    min_speakers: Annotated[int | None, typer.Option(
+        "--min-speakers", help="at least this many speakers", show_default=False)] = None,
+    max_speakers: Annotated[int | None, typer.Option(
+        "--max-speakers", help="at most this many speakers", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help=REPLACE_OUT_HELP, show_default=False)] = False,
 ) -> None:
     """Split a recording into a timeline of female / male / no_speech segments, with who speaks when."""
@@ -356,7 +363,8 @@ def segment_cmd(
         check_output_path(out_file, force=force)
     elif force:
         raise VoiceGenderError("--force replaces an output file: give it with --out FILE")
-    options = SegmentOptions(threshold=threshold, min_segment_s=min_segment, speakers=speakers)
+    options = SegmentOptions(threshold=threshold, min_segment_s=min_segment, speakers=speakers,
+                             speaker_options=_speaker_options(num_speakers, min_speakers, max_speakers, speakers))
     timeline = timeline_file(file, model, options)
     if out_file is not None:
         write_timeline(timeline, out_file, kind, str(file))
@@ -367,6 +375,26 @@ def segment_cmd(
     else:
         _print_timeline(timeline, f"{file} ({timeline.duration_s:.1f} s)")
     err.print(_timeline_summary(timeline), markup=False, soft_wrap=True)  # the summary, whatever the format
+
+
+def _speaker_options(num: int | None, least: int | None, most: int | None, speakers: bool):
+    """:class:`voicegender.listen.speakers.SpeakerOptions` with the number of speakers the user gave (one-line
+    errors for counts that cannot be)."""
+    from ..listen.speakers import SpeakerOptions
+
+    given = {"--num-speakers": num, "--min-speakers": least, "--max-speakers": most}
+    for option, value in given.items():
+        if value is not None:
+            check_number(value, option, minimum=1)
+    if num is not None and (least is not None or most is not None):
+        raise VoiceGenderError("--num-speakers says how many there are: give it without --min-speakers/--max-speakers")
+    if not speakers and any(v is not None for v in given.values()):
+        raise VoiceGenderError("--no-speakers does not tell speakers apart: drop the number of speakers")
+    least, most = (num, num) if num is not None else (least or 1, most)
+    try:
+        return SpeakerOptions(min_speakers=least, max_speakers=most)
+    except ValueError as e:
+        raise VoiceGenderError(f"--min-speakers/--max-speakers: {e}") from e
 
 
 def _print_timeline(timeline, title: str) -> None:

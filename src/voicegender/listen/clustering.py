@@ -39,12 +39,15 @@ def cosine_distances(x: np.ndarray) -> np.ndarray:
     return np.clip(d, 0.0, 2.0, out=d)
 
 
-def average_linkage(distances: np.ndarray, weights: np.ndarray, threshold: float) -> np.ndarray:
+def average_linkage(distances: np.ndarray, weights: np.ndarray, threshold: float, min_clusters: int = 1,
+                    max_clusters: int | None = None) -> np.ndarray:
     """Cluster labels (0..k-1, in order of first appearance) from average-linkage agglomeration that stops when
     the closest pair of clusters is ``threshold`` or further apart.
 
     ``distances`` (n, n) symmetric; ``weights`` (n,) > 0: an item's share in the average distance between clusters
     (e.g. its seconds of speech), so one long turn counts for more than a word. Inf distances never merge.
+    ``min_clusters`` / ``max_clusters``: merging stops at ``min_clusters`` clusters whatever the distance, and goes
+    on past the threshold while there are more than ``max_clusters`` (a number of speakers known beforehand).
     """
     n = len(weights)
     if n == 0:
@@ -56,10 +59,14 @@ def average_linkage(distances: np.ndarray, weights: np.ndarray, threshold: float
     members = [[i] for i in range(n)]
     row_min = d.min(axis=1)
     row_arg = d.argmin(axis=1)
+    count = n
     for _ in range(n - 1):
         a = int(np.argmin(np.where(active, row_min, np.inf)))
-        if not np.isfinite(row_min[a]) or row_min[a] >= threshold:
+        if not np.isfinite(row_min[a]) or count <= min_clusters:
             break
+        if row_min[a] >= threshold and (max_clusters is None or count <= max_clusters):
+            break
+        count -= 1
         b = int(row_arg[a])
         # average linkage: the weighted mean of the two rows is the new cluster's distance to every other one
         merged = (w[a] * d[a] + w[b] * d[b]) / (w[a] + w[b])
@@ -126,10 +133,12 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, restarts: int = KMEANS_RESTARTS
     return best
 
 
-def spectral_labels(vectors: np.ndarray, max_clusters: int = MAX_CLUSTERS) -> np.ndarray | None:
+def spectral_labels(vectors: np.ndarray, min_clusters: int = 1, max_clusters: int | None = None) -> np.ndarray | None:
     """Cluster labels by NME-SC, or None when there are fewer than :data:`SPECTRAL_MIN_ITEMS` items or the eigengap
-    points at ``max_clusters`` (there may be more) or at one cluster (found so when there are more clusters than
-    ``max_clusters``): then let the threshold decide.
+    points at one cluster or, unless ``max_clusters`` is given, at :data:`MAX_CLUSTERS` (there may be more; one
+    cluster is also what more clusters than the cap often look like): then let the threshold decide.
+    ``min_clusters`` / ``max_clusters``: how many clusters there are, when it is known beforehand; the eigengap is
+    then looked for between these bounds.
 
     The cosine similarities, scaled to [0, 1], are made a graph in which each item keeps its ``p`` most similar
     ones; of the ``p`` tried, the one whose Laplacian has the largest eigengap for its sparsity (the normalised
@@ -157,15 +166,19 @@ def spectral_labels(vectors: np.ndarray, max_clusters: int = MAX_CLUSTERS) -> np
         graph[np.diag_indices(n)] -= graph.sum(axis=1)  # the diagonal was 0.5 + 0.5 = 1: now the degree
         return graph
 
+    cap = max_clusters or max(MAX_CLUSTERS, min_clusters)
+    lo, hi = max(1, min_clusters), min(cap, n - 1)
+    if lo > hi:
+        return None
     best = None
     for p in np.unique(np.linspace(2, p_max, P_STEPS).astype(int)):
         eigenvalues = np.linalg.eigvalsh(laplacian(int(p)))
-        gaps = np.diff(eigenvalues[:min(max_clusters, n - 1) + 1])
+        gaps = np.diff(eigenvalues[:hi + 1])[lo - 1:]  # gaps[j]: between eigenvalues lo + j - 1 and lo + j
         ratio = (p / n) / (gaps.max() / max(eigenvalues[-1], 1e-10) + 1e-10)
         if best is None or ratio < best[0]:
-            best = (ratio, int(p), int(np.argmax(gaps)) + 1)
+            best = (ratio, int(p), lo + int(np.argmax(gaps)))
     _, p, k = best
-    if k >= max_clusters or k == 1:  # one cluster: often more than the cap with no gap below it; let the threshold say
+    if k == 1 or (max_clusters is None and k >= cap):
         return None
     _, eigenvectors = np.linalg.eigh(laplacian(p))
     return kmeans(eigenvectors[:, :k], k)
@@ -197,7 +210,8 @@ def in_order_of_appearance(labels: np.ndarray) -> np.ndarray:
 
 
 def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders: np.ndarray | None = None,
-            penalty: float = 0.0, block: int = BLOCK_ITEMS, spectral: bool = False) -> np.ndarray:
+            penalty: float = 0.0, block: int = BLOCK_ITEMS, spectral: bool = False, min_clusters: int = 1,
+            max_clusters: int | None = None) -> np.ndarray:
     """Cluster labels (0..k-1, in order of first appearance) of ``vectors`` (n, d) by cosine distance, average
     linkage, stopping at ``threshold``; ``weights`` (n,) as in :func:`average_linkage`.
 
@@ -212,6 +226,11 @@ def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders:
     cluster (one voice: spectral clustering always splits) or the eigengap reaches :data:`MAX_CLUSTERS`. The
     spectral clusters count every item alike: ``weights``, ``genders`` and ``penalty`` then shape only the
     threshold's check and the joining of blocks.
+
+    ``min_clusters`` / ``max_clusters``: how many clusters there are, when it is known beforehand (a number of
+    speakers given by the user): the threshold and the eigengap then decide only between these bounds. A long
+    recording's blocks are each clustered with at most ``max_clusters``, and their clusters joined within both
+    bounds (so fewer than ``min_clusters`` come out only when the blocks found fewer in all).
     """
     vectors = np.asarray(vectors, np.float32)  # 20,000 turns (10 h of conversation) x 192: 15 MB
     weights = np.asarray(weights, np.float64)
@@ -220,9 +239,9 @@ def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders:
         d = cosine_distances(vectors)
         if genders is not None and penalty:
             d += gender_penalty(genders, penalty)
-        labels = average_linkage(d, weights, threshold)
+        labels = average_linkage(d, weights, threshold, min_clusters, max_clusters)
         if spectral and labels.max() > 0:
-            found = spectral_labels(vectors)
+            found = spectral_labels(vectors, min_clusters, max_clusters)
             if found is not None:
                 labels = in_order_of_appearance(found)
         return labels
@@ -231,7 +250,7 @@ def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders:
     for start in range(0, n, block):
         sl = slice(start, min(n, start + block))
         z = None if genders is None else np.asarray(genders, np.float64)[sl]
-        lab = cluster(vectors[sl], weights[sl], threshold, z, penalty, block, spectral)
+        lab = cluster(vectors[sl], weights[sl], threshold, z, penalty, block, spectral, max_clusters=max_clusters)
         for k in range(lab.max() + 1):
             idx = np.flatnonzero(lab == k)
             w = weights[sl][idx]
@@ -243,5 +262,5 @@ def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders:
     d = _mean_distances(vectors, members)
     if genders is not None and penalty:
         d += gender_penalty(np.array(logits), penalty)
-    top = average_linkage(d, np.array(masses), threshold)
+    top = average_linkage(d, np.array(masses), threshold, min_clusters, max_clusters)
     return in_order_of_appearance(top[local])

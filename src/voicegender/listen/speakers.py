@@ -79,6 +79,18 @@ class SpeakerOptions:
     # exact 52 -> 79 %, babble +0.85 -> -0.30 speakers per mix
     spectral: bool = True
     place_changes: bool = True  # move each change between two speakers to the frame (voicegender.listen.turn_edges)
+    # how many speakers there are, when the user knows (pyannote's min_speakers / max_speakers; both the same number
+    # for num_speakers): the clustering decides only between these, and small clusters join others only while
+    # there are more than min_speakers
+    min_speakers: int = 1
+    max_speakers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_speakers < 1:
+            raise ValueError(f"the fewest speakers must be 1 or more, not {self.min_speakers}")
+        if self.max_speakers is not None and self.max_speakers < self.min_speakers:
+            raise ValueError(f"the most speakers ({self.max_speakers}) must not be fewer than the fewest "
+                             f"({self.min_speakers})")
 
 
 @dataclass
@@ -232,23 +244,26 @@ def assign_speakers(turns: list[Turn], vectors: np.ndarray, windows: Windows, op
         return
     weights = np.array([max(t.speech_s, 0.1) for t in turns])
     labels = cluster(vectors, weights, threshold, _turn_logits(turns, windows), options.gender_penalty,
-                     spectral=spectral)
-    labels = _absorb_small(labels, vectors, weights, options.min_speaker_s)
+                     spectral=spectral, min_clusters=options.min_speakers, max_clusters=options.max_speakers)
+    labels = _absorb_small(labels, vectors, weights, options.min_speaker_s, options.min_speakers)
     for t, k in zip(turns, labels, strict=True):
         t.speaker = int(k)
 
 
-def _absorb_small(labels: np.ndarray, vectors: np.ndarray, weights: np.ndarray, min_s: float) -> np.ndarray:
-    """Clusters with less than ``min_s`` of speech join the nearest cluster that has enough (by centroid cosine);
-    labels renumbered in order of first appearance."""
+def _absorb_small(labels: np.ndarray, vectors: np.ndarray, weights: np.ndarray, min_s: float,
+                  keep_at_least: int = 1) -> np.ndarray:
+    """Clusters with less than ``min_s`` of speech join the nearest cluster that has enough (by centroid cosine),
+    the smallest first, while more than ``keep_at_least`` clusters are left; labels renumbered in order of first
+    appearance."""
     labels = labels.copy()
     k = labels.max() + 1
     mass = np.bincount(labels, weights, minlength=k)
     big = np.flatnonzero(mass >= min_s)
-    if len(big) and len(big) < k:
+    small = [c for c in np.argsort(mass, kind="stable") if mass[c] < min_s][:max(0, k - max(keep_at_least, len(big)))]
+    if len(big) and small:
         cent = np.array([(vectors[labels == c] * weights[labels == c, None]).sum(0) for c in range(k)])
         d = cosine_distances(cent)
-        for c in np.flatnonzero(mass < min_s):
+        for c in small:
             labels[labels == c] = big[np.argmin(d[c, big])]
     return in_order_of_appearance(labels)
 
