@@ -18,6 +18,7 @@ says the numbers are NOT held out.
 
 **Systems.** ``voicegender``: :func:`voicegender.segment_file` on each mix written as a 16 kHz WAV (what a user
 gives), in this process, the model loaded and warmed up before timing; DER/JER when its segments carry ``speaker``.
+``--known-speakers``: each mix's number of speakers is given (what ``segment --num-speakers`` does).
 ``inaSpeechSegmenter`` 0.8.0 (its own venv: ``bash benchmarks/peers/setup.sh``, then ``--ina-python``), run once over
 all the mixes of a run (its start-up costs ~3 s); female / male are speech, music / noise / noEnergy are not; it
 gives no speakers.
@@ -39,7 +40,7 @@ Usage (from the repository root)::
         [--corpora audiomnist_az baved speechocean762_train common_voice]
         [--conditions clean crosstalk_noise babble telephone music] [--speakers 2 3 4 5 6] [--n 3] [--seed 0]
         [--ina-python .cache/peers/ina/venv/bin/python] [--ina-threads 0]
-        [--out results.json] [--save-mixes DIR | --from-mixes DIR] [--no-voicegender]
+        [--out results.json] [--save-mixes DIR | --from-mixes DIR] [--no-voicegender] [--known-speakers]
 """
 
 from __future__ import annotations
@@ -162,11 +163,13 @@ def model_files(args) -> dict[str, Path | None]:
     return files
 
 
-def run_voicegender(mixes: list[Mix], heads: dict[str, Path | None]) -> dict:
-    """segment_file on each mix's WAV, in this process; the model of each test corpus loaded and warmed up first."""
+def run_voicegender(mixes: list[Mix], heads: dict[str, Path | None], known_speakers: bool = False) -> dict:
+    """segment_file on each mix's WAV, in this process; the model of each test corpus loaded and warmed up first.
+    ``known_speakers``: each mix's number of speakers is given (``--num-speakers``)."""
     from voicegender import load_model, segment_file
     from voicegender.audio.decode import read_first_seconds
-    from voicegender.listen.segment import segment_stream
+    from voicegender.listen.segment import SegmentOptions, segment_stream
+    from voicegender.listen.speakers import SpeakerOptions
 
     models = {}
     for corpus in sorted({m.corpus for m in mixes}):
@@ -175,7 +178,10 @@ def run_voicegender(mixes: list[Mix], heads: dict[str, Path | None]) -> dict:
         segment_stream([read_first_seconds(first.path, 10.0)], models[corpus], show_progress=False)  # warm-up
     for i, mix in enumerate(mixes, 1):
         t0, c0 = time.perf_counter(), time.process_time()
-        segments, duration = segment_file(mix.path, models[mix.corpus], show_progress=False)
+        options = SegmentOptions(speaker_options=SpeakerOptions(min_speakers=mix.n_speakers,
+                                                                max_speakers=mix.n_speakers)) \
+            if known_speakers else SegmentOptions()
+        segments, duration = segment_file(mix.path, models[mix.corpus], options, show_progress=False)
         mix.results["voicegender"] = {
             "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
             "segments": [(round(s.start_s, 3), round(s.end_s, 3), s.label, getattr(s, "speaker", None))
@@ -183,7 +189,8 @@ def run_voicegender(mixes: list[Mix], heads: dict[str, Path | None]) -> dict:
         print(f"  voicegender {i}/{len(mixes)} {mix.name}: {mix.reference['duration_s']:.0f} s in "
               f"{mix.results['voicegender']['seconds']:.1f} s", file=sys.stderr)
     return {"how": "in-process segment_file per WAV (decode, speech detection, model, smoothing), model loaded and "
-                   "warmed up before timing; cpu = process CPU time over all threads"}
+                   "warmed up before timing; cpu = process CPU time over all threads"
+                   + ("; each mix's number of speakers given (--num-speakers)" if known_speakers else "")}
 
 
 def run_ina(mixes: list[Mix], python: Path, threads: int, models: Path | None, folder: Path) -> dict:
@@ -352,6 +359,8 @@ def main() -> None:
     ap.add_argument("--ina-threads", type=int, default=0,
                     help="TensorFlow threads for ina (0: TF's default, all cores)")
     ap.add_argument("--no-voicegender", action="store_true", help="run only the peer")
+    ap.add_argument("--known-speakers", action="store_true",
+                    help="give voicegender each mix's number of speakers (segment --num-speakers)")
     ap.add_argument("--frame-s", type=float, default=0.01, help="scoring frame")
     ap.add_argument("--out", default=None, help="JSON file for every mix's figures and segments")
     mixes_from = ap.add_mutually_exclusive_group()
@@ -397,7 +406,7 @@ def main() -> None:
         simulate_s = time.perf_counter() - t0
         runs = {}
         if "voicegender" in systems:
-            runs["voicegender"] = run_voicegender(mixes, heads)
+            runs["voicegender"] = run_voicegender(mixes, heads, args.known_speakers)
         if ina_python is not None:
             runs["inaSpeechSegmenter"] = run_ina(mixes, ina_python, args.ina_threads, args.ina_models, Path(tmp))
         score_all(mixes, args.frame_s, has_pyannote)

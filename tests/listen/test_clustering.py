@@ -11,6 +11,7 @@ from voicegender.listen.clustering import (
     cosine_distances,
     gender_penalty,
     kmeans,
+    smallest_eigenvectors,
     spectral_labels,
 )
 
@@ -142,3 +143,21 @@ def test_kmeans_finds_separated_groups():
 def test_spectral_clustering_in_blocks_keeps_the_groups():
     x, truth = _close_groups(3, per=60)
     assert _pure(cluster(x, np.ones(len(x)), 0.75, spectral=True, block=90), truth)
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_smallest_eigenvectors_span_what_eigh_gives(k: int):
+    rng = np.random.default_rng(k)
+    basis, _ = np.linalg.qr(rng.normal(size=(120, 120)))
+    values = np.sort(np.concatenate([rng.uniform(0, 0.5, k), rng.uniform(2, 40, 120 - k)]))  # a gap after the k-th
+    matrix = ((basis * values) @ basis.T).astype(np.float32)
+    got = smallest_eigenvectors(matrix, np.linalg.eigvalsh(matrix), k)
+    want = basis[:, :k]
+    assert got.shape == (120, k) and np.allclose(got.T @ got, np.eye(k), atol=1e-4)
+    assert np.linalg.norm(want @ (want.T @ got) - got) < 1e-3  # the same span
+
+
+def test_smallest_eigenvectors_without_a_gap_are_eighs():
+    matrix = np.diag(np.array([0.0, 0.0, 0.0, 5.0, 6.0], np.float32))  # three equal: no one span of two
+    got = smallest_eigenvectors(matrix, np.linalg.eigvalsh(matrix), 2)
+    assert np.allclose(np.abs(got), np.abs(np.linalg.eigh(matrix)[1][:, :2]))

@@ -8,7 +8,7 @@ from conftest import windows_of
 
 from voicegender.audio.synth import synth_voice
 from voicegender.listen.speakers import SpeakerOptions, diarize
-from voicegender.listen.turn_edges import REACH_S, change_evidence, neighbourhood, place_changes
+from voicegender.listen.turn_edges import REACH_S, ChangesHeard, change_evidence, neighbourhood, place_changes
 from voicegender.voice.pitch import median_pitch
 
 RATE = 16_000
@@ -34,15 +34,15 @@ def track(turns: list[tuple[float, float, int]], seed: int = 0) -> np.ndarray:
     return audio
 
 
-def evidence_of(audio: np.ndarray, turns: list[FakeTurn]) -> dict:
-    out = {}
+def evidence_of(audio: np.ndarray, turns: list[FakeTurn]) -> ChangesHeard:
+    heard = ChangesHeard(len(turns) - 1)
     for i in range(len(turns) - 1):
         c = int(round(turns[i].end_s * RATE))
         a, b = neighbourhood(c, RATE)
         found = change_evidence(audio[a:b], a, c, RATE)
         if found is not None:
-            out[i] = found
-    return out
+            heard.keep(i, i, found)
+    return heard
 
 
 TRUE = [(0.0, 3.0, 0), (3.0, 6.0, 1), (6.0, 9.0, 0), (9.0, 12.0, 1), (12.0, 15.0, 0)]
@@ -127,3 +127,19 @@ def test_diarize_places_changes_that_the_windows_put_on_their_half_second_grid()
     unplaced = diarize(w, [(0, len(audio))], all_speech, SpeakerOptions(place_changes=False), RATE, read_spans,
                        PitchEncoder())
     assert np.max(np.abs(np.array([t.end_s for t in unplaced.turns[:-1]]) - [4.3, 7.2, 12.1, 15.3, 19.8])) >= 0.15
+
+
+def test_changes_heard_gives_back_what_it_kept_in_turn_order():
+    audio = track(TRUE)
+    evidence = [change_evidence(audio[a:b], a, c, RATE)
+                for c in (int(0.3 * RATE), 3 * RATE, 9 * RATE) for a, b in [neighbourhood(c, RATE)]]
+    assert len(evidence[0].cepstra_int8) < len(evidence[1].cepstra_int8)  # cut short at the audio's start
+    heard = ChangesHeard(4)
+    for row, turn in ((2, 3), (0, 0), (1, 1)):  # kept out of order; row 3 never kept
+        heard.keep(row, turn, evidence[row])
+    got = list(heard.items())
+    assert len(heard) == 3 and [i for i, _ in got] == [0, 1, 3]
+    for (_, back), ev in zip(got, evidence, strict=True):
+        assert back.first_s == pytest.approx(ev.first_s) and back.scale == pytest.approx(ev.scale)
+        assert np.array_equal(back.cepstra_int8, ev.cepstra_int8) and np.array_equal(back.active, ev.active)
+        assert np.allclose(back.before, ev.before) and np.allclose(back.after, ev.after)

@@ -26,6 +26,11 @@ P_FRACTION = 0.25
 P_STEPS = 10  # values of p tried (evenly spaced); 30 gave the same clusters on the development conversations
 SPECTRAL_MIN_ITEMS = 10  # fewer items: the threshold alone decides
 KMEANS_RESTARTS = 10
+RITZ_EXTRA = 8  # smallest_eigenvectors: vectors iterated beyond those asked for (faster convergence)
+RITZ_STEPS = 50  # ... at most this many steps, then numpy's eigh
+RITZ_SHIFT = 1e-3  # ... the shift below the smallest eigenvalue, relative to the largest
+RITZ_TOLERANCE = 1e-4  # ... done when every vector's residual is below this, relative to the largest eigenvalue
+NEAREST_ROWS = 64  # rows of the affinity sorted at a time
 JOIN_SAMPLE = 32  # turns of each block's cluster (evenly spread) whose distances join the blocks' clusters
 
 
@@ -154,7 +159,9 @@ def spectral_labels(vectors: np.ndarray, min_clusters: int = 1, max_clusters: in
     affinity -= low
     affinity /= span if span > 0 else 1.0
     p_max = max(3, int(n * P_FRACTION))
-    nearest = np.argsort(-affinity, axis=1, kind="stable")[:, :p_max].astype(np.int32)
+    nearest = np.empty((n, p_max), np.int32)  # each row's p_max most similar, the most first
+    for a in range(0, n, NEAREST_ROWS):  # a few rows at a time: a full argsort would be n x n int64
+        nearest[a:a + NEAREST_ROWS] = np.argsort(-affinity[a:a + NEAREST_ROWS], axis=1, kind="stable")[:, :p_max]
     del affinity
     rows = np.arange(n)[:, None]
 
@@ -180,8 +187,38 @@ def spectral_labels(vectors: np.ndarray, min_clusters: int = 1, max_clusters: in
     _, p, k = best
     if k == 1 or (max_clusters is None and k >= cap):
         return None
-    _, eigenvectors = np.linalg.eigh(laplacian(p))
-    return kmeans(eigenvectors[:, :k], k)
+    graph = laplacian(p)
+    return kmeans(smallest_eigenvectors(graph, np.linalg.eigvalsh(graph), k), k)
+
+
+def smallest_eigenvectors(matrix: np.ndarray, eigenvalues: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) orthonormal eigenvectors of the ``k`` smallest eigenvalues of the symmetric ``matrix``, whose
+    ascending ``eigenvalues`` are given (:func:`numpy.linalg.eigvalsh`).
+
+    By subspace iteration with the inverse of the matrix shifted just below its smallest eigenvalue (each step a
+    :func:`numpy.linalg.solve` and a Rayleigh-Ritz step on :data:`RITZ_EXTRA` more vectors than asked): the
+    same span as :func:`numpy.linalg.eigh`'s first ``k`` (k-means on their rows does not see a rotation within it),
+    in a few n x n float32 arrays where eigh's divide and conquer takes ~22 MB more at n = 800 (most of what
+    clustering a long recording added to its peak memory). Falls back to eigh when the k-th eigenvalue is not
+    apart from the next (no one span to find) or the iteration has not converged after :data:`RITZ_STEPS` steps.
+    """
+    n = len(matrix)
+    m = min(n, k + RITZ_EXTRA)
+    scale = max(float(abs(eigenvalues[-1])), 1e-6)
+    if k >= n or eigenvalues[k] - eigenvalues[k - 1] < RITZ_TOLERANCE * scale:  # no gap: no one span to converge to
+        return np.linalg.eigh(matrix)[1][:, :k]
+    shifted = np.array(matrix, np.float32, copy=True)
+    shifted[np.diag_indices(n)] -= np.float32(eigenvalues[0] - RITZ_SHIFT * scale)
+    x = np.random.default_rng(0).standard_normal((n, m)).astype(np.float32)
+    for _ in range(RITZ_STEPS):
+        x, _ = np.linalg.qr(np.linalg.solve(shifted, x))
+        projected = (x.T @ (matrix @ x)).astype(np.float64)
+        theta, rotation = np.linalg.eigh((projected + projected.T) / 2)
+        x = (x @ rotation.astype(np.float32))
+        residual = np.linalg.norm(matrix @ x[:, :k] - x[:, :k] * theta[:k].astype(np.float32), axis=0).max()
+        if residual <= RITZ_TOLERANCE * scale:
+            return x[:, :k]
+    return np.linalg.eigh(matrix)[1][:, :k]
 
 
 def _mean_distances(vectors: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
@@ -240,6 +277,7 @@ def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders:
         if genders is not None and penalty:
             d += gender_penalty(genders, penalty)
         labels = average_linkage(d, weights, threshold, min_clusters, max_clusters)
+        del d  # before the spectral clustering's own matrices
         if spectral and labels.max() > 0:
             found = spectral_labels(vectors, min_clusters, max_clusters)
             if found is not None:

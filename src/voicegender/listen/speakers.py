@@ -31,7 +31,7 @@ import numpy as np
 
 from ..voice.model import sigmoid, weighted_log_odds
 from .clustering import cluster, cosine_distances, in_order_of_appearance
-from .turn_edges import ChangeEvidence, change_evidence, neighbourhood, place_changes
+from .turn_edges import ChangesHeard, change_evidence, neighbourhood, place_changes
 
 log = logging.getLogger(__name__)
 
@@ -346,13 +346,18 @@ def embed_turns(turns: Sequence[Turn], read_spans: SpanReader, encoder: SpeakerE
     return out
 
 
-def _reading_changes(read_spans: SpanReader, turns: Sequence[Turn], evidence: dict[int, ChangeEvidence],
+def _changes_between(turns: Sequence[Turn], rate: int) -> list[tuple[int, int]]:
+    """(first turn's index, sample) of every change between two touching turns."""
+    return [(i, int(round(turns[i].end_s * rate))) for i in range(len(turns) - 1)
+            if abs(turns[i].end_s - turns[i + 1].start_s) < 1e-9]
+
+
+def _reading_changes(read_spans: SpanReader, turns: Sequence[Turn], heard: ChangesHeard,
                      speech_mask: SpeechMask, rate: int) -> SpanReader:
     """``read_spans`` that also reads the neighbourhood of every change between touching turns (in the same pass)
-    and keeps its :func:`voicegender.listen.turn_edges.change_evidence` in ``evidence`` (by the first turn's
-    index)."""
-    changes = [(i, int(round(turns[i].end_s * rate))) for i in range(len(turns) - 1)
-               if abs(turns[i].end_s - turns[i + 1].start_s) < 1e-9]
+    and keeps its :func:`voicegender.listen.turn_edges.change_evidence` in ``heard`` (a row per change, in the
+    order of :func:`_changes_between`)."""
+    changes = _changes_between(turns, rate)
     around = [neighbourhood(c, rate) for _, c in changes]
 
     def read(spans: Sequence[tuple[int, int]]) -> Iterator[tuple[int, np.ndarray]]:
@@ -366,7 +371,7 @@ def _reading_changes(read_spans: SpanReader, turns: Sequence[Turn], evidence: di
                 pair = (int(round(turns[i].start_s * rate)), int(round(turns[i + 1].end_s * rate)))
                 found = change_evidence(samples, a, c, rate, pair, speech_mask(a, a + len(samples)))
                 if found is not None:
-                    evidence[i] = found
+                    heard.keep(j - n, i, found)
 
     return read
 
@@ -387,11 +392,14 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
     turns = split_turns(windows, regions, speech_mask, options, rate)
     if not turns:
         return Diarization()
-    evidence: dict[int, ChangeEvidence] = {}  # filled by the encoder's read
+    heard = ChangesHeard(0)  # filled by the encoder's read
     if read_spans is not None and encoder is not None or windows.embedding is None:
         if read_spans is None or encoder is None:
             return Diarization()  # neither a speaker encoder nor the window embeddings to describe turns with
-        read = _reading_changes(read_spans, turns, evidence, speech_mask, rate) if options.place_changes else read_spans
+        read = read_spans
+        if options.place_changes:
+            heard = ChangesHeard(len(_changes_between(turns, rate)))
+            read = _reading_changes(read_spans, turns, heard, speech_mask, rate)
         vectors = embed_turns(turns, read, encoder, speech_mask, options, rate)
         threshold_c = options.cluster_threshold_narrowband if narrowband else options.cluster_threshold
         embedder = "ecapa"
@@ -399,7 +407,7 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
         vectors = turn_vectors_from_windows(turns, windows)
         threshold_c, embedder = options.cluster_threshold_ge2e, "ge2e"
     assign_speakers(turns, vectors, windows, options, threshold_c, options.spectral and embedder == "ecapa")
-    if evidence:
-        place_changes(turns, evidence)
+    if len(heard):
+        place_changes(turns, heard)
     return Diarization(turns, speakers_of(turns, windows, threshold), embedder)
 

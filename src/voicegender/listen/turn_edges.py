@@ -18,14 +18,14 @@ before → after: clean 0.919 → 0.934, cross-talk 0.911 → 0.931, babble 0.84
 music 0.924 → 0.930; moving every change the pipeline matched with a true one exactly onto it would give 0.935,
 0.931, 0.869, 0.914, 0.937. Pitch alone instead of cepstra: +0.6, +1.5, +1.3, -0.2, -0.2 points (music and noise
 fool the pitch tracker); models of the two turns' own frames instead of the speakers': about two thirds of the
-gain. Costs ~1 ms of log-mel per change (the filterbank runs at ~1,400x real time) and ~2.5 kB per change (cepstra
-kept as int8) until the speakers are known.
+gain. Costs ~1 ms of log-mel per change (the filterbank runs at ~1,400x real time) and ~1.5 kB per change (cepstra
+kept as int8, in :class:`ChangesHeard`) until the speakers are known.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +71,45 @@ class ChangeEvidence:
     def cepstra(self) -> np.ndarray:
         """(kept frames, N_CEPSTRA) float64 (within half a step of :attr:`scale` of the filterbank's)."""
         return self.cepstra_int8.astype(np.float64) * self.scale
+
+
+MAX_KEPT = (1 + 2 * int(REACH_S * SAMPLE_RATE) // HOP + KEEP_EVERY - 1) // KEEP_EVERY  # kept frames of a change
+N_STATS = 1 + 2 * N_CEPSTRA  # [n, sums, sums of squares]
+
+
+class ChangesHeard:
+    """The :class:`ChangeEvidence` of up to ``n`` changes, each kept (by its first turn's index) in rows of arrays
+    made once: ~1.5 kB a change (10 h of conversation, ~10,000 changes: 15 MB), where as many objects took ~2.5 kB
+    and scattered the heap while the audio was read."""
+
+    def __init__(self, n: int) -> None:
+        self.turn = np.full(n, -1, np.int64)  # the first turn's index, -1 where nothing was kept
+        self.first_s = np.zeros(n, np.float32)
+        self.scale = np.zeros(n, np.float32)
+        self.frames = np.zeros(n, np.int16)  # kept frames (fewer near the audio's ends)
+        self.cepstra = np.zeros((n, MAX_KEPT, N_CEPSTRA), np.int8)
+        self.active = np.zeros((n, MAX_KEPT), bool)
+        self.stats = np.zeros((n, 2, N_STATS), np.float32)  # before, after
+
+    def keep(self, row: int, turn: int, evidence: ChangeEvidence) -> None:
+        """Keep ``evidence`` of the change after turn ``turn`` in row ``row``."""
+        k = len(evidence.cepstra_int8)
+        self.turn[row], self.first_s[row], self.scale[row], self.frames[row] = turn, evidence.first_s, \
+            evidence.scale, k
+        self.cepstra[row, :k], self.active[row, :k] = evidence.cepstra_int8, evidence.active
+        self.stats[row] = evidence.before, evidence.after
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self.turn >= 0))
+
+    def items(self) -> Iterator[tuple[int, ChangeEvidence]]:
+        """(turn index, evidence) of every change kept, in turn order."""
+        for row in np.argsort(self.turn, kind="stable"):
+            if self.turn[row] >= 0:
+                k = int(self.frames[row])
+                yield int(self.turn[row]), ChangeEvidence(float(self.first_s[row]), self.cepstra[row, :k],
+                                                          float(self.scale[row]), self.active[row, :k],
+                                                          self.stats[row, 0], self.stats[row, 1])
 
 
 def neighbourhood(change: int, rate: int) -> tuple[int, int]:
@@ -161,17 +200,18 @@ def best_split(evidence: ChangeEvidence, first: _Voice, second: _Voice, lo_s: fl
     return float(at[allowed[k]])
 
 
-def place_changes(turns: Sequence, evidence: dict[int, ChangeEvidence]) -> int:
-    """Move each change between turns ``i`` and ``i + 1`` (consecutive turns of different speakers that touch;
-    ``evidence[i]`` read around it) to its :func:`best_split`. Turns are the diarization's (``start_s``, ``end_s``,
-    ``speaker``), moved in place. Returns how many changes were placed (the others stay where they were)."""
+def place_changes(turns: Sequence, heard: ChangesHeard) -> int:
+    """Move each change between turns ``i`` and ``i + 1`` (consecutive turns of different speakers that touch,
+    its evidence kept in ``heard`` under ``i``) to its :func:`best_split`. Turns are the diarization's (``start_s``,
+    ``end_s``, ``speaker``), moved in place. Returns how many changes were placed (the others stay where they
+    were)."""
     sums: dict[int, np.ndarray] = {}
-    for i, ev in evidence.items():
+    for i, ev in heard.items():
         for speaker, stats in ((turns[i].speaker, ev.before), (turns[i + 1].speaker, ev.after)):
             sums[speaker] = sums.get(speaker, 0) + stats.astype(np.float64)
     voices = {s: _Voice.of(v) for s, v in sums.items()}
     placed = 0
-    for i, ev in sorted(evidence.items()):
+    for i, ev in heard.items():
         left, right = turns[i], turns[i + 1]
         first, second = voices.get(left.speaker), voices.get(right.speaker)
         if left.speaker == right.speaker or first is None or second is None:
