@@ -9,6 +9,8 @@ numpy or audio libraries until a name below is used)::
     for p in voicegender.predict_files(["a.wav", "b.mp3"], model):
         print(p.path, p.label, p.p_female)
     segments, duration_s = voicegender.segment_file("meeting.flac", model)
+    two = voicegender.SegmentOptions(speaker_options=voicegender.SpeakerOptions(min_speakers=2, max_speakers=2))
+    timeline = voicegender.timeline_file("call.wav", model, two)  # timeline.speakers: S1, S2 with a gender each
 
 The package is laid out by concern, data flowing one way (docs/ARCHITECTURE.md): the top-level modules (errors,
 file writing, progress, corpora, metrics) → :mod:`~voicegender.audio` → :mod:`~voicegender.speech` →
@@ -42,6 +44,7 @@ _API = {
     "segment_file": "listen.segment",
     "Segment": "listen.segment",
     "SegmentOptions": "listen.segment",
+    "SpeakerOptions": "listen.speakers",  # SegmentOptions(speaker_options=...): e.g. min_speakers / max_speakers
     "speaking_time": "listen.segment",
     # models, audio, corpora
     "load_default_model": "voice.default_model",
@@ -55,7 +58,7 @@ __all__ = [  # the names of _API, spelled out for readers and linters
     "__version__",
     "predict_file", "predict_files", "predict_waveform", "iter_predictions", "Prediction", "PredictOptions",
     "load_model", "Model", "Scores",
-    "timeline_file", "Timeline", "segment_file", "Segment", "SegmentOptions", "speaking_time",
+    "timeline_file", "Timeline", "segment_file", "Segment", "SegmentOptions", "SpeakerOptions", "speaking_time",
     "load_default_model", "load_audio", "load_corpus", "fit_corpora", "VoiceGenderError",
 ]
 
@@ -66,6 +69,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from .listen.predict import iter_predictions, predict_file, predict_files, predict_waveform
     from .listen.prediction import Prediction, PredictOptions
     from .listen.segment import Segment, SegmentOptions, Timeline, segment_file, speaking_time, timeline_file
+    from .listen.speakers import SpeakerOptions
     from .voice.default_model import load_default_model
     from .voice.fit import fit_corpora
     from .voice.loading import load_model

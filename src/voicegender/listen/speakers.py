@@ -29,6 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..memory import give_back_free_memory
 from ..voice.model import sigmoid, weighted_log_odds
 from .clustering import cluster, cosine_distances, in_order_of_appearance
 from .turn_edges import ChangesHeard, change_evidence, neighbourhood, place_changes
@@ -299,6 +300,8 @@ class Diarization:
 
 EMBED_BATCH = 8  # turns per encoder task
 EMBED_THREADS = 2  # encoder tasks side by side (onnxruntime releases the GIL: both cores embed)
+# the encoder threads' freed activations go back to the system after every this many batches (voicegender.memory)
+GIVE_BACK_EVERY = 50
 
 
 def embed_turns(turns: Sequence[Turn], read_spans: SpanReader, encoder: SpeakerEmbedder, speech_mask: SpeechMask,
@@ -317,14 +320,18 @@ def embed_turns(turns: Sequence[Turn], read_spans: SpanReader, encoder: SpeakerE
         return [i for i, _ in batch], encoder.embed([x for _, x in batch])
 
     filled = np.zeros(len(turns), bool)
+    kept = 0
 
     def keep(result: tuple[list[int], np.ndarray]) -> None:
-        nonlocal out
+        nonlocal out, kept
         rows, vectors = result
         if out is None:
             out = np.zeros((len(turns), vectors.shape[1]), np.float32)
         out[rows] = vectors
         filled[rows] = True
+        kept += 1
+        if kept % GIVE_BACK_EVERY == 0:
+            give_back_free_memory()
 
     with ThreadPoolExecutor(EMBED_THREADS, thread_name_prefix="voicegender-speakers") as pool:
         batch: list[tuple[int, np.ndarray]] = []
@@ -341,6 +348,7 @@ def embed_turns(turns: Sequence[Turn], read_spans: SpanReader, encoder: SpeakerE
             futures.append(pool.submit(embed, batch))
         for f in futures:
             keep(f.result())
+    give_back_free_memory()  # before the clustering allocates its own
     if out is None or not filled.all():
         raise RuntimeError(f"the audio of {int((~filled).sum())} of {len(turns)} turns was not read")
     return out
@@ -396,6 +404,7 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
     if read_spans is not None and encoder is not None or windows.embedding is None:
         if read_spans is None or encoder is None:
             return Diarization()  # neither a speaker encoder nor the window embeddings to describe turns with
+        give_back_free_memory()  # what the first pass freed, before the encoder's threads allocate
         read = read_spans
         if options.place_changes:
             heard = ChangesHeard(len(_changes_between(turns, rate)))
