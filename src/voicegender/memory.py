@@ -10,7 +10,6 @@ workers do for their "unmanaged memory"); elsewhere than glibc this does nothing
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import sys
 
@@ -20,8 +19,7 @@ def _malloc_trim():
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim  # glibc only (musl has none)
+        trim = ctypes.CDLL(None).malloc_trim  # the C library the interpreter runs on: glibc's (musl has none)
     except (OSError, AttributeError):
         return None
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int

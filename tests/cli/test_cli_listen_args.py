@@ -46,6 +46,9 @@ def test_check_number_and_paths(tmp_path: Path):
             check_number(bad, "--x", minimum=0)
     with pytest.raises(VoiceGenderError, match="> 0"):
         check_number(0, "--y", above=0)
+    check_number(10**400, "--z", minimum=1)  # a whole number too large for a float is still a number
+    with pytest.raises(VoiceGenderError, match="must be a number <= 65535"):
+        check_number(10**400, "--port", maximum=65535)
     a_file = tmp_path / "f.txt"
     a_file.write_text("x")
     with pytest.raises(VoiceGenderError, match="is a folder"):

@@ -105,7 +105,8 @@ def test_spectral_clustering_leaves_one_voice_small_sets_and_more_groups_than_it
     assert spectral_labels(x[:5]) is None  # too few items
     many, truth = _groups(n_groups=MAX_CLUSTERS + 1, per=25)
     assert spectral_labels(many) is None  # more groups than it looks for
-    assert _pure(spectral_labels(many, max_clusters=MAX_CLUSTERS + 1), truth)  # unless told there may be more
+    assert spectral_labels(many, max_clusters=MAX_CLUSTERS + 1) is None  # nor where there may be one more
+    assert _pure(spectral_labels(many, MAX_CLUSTERS + 1, MAX_CLUSTERS + 1), truth)  # told how many: found
 
 
 def test_average_linkage_stops_within_the_number_of_clusters_given():
@@ -161,3 +162,17 @@ def test_smallest_eigenvectors_without_a_gap_are_eighs():
     matrix = np.diag(np.array([0.0, 0.0, 0.0, 5.0, 6.0], np.float32))  # three equal: no one span of two
     got = smallest_eigenvectors(matrix, np.linalg.eigvalsh(matrix), 2)
     assert np.allclose(np.abs(got), np.abs(np.linalg.eigh(matrix)[1][:, :2]))
+
+
+def test_bounds_that_hold_the_true_number_change_nothing_and_a_noise_gap_is_no_answer():
+    """A loose bound leaves the eigengap's answer as it is; a bound the eigengap's answer is outside of (one voice
+    told "at least 2") leaves it to the threshold clustering, which stops at the bound."""
+    x, truth = _close_groups(2, per=30)
+    free = cluster(x, np.ones(len(x)), 0.75, spectral=True)
+    assert _pure(free, truth)
+    for bounds in [(1, 3), (1, 15), (2, 8), (1, 30)]:
+        assert np.array_equal(cluster(x, np.ones(len(x)), 0.75, spectral=True, min_clusters=bounds[0],
+                                      max_clusters=bounds[1]), free), bounds
+    one, _ = _close_groups(1, per=40, seed=41)
+    assert spectral_labels(one, min_clusters=2) is None
+    assert len(set(cluster(one, np.ones(len(one)), 0.95, spectral=True, min_clusters=2))) == 2

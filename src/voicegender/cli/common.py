@@ -93,7 +93,7 @@ def check_number(value: float | int, option: str, *, minimum: float | None = Non
     bounds = [f">= {minimum:g}" if minimum is not None else "", f"> {above:g}" if above is not None else "",
               f"<= {maximum:g}" if maximum is not None else ""]
     wanted = " and ".join(b for b in bounds if b) or "finite"
-    if not math.isfinite(value) or (minimum is not None and value < minimum) or (
+    if not (isinstance(value, int) or math.isfinite(value)) or (minimum is not None and value < minimum) or (
             above is not None and value <= above) or (maximum is not None and value > maximum):
         raise VoiceGenderError(f"{option} {value}: must be a number {wanted}")
 

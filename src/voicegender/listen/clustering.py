@@ -140,10 +140,12 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, restarts: int = KMEANS_RESTARTS
 
 def spectral_labels(vectors: np.ndarray, min_clusters: int = 1, max_clusters: int | None = None) -> np.ndarray | None:
     """Cluster labels by NME-SC, or None when there are fewer than :data:`SPECTRAL_MIN_ITEMS` items or the eigengap
-    points at one cluster or, unless ``max_clusters`` is given, at :data:`MAX_CLUSTERS` (there may be more; one
+    points at one cluster or at :data:`MAX_CLUSTERS` (there may be more; one
     cluster is also what more clusters than the cap often look like): then let the threshold decide.
-    ``min_clusters`` / ``max_clusters``: how many clusters there are, when it is known beforehand; the eigengap is
-    then looked for between these bounds.
+    ``min_clusters`` / ``max_clusters``: how many clusters there are, when it is known beforehand. The eigengap is
+    looked for as without them and its number taken only within them (a noise gap inside the bounds is no
+    answer): None otherwise. When both are the same number, that many clusters, from the graph whose gap after
+    that many eigenvalues is largest.
 
     The cosine similarities, scaled to [0, 1], are made a graph in which each item keeps its ``p`` most similar
     ones; of the ``p`` tried, the one whose Laplacian has the largest eigengap for its sparsity (the normalised
@@ -173,22 +175,23 @@ def spectral_labels(vectors: np.ndarray, min_clusters: int = 1, max_clusters: in
         graph[np.diag_indices(n)] -= graph.sum(axis=1)  # the diagonal was 0.5 + 0.5 = 1: now the degree
         return graph
 
-    cap = max_clusters or max(MAX_CLUSTERS, min_clusters)
-    lo, hi = max(1, min_clusters), min(cap, n - 1)
-    if lo > hi:
+    cap = max(MAX_CLUSTERS, min_clusters)  # the eigengap is looked for among the first cap + 1 eigenvalues
+    search = min(cap, n - 1)
+    exact = max_clusters is not None and max_clusters == min_clusters
+    if exact and min_clusters > search:
         return None
     best = None
     for p in np.unique(np.linspace(2, p_max, P_STEPS).astype(int)):
         eigenvalues = np.linalg.eigvalsh(laplacian(int(p)))
-        gaps = np.diff(eigenvalues[:hi + 1])[lo - 1:]  # gaps[j]: between eigenvalues lo + j - 1 and lo + j
-        ratio = (p / n) / (gaps.max() / max(eigenvalues[-1], 1e-10) + 1e-10)
+        gaps = np.diff(eigenvalues[:search + 1])  # gaps[j]: after the (j + 1)-th eigenvalue
+        at = min_clusters - 1 if exact else int(np.argmax(gaps))
+        ratio = (p / n) / (gaps[at] / max(eigenvalues[-1], 1e-10) + 1e-10)
         if best is None or ratio < best[0]:
-            best = (ratio, int(p), lo + int(np.argmax(gaps)))
-    _, p, k = best
-    if k == 1 or (max_clusters is None and k >= cap):
-        return None
-    graph = laplacian(p)
-    return kmeans(smallest_eigenvectors(graph, np.linalg.eigvalsh(graph), k), k)
+            best = (ratio, int(p), at + 1, eigenvalues)
+    _, p, k, eigenvalues = best
+    if not exact and (k == 1 or k >= cap or k < min_clusters or (max_clusters is not None and k > max_clusters)):
+        return None  # one, maybe more than the cap, or outside the bounds: the (bounded) threshold decides
+    return kmeans(smallest_eigenvectors(laplacian(p), eigenvalues, k), k)
 
 
 def smallest_eigenvectors(matrix: np.ndarray, eigenvalues: np.ndarray, k: int) -> np.ndarray:

@@ -87,6 +87,9 @@ class SpeakerOptions:
     max_speakers: int | None = None
 
     def __post_init__(self) -> None:
+        if not all(isinstance(n, int) for n in (self.min_speakers, self.max_speakers or 1)):
+            raise ValueError(f"numbers of speakers are whole numbers, not {self.min_speakers!r} / "
+                             f"{self.max_speakers!r}")
         if self.min_speakers < 1:
             raise ValueError(f"the fewest speakers must be 1 or more, not {self.min_speakers}")
         if self.max_speakers is not None and self.max_speakers < self.min_speakers:
