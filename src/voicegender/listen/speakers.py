@@ -357,19 +357,15 @@ def embed_turns(turns: Sequence[Turn], read_spans: SpanReader, encoder: SpeakerE
     return out
 
 
-def _changes_between(turns: Sequence[Turn], rate: int) -> list[tuple[int, int]]:
-    """(first turn's index, sample) of every change between two touching turns."""
-    return [(i, int(round(turns[i].end_s * rate))) for i in range(len(turns) - 1)
-            if abs(turns[i].end_s - turns[i + 1].start_s) < 1e-9]
-
-
-def _reading_changes(read_spans: SpanReader, turns: Sequence[Turn], heard: ChangesHeard,
-                     speech_mask: SpeechMask, rate: int) -> SpanReader:
-    """``read_spans`` that also reads the neighbourhood of every change between touching turns (in the same pass)
-    and keeps its :func:`voicegender.listen.turn_edges.change_evidence` in ``heard`` (a row per change, in the
-    order of :func:`_changes_between`)."""
-    changes = _changes_between(turns, rate)
+def _reading_changes(read_spans: SpanReader, turns: Sequence[Turn], speech_mask: SpeechMask,
+                     rate: int) -> tuple[SpanReader, ChangesHeard]:
+    """``read_spans`` that also reads the neighbourhood of every change between touching turns (in the same pass),
+    and the :class:`voicegender.listen.turn_edges.ChangesHeard` it keeps their
+    :func:`voicegender.listen.turn_edges.change_evidence` in (a row per change)."""
+    changes = [(i, int(round(turns[i].end_s * rate))) for i in range(len(turns) - 1)
+               if abs(turns[i].end_s - turns[i + 1].start_s) < 1e-9]
     around = [neighbourhood(c, rate) for _, c in changes]
+    heard = ChangesHeard(len(changes))
 
     def read(spans: Sequence[tuple[int, int]]) -> Iterator[tuple[int, np.ndarray]]:
         n = len(spans)
@@ -384,7 +380,7 @@ def _reading_changes(read_spans: SpanReader, turns: Sequence[Turn], heard: Chang
                 if found is not None:
                     heard.keep(j - n, i, found)
 
-    return read
+    return read, heard
 
 
 def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: SpeechMask, options: SpeakerOptions,
@@ -410,8 +406,7 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
         give_back_free_memory()  # what the first pass freed, before the encoder's threads allocate
         read = read_spans
         if options.place_changes:
-            heard = ChangesHeard(len(_changes_between(turns, rate)))
-            read = _reading_changes(read_spans, turns, heard, speech_mask, rate)
+            read, heard = _reading_changes(read_spans, turns, speech_mask, rate)
         vectors = embed_turns(turns, read, encoder, speech_mask, options, rate)
         threshold_c = options.cluster_threshold_narrowband if narrowband else options.cluster_threshold
         embedder = "ecapa"
