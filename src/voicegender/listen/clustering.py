@@ -215,10 +215,12 @@ def smallest_eigenvectors(matrix: np.ndarray, eigenvalues: np.ndarray, k: int) -
     x = np.random.default_rng(0).standard_normal((n, m)).astype(np.float32)
     for _ in range(RITZ_STEPS):
         x, _ = np.linalg.qr(np.linalg.solve(shifted, x))
-        projected = (x.T @ (matrix @ x)).astype(np.float64)
+        mx = matrix @ x  # the one product with the matrix a step needs: rotated below with x
+        projected = (x.T @ mx).astype(np.float64)
         theta, rotation = np.linalg.eigh((projected + projected.T) / 2)
-        x = (x @ rotation.astype(np.float32))
-        residual = np.linalg.norm(matrix @ x[:, :k] - x[:, :k] * theta[:k].astype(np.float32), axis=0).max()
+        rotation = rotation.astype(np.float32)
+        x, mx = x @ rotation, mx @ rotation
+        residual = np.linalg.norm(mx[:, :k] - x[:, :k] * theta[:k].astype(np.float32), axis=0).max()
         if residual <= RITZ_TOLERANCE * scale:
             return x[:, :k]
     return np.linalg.eigh(matrix)[1][:, :k]
