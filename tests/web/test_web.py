@@ -164,9 +164,8 @@ def test_long_file_gets_a_timeline(tmp_path):
     assert all(a["end_s"] <= b["start_s"] + 1e-6 for a, b in zip(timeline, timeline[1:], strict=False))
 
 
-def test_a_conversation_gets_its_speakers_and_a_summary(client, tmp_path):
-    """A 20 s conversation of the bundled voices (two women, two men, espeak-ng in English and German): the
-    timeline names its speakers, each with a gender from all of its speech, and the summary counts them."""
+def _conversation(tmp_path) -> Path:
+    """20 s of the bundled voices taking turns (two women, two men, espeak-ng in English and German), 1 s apart."""
     from voicegender.audio.decode import load_audio
     from voicegender.examples import EXAMPLES_DIR
 
@@ -178,6 +177,13 @@ def test_a_conversation_gets_its_speakers_and_a_summary(client, tmp_path):
                            voice("espeak_female_de"), pause, voice("espeak_male_de")])
     path = tmp_path / "conversation.flac"
     sf.write(path, wave, 16_000)
+    return path
+
+
+def test_a_conversation_gets_its_speakers_and_a_summary(client, tmp_path):
+    """A 20 s conversation of the bundled voices (two women, two men, espeak-ng in English and German): the
+    timeline names its speakers, each with a gender from all of its speech, and the summary counts them."""
+    path = _conversation(tmp_path)
     with TestClient(create_app(max_upload_mb=5)) as c:
         r = _post(c, "conversation.flac", path.read_bytes(), "?explain=1")
     assert r.status_code == 200, r.text
@@ -197,6 +203,27 @@ def test_a_conversation_gets_its_speakers_and_a_summary(client, tmp_path):
     female = sum(seg["end_s"] - seg["start_s"] for seg in timeline if seg["label"] == "female")
     assert summary["female_s"] == pytest.approx(female, abs=0.01)
     assert summary["female_share"] == pytest.approx(female / summary["speech_s"], abs=1e-3)
+
+
+@pytest.mark.parametrize("given", [1, 3])
+def test_the_number_of_speakers_given_is_how_many_the_timeline_tells_apart(tmp_path, given):
+    """The same four-voice conversation with ``&speakers=N``: exactly N speakers, every speech segment one of them."""
+    path = _conversation(tmp_path)
+    with TestClient(create_app(max_upload_mb=5)) as c:
+        r = _post(c, "conversation.flac", path.read_bytes(), f"?explain=1&speakers={given}")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [s["speaker"] for s in body["speakers"]] == [f"S{i}" for i in range(1, given + 1)]
+    assert body["summary"]["speakers"] == given
+    spoken = {s["speaker"] for s in body["timeline"] if s["label"] != "no_speech"}
+    assert spoken == {s["speaker"] for s in body["speakers"]}
+
+
+@pytest.mark.parametrize("given", ["0", "21", "two", "1.5"])
+def test_a_number_of_speakers_that_cannot_be_is_422_before_any_work(client, voice_wav, given):
+    r = _post(client, "voice.wav", voice_wav.read_bytes(), f"?explain=1&speakers={given}")
+    assert r.status_code == 422
+    assert "speakers" in r.text
 
 
 def test_explain_reads_a_bounded_part_of_any_upload(tmp_path, monkeypatch):

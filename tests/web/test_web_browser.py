@@ -120,6 +120,27 @@ def test_long_recording_shows_the_timeline(server_url, browser_page, tmp_path: P
         page.screenshot(path=os.environ["VOICEGENDER_SCREENSHOT"], full_page=True)
 
 
+def test_the_number_of_speakers_chosen_on_the_page_is_how_many_the_timeline_tells_apart(server_url, browser_page,
+                                                                                      tmp_path: Path):
+    """Four voices taking turns, with "Speakers: 2" chosen before the upload: the page shows two speakers, S1 and S2,
+    in the timeline and in the summary (found by itself, the server tells the four voices apart as it can)."""
+    from test_web import _conversation
+
+    path = _conversation(tmp_path)
+    page = browser_page
+    page.goto(server_url)
+    assert page.input_value("#num-speakers") == ""  # "find out" unless the user says
+    page.select_option("#num-speakers", "2")
+    with page.expect_request("**/api/predict*") as sent:
+        page.set_input_files("#file-input", str(path))
+    assert sent.value.url.endswith("?explain=1&speakers=2")
+    page.locator("[data-testid=speakers]").wait_for(state="visible", timeout=90_000)
+    assert set(page.locator("#timeline .seg-name").all_text_contents()) == {"S1", "S2"}
+    rows = page.locator("#speaker-rows tr")
+    assert [rows.nth(i).locator("th").text_content() for i in range(rows.count())] == ["S1", "S2"]
+    assert page.text_content("#speaker-summary").startswith("2 speakers: ")
+
+
 def test_non_audio_shows_a_clear_error_on_the_page(server_url, browser_page, tmp_path: Path):
     bad = tmp_path / "notes.txt"
     bad.write_text("not audio\n" * 10)

@@ -15,7 +15,9 @@ Routes
                           10 s (and up to 60 min, else null and ``timeline_note``) ``timeline`` (female/male/no_speech
                           segments with p_female and speaker), ``speakers`` (one object per speaker: id, gender,
                           p_female, p_child, speech and turns) and ``summary`` (speaking time, speakers by gender,
-                          female share of speaking time and of speakers, per-speaker time and turns); else null
+                          female share of speaking time and of speakers, per-speaker time and turns); else null.
+                          ``&speakers=N`` (1 to 20): the number of speakers, when the user knows it (as ``segment
+                          --num-speakers``); the timeline's speakers are then that many
 
 Safety: the model is loaded once; with an access token, every path except the page, its static files and
 ``/api/health`` needs ``Authorization: Bearer <token>`` (compared in constant time; 401 without it); uploads are
@@ -44,7 +46,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import numpy as np
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
@@ -341,15 +343,18 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
                 "overlay_span_s": [round(start / SAMPLE_RATE, 2), round(end / SAMPLE_RATE, 2)]}
 
     @app.post("/api/predict", openapi_extra=PREDICT_OPENAPI)
-    async def predict(request: Request, explain: bool = False) -> JSONResponse:
+    async def predict(request: Request, explain: bool = False,
+                      speakers: int | None = Query(None, ge=1, le=backend.MAX_SPEAKERS_GIVEN, description=(
+                          "how many speakers the recording holds, when known: the timeline's speakers are then "
+                          "that many (with explain)"))) -> JSONResponse:
         """Predict from the uploaded audio (multipart field ``file``); ``?explain=1`` adds the map, the timeline, its
-        speakers and summary."""
+        speakers and summary; ``&speakers=N`` gives the number of speakers."""
         check_headers(request)
         with capacity.slot():  # 503 when full, before the body is read
             upload = await read_upload(request)
-            return await answer(upload, explain)
+            return await answer(upload, explain, speakers)
 
-    async def answer(upload: UploadFile, explain: bool) -> JSONResponse:
+    async def answer(upload: UploadFile, explain: bool, speakers: int | None = None) -> JSONResponse:
         """The prediction (and picture) for a received upload; its private copy is gone when this returns."""
         name = display_name(upload.filename)
         path = None
@@ -367,7 +372,7 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
                 result.update(timeline=None, summary=None, speakers=result.get("speakers"))
                 if backend.LONG_AUDIO_S < pred.duration_s <= backend.TIMELINE_MAX_S:
                     async with gate.shared():  # timeline, speakers, summary
-                        result.update(await anyio.to_thread.run_sync(backend.timeline, path, served))
+                        result.update(await anyio.to_thread.run_sync(backend.timeline, path, served, speakers))
                 elif pred.duration_s > backend.TIMELINE_MAX_S:
                     result["timeline_note"] = (f"no timeline for recordings over {backend.TIMELINE_MAX_S / 60:g} "
                                                "min here: run `voicegender segment` on the file")

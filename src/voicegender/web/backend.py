@@ -19,6 +19,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000  # Hz: uploads are decoded at this rate for the picture and the timeline
+MAX_SPEAKERS_GIVEN = 20  # the most speakers a user may say a recording holds
 LONG_AUDIO_S = 10.0  # files longer than this (seconds) also get a timeline: who speaks when, speakers, summary
 # With ?explain=1 the picture reads at most the first PICTURE_READ_S seconds (audio.py says why) and the timeline is
 # streamed from the file, up to TIMELINE_MAX_S (longer recordings: `voicegender segment`): memory stays bounded
@@ -197,14 +198,18 @@ def spectrogram_png(samples16k: np.ndarray) -> bytes:
     return draw(np.log(mel + LOG_FLOOR).T, MEL_HOP / SAMPLE_RATE, mel_band_centres_hz())
 
 
-def timeline(path: str, served: ServedModel) -> dict[str, Any]:
+def timeline(path: str, served: ServedModel, speakers: int | None = None) -> dict[str, Any]:
     """Who speaks when in an audio file, streamed from it in bounded memory (:func:`voicegender.listen.segment.
     timeline_file`): ``{"timeline": [{"start_s", "end_s", "label", "p_female", "speaker"}], "speakers": [{"speaker",
     "label", "p_female", "p_child", "speech_s", "turns"}], "summary": Timeline.summary()}``; ``speakers`` is empty
-    when no speakers were told apart."""
-    from ..listen.segment import timeline_file
+    when no speakers were told apart. ``speakers``: how many there are, when the user knows (else found)."""
+    from ..listen.segment import SegmentOptions, timeline_file
+    from ..listen.speakers import SpeakerOptions
 
-    t = timeline_file(path, served.loaded, show_progress=False)
+    options = SegmentOptions()
+    if speakers is not None:
+        options = SegmentOptions(speaker_options=SpeakerOptions(min_speakers=speakers, max_speakers=speakers))
+    t = timeline_file(path, served.loaded, options, show_progress=False)
     return {"timeline": [s.as_dict() for s in t.segments], "speakers": [s.as_dict() for s in t.speakers],
             "summary": t.summary()}
 

@@ -91,7 +91,9 @@ async function analyse(blob, filename) {
   const form = new FormData();
   form.append("file", blob, filename);
   try {
-    const r = await fetch("api/predict?explain=1", { method: "POST", body: form, headers: authHeaders() });
+    const speakers = $("num-speakers").value; // "" (find out) or how many the user says there are
+    const query = speakers ? `?explain=1&speakers=${encodeURIComponent(speakers)}` : "?explain=1";
+    const r = await fetch(`api/predict${query}`, { method: "POST", body: form, headers: authHeaders() });
     if (r.status === 401) storage((s) => s.removeItem(TOKEN_KEY)); // wrong or old token: ask for it again
     let data;
     try { data = await r.json(); } catch { data = {}; }
