@@ -91,6 +91,8 @@ def test_check_number_and_paths(tmp_path: Path):
      "--min-speakers/--max-speakers: the most speakers (2) must not be fewer than the fewest (3)"),
     (["segment", "{voice}", "--num-speakers", "2", "--max-speakers", "3"], "give it without --min-speakers"),
     (["segment", "{voice}", "--no-speakers", "--num-speakers", "2"], "--no-speakers does not tell speakers apart"),
+    (["predict", "{voice}", "--num-speakers", "0"], "--num-speakers 0: must be a number >= 1"),
+    (["predict", "{voice}", "--min-speakers", "2", "--num-speakers", "2"], "give it without --min-speakers"),
     (["record", "-o", "{tmp}/old.wav"], "old.wav: already exists; give --out another name, or add --force"),
     (["serve", "--port", "99999"], "--port 99999: must be a number >= 0 and <= 65535"),
     (["serve", "--max-upload-mb", "nan"], "--max-upload-mb nan"),

@@ -122,3 +122,21 @@ def test_a_number_of_speakers_given_is_the_number_found(conversation, pitch_voic
     four, each turn is its own speaker (however clearly two voices take turns)."""
     assert main(["-q", "segment", str(conversation), "--format", "rttm", *args]) == 0
     assert [line.split()[7] for line in capsys.readouterr().out.splitlines()] == speakers
+
+
+@pytest.mark.parametrize("given", [3, 4])  # found by itself: 2 (the women, the men)
+def test_predict_gives_a_long_recording_as_many_speakers_as_it_is_told(tmp_path, capsys, given):
+    """The bundled voices taking turns (two women, two men; 18 s of speech, so predict draws the timeline): with
+    --num-speakers N, its JSON lists exactly N speakers, whose speech adds up to the recording's."""
+    from voicegender.audio.decode import load_audio
+    from voicegender.examples import EXAMPLES_DIR
+
+    voices = [load_audio(EXAMPLES_DIR / f"espeak_{name}.ogg").samples
+              for name in ("female_en", "male_en", "female_de", "male_de")]
+    pause = np.zeros(SR, np.float32)
+    path = tmp_path / "call.flac"
+    sf.write(path, np.concatenate([part for v in voices for part in (v, pause)]), SR)
+    assert main(["-q", "predict", str(path), "--format", "json", "--num-speakers", str(given)]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert [s["speaker"] for s in answer["speakers"]] == [f"S{i}" for i in range(1, given + 1)]
+    assert sum(s["speech_s"] for s in answer["speakers"]) == pytest.approx(answer["speech_s"], abs=0.01)

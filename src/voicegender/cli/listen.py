@@ -87,6 +87,16 @@ def _predict_options(threshold: float, min_speech: float, no_vad: bool):
     return PredictOptions(threshold=threshold, min_speech_s=min_speech, vad=not no_vad)
 
 
+# how many speakers a recording holds, when the user knows (segment, and predict's speakers of long recordings)
+NumSpeakers = Annotated[int | None, typer.Option(
+    "--num-speakers", help="how many speakers there are, when you know (else found from the audio)",
+    show_default=False)]
+MinSpeakers = Annotated[int | None, typer.Option("--min-speakers", help="at least this many speakers",
+                                                 show_default=False)]
+MaxSpeakers = Annotated[int | None, typer.Option("--max-speakers", help="at most this many speakers",
+                                                 show_default=False)]
+
+
 @app.command("predict")
 def predict_cmd(
     paths: Annotated[list[str], typer.Argument(help="audio files, folders (searched recursively) or globs")],
@@ -116,8 +126,14 @@ def predict_cmd(
     batch_size: Annotated[int | None, typer.Option(
         help="files decoded and scored together, and written at a time with --out (default 32)",
         show_default=False)] = None,
+    num_speakers: NumSpeakers = None,
+    min_speakers: MinSpeakers = None,
+    max_speakers: MaxSpeakers = None,
 ) -> None:
     """Predict the speaker gender (female / male / no_speech) of recordings. Exit code 1 if any file failed.
+
+    A recording with more than 8 s of speech also gets its speakers when it holds more than one voice;
+    --num-speakers (or --min-speakers / --max-speakers) says how many each recording holds, e.g. 2 for calls.
 
     Large jobs: --out results.jsonl --resume, split over machines with --shard K/N (SLURM arrays, Kubernetes
     indexed jobs, torchrun), then `voicegender merge -o results.jsonl`. SIGINT/SIGTERM stop cleanly (exit code
@@ -147,7 +163,8 @@ def predict_cmd(
             raise VoiceGenderError("-: reading standard input is not supported; give files, folders or globs "
                                    "(e.g. xargs for a list of files)")
     part = Shard.parse(shard) if shard is not None else Shard.from_env()
-    options = _predict_options(threshold, min_speech, no_vad)
+    options = dataclasses.replace(_predict_options(threshold, min_speech, no_vad),
+                                  speaker_options=_speaker_options(num_speakers, min_speakers, max_speakers, True))
     if out_file is not None:
         check_output_path(out_file)
     if explain_dir is not None:
@@ -340,13 +357,9 @@ def segment_cmd(
         help="tell the speakers apart (S1, S2, ...) and give each one a gender from all of its speech. The best "
              "speaker encoder needs `voicegender models fetch` once; without it the gender model's own "
              "embeddings tell them apart")] = True,
-    num_speakers: Annotated[int | None, typer.Option(
-        "--num-speakers", help="how many speakers there are, when you know (else found from the audio)",
-        show_default=False)] = None,
-    min_speakers: Annotated[int | None, typer.Option(
-        "--min-speakers", help="at least this many speakers", show_default=False)] = None,
-    max_speakers: Annotated[int | None, typer.Option(
-        "--max-speakers", help="at most this many speakers", show_default=False)] = None,
+    num_speakers: NumSpeakers = None,
+    min_speakers: MinSpeakers = None,
+    max_speakers: MaxSpeakers = None,
     force: Annotated[bool, typer.Option("--force", help=REPLACE_OUT_HELP, show_default=False)] = False,
 ) -> None:
     """Split a recording into a timeline of female / male / no_speech segments, with who speaks when."""

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..speech.classified import MIN_SPEECH_S, PREDICT_VAD
 from ..speech.vad import VadConfig
+from .speakers import SpeakerOptions
 
 LABELS = ("female", "male", "no_speech", "error")
 # the JSON/CSV contract (+ "error")
@@ -94,6 +95,8 @@ class PredictOptions:
     # more speech than this (seconds): female_s / male_s from segment's windows; math.inf: always from the label
     speaking_time_above_s: float = SPEAKING_TIME_ABOVE_S
     decode_timeout_s: float = DECODE_TIMEOUT_S  # iter_predictions: no decoding progress this long -> error; 0: off
+    # the speakers of a recording with more speech than speaking_time_above_s: how many, when the user knows
+    speaker_options: SpeakerOptions = field(default_factory=SpeakerOptions)
 
 
 @dataclass

@@ -62,7 +62,7 @@ def _should_stream(path: Path) -> bool:
 def _segment_options(options: PredictOptions):
     from .segment import SegmentOptions
 
-    return SegmentOptions(threshold=options.threshold)
+    return SegmentOptions(threshold=options.threshold, speaker_options=options.speaker_options)
 
 
 def _timeline(model: Model, options: PredictOptions, read_spans=None):
