@@ -5,9 +5,10 @@ voices without espeak-ng) in turns of 1-4 sentences of one voice, 0.2-1.2 s paus
 quiet noise between some turns, written as a 16 kHz FLAC, turn by turn, into a temporary folder. The female and
 male seconds of the script are printed next to the answers.
 
-Each measurement runs in a fresh process, which reports its peak resident memory (``VmHWM``: ``ru_maxrss`` would
-carry over the parent's peak through fork and exec) and, as the
-floor nothing in predict can go under, its RSS after loading the model and predicting a 10 s clip ("base").
+Each measurement runs in a fresh process. It first caps glibc's malloc arenas as ``voicegender`` does when it
+starts (:func:`voicegender.memory.limit_heap_arenas`; ``--arenas 0`` leaves glibc's default), then reports its
+peak resident memory (``VmHWM``: ``ru_maxrss`` would carry over the parent's peak through fork and exec) and, as
+the floor nothing in predict can go under, its RSS after loading the model and predicting a 10 s clip ("base").
 × real time is the audio's duration over the wall-clock time of the call (model loading excluded). The load
 average (``os.getloadavg``) before and after is printed with every figure: the machine is shared.
 
@@ -40,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from voicegender.memory import HEAP_ARENAS
 
 SR = 16_000
 SENTENCES = (
@@ -143,7 +146,11 @@ def write_conversation(path: Path, hours: float, seed: int = 0) -> dict:
 
 
 # --- one measurement per process ------------------------------------------------------------------------------
-def child(kind: str, path: str, model: str | None) -> None:
+def child(kind: str, path: str, model: str | None, arenas: int) -> None:
+    from voicegender.memory import limit_heap_arenas
+
+    if arenas:
+        limit_heap_arenas(arenas)
     from voicegender.audio.synth import synth_voice
     from voicegender.listen.predict import PredictOptions, load_model, predict_files, predict_waveform
     from voicegender.listen.segment import SegmentOptions, speaking_time, timeline_file
@@ -169,8 +176,9 @@ def child(kind: str, path: str, model: str | None) -> None:
                       "answer": answer}))
 
 
-def measure(kind: str, path: Path, model: str | None) -> dict:
-    cmd = [sys.executable, __file__, "--child", kind, str(path)] + (["--model", model] if model else [])
+def measure(kind: str, path: Path, model: str | None, arenas: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, str(path), "--arenas", str(arenas)]
+    cmd += ["--model", model] if model else []
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"{kind} {path} failed:\n{out.stderr[-3000:]}")
@@ -255,10 +263,13 @@ def main() -> None:
     ap.add_argument("--skip-long", action="store_true", help="only --hostile / --cost")
     ap.add_argument("--keep", type=Path, default=None,
                     help="write the audio here and keep it; a recording already there is reused (default: a temp dir)")
+    ap.add_argument("--arenas", type=int, default=HEAP_ARENAS,
+                    help="glibc malloc arenas the measured process may use, as voicegender's command line sets "
+                         f"(default {HEAP_ARENAS}); 0: glibc's default (8 per core)")
     ap.add_argument("--child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.model)
+        child(args.child[0], args.child[1], args.model, args.arenas)
         return
     folder = args.keep or Path(tempfile.mkdtemp(prefix="voicegender-long-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -276,11 +287,11 @@ def main() -> None:
                     print(f"\n{hours:g} h: {path.stat().st_size / 1e6:.0f} MB FLAC written in "
                           f"{time.perf_counter() - t0:.0f} s; script: {json.dumps(truth)}", flush=True)
                 for kind in args.kinds:
-                    report(f"{hours:g} h conversation", measure(kind, path, args.model))
+                    report(f"{hours:g} h conversation", measure(kind, path, args.model, args.arenas))
         if args.hostile:
             print(flush=True)
             for label, path in hostile_files(folder).items():
-                report(label, measure("predict", path, args.model))
+                report(label, measure("predict", path, args.model, args.arenas))
         if args.cost:
             cost(args.model, folder)
     finally:

@@ -23,3 +23,49 @@ def test_memory_freed_below_a_live_block_goes_back_to_the_system():
     assert give_back_free_memory()
     assert held - _resident_mb() > 30
     assert len(last) == 1000
+
+
+_COUNT_ARENAS = """
+import ctypes, sys, threading
+from voicegender.memory import limit_heap_arenas
+limited = limit_heap_arenas(int(sys.argv[1])) if sys.argv[1] != "none" else None
+def work():
+    keep = [bytearray(4000) for _ in range(2000)]  # malloc'd, not Python's small-object pool
+    barrier.wait()  # all threads alive at once, so none can take over another's arena
+barrier = threading.Barrier(4)
+threads = [threading.Thread(target=work) for _ in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(limited, flush=True)
+ctypes.CDLL(None).malloc_stats()  # one "Arena n:" block per arena, on stderr
+"""
+
+
+def _arenas(limit: str, arena_max_env: str | None = None) -> tuple[str, int]:
+    """(what limit_heap_arenas said, arenas glibc made) in a fresh process whose 4 threads allocate at once."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    if arena_max_env is not None:
+        env["MALLOC_ARENA_MAX"] = arena_max_env
+    run = subprocess.run([sys.executable, "-c", _COUNT_ARENAS, limit], capture_output=True, text=True, check=True,
+                         env=env)
+    return run.stdout.strip(), run.stderr.count("Arena ")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's arenas: Linux only")
+def test_threads_share_the_arenas_they_are_limited_to():
+    if not give_back_free_memory():
+        pytest.skip("not glibc")
+    assert _arenas("none")[1] >= 3  # the main thread's and the workers' own
+    assert _arenas("1") == ("True", 1)
+    said, arenas = _arenas("1", arena_max_env="3")
+    assert said == "False" and 1 < arenas <= 3  # the environment's limit, not ours
+
+
+def test_an_arena_limit_below_one_is_refused():
+    from voicegender.memory import limit_heap_arenas
+
+    with pytest.raises(ValueError, match="arenas must be >= 1"):
+        limit_heap_arenas(0)
