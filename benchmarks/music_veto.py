@@ -10,7 +10,9 @@ without the mix's corpus (``--heads``), and run through the numpy port of ina's 
 2. the trade-off of a veto: frames of gendered segments are dropped where the nearest patch gives music a
    probability of at least a threshold — everywhere, or only within ``edge`` seconds of a segment's edge (where a
    speech region's hangover reaches into the music): music-alone frames still given a gender, and speech frames
-   (of the reference turns) that lose their gender.
+   (of the reference turns) that lose their gender;
+3. the same with silero joined in: dropped only where ina says music *and* silero's speech probability, averaged
+   over ±0.25 s, is below a second threshold (and silero's alone).
 
 Usage (from the repository root; ina's network: ``bash benchmarks/peers/setup.sh``)::
 
@@ -72,6 +74,29 @@ def frames_of(truth: dict, segments, duration: float, posteriors: np.ndarray, ho
             "stretches": stretches, "p_music": posteriors[nearest, 1]}
 
 
+def silero_smoothed(wave: np.ndarray, t: np.ndarray, half_s: float = 0.25) -> np.ndarray:
+    """silero's speech probability at each time of ``t``, averaged over ±``half_s`` seconds."""
+    from voicegender.speech.vad_model import FRAME_S as SILERO_FRAME_S
+    from voicegender.speech.vad_model import frame_probabilities
+
+    probs = frame_probabilities(wave)
+    at = probs[np.clip((t / SILERO_FRAME_S).astype(int), 0, len(probs) - 1)]
+    k = int(round(half_s / FRAME_S))
+    return np.convolve(at, np.ones(2 * k + 1) / (2 * k + 1), mode="same")
+
+
+def veto_row(runs: list[dict], veto) -> tuple[float, float]:
+    """(% of music-alone frames still given a gender, % of gendered speech frames losing it) under ``veto(run)``."""
+    kept_music = music_total = lost = speech_total = 0
+    for run in runs:
+        v = veto(run)
+        kept_music += (run["gendered"] & ~v & run["alone"]).sum()
+        music_total += run["alone"].sum()
+        lost += (run["gendered"] & v & run["speech"]).sum()
+        speech_total += (run["gendered"] & run["speech"]).sum()
+    return 100 * kept_music / music_total, 100 * lost / speech_total
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -99,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{wav}: {rate} Hz, expected {ina_smn.SAMPLE_RATE}", file=sys.stderr)
             return 2
         runs.append(frames_of(truth, segments, duration, ina_smn.sparse_posteriors(wave, args.hop), args.hop))
+        runs[-1]["silero"] = silero_smoothed(wave, runs[-1]["t"])
     print(f"# Music alone and ina's speech / music / noise CNN: {len(mixes)} music mixes of {args.mixes} "
           f"({time.time() - t0:.0f} s)\n")
     bins = np.zeros((2, 8))
@@ -119,16 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|")
     for threshold in (0.5, 0.7, 0.9):
         for edge in (0.5, 1.0, None):
-            kept_music = music_total = lost = speech_total = 0
-            for run in runs:
-                veto = (run["p_music"] >= threshold) & (run["edge_s"] < (edge or np.inf))
-                kept_music += (run["gendered"] & ~veto & run["alone"]).sum()
-                music_total += run["alone"].sum()
-                lost += (run["gendered"] & veto & run["speech"]).sum()
-                speech_total += (run["gendered"] & run["speech"]).sum()
+            music, lost = veto_row(runs, lambda r, a=threshold, e=edge: (r["p_music"] >= a)
+                                   & (r["edge_s"] < (e or np.inf)))
             where = "everywhere" if edge is None else f"within {edge:g} s of a segment's edge"
-            print(f"| {threshold:g} | {where} | {100 * kept_music / music_total:.1f} % | "
-                  f"{100 * lost / speech_total:.2f} % |")
+            print(f"| {threshold:g} | {where} | {music:.1f} % | {lost:.2f} % |")
+    print("\n| veto: p_music >= | and silero (±0.25 s) < | music-alone frames given a gender | speech frames losing "
+          "their gender |\n|---|---|---|---|")
+    for threshold in (0.5, 0.9, None):
+        for weak in (0.3, 0.5, 0.7, 0.9):
+            music, lost = veto_row(runs, lambda r, a=threshold, w=weak: (r["p_music"] >= (a or 0)) & (r["silero"] < w))
+            print(f"| {'-' if threshold is None else f'{threshold:g}'} | {weak:g} | {music:.1f} % | {lost:.2f} % |")
     return 0
 
 
