@@ -6,10 +6,12 @@
 #            them and would download them from GitHub at run time), checked by SHA-256
 #   speech_music_noise.npz (+ LICENSE.inaSpeechSegmenter)  ina's speech/music/noise CNN as numpy arrays, for the
 #            numpy port ina_smn.py (benchmarks/ina_smn_parity.py), written by make_ina_smn.py beside this script
+#   male_female.npz  ina's male/female CNN as numpy arrays, for the numpy port ina_gender.py
+#            (benchmarks/ina_second_opinion.py), written by make_ina_gender.py beside this script
 # then run a smoke test (ina_segment.py, beside this script, on 3 s of synthetic audio).
 #
 # Usage: bash benchmarks/peers/setup.sh              (PYTHON=python3.11 by default: CPython 3.9-3.11, Linux x86_64)
-#        KEEP_VENV=1 bash benchmarks/peers/setup.sh  only (re)fetch the models, run the smoke test, (re)make the npz
+#        KEEP_VENV=1 bash benchmarks/peers/setup.sh  only (re)fetch the models, run the smoke test, (re)make the npzs
 # Then:  python benchmarks/conversations.py --ina-python "$VOICEGENDER_INA_DIR/venv/bin/python" ...
 # Needs: network access to PyPI (pip), ~1.7 GB of disk for the venv. No ffmpeg, no torch, no GPU.
 set -euo pipefail
@@ -96,8 +98,9 @@ line="$("$PY" "$HERE/ina_segment.py" --threads 1 --models "$MODELS" --out - "$tm
 rm -rf "$tmpw"
 echo "$line" | "$PY" -c 'import json, sys; r = json.loads(sys.stdin.read()); assert r["segments"], r; print("smoke test:", r)'
 
-# --- 4. the smn network for the numpy port (benchmarks/peers/ina_smn.py) ----------------------------------------
+# --- 4. the smn and gender networks for the numpy ports (benchmarks/peers/ina_smn.py, ina_gender.py) ------------
 "$PY" "$HERE/make_ina_smn.py" --models "$MODELS" --out "$INA_DIR"
+"$PY" "$HERE/make_ina_gender.py" --models "$MODELS" --out "$INA_DIR"
 
 say "OK: python benchmarks/conversations.py --ina-python $VENV/bin/python ..."
 say "    (or alone: $VENV/bin/python $HERE/ina_segment.py --models $MODELS --out results.jsonl FILE.wav ...)"
