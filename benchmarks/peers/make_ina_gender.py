@@ -12,8 +12,8 @@ a005085a9ec81d44e8177ac80a7508264a5648d8b3792b6744adf01c46f3fdf9). benchmarks/pe
 
 Writes into ``--out`` (default ``$VOICEGENDER_INA_DIR``, i.e. ``.cache/peers/ina/``; a file already equal is left
 alone) ``male_female.npz`` (6.0 MB), in exactly the format of ``make_ina_smn.py``'s ``speech_music_noise.npz``
-(that module is imported and its ``archive_bytes`` reused; only its ``LABELS`` and ``SOURCE`` globals are swapped
-for the gender network's while the archive is built): every weight unchanged, float32, named ``<keras
+(that module's ``archive_bytes`` and ``write_or_check`` are called with the gender network's labels and
+provenance): every weight unchanged, float32, named ``<keras
 layer>.<weight>``; ``layers`` / ``labels`` (``female``, ``male``: ina's ``Gender.outlabels``) / ``source`` (the
 facts above) as JSON strings; the same input gives the same bytes. ina's licence text lies beside it
 (``LICENSE.inaSpeechSegmenter``, written by ``make_ina_smn.py``; checked here).
@@ -42,16 +42,6 @@ SOURCE = {
 }
 
 
-def archive_bytes(hdf5: bytes) -> bytes:
-    """``make_ina_smn.archive_bytes`` with the gender network's labels and provenance."""
-    saved = smn.LABELS, smn.SOURCE
-    smn.LABELS, smn.SOURCE = LABELS, SOURCE
-    try:
-        return smn.archive_bytes(hdf5)
-    finally:
-        smn.LABELS, smn.SOURCE = saved
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -64,15 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     smn.read_checked(args.models / smn.LICENCE_FILE, SOURCE["licence_sha256"], "ina's licence")
     print(f"source: {SOURCE['source']} (sdist SHA-256 {SOURCE['sdist_sha256']})")
     print(f"source file SHA-256: {SOURCE['source_sha256']}; licence: {SOURCE['licence']}")
-    data = archive_bytes(hdf5)
-    path = args.out / MODEL_FILE
-    same = path.is_file() and path.read_bytes() == data
-    if not (args.check or same):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    state = ("same" if same else "DIFFERS") if args.check else ("unchanged" if same else "written")
-    print(f"{path}\t{state}\t{smn.sha256(data)}\t{len(data):,} bytes")
-    return 1 if args.check and not same else 0
+    return smn.write_or_check({args.out / MODEL_FILE: smn.archive_bytes(hdf5, LABELS, SOURCE)}, args.check)
 
 
 if __name__ == "__main__":

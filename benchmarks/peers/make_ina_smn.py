@@ -81,8 +81,9 @@ def read_checked(path: Path, want: str, what: str) -> bytes:
     return data
 
 
-def archive_bytes(hdf5: bytes) -> bytes:
-    """The npz (as bytes) holding the network in ``hdf5`` (the bytes of ina's Keras file)."""
+def archive_bytes(hdf5: bytes, labels: tuple[str, ...] = LABELS, source: dict = SOURCE) -> bytes:
+    """The npz (as bytes) holding the network in ``hdf5`` (the bytes of ina's Keras file), its output ``labels`` in
+    order and its ``source`` (provenance)."""
     import h5py
 
     arrays: dict[str, np.ndarray] = {}
@@ -107,8 +108,8 @@ def archive_bytes(hdf5: bytes) -> bytes:
                 entry["weights"][short] = list(value.shape)
             layers.append(entry)
     arrays["layers"] = np.array(json.dumps(layers))
-    arrays["labels"] = np.array(json.dumps(list(LABELS)))
-    arrays["source"] = np.array(json.dumps(SOURCE, sort_keys=True))
+    arrays["labels"] = np.array(json.dumps(list(labels)))
+    arrays["source"] = np.array(json.dumps(source, sort_keys=True))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as z:  # what np.savez writes, minus the clock
         for name in sorted(arrays):
@@ -130,11 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     licence = read_checked(args.models / LICENCE_FILE, SOURCE["licence_sha256"], "ina's licence")
     print(f"source: {SOURCE['source']} (sdist SHA-256 {SOURCE['sdist_sha256']})")
     print(f"source file SHA-256: {SOURCE['source_sha256']}; licence: {SOURCE['licence']}")
-    outputs = {args.out / MODEL_FILE: archive_bytes(hdf5), args.out / LICENCE_FILE: licence}
+    return write_or_check({args.out / MODEL_FILE: archive_bytes(hdf5), args.out / LICENCE_FILE: licence}, args.check)
+
+
+def write_or_check(outputs: dict[Path, bytes], check: bool) -> int:
+    """Write each file whose bytes differ (or, with ``check``, only compare); a line per file; 1 if ``check`` found
+    one that differs, else 0."""
     differ = 0
     for path, data in outputs.items():
         same = path.is_file() and path.read_bytes() == data
-        if args.check:
+        if check:
             differ += not same
             state = "same" if same else "DIFFERS"
         elif same:
