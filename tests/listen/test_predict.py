@@ -552,6 +552,34 @@ def test_two_voices_get_speaking_times_from_the_timeline(tmp_path, monkeypatch):
 
 
 
+def test_the_timeline_is_kept_on_the_answer_only_when_asked(tmp_path, monkeypatch):
+    """PredictOptions(keep_timeline=True): the timeline the speaking time came from rides on the answer (the web
+    page shows it instead of drawing a second one), in memory or streamed; by default, and for short speech (no
+    timeline drawn), none. It is not part of the output record."""
+    import voicegender.listen.recording as recording
+    from voicegender.audio.decode import load_audio
+    from voicegender.audio.synth import synth_voice
+    from voicegender.examples import EXAMPLES_DIR
+
+    path = tmp_path / "two.wav"  # the bundled espeak-ng voices, a woman then a man
+    female, male = (load_audio(EXAMPLES_DIR / f"espeak_{g}_en.ogg").samples for g in ("female", "male"))
+    sf.write(path, np.concatenate([female, np.zeros(SR, np.float32), male]), SR)
+    keep = PredictOptions(keep_timeline=True)
+    plain = predict_file(path, pitch_scorer)
+    assert plain.speech_s > 8.0 and plain.timeline is None
+    (kept,) = predict_files([path], pitch_scorer, keep, show_progress=False)
+    spoken = kept.timeline.speaking_time()
+    assert (kept.speech_s, kept.female_s, kept.male_s) == pytest.approx((spoken.speech_s, spoken.female_s,
+                                                                         spoken.male_s))
+    assert kept.timeline.segments[-1].end_s == pytest.approx(kept.duration_s, abs=0.01)
+    assert kept.as_dict() == plain.as_dict() and kept == plain
+    monkeypatch.setattr(recording, "STREAM_ABOVE_S", 1.0)
+    streamed = predict_file(path, pitch_scorer, keep)
+    assert streamed.timeline.speaking_time().female_s == pytest.approx(streamed.female_s)
+    short = tmp_path / "short.wav"
+    sf.write(short, synth_voice(220, 2.0, seed=3), SR)
+    assert predict_file(short, pitch_scorer, keep).timeline is None
+
 def test_the_speaker_encoders_second_read_keeps_the_watchdog_informed(tmp_path):
     """predict on 10 h: after the first read, the turns' embeddings (a second read of the file) took minutes without
     a word to the decode watchdog, which gave the file up ("decoding made no progress for 60 s"). The second read

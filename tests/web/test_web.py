@@ -180,13 +180,13 @@ def _conversation(tmp_path) -> Path:
     return path
 
 
-def test_a_conversation_gets_its_speakers_and_a_summary(client, tmp_path):
+def test_a_conversation_gets_its_speakers_and_a_summary(roomy_client, tmp_path, timeline_draws):
     """A 20 s conversation of the bundled voices (two women, two men, espeak-ng in English and German): the
     timeline names its speakers, each with a gender from all of its speech, and the summary counts them."""
     path = _conversation(tmp_path)
-    with TestClient(create_app(max_upload_mb=5)) as c:
-        r = _post(c, "conversation.flac", path.read_bytes(), "?explain=1")
+    r = _post(roomy_client, "conversation.flac", path.read_bytes(), "?explain=1")
     assert r.status_code == 200, r.text
+    assert timeline_draws == {"finished": 1, "timeline_file": 0}  # the prediction's timeline, shown
     body = r.json()
     speakers, summary, timeline = body["speakers"], body["summary"], body["timeline"]
     assert len(speakers) >= 2 and {s["label"] for s in speakers} == {"female", "male"}
@@ -205,18 +205,123 @@ def test_a_conversation_gets_its_speakers_and_a_summary(client, tmp_path):
     assert summary["female_share"] == pytest.approx(female / summary["speech_s"], abs=1e-3)
 
 
+@pytest.fixture(scope="module")
+def roomy_client(client) -> TestClient:
+    """The same loaded model, taking uploads of a few MB (a 20 s conversation)."""
+    with TestClient(create_app(model=client.app.state.served.loaded, max_upload_mb=5)) as c:
+        yield c
+
+
+@pytest.fixture
+def timeline_draws(monkeypatch) -> dict[str, int]:
+    """How many timelines this test's requests draw (in-process: the TestClient runs the app, the predictions run in
+    its threads): ``finished`` counts every timeline (``TimelineBuilder.finish_timeline``, which predict's speaking
+    time and ``timeline_file`` both end with), ``timeline_file`` the ones drawn apart from the prediction."""
+    from voicegender.listen import segment
+
+    draws = {"finished": 0, "timeline_file": 0}
+    finish, timeline_file = segment.TimelineBuilder.finish_timeline, segment.timeline_file
+
+    def counted_finish(self):
+        draws["finished"] += 1
+        return finish(self)
+
+    def counted_timeline_file(*args, **kwargs):
+        draws["timeline_file"] += 1
+        return timeline_file(*args, **kwargs)
+
+    monkeypatch.setattr(segment.TimelineBuilder, "finish_timeline", counted_finish)
+    monkeypatch.setattr(segment, "timeline_file", counted_timeline_file)
+    return draws
+
+
+def _seconds(timeline: list[dict], label: str) -> float:
+    return sum(s["end_s"] - s["start_s"] for s in timeline if s["label"] == label)
+
+
 @pytest.mark.parametrize("given", [1, 3])
-def test_the_number_of_speakers_given_is_how_many_the_timeline_tells_apart(tmp_path, given):
-    """The same four-voice conversation with ``&speakers=N``: exactly N speakers, every speech segment one of them."""
+def test_the_number_of_speakers_given_is_how_many_the_timeline_tells_apart(roomy_client, tmp_path, timeline_draws,
+                                                                           given):
+    """The same four-voice conversation with ``&speakers=N``: exactly N speakers, every speech segment one of them;
+    one timeline drawn (the prediction's), and the answer's speaking time is that timeline's (issue 19)."""
     path = _conversation(tmp_path)
-    with TestClient(create_app(max_upload_mb=5)) as c:
-        r = _post(c, "conversation.flac", path.read_bytes(), f"?explain=1&speakers={given}")
+    r = _post(roomy_client, "conversation.flac", path.read_bytes(), f"?explain=1&speakers={given}")
     assert r.status_code == 200, r.text
     body = r.json()
     assert [s["speaker"] for s in body["speakers"]] == [f"S{i}" for i in range(1, given + 1)]
     assert body["summary"]["speakers"] == given
     spoken = {s["speaker"] for s in body["timeline"] if s["label"] != "no_speech"}
     assert spoken == {s["speaker"] for s in body["speakers"]}
+    assert timeline_draws == {"finished": 1, "timeline_file": 0}
+    summary, timeline = body["summary"], body["timeline"]
+    # the top-level speaking time, the summary and the segments: one timeline
+    assert body["female_s"] == pytest.approx(summary["female_s"], abs=0.002)
+    assert body["male_s"] == pytest.approx(summary["male_s"], abs=0.002)
+    assert body["speech_s"] == pytest.approx(summary["speech_s"], abs=0.002)
+    assert body["female_s"] + body["male_s"] == pytest.approx(summary["female_s"] + summary["male_s"], abs=0.003)
+    assert body["female_s"] == pytest.approx(_seconds(timeline, "female"), abs=0.01)
+    assert body["male_s"] == pytest.approx(_seconds(timeline, "male"), abs=0.01)
+    assert summary["by_speaker"] == body["speakers"]
+
+
+@pytest.mark.parametrize("given", [1, 3])
+def test_the_number_of_speakers_given_without_explain_is_predicts(roomy_client, tmp_path, capsys, timeline_draws,
+                                                                  given):
+    """``?speakers=N`` alone: the answer of ``predict --num-speakers N --format json`` (N speakers listed for more
+    than one, none for one voice, as predict), from one timeline drawn with that many speakers."""
+    import json
+
+    from voicegender.cli import main
+
+    path = _conversation(tmp_path)
+    body = _post(roomy_client, "conversation.flac", path.read_bytes(), f"?speakers={given}").json()
+    assert timeline_draws == {"finished": 1, "timeline_file": 0}
+    if given == 1:
+        assert tuple(body) == PREDICT_FIELDS  # one voice: no speakers, as predict
+    else:
+        assert [s["speaker"] for s in body["speakers"]] == [f"S{i}" for i in range(1, given + 1)]
+        assert sum(s["speech_s"] for s in body["speakers"]) == pytest.approx(body["speech_s"], abs=0.01)
+    capsys.readouterr()
+    assert main(["--quiet", "predict", str(path), "--num-speakers", str(given), "--format", "json"]) == 0
+    expected = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert body == {**expected, "path": "conversation.flac"}
+
+
+def test_a_long_file_with_little_speech_gets_a_timeline_drawn_once(roomy_client, tmp_path, timeline_draws):
+    """12 s holding 6 s of speech: the prediction's speaking time is the label's (no timeline for 8 s of speech or
+    less), so explain draws the timeline on its own: still one per request."""
+    sr = 16_000
+    wave = np.concatenate([synth_voice(MALE_F0, 3.0, sr, seed=4), np.zeros(6 * sr, np.float32),
+                           synth_voice(MALE_F0, 3.0, sr, seed=4)])
+    path = tmp_path / "pauses.flac"
+    sf.write(path, wave, sr)
+    body = _post(roomy_client, "pauses.flac", path.read_bytes(), "?explain=1&speakers=1").json()
+    assert timeline_draws == {"finished": 1, "timeline_file": 1}
+    assert body["timeline"] and body["summary"]["speakers"] == len(body["speakers"]) == 1
+    assert body["timeline"][-1]["end_s"] == pytest.approx(12.0, abs=0.1)
+
+
+def test_the_batcher_makes_one_call_per_number_of_speakers_given():
+    """Requests that arrive together are predicted together when they give the same number of speakers (or none);
+    a call keeps its timelines when one of its requests asks for them; each answer goes to its own request."""
+    import asyncio
+
+    from voicegender.web.backend import ModelGate, PredictBatcher
+
+    calls: list[tuple[list[str], int | None, bool]] = []
+
+    class Recorded(PredictBatcher):
+        def _predict_files(self, paths, speakers=None, keep_timeline=False):
+            calls.append((paths, speakers, keep_timeline))
+            return [f"{p}:{speakers}" for p in paths]
+
+    async def main() -> list[str]:
+        batcher = Recorded(served=None, gate=ModelGate())
+        asked = [("a", None, False), ("b", 3, True), ("c", None, True), ("d", 3, False), ("e", 2, False)]
+        return await asyncio.gather(*(batcher.predict(p, n, timeline=t) for p, n, t in asked))
+
+    assert asyncio.run(main()) == ["a:None", "b:3", "c:None", "d:3", "e:2"]
+    assert calls == [(["a", "c"], None, True), (["b", "d"], 3, True), (["e"], 2, False)]
 
 
 @pytest.mark.parametrize("given", ["0", "21", "two", "1.5"])

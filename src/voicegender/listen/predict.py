@@ -73,7 +73,7 @@ def _finish(batch: list[Prepared], model: Model, options: PredictOptions, worker
             label = _label(p, options)
             female_s, male_s = _attribution(label, r.speech_s, r.female_share)
             out.append(Prediction(r.path, label, p, r.duration_s, r.speech_s, p_child=pc, female_s=female_s,
-                                  male_s=male_s, speakers=r.speakers))
+                                  male_s=male_s, speakers=r.speakers, timeline=r.timeline))
         else:
             out.append(Prediction(r.path, "no_speech", None, r.duration_s, r.speech_s, female_s=0.0, male_s=0.0))
     return out

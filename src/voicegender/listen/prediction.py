@@ -16,12 +16,16 @@ forward pass per file is the cheapest way to batch many short clips.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..speech.classified import MIN_SPEECH_S, PREDICT_VAD
 from ..speech.vad import VadConfig
 from .speakers import SpeakerOptions
+
+if TYPE_CHECKING:
+    from .segment import Timeline
 
 LABELS = ("female", "male", "no_speech", "error")
 # the JSON/CSV contract (+ "error")
@@ -57,6 +61,9 @@ class Prediction:
     # the voices segment's timeline told apart (Speaker.as_dict(): speaker, label, p_female, p_child, speech_s,
     # turns) when it heard more than one; None otherwise (and below speaking_time_above_s of speech)
     speakers: list[dict] | None = None
+    # the finished timeline (segments, speakers, summary) female_s / male_s / speakers came from, with
+    # PredictOptions.keep_timeline; None otherwise (and when none was drawn). Not part of the output record
+    timeline: Timeline | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
         """The output record: exactly :data:`FIELDS`, plus ``error`` on error rows and ``speakers`` when the
@@ -97,6 +104,9 @@ class PredictOptions:
     decode_timeout_s: float = DECODE_TIMEOUT_S  # iter_predictions: no decoding progress this long -> error; 0: off
     # the speakers of a recording with more speech than speaking_time_above_s: how many, when the user knows
     speaker_options: SpeakerOptions = field(default_factory=SpeakerOptions)
+    # keep the timeline drawn for the speaking time on the answer (Prediction.timeline), for a caller that also
+    # shows it (the web page's explain): off by default, so that jobs over many files hold no timelines
+    keep_timeline: bool = False
 
 
 @dataclass
@@ -111,3 +121,4 @@ class Prepared:
     scores: tuple[float, float | None] | None = None  # (p_female, p_child) of speech scored by the worker
     female_share: float | None = None  # share of the speech segment's windows call female; None: use the label
     speakers: list[dict] | None = None  # the timeline's speakers when it heard more than one voice
+    timeline: Timeline | None = None  # the finished timeline itself, with PredictOptions.keep_timeline

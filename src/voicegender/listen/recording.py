@@ -74,11 +74,14 @@ def _timeline(model: Model, options: PredictOptions, read_spans=None):
     return TimelineBuilder(model, _segment_options(options), read_spans if encoder is not None else None, encoder)
 
 
-def _timeline_answer(timeline, prepared: Prepared) -> None:
+def _timeline_answer(timeline, prepared: Prepared, options: PredictOptions) -> None:
     """The finished timeline's speech time and female share of it and, when it heard more than one voice, its
     speakers. Its speech time replaces the clip detector's, so ``predict`` and ``segment`` report the same seconds
-    of speech for a recording (the timeline's detector keeps shorter pauses inside a turn)."""
+    of speech for a recording (the timeline's detector keeps shorter pauses inside a turn). With
+    ``options.keep_timeline`` the timeline itself too (for a caller that shows it: no second drawing)."""
     answer = timeline.finish_timeline()
+    if options.keep_timeline:
+        prepared.timeline = answer
     spoken = answer.speaking_time()
     prepared.female_share = spoken.female_share
     if spoken.speech_s > 0:
@@ -186,7 +189,7 @@ def analyse_samples(name: str, samples16k: np.ndarray, duration_s: float, model:
         for i in range(0, len(samples16k), step):
             timeline.feed(samples16k[i:i + step])
             watch.progress(step)
-        _timeline_answer(timeline, prepared)
+        _timeline_answer(timeline, prepared, options)
     if len(speech) > MAX_CHUNK_S * VAD_SAMPLE_RATE:  # scored here: a batch holds only short speech
         scores = score_speech(model, [speech])
         prepared.scores = (float(scores.p_female[0]), None if scores.p_child is None else float(scores.p_child[0]))
@@ -233,7 +236,7 @@ def _analyse_stream(path: Path, name: str, model: Model, options: PredictOptions
                 timeline.feed(block)
                 watch.progress(len(block))
         if timeline is not None:
-            _timeline_answer(timeline, prepared)
+            _timeline_answer(timeline, prepared, options)
     return prepared
 
 

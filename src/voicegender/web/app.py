@@ -16,8 +16,12 @@ Routes
                           segments with p_female and speaker), ``speakers`` (one object per speaker: id, gender,
                           p_female, p_child, speech and turns) and ``summary`` (speaking time, speakers by gender,
                           female share of speaking time and of speakers, per-speaker time and turns); else null.
-                          ``&speakers=N`` (1 to 20): the number of speakers, when the user knows it (as ``segment
-                          --num-speakers``); the timeline's speakers are then that many
+                          ``?speakers=N`` (1 to 20; with or without explain): the number of speakers, when the
+                          user knows it (as ``predict --num-speakers``); the speaking time (``female_s``,
+                          ``male_s``, ``speech_s``), the ``speakers`` and the timeline then come from a timeline
+                          with that many speakers. A request draws at most one timeline: with explain, the one
+                          shown is the one the speaking time and speakers came from (a recording with 8 s of speech
+                          or less has its speaking time from the label, and a timeline of its own)
 
 Safety: the model is loaded once; with an access token, every path except the page, its static files and
 ``/api/health`` needs ``Authorization: Bearer <token>`` (compared in constant time; 401 without it); uploads are
@@ -345,10 +349,12 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
     @app.post("/api/predict", openapi_extra=PREDICT_OPENAPI)
     async def predict(request: Request, explain: bool = False,
                       speakers: int | None = Query(None, ge=1, le=backend.MAX_SPEAKERS_GIVEN, description=(
-                          "how many speakers the recording holds, when known: the timeline's speakers are then "
-                          "that many (with explain)"))) -> JSONResponse:
+                          "how many speakers the recording holds, when known (as `predict --num-speakers`): the "
+                          "speaking time and speakers of a recording with more than 8 s of speech come "
+                          "from a timeline with that many speakers, and with explain the timeline shown is that "
+                          "one"))) -> JSONResponse:
         """Predict from the uploaded audio (multipart field ``file``); ``?explain=1`` adds the map, the timeline, its
-        speakers and summary; ``&speakers=N`` gives the number of speakers."""
+        speakers and summary; ``speakers=N`` gives the number of speakers."""
         check_headers(request)
         with capacity.slot():  # 503 when full, before the body is read
             upload = await read_upload(request)
@@ -361,7 +367,9 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
         t0 = time.perf_counter()
         try:
             path = await anyio.to_thread.run_sync(save_private, upload)
-            pred = await batcher.predict(path)
+            # one timeline per request: the prediction's speaking time and speakers come from a timeline drawn with
+            # the number of speakers given, and explain shows that same timeline (kept on the prediction)
+            pred = await batcher.predict(path, speakers, timeline=explain)
             if pred.label == "error":  # name the user's file, not our temp path
                 raise HTTPException(415, f"Not usable audio: {(pred.error or '').replace(path, name)}")
             answered = pred.as_dict()  # rounded as predict --format json, which adds speakers for several voices
@@ -370,9 +378,12 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
             if explain:
                 samples = await anyio.to_thread.run_sync(backend.first_seconds, path)
                 result.update(timeline=None, summary=None, speakers=result.get("speakers"))
-                if backend.LONG_AUDIO_S < pred.duration_s <= backend.TIMELINE_MAX_S:
-                    async with gate.shared():  # timeline, speakers, summary
-                        result.update(await anyio.to_thread.run_sync(backend.timeline, path, served, speakers))
+                if backend.LONG_AUDIO_S < pred.duration_s <= backend.TIMELINE_MAX_S:  # timeline, speakers, summary
+                    if pred.timeline is not None:  # the one the answer's speaking time and speakers came from
+                        result.update(backend.timeline_answer(pred.timeline))
+                    else:  # little speech: the prediction drew none
+                        async with gate.shared():
+                            result.update(await anyio.to_thread.run_sync(backend.timeline, path, served, speakers))
                 elif pred.duration_s > backend.TIMELINE_MAX_S:
                     result["timeline_note"] = (f"no timeline for recordings over {backend.TIMELINE_MAX_S / 60:g} "
                                                "min here: run `voicegender segment` on the file")

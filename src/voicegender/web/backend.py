@@ -96,21 +96,27 @@ class PredictBatcher:
     One ``predict.predict_files`` call per batch decodes and detects speech in its thread pool and scores all
     the speech in one model call: on 2 CPU cores that costs about half the CPU per clip of one call each. There
     is no waiting window: a request that finds the model idle starts at once; the ones that arrive meanwhile form
-    the next batch. Each batch holds ``gate`` shared (see :class:`ModelGate`).
+    the next batch. Requests that give a number of speakers are predicted with it (their speaking time and
+    speakers come from a timeline with that many): a batch makes one call per number given, in order of arrival
+    (most requests give none: one call). A call keeps its timelines (``PredictOptions.keep_timeline``) when one of
+    its requests asks for them, so that explain shows the very timeline the answer came from. Each call holds
+    ``gate`` shared (see :class:`ModelGate`).
     """
 
     def __init__(self, served: ServedModel, gate: ModelGate, max_batch: int = 16) -> None:
         self.served = served
         self.max_batch = max_batch
         self.gate = gate
-        self._queue: list[tuple[str, asyncio.Future]] = []
+        self._queue: list[tuple[str, int | None, bool, asyncio.Future]] = []
         self._drainer: asyncio.Task | None = None
 
-    async def predict(self, path: str) -> Any:
-        """``predict.Prediction`` for one audio file (its path is our private temp file)."""
+    async def predict(self, path: str, speakers: int | None = None, timeline: bool = False) -> Any:
+        """``predict.Prediction`` for one audio file (its path is our private temp file). ``speakers``: how many
+        there are, when the user knows (else found); ``timeline``: keep the timeline the prediction draws for
+        its speaking time (``Prediction.timeline``; none for little speech)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.append((path, future))
+        self._queue.append((path, speakers, timeline, future))
         drainer = self._drainer
         if drainer is None or drainer.done() or drainer.get_loop() is not loop:
             # a task of its own, so that a client hanging up cancels only its own request, not the batch
@@ -120,25 +126,46 @@ class PredictBatcher:
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
-            batch = [(path, future) for path, future in batch if not future.done()]  # skip hung-up clients
-            if not batch:
-                continue
-            try:
-                async with self.gate.shared():
-                    preds = await anyio.to_thread.run_sync(self._predict_files, [path for path, _ in batch])
-            except Exception as e:  # hand the failure to every waiting request (each answers 500)
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(e)
-            else:
-                for (_, future), pred in zip(batch, preds, strict=True):
-                    if not future.done():
-                        future.set_result(pred)
+            batch = [entry for entry in batch if not entry[-1].done()]  # skip hung-up clients
+            groups: dict[int | None, list[tuple[str, int | None, bool, asyncio.Future]]] = {}
+            for entry in batch:  # one predict_files call per number of speakers given
+                groups.setdefault(entry[1], []).append(entry)
+            for speakers, group in groups.items():
+                keep = any(wants for _, _, wants, _ in group)
+                try:
+                    async with self.gate.shared():
+                        preds = await anyio.to_thread.run_sync(self._predict_files, [p for p, *_ in group],
+                                                               speakers, keep)
+                except Exception as e:  # hand the failure to every waiting request (each answers 500)
+                    for *_, future in group:
+                        if not future.done():
+                            future.set_exception(e)
+                else:
+                    for (*_, future), pred in zip(group, preds, strict=True):
+                        if not future.done():
+                            future.set_result(pred)
 
-    def _predict_files(self, paths: list[str]) -> list[Any]:
+    def _predict_files(self, paths: list[str], speakers: int | None = None, keep_timeline: bool = False
+                       ) -> list[Any]:
         from ..listen.predict import predict_files
 
-        return predict_files(paths, self.served.loaded, show_progress=False)
+        return predict_files(paths, self.served.loaded, predict_options(speakers, keep_timeline),
+                             show_progress=False)
+
+
+def _speaker_options(speakers: int | None) -> Any:
+    """``SpeakerOptions`` for a number of speakers the user gave (None: found from the audio)."""
+    from ..listen.speakers import SpeakerOptions
+
+    return SpeakerOptions() if speakers is None else SpeakerOptions(min_speakers=speakers, max_speakers=speakers)
+
+
+def predict_options(speakers: int | None = None, keep_timeline: bool = False) -> Any:
+    """The ``PredictOptions`` of a request: ``predict``'s defaults, with the number of speakers when given
+    (as ``predict --num-speakers``) and, for explain, the timeline kept."""
+    from ..listen.prediction import PredictOptions
+
+    return PredictOptions(speaker_options=_speaker_options(speakers), keep_timeline=keep_timeline)
 
 
 def picture_png(samples16k: np.ndarray, served: ServedModel) -> tuple[bytes, bool, str | None]:
@@ -198,20 +225,22 @@ def spectrogram_png(samples16k: np.ndarray) -> bytes:
     return draw(np.log(mel + LOG_FLOOR).T, MEL_HOP / SAMPLE_RATE, mel_band_centres_hz())
 
 
-def timeline(path: str, served: ServedModel, speakers: int | None = None) -> dict[str, Any]:
-    """Who speaks when in an audio file, streamed from it in bounded memory (:func:`voicegender.listen.segment.
-    timeline_file`): ``{"timeline": [{"start_s", "end_s", "label", "p_female", "speaker"}], "speakers": [{"speaker",
-    "label", "p_female", "p_child", "speech_s", "turns"}], "summary": Timeline.summary()}``; ``speakers`` is empty
-    when no speakers were told apart. ``speakers``: how many there are, when the user knows (else found)."""
-    from ..listen.segment import SegmentOptions, timeline_file
-    from ..listen.speakers import SpeakerOptions
-
-    options = SegmentOptions()
-    if speakers is not None:
-        options = SegmentOptions(speaker_options=SpeakerOptions(min_speakers=speakers, max_speakers=speakers))
-    t = timeline_file(path, served.loaded, options, show_progress=False)
+def timeline_answer(t: Any) -> dict[str, Any]:
+    """A :class:`voicegender.listen.segment.Timeline` as the answer's fields: ``{"timeline": [{"start_s", "end_s",
+    "label", "p_female", "speaker"}], "speakers": [{"speaker", "label", "p_female", "p_child", "speech_s",
+    "turns"}], "summary": Timeline.summary()}``; ``speakers`` is empty when no speakers were told apart."""
     return {"timeline": [s.as_dict() for s in t.segments], "speakers": [s.as_dict() for s in t.speakers],
             "summary": t.summary()}
+
+
+def timeline(path: str, served: ServedModel, speakers: int | None = None) -> dict[str, Any]:
+    """Who speaks when in an audio file, streamed from it in bounded memory (:func:`voicegender.listen.segment.
+    timeline_file`), as :func:`timeline_answer`. ``speakers``: how many there are, when the user knows (else
+    found). For a recording whose prediction drew no timeline (little speech): else its own is shown."""
+    from ..listen.segment import SegmentOptions, timeline_file
+
+    options = SegmentOptions(speaker_options=_speaker_options(speakers))
+    return timeline_answer(timeline_file(path, served.loaded, options, show_progress=False))
 
 
 def first_seconds(path: str) -> np.ndarray:
