@@ -1,6 +1,7 @@
 """Cost of the ECAPA speaker encoder's two forms, "float32" (speechbrain's weights) and "int8" (uint8 convolutions).
 
-Table 1 (in this process, one onnxruntime thread, the encoder built beforehand): CPU ms per second of audio for
+Table 1 (in this process, one onnxruntime thread, numpy's BLAS on one thread as ``segment`` runs it, the encoder
+built beforehand): CPU ms per second of audio for
 clips of 1, 2 and 3 s (the diarizer embeds the middle 2 s of each turn's speech), fbank included (``embed`` does it);
 repetitions are interleaved across the rows (round robin) and the median is printed, so a load change hits every
 row; "x float32" is the ratio of CPU time to the float32 row of the same length. Table 1b: how close int8's
@@ -41,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voicegender.threads import blas_single_thread
 from voicegender.voice import speaker_encoder as se
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "audiomnist_az"
@@ -63,6 +65,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import onnxruntime
 from voicegender.audio.synth import synth_voice
+from voicegender.threads import blas_single_thread
 from voicegender.voice.speaker_encoder import SpeakerEncoder, checkpoint_path
 precision, n, seconds, batch, threads, voices = sys.argv[1], *map(float, sys.argv[2:])
 n, batch, threads, voices = int(n), int(batch), int(threads), int(voices)
@@ -78,7 +81,7 @@ t2 = time.perf_counter()
 cpu2 = time.process_time()
 built = vm()
 if encoder is not None:
-    with ThreadPoolExecutor(threads) as pool:
+    with blas_single_thread(), ThreadPoolExecutor(threads) as pool:  # as segment and predict run it
         out = np.concatenate(list(pool.map(encoder.embed, [clips[i:i + batch] for i in range(0, n, batch)])))
     assert out.shape == (n, 192), out.shape
 t3 = time.perf_counter()
@@ -134,7 +137,8 @@ def speed_table(waves: list[np.ndarray], seconds: list[float], repeats: int, thr
         for row in rows:
             precision, s = row
             c0, t0 = time.process_time(), time.perf_counter()
-            embeddings[row] = encoders[precision].embed(sets[s])
+            with blas_single_thread():  # as segment and predict run it: OpenBLAS's idle threads would spin
+                embeddings[row] = encoders[precision].embed(sets[s])
             wall[row].append(time.perf_counter() - t0)
             cpu[row].append(time.process_time() - c0)
     print(f"\nTable 1: in-process, {threads} onnxruntime thread(s), {len(waves)} clips per row, median of "
