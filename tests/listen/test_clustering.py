@@ -10,6 +10,7 @@ from voicegender.listen.clustering import (
     cluster,
     cosine_distances,
     gender_penalty,
+    join_clusters,
     kmeans,
     smallest_eigenvectors,
     spectral_labels,
@@ -176,3 +177,20 @@ def test_bounds_that_hold_the_true_number_change_nothing_and_a_noise_gap_is_no_a
     one, _ = _close_groups(1, per=40, seed=41)
     assert spectral_labels(one, min_clusters=2) is None
     assert len(set(cluster(one, np.ones(len(one)), 0.95, spectral=True, min_clusters=2))) == 2
+
+
+def test_join_clusters_joins_the_close_groups_and_keeps_opposite_genders_apart():
+    """Groups 0 and 1 point the same way (one voice split in two), group 2 elsewhere: 0 and 1 are joined at a
+    threshold above their mean distance, nothing at one below it; a sure gender difference keeps 0 and 1 apart."""
+    rng = np.random.default_rng(0)
+    base, other = rng.normal(size=16), rng.normal(size=16)
+    x = np.concatenate([base + 0.2 * rng.normal(size=(6, 16)), base + 0.2 * rng.normal(size=(6, 16)),
+                        other + 0.2 * rng.normal(size=(6, 16))])
+    members = [np.arange(0, 6), np.arange(6, 12), np.arange(12, 18)]
+    masses = np.array([6.0, 6.0, 6.0])
+    within = cosine_distances(x)[:6, 6:12].mean()
+    assert 0.0 < within < 0.2 < cosine_distances(x)[:12, 12:].min()
+    assert join_clusters(x, members, masses, None, 0.3).tolist() == [0, 0, 1]
+    assert join_clusters(x, members, masses, None, within / 2).tolist() == [0, 1, 2]
+    assert join_clusters(x, members, masses, np.array([4.0, -4.0, 0.0]), 0.3, penalty=0.15).tolist() == [0, 1, 2]
+    assert join_clusters(x, members, masses, None, 0.3, min_clusters=3).tolist() == [0, 1, 2]  # as told
