@@ -96,7 +96,9 @@ def ecapa_int8_files() -> dict[Path, bytes]:
                          op_types_to_quantize=["Conv"], nodes_to_exclude=list(ECAPA_FLOAT32_NODES))
         model = onnx.load(str(quantized))
     source = {e["initializer"]: e for e in plan["tensors"]}
+    checkpoint_order = {name: i for i, name in enumerate(source)}
     parts = {"_quantized": "uint8", "_scale": "scale", "_zero_point": "zero_point"}
+    part_order = ["copy", *parts.values()]
     alignment, location = plan["alignment"], "ecapa_weights_int8.bin"
     derived = []  # (checkpoint order, part, initializer, its float32 source, transform)
     for init in model.graph.initializer:
@@ -105,7 +107,7 @@ def ecapa_int8_files() -> dict[Path, bytes]:
             if init.name.endswith(suffix) and init.name[:-len(suffix)] in source:
                 base, transform = init.name[:-len(suffix)], part
         if base in source:  # else a small constant the quantizer added (a reshape's shape): stays in the graph
-            order = list(source).index(base), ["copy", *parts.values()].index(transform)
+            order = checkpoint_order[base], part_order.index(transform)
             derived.append((order, init, base, transform))
     tensors, blobs, end = [], [], 0
     for _, init, base, transform in sorted(derived, key=lambda d: d[0]):  # in checkpoint order, as layout.json

@@ -317,13 +317,11 @@ def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders:
         del d  # before the spectral clustering's own matrices
         if spectral and labels.max() > 0:
             found = spectral_labels(vectors, min_clusters, max_clusters)
-            if found is not None and found.max() > 0:
+            if found is not None:
                 members, masses, logits = _groups(found, weights, genders)
                 joined = join_clusters(vectors, members, masses, logits, threshold * REJOIN_SHARE, penalty,
                                        min_clusters, max_clusters)
                 labels = in_order_of_appearance(joined[found])
-            elif found is not None:
-                labels = in_order_of_appearance(found)
         return labels
     local = np.empty(n, np.int64)
     members, masses, logits, offset = [], [], [], 0
@@ -334,7 +332,7 @@ def cluster(vectors: np.ndarray, weights: np.ndarray, threshold: float, genders:
         found, mass, logit = _groups(lab, weights[sl], z, JOIN_SAMPLE)
         members += [start + idx for idx in found]
         masses.append(mass)
-        logits.append(np.zeros(len(found)) if logit is None else logit)
+        logits.append(logit)  # None throughout when there are no genders
         local[sl] = lab + offset
         offset += lab.max() + 1
     top = join_clusters(vectors, members, np.concatenate(masses), None if genders is None else np.concatenate(logits),
