@@ -18,13 +18,16 @@ The pipeline of the field's diarization systems (change detection → an embeddi
    less than ``min_speaker_s`` of speech join their nearest speaker.
 4. **Gender per speaker** from every window of every turn of that speaker (the windows' log-odds averaged, weighted
    by their speech): a speaker's many windows are right far more often than any one of them.
+5. **Changes placed to the frame** (:mod:`voicegender.listen.turn_edges`) and the turns **decoded again frame by
+   frame** with the speakers' voices (:mod:`voicegender.listen.resegment`, a third read): short turns the
+   changes missed.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -32,6 +35,7 @@ import numpy as np
 from ..memory import give_back_free_memory
 from ..voice.model import sigmoid, weighted_log_odds
 from .clustering import cluster, cosine_distances, in_order_of_appearance
+from .resegment import TurnVoices, resegment
 from .turn_edges import ChangesHeard, change_evidence, neighbourhood, place_changes
 
 log = logging.getLogger(__name__)
@@ -80,6 +84,9 @@ class SpeakerOptions:
     # exact 52 -> 79 %, babble +0.85 -> -0.30 speakers per mix
     spectral: bool = True
     place_changes: bool = True  # move each change between two speakers to the frame (voicegender.listen.turn_edges)
+    # decode the turns again frame by frame once the speakers are known, in a third read of the audio (short turns
+    # the changes missed; voicegender.listen.resegment)
+    resegment: bool = True
     # how many speakers there are, when the user knows (pyannote's min_speakers / max_speakers; both the same number
     # for num_speakers): the clustering decides only between these, and small clusters join others only while
     # there are more than min_speakers
@@ -292,6 +299,23 @@ def speakers_of(turns: Sequence[Turn], windows: Windows, threshold: float = 0.5)
     return out
 
 
+def speakers_in(turns: Sequence[Turn], voices: Sequence[Speaker]) -> list[Speaker]:
+    """The speakers of ``turns`` redrawn after their speakers were found (``voices``: each speaker's answer, by the
+    turns' ``speaker`` index): speech and turns counted again, speakers left without turns dropped, and the rest
+    numbered again in order of first appearance (the turns' ``speaker`` indices too)."""
+    order: dict[int, int] = {}
+    for t in turns:
+        order.setdefault(t.speaker, len(order))
+    out = []
+    for old, new in order.items():
+        runs = sum(1 for i, t in enumerate(turns) if t.speaker == old and (i == 0 or turns[i - 1].speaker != old))
+        speech = sum(t.end_s - t.start_s for t in turns if t.speaker == old)
+        out.append(replace(voices[old], id=f"S{new + 1}", speech_s=float(speech), turns=runs))
+    for t in turns:
+        t.speaker = order[t.speaker]
+    return out
+
+
 @dataclass
 class Diarization:
     """Turns with their speakers, and the speakers."""
@@ -308,10 +332,12 @@ GIVE_BACK_EVERY = 50
 
 
 def embed_turns(turns: Sequence[Turn], read_spans: SpanReader, encoder: SpeakerEmbedder, speech_mask: SpeechMask,
-                options: SpeakerOptions, rate: int) -> np.ndarray:
+                options: SpeakerOptions, rate: int, hear: Callable[[int, np.ndarray], None] | None = None
+                ) -> np.ndarray:
     """Each turn's speaker embedding: the speech frames of its :func:`embedding_spans` (their middle
     ``embed_max_s``; all of the span when it holds less than 0.25 s of speech frames), read in one pass over the
-    audio and embedded in batches on :data:`EMBED_THREADS` threads while the reading goes on."""
+    audio and embedded in batches on :data:`EMBED_THREADS` threads while the reading goes on. ``hear(turn, wave)``,
+    if given, is called (on those threads) with each turn's index and the audio its embedding is made from."""
     from concurrent.futures import ThreadPoolExecutor
 
     spans = embedding_spans(turns, options, rate)
@@ -320,6 +346,9 @@ def embed_turns(turns: Sequence[Turn], read_spans: SpanReader, encoder: SpeakerE
     futures = []
 
     def embed(batch: list[tuple[int, np.ndarray]]) -> tuple[list[int], np.ndarray]:
+        if hear is not None:
+            for i, x in batch:
+                hear(i, x)
         return [i for i, _ in batch], encoder.embed([x for _, x in batch])
 
     filled = np.zeros(len(turns), bool)
@@ -400,6 +429,7 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
     if not turns:
         return Diarization()
     heard = ChangesHeard(0)  # filled by the encoder's read
+    voices = None  # the same, for the resegmentation
     if read_spans is not None and encoder is not None or windows.embedding is None:
         if read_spans is None or encoder is None:
             return Diarization()  # neither a speaker encoder nor the window embeddings to describe turns with
@@ -407,7 +437,8 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
         read = read_spans
         if options.place_changes:
             read, heard = _reading_changes(read_spans, turns, speech_mask, rate)
-        vectors = embed_turns(turns, read, encoder, speech_mask, options, rate)
+        voices = TurnVoices(len(turns)) if options.resegment else None
+        vectors = embed_turns(turns, read, encoder, speech_mask, options, rate, voices and voices.hear)
         threshold_c = options.cluster_threshold_narrowband if narrowband else options.cluster_threshold
         embedder = "ecapa"
     else:
@@ -416,5 +447,16 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
     assign_speakers(turns, vectors, windows, options, threshold_c, options.spectral and embedder == "ecapa")
     if len(heard):
         place_changes(turns, heard)
-    return Diarization(turns, speakers_of(turns, windows, threshold), embedder)
+    speakers = speakers_of(turns, windows, threshold)
+    if voices is not None and read_spans is not None:
+        centre = windows.centre
+
+        def make_turn(start_s: float, end_s: float, speaker: int) -> Turn:
+            a, b = int(round(start_s * rate)), int(round(end_s * rate))
+            inside = np.arange(np.searchsorted(centre, a), np.searchsorted(centre, b))
+            return Turn(start_s, end_s, inside, float(np.count_nonzero(speech_mask(a, b))) / rate, speaker)
+
+        turns = resegment(turns, voices, read_spans, rate, make_turn)
+        speakers = speakers_in(turns, speakers)
+    return Diarization(turns, speakers, embedder)
 

@@ -46,6 +46,7 @@ TIE_MAX_S = 0.6  # ... and the middle of them is taken when they span less than 
 MIN_TURN_S = 0.2  # a moved change leaves at least this much of either turn
 MIN_FRAMES = 30  # a speaker needs this many far frames to be described
 STD_FLOOR = 1e-3
+N_STATS = 1 + 2 * N_CEPSTRA  # [n, sums, sums of squares]
 
 
 @functools.cache
@@ -54,6 +55,23 @@ def _dct() -> np.ndarray:
     n = np.arange(N_MELS)
     k = np.arange(1, N_CEPSTRA + 1)
     return (np.sqrt(2.0 / N_MELS) * np.cos(np.pi * k[None, :] * (2 * n[:, None] + 1) / (2 * N_MELS))).astype(np.float32)
+
+
+def cepstra(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, N_CEPSTRA) cepstra of 16 kHz ``samples``, one every 10 ms (the speaker encoder's log-mel through a
+    DCT, c0 left out), and which frames are loud enough to be a voice (within :data:`ACTIVE_DB` of the loud ones
+    and above :data:`SILENCE_DB`)."""
+    mel = log_mel(samples)
+    loudest = mel.max(axis=1)
+    active = (loudest >= np.percentile(loudest, 90) - ACTIVE_DB) & (loudest >= SILENCE_DB)
+    return mel @ _dct(), active
+
+
+def cepstral_statistics(cep: np.ndarray) -> np.ndarray:
+    """Sufficient statistics [n, sums..., sums of squares...] (float32, :data:`N_STATS`) of some frames' cepstra:
+    what :meth:`Voice.of` reads; statistics of several stretches of one voice add up."""
+    x = np.asarray(cep, np.float64)
+    return np.concatenate([[len(x)], x.sum(axis=0), (x * x).sum(axis=0)]).astype(np.float32)
 
 
 @dataclass
@@ -74,7 +92,6 @@ class ChangeEvidence:
 
 
 MAX_KEPT = (1 + 2 * int(REACH_S * SAMPLE_RATE) // HOP + KEEP_EVERY - 1) // KEEP_EVERY  # kept frames of a change
-N_STATS = 1 + 2 * N_CEPSTRA  # [n, sums, sums of squares]
 
 
 class ChangesHeard:
@@ -131,11 +148,8 @@ def change_evidence(samples: np.ndarray, start: int, change: int, rate: int,
         raise ValueError(f"change evidence is read at {SAMPLE_RATE} Hz, not {rate}")
     if len(samples) < 4 * HOP:
         return None
-    mel = log_mel(samples)
-    cep = mel @ _dct()
-    loudest = mel.max(axis=1)
-    active = (loudest >= np.percentile(loudest, 90) - ACTIVE_DB) & (loudest >= SILENCE_DB)
-    centre = start + np.arange(len(mel)) * HOP
+    cep, active = cepstra(samples)
+    centre = start + np.arange(len(cep)) * HOP
     offset = (centre - change) / rate
     describes = active.copy()
     describes[[0, -1]] = False  # half of the first and last frame is the filterbank's zero padding
@@ -144,24 +158,23 @@ def change_evidence(samples: np.ndarray, start: int, change: int, rate: int,
     if speech is not None and len(speech):
         describes &= speech[np.minimum(centre - start, len(speech) - 1)]
 
-    def stats(sel: np.ndarray) -> np.ndarray:
-        x = cep[sel].astype(np.float64)
-        return np.concatenate([[len(x)], x.sum(axis=0), (x * x).sum(axis=0)]).astype(np.float32)
-
     keep = slice(0, None, KEEP_EVERY)
     kept = cep[keep]
     scale = max(float(np.abs(kept).max()) / 127.0, 1e-6)
     return ChangeEvidence(float(offset[0]), np.round(kept / scale).astype(np.int8), scale, active[keep],
-                          stats(describes & (offset <= -FAR_S)), stats(describes & (offset >= FAR_S)))
+                          cepstral_statistics(cep[describes & (offset <= -FAR_S)]),
+                          cepstral_statistics(cep[describes & (offset >= FAR_S)]))
 
 
 @dataclass(frozen=True)
-class _Voice:
+class Voice:
+    """A voice as a diagonal Gaussian over cepstra."""
+
     mean: np.ndarray
     std: np.ndarray
 
     @classmethod
-    def of(cls, stats: np.ndarray) -> _Voice | None:
+    def of(cls, stats: np.ndarray) -> Voice | None:
         n = stats[0]
         if n < MIN_FRAMES:
             return None
@@ -173,7 +186,7 @@ class _Voice:
         return (-0.5 * ((x - self.mean) / self.std) ** 2 - np.log(self.std)).sum(axis=1)
 
 
-def best_split(evidence: ChangeEvidence, first: _Voice, second: _Voice, lo_s: float, hi_s: float) -> float | None:
+def best_split(evidence: ChangeEvidence, first: Voice, second: Voice, lo_s: float, hi_s: float) -> float | None:
     """Where (seconds relative to the change, within [lo_s, hi_s]) the frames before are most ``first``'s and
     those after most ``second``'s: the best split, or the middle of the unbroken run of splits within :data:`TIE`
     of it (a silence between the voices) when that run is shorter than :data:`TIE_MAX_S`. None when no split
@@ -209,7 +222,7 @@ def place_changes(turns: Sequence, heard: ChangesHeard) -> int:
     for i, ev in heard.items():
         for speaker, stats in ((turns[i].speaker, ev.before), (turns[i + 1].speaker, ev.after)):
             sums[speaker] = sums.get(speaker, 0) + stats.astype(np.float64)
-    voices = {s: _Voice.of(v) for s, v in sums.items()}
+    voices = {s: Voice.of(v) for s, v in sums.items()}
     placed = 0
     for i, ev in heard.items():
         left, right = turns[i], turns[i + 1]

@@ -1,0 +1,173 @@
+"""Turns decoded again frame by frame once the speakers are known (voicegender.listen.resegment), on synthetic
+voices with known turns, and its Viterbi against brute force."""
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from voicegender.audio.decode import spans_of
+from voicegender.audio.synth import synth_voice
+from voicegender.listen.resegment import TurnVoices, pieces, resegment, viterbi_min_duration
+from voicegender.listen.speakers import Speaker, speakers_in
+
+RATE = 16_000
+F0 = {0: 120.0, 1: 230.0, 2: 160.0}
+VOCAL_TRACT = {0: 1.0, 1: 1.2, 2: 1.08}
+
+
+@dataclass
+class FakeTurn:
+    start_s: float
+    end_s: float
+    speaker: int
+
+
+def track(turns: list[tuple[float, float, int]], seed: int = 0) -> np.ndarray:
+    end = max(e for _, e, _ in turns)
+    audio = np.zeros(int(round(end * RATE)), np.float32)
+    for i, (a, b, k) in enumerate(turns):
+        n = int(round(b * RATE)) - int(round(a * RATE))
+        audio[int(round(a * RATE)):int(round(a * RATE)) + n] = synth_voice(F0[k], n / RATE, seed=seed + i,
+                                                                           formant_scale=VOCAL_TRACT[k])[:n]
+    return audio
+
+
+def heard(audio: np.ndarray, turns: list[FakeTurn]) -> TurnVoices:
+    """What the encoder's read hears: each turn's middle 2 s."""
+    voices = TurnVoices(len(turns))
+    for i, t in enumerate(turns):
+        mid = (t.start_s + t.end_s) / 2
+        a, b = max(t.start_s, mid - 1.0), min(t.end_s, mid + 1.0)
+        voices.hear(i, audio[int(a * RATE):int(b * RATE)])
+    return voices
+
+
+def redo(audio: np.ndarray, turns: list[FakeTurn]) -> list[FakeTurn]:
+    return resegment(turns, heard(audio, turns), lambda spans: spans_of([audio], spans), RATE, FakeTurn)
+
+
+def brute_force(scores: np.ndarray, penalty: float, min_frames: int) -> float:
+    """The best total score over every path whose runs last at least ``min_frames`` (the first run excepted)."""
+    n, k = scores.shape
+    best = -np.inf
+    for path in itertools.product(range(k), repeat=n):
+        cuts = [t for t in range(1, n) if path[t] != path[t - 1]]
+        runs = np.diff([*cuts, n])
+        if len(runs) and runs.min() < min_frames:
+            continue
+        best = max(best, scores[np.arange(n), path].sum() - penalty * len(cuts))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_viterbi_finds_the_best_path_that_keeps_every_turn_long_enough(seed: int):
+    rng = np.random.default_rng(seed)
+    k, n, d = int(rng.integers(2, 4)), int(rng.integers(4, 8)), int(rng.integers(1, 4))
+    scores = rng.normal(size=(n, k))
+    path = viterbi_min_duration(scores, 0.7, d)
+    cuts = np.flatnonzero(np.diff(path)) + 1
+    assert np.all(np.diff([*cuts, n]) >= d)  # every run after the first lasts at least d frames
+    total = scores[np.arange(n), path].sum() - 0.7 * len(cuts)
+    assert total == pytest.approx(brute_force(scores, 0.7, d))
+
+
+def test_viterbi_keeps_a_blip_shorter_than_a_turn_out():
+    scores = np.zeros((40, 2))
+    scores[:, 0] = 1.0
+    scores[10:13, 1] = 2.0  # 3 frames the other state: worth a change only if a turn may be that short
+    assert viterbi_min_duration(scores, 1.0, 1)[10:13].tolist() == [1, 1, 1]
+    assert viterbi_min_duration(scores, 1.0, 5).tolist() == [0] * 40  # shorter than 5 frames: not a turn
+
+
+def test_a_short_turn_the_changes_missed_is_found():
+    true = [(0.0, 4.0, 0), (4.0, 4.8, 1), (4.8, 9.0, 0), (9.0, 13.0, 1)]
+    audio = track(true)
+    turns = redo(audio, [FakeTurn(0.0, 9.0, 0), FakeTurn(9.0, 13.0, 1)])  # the reply at 4.0-4.8 s missed
+    got = [(round(t.start_s, 2), round(t.end_s, 2), t.speaker) for t in turns]
+    assert [s for _, _, s in got] == [0, 1, 0, 1]
+    assert abs(turns[1].start_s - 4.0) <= 0.1 and abs(turns[1].end_s - 4.8) <= 0.1, got
+    assert abs(turns[3].start_s - 9.0) <= 0.1
+    assert turns[0].start_s == 0.0 and turns[-1].end_s == 13.0  # the piece's ends stay
+    assert all(a.end_s == b.start_s for a, b in zip(turns[:-1], turns[1:], strict=True))
+
+
+def test_turns_that_are_right_stay_as_they_are():
+    true = [(0.0, 4.0, 0), (4.0, 8.0, 1), (8.0, 12.0, 2), (12.0, 16.0, 0)]
+    audio = track(true, seed=3)
+    turns = redo(audio, [FakeTurn(a, b, k) for a, b, k in true])
+    assert [t.speaker for t in turns] == [0, 1, 2, 0]
+    assert np.max(np.abs([t.end_s for t in turns] - np.array([4.0, 8.0, 12.0, 16.0]))) <= 0.1
+
+
+def test_only_touching_turns_of_two_or_more_speakers_are_read_again():
+    turns = [FakeTurn(0.0, 3.0, 0), FakeTurn(3.0, 6.0, 0),  # one speaker: nothing to decide
+             FakeTurn(7.0, 9.0, 0), FakeTurn(9.0, 12.0, 1),  # two speakers
+             FakeTurn(13.0, 15.0, 1), FakeTurn(15.0, 15.2, 2)]  # speaker 2: too little audio for a voice
+    voices = {0: object(), 1: object()}
+    assert pieces(turns, voices) == [[2, 3]]
+    audio = track([(0.0, 6.0, 0), (7.0, 9.0, 0), (9.0, 12.0, 1), (13.0, 15.0, 1), (15.0, 15.2, 2)])
+    read = []
+
+    def read_spans(spans):
+        read.extend(spans)
+        return spans_of([audio], spans)
+
+    out = resegment(turns, heard(audio, turns), read_spans, RATE, FakeTurn)
+    assert read == [(7 * RATE, 12 * RATE)]
+    assert out[:2] == turns[:2] and out[-2:] == turns[-2:]  # the same turns, untouched
+
+
+def test_long_runs_of_turns_are_decoded_in_pieces():
+    turns = [FakeTurn(20.0 * i, 20.0 * (i + 1), i % 2) for i in range(7)]  # 140 s of touching turns
+    got = pieces(turns, {0: object(), 1: object()})
+    assert [len(p) for p in got] == [3, 3] and got[0][0] == 0  # the 7th turn alone holds one speaker
+
+
+def test_speakers_are_counted_again_and_numbered_in_order_of_appearance():
+    voices = [Speaker(f"S{i + 1}", g, p, None, 0.0, 0) for i, (g, p) in
+              enumerate([("female", 0.9), ("male", 0.1), ("female", 0.8)])]
+
+    @dataclass
+    class T:
+        start_s: float
+        end_s: float
+        speaker: int
+
+    turns = [T(0.0, 2.0, 1), T(2.0, 3.0, 1), T(3.0, 5.0, 0), T(5.0, 6.0, 1)]  # speaker 2 lost all its time
+    out = speakers_in(turns, voices)
+    assert [(s.id, s.label, s.p_female, s.speech_s, s.turns) for s in out] == [
+        ("S1", "male", 0.1, 4.0, 2), ("S2", "female", 0.9, 2.0, 1)]
+    assert [t.speaker for t in turns] == [0, 0, 1, 0]
+
+
+def test_diarize_finds_a_reply_shorter_than_the_changes_can_mark():
+    """End to end: the windows mark changes at least 1 s apart, so a 0.8 s reply is heard as part of its
+    neighbour's turn; the third read gives it to its speaker (the fake encoder tells voices apart by pitch)."""
+    from conftest import windows_of
+
+    from voicegender.listen.speakers import SpeakerOptions, diarize
+    from voicegender.voice.pitch import median_pitch
+
+    true = [(0.0, 4.0, 0), (4.0, 4.8, 1), (4.8, 9.0, 0), (9.0, 13.0, 1), (13.0, 17.0, 0)]
+    audio = track(true, seed=5)
+    w = windows_of(true, {0: -3.0, 1: 3.0})
+
+    class PitchEncoder:
+        def embed(self, waves):
+            out = np.zeros((len(waves), 4))
+            for i, x in enumerate(waves):
+                out[i, min((0, 1), key=lambda k: abs(F0[k] - median_pitch(x)))] = 1.0
+            return out
+
+    def run(options):
+        result = diarize(w, [(0, len(audio))], lambda a, b: np.ones(b - a, bool), options, RATE,
+                         lambda spans: spans_of([audio], spans), PitchEncoder())
+        return [(t.start_s, t.end_s, result.speakers[t.speaker].label) for t in result.turns]
+
+    before = run(SpeakerOptions(resegment=False))
+    after = run(SpeakerOptions())
+    assert not any(abs(a - 4.0) < 0.3 and abs(b - 4.8) < 0.3 for a, b, _ in before)  # missed without it
+    reply = [(a, b, g) for a, b, g in after if a < 4.8 and b > 4.0]
+    assert any(abs(a - 4.0) <= 0.1 and abs(b - 4.8) <= 0.1 and g == "female" for a, b, g in reply), after
