@@ -16,13 +16,15 @@ read of the audio decodes the speech again, frame by frame:
    :data:`SWITCH_PENALTY` and every turn lasts at least :data:`MIN_TURN_S` (:func:`viterbi_min_duration`). Its
    runs are the new turns.
 
-Development conversations (100 mixes, seed 1000; the figures of the turns as they were → resegmented; gender
-accuracy on speech frames, female share error in points, DER on 2-4 speakers): clean 0.935 / 5.0 / 5.7 % →
-0.939 / 4.7 / 5.3 %, cross-talk 0.939 / 5.0 / 7.6 % → 0.949 / 4.4 / 5.4 %, babble 0.871 / 9.0 / 15.1 % → 0.896 /
-9.2 / 10.4 %, telephone 0.906 / 6.6 / 10.7 % → 0.907 / 7.0 / 8.4 %, music 0.931 / 5.7 / 9.7 % → 0.929 / 5.7 /
-9.6 %. Voices from all of each speaker's frames instead of its embeddings' audio: within a point (babble 0.903);
-from the frames near its changes (what :func:`voicegender.listen.turn_edges.place_changes` reads): clean -0.8 and
-music -1.8 points; without the prior (:data:`PRIOR` 0): clean -0.3, music -0.8 points.
+Development conversations (100 mixes, seed 1000, `benchmarks/conversations.py --from-mixes`; gender accuracy on
+speech frames / female share error in points / DER on 2-4 speakers, the turns as they were → decoded again): clean
+0.935 / 5.0 / 5.7 % → 0.938 / 4.7 / 5.4 %, cross-talk 0.939 / 5.0 / 7.6 % → 0.948 / 4.2 / 5.7 %, babble 0.871 /
+9.0 / 15.1 % → 0.903 / 8.4 / 10.3 %, telephone 0.906 / 6.6 / 10.7 % → 0.909 / 6.8 / 9.0 %, music 0.931 / 5.7 / 9.7 %
+→ 0.931 / 5.9 / 9.6 %; speaker counts unchanged; 10 % more CPU (49.4x → 43.7x real time on these 100 s files).
+Chosen on a replay of the finished timelines (the same mixes): the voices from all of each speaker's frames instead
+of its embeddings' audio were within a point (and need the audio twice); from the frames near its changes (what
+:func:`voicegender.listen.turn_edges.place_changes` reads), clean -0.8 and music -1.8 points; without the prior,
+clean -0.7 and music -1.0; a change costing 5, babble -0.8; costing 2, music -0.5.
 """
 
 from __future__ import annotations
