@@ -171,3 +171,41 @@ def test_diarize_finds_a_reply_shorter_than_the_changes_can_mark():
     assert not any(abs(a - 4.0) < 0.3 and abs(b - 4.8) < 0.3 for a, b, _ in before)  # missed without it
     reply = [(a, b, g) for a, b, g in after if a < 4.8 and b > 4.0]
     assert any(abs(a - 4.0) <= 0.1 and abs(b - 4.8) <= 0.1 and g == "female" for a, b, g in reply), after
+
+
+def test_diarize_moves_changes_the_windows_put_on_their_half_second_grid_to_the_true_ones():
+    """The windows see changes only every 0.5 s; decoded again, the changes between speakers fall on the true ones
+    (the fake encoder tells voices apart by pitch)."""
+    from conftest import windows_of
+
+    from voicegender.listen.speakers import SpeakerOptions, diarize
+    from voicegender.voice.pitch import median_pitch
+
+    true = [(0.0, 4.3, 0), (4.3, 7.2, 1), (7.2, 12.1, 2), (12.1, 15.3, 0), (15.3, 19.8, 1), (19.8, 24.0, 2)]
+    audio = track(true, seed=7)
+    w = windows_of(true, {0: -3.0, 1: 3.0, 2: -2.0})
+
+    class PitchEncoder:
+        def embed(self, waves):
+            out = np.zeros((len(waves), 4))
+            for i, x in enumerate(waves):
+                out[i, min(F0, key=lambda k: abs(F0[k] - median_pitch(x)))] = 1.0
+            return out
+
+    def ends(options):
+        result = diarize(w, [(0, len(audio))], lambda a, b: np.ones(b - a, bool), options, RATE,
+                         lambda spans: spans_of([audio], spans), PitchEncoder())
+        return np.array([t.end_s for t in result.turns[:-1]])
+
+    truth = [4.3, 7.2, 12.1, 15.3, 19.8]
+    assert np.max(np.abs(ends(SpeakerOptions(resegment=False)) - truth)) >= 0.15  # on the windows' grid
+    assert np.max(np.abs(ends(SpeakerOptions()) - truth)) <= 0.06
+
+
+def test_silence_and_scraps_describe_no_voice():
+    voices = TurnVoices(3)
+    voices.hear(0, np.zeros(2 * RATE, np.float32))  # digital silence
+    voices.hear(1, synth_voice(120.0, 0.02, seed=1))  # shorter than four frames
+    voices.hear(2, synth_voice(120.0, 2.0, seed=2))
+    assert set(voices.voices([0, 1, 2])) == {2}
+    assert not voices.stats[:2].any()

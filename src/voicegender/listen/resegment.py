@@ -5,37 +5,48 @@ change_points`), so a shorter turn, a quick reply or an interjection, is heard a
 murmur of voices, where turns are short, that is most of the gender errors. Once the speakers are known, a third
 read of the audio decodes the speech again, frame by frame:
 
-1. Each speaker's voice is a diagonal Gaussian (:class:`voicegender.listen.turn_edges.Voice`) over the cepstra of
-   the audio its turns' embeddings were made from (their middle 2 s of speech), heard in the encoder's read
-   (:class:`TurnVoices`).
+1. Each speaker's voice is a diagonal Gaussian (:class:`Voice`) over the cepstra (c1-c19 of the speaker encoder's
+   80-band log-mel) of the audio its turns' embeddings were made from (their middle 2 s of speech), heard in the
+   encoder's read (:class:`TurnVoices`).
 2. The turns are taken in pieces of touching turns (at most :data:`PIECE_MAX_S`); a piece holding two or more
    speakers is read again, and every 20 ms frame scored by each of the piece's voices (log-likelihoods, damped by
-   :data:`voicegender.listen.turn_edges.LLR_WEIGHT` and clipped as the changes are, silent frames no evidence),
-   plus :data:`PRIOR` for the speaker the frame's turn already had.
+   :data:`LLR_WEIGHT` and clipped at :data:`LLR_CLIP` below the best, silent frames no evidence), plus
+   :data:`PRIOR` for the speaker the frame's turn already had.
 3. A hidden Markov model whose states are those speakers finds the best path: a change costs
    :data:`SWITCH_PENALTY` and every turn lasts at least :data:`MIN_TURN_S` (:func:`viterbi_min_duration`). Its
    runs are the new turns.
 
 Development conversations (100 mixes, seed 1000, `benchmarks/conversations.py --from-mixes`; gender accuracy on
 speech frames / female share error in points / DER on 2-4 speakers, the turns as they were → decoded again): clean
-0.935 / 5.0 / 5.7 % → 0.938 / 4.7 / 5.4 %, cross-talk 0.939 / 5.0 / 7.6 % → 0.948 / 4.2 / 5.7 %, babble 0.871 /
-9.0 / 15.1 % → 0.903 / 8.4 / 10.3 %, telephone 0.906 / 6.6 / 10.7 % → 0.909 / 6.8 / 9.0 %, music 0.931 / 5.7 / 9.7 %
-→ 0.931 / 5.9 / 9.6 %; speaker counts unchanged; 10 % more CPU (49.4x → 43.7x real time on these 100 s files).
-Chosen on a replay of the finished timelines (the same mixes): the voices from all of each speaker's frames instead
-of its embeddings' audio were within a point (and need the audio twice); from the frames near its changes (what
-:func:`voicegender.listen.turn_edges.place_changes` reads), clean -0.8 and music -1.8 points; without the prior,
-clean -0.7 and music -1.0; a change costing 5, babble -0.8; costing 2, music -0.5.
+0.935 / 5.0 / 5.7 % → 0.938 / 4.6 / 5.4 %, cross-talk 0.939 / 5.0 / 7.6 % → 0.947 / 4.3 / 5.8 %, babble 0.871 /
+9.0 / 15.1 % → 0.903 / 8.6 / 9.8 %, telephone 0.906 / 6.6 / 10.7 % → 0.907 / 6.7 / 9.1 %, music 0.931 / 5.7 / 9.7 %
+→ 0.932 / 6.0 / 9.6 %; speaker counts unchanged. Held out (seed 0, 300 mixes): DER 12.6 → 10.6 %, babble 0.861 →
+0.895 (docs/CONVERSATIONS.md). Chosen on a replay of the finished timelines of the development mixes: the voices
+from all of each speaker's frames instead of its embeddings' audio were within a point (and need the audio twice);
+from the frames 0.3-0.6 s from its changes, clean -0.8 and music -1.8 points; without the prior, clean -0.7 and
+music -1.0; a change costing 5, babble -0.8; costing 2, music -0.5; 40 ms frames, the same within 0.1. It replaced
+moving each change to the frame by the two voices' cepstra around it, which added nothing beside it (held out:
+DER 10.7 % with it, 10.6 % without).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..voice.fbank import HOP, SAMPLE_RATE
-from .turn_edges import LLR_CLIP, LLR_WEIGHT, N_CEPSTRA, N_STATS, Voice, cepstra, cepstral_statistics
+from ..voice.fbank import HOP, N_MELS, SAMPLE_RATE, log_mel
 
+N_CEPSTRA = 19  # c1..c19 of the 80-band log-mel
+N_STATS = 1 + 2 * N_CEPSTRA  # sufficient statistics of cepstra: [n, sums, sums of squares]
+ACTIVE_DB = 25.0  # frames this far below the loud ones (90th percentile) are silence: no evidence
+SILENCE_DB = -50.0  # nor frames whose loudest band is below this (log-mel dB; digital silence is -100)
+MIN_FRAMES = 30  # a speaker needs this many loud frames to be described
+STD_FLOOR = 1e-3
+LLR_CLIP = 20.0  # one frame's log-likelihood below the best voice's counts at most this
+LLR_WEIGHT = 0.1  # the frames of a voice are not independent: their summed evidence is damped by this
 KEEP_EVERY = 2  # frames decoded: every 20 ms
 FRAME_S = KEEP_EVERY * HOP / SAMPLE_RATE
 SWITCH_PENALTY = 3.0  # a change of speaker costs this (in damped log-likelihood)
@@ -45,6 +56,53 @@ PIECE_MAX_S = 60.0  # touching turns are decoded together up to this long (a tur
 CHUNK_S = 10.0  # a piece's filterbank is computed this much at a time (bounded memory)
 
 SpanReader = Callable[[Sequence[tuple[int, int]]], Iterator[tuple[int, np.ndarray]]]  # see audio.decode.spans_of
+
+
+@functools.cache
+def _dct() -> np.ndarray:
+    """(80, N_CEPSTRA) orthonormal DCT-II rows 1..N_CEPSTRA (c0, the loudness, left out)."""
+    n = np.arange(N_MELS)
+    k = np.arange(1, N_CEPSTRA + 1)
+    return (np.sqrt(2.0 / N_MELS) * np.cos(np.pi * k[None, :] * (2 * n[:, None] + 1) / (2 * N_MELS))).astype(np.float32)
+
+
+def cepstra(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(frames, N_CEPSTRA) cepstra of 16 kHz ``samples``, one every 10 ms (the speaker encoder's log-mel,
+    :mod:`voicegender.voice.fbank`, through a DCT), and which frames are loud enough to be a voice (within
+    :data:`ACTIVE_DB` of the loud ones and above :data:`SILENCE_DB`)."""
+    mel = log_mel(samples)
+    loudest = mel.max(axis=1)
+    active = (loudest >= np.percentile(loudest, 90) - ACTIVE_DB) & (loudest >= SILENCE_DB)
+    return mel @ _dct(), active
+
+
+def cepstral_statistics(cep: np.ndarray) -> np.ndarray:
+    """Sufficient statistics [n, sums..., sums of squares...] (float32, :data:`N_STATS`) of some frames' cepstra:
+    what :meth:`Voice.of` reads; statistics of several stretches of one voice add up."""
+    x = np.asarray(cep, np.float64)
+    return np.concatenate([[len(x)], x.sum(axis=0), (x * x).sum(axis=0)]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A voice as a diagonal Gaussian over cepstra."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def of(cls, stats: np.ndarray) -> Voice | None:
+        """The voice of :func:`cepstral_statistics` (None below :data:`MIN_FRAMES` frames)."""
+        n = stats[0]
+        if n < MIN_FRAMES:
+            return None
+        mean = stats[1:1 + N_CEPSTRA] / n
+        var = np.maximum(stats[1 + N_CEPSTRA:] / n - mean * mean, 0.0)
+        return cls(mean, np.sqrt(var) + STD_FLOOR)
+
+    def log_likelihood(self, x: np.ndarray) -> np.ndarray:
+        """Per frame of ``x`` (frames, N_CEPSTRA), up to a constant."""
+        return (-0.5 * ((x - self.mean) / self.std) ** 2 - np.log(self.std)).sum(axis=1)
 
 
 class TurnVoices:
@@ -64,7 +122,7 @@ class TurnVoices:
 
     def voices(self, speakers: Sequence[int]) -> dict[int, Voice]:
         """Each speaker's voice from its turns' statistics (``speakers``: the speaker of each turn); speakers with
-        too few frames (:data:`voicegender.listen.turn_edges.MIN_FRAMES`) are left out."""
+        too few frames (:data:`MIN_FRAMES`) are left out."""
         speakers = np.asarray(speakers)
         out = {}
         for s in np.unique(speakers):

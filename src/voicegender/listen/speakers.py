@@ -18,15 +18,14 @@ The pipeline of the field's diarization systems (change detection → an embeddi
    less than ``min_speaker_s`` of speech join their nearest speaker.
 4. **Gender per speaker** from every window of every turn of that speaker (the windows' log-odds averaged, weighted
    by their speech): a speaker's many windows are right far more often than any one of them.
-5. **Changes placed to the frame** (:mod:`voicegender.listen.turn_edges`) and the turns **decoded again frame by
-   frame** with the speakers' voices (:mod:`voicegender.listen.resegment`, a third read): short turns the
-   changes missed.
+5. **The turns decoded again frame by frame** with the speakers' voices (:mod:`voicegender.listen.resegment`, a
+   third read): each change to the 20 ms frame, and short turns the changes missed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -35,12 +34,10 @@ import numpy as np
 from ..memory import give_back_free_memory
 from ..voice.model import sigmoid, weighted_log_odds
 from .clustering import cluster, cosine_distances, in_order_of_appearance
-from .resegment import TurnVoices, resegment
-from .turn_edges import ChangesHeard, change_evidence, neighbourhood, place_changes
+from .resegment import SpanReader, TurnVoices, resegment
 
 log = logging.getLogger(__name__)
 
-SpanReader = Callable[[Sequence[tuple[int, int]]], Iterator[tuple[int, np.ndarray]]]  # see audio.decode.spans_of
 SpeechMask = Callable[[int, int], np.ndarray]  # (start, end) samples -> boolean per sample: speech frames
 
 
@@ -83,9 +80,8 @@ class SpeakerOptions:
     # conversations (100 mixes, turn-level error on 2-4 speakers without cross-talk): 11.2 -> 5.8 %, speaker count
     # exact 52 -> 79 %, babble +0.85 -> -0.30 speakers per mix
     spectral: bool = True
-    place_changes: bool = True  # move each change between two speakers to the frame (voicegender.listen.turn_edges)
-    # decode the turns again frame by frame once the speakers are known, in a third read of the audio (short turns
-    # the changes missed; voicegender.listen.resegment)
+    # decode the turns again frame by frame once the speakers are known, in a third read of the audio: changes to
+    # the 20 ms frame, and short turns the changes missed (voicegender.listen.resegment)
     resegment: bool = True
     # how many speakers there are, when the user knows (pyannote's min_speakers / max_speakers; both the same number
     # for num_speakers): the clustering decides only between these, and small clusters join others only while
@@ -386,32 +382,6 @@ def embed_turns(turns: Sequence[Turn], read_spans: SpanReader, encoder: SpeakerE
     return out
 
 
-def _reading_changes(read_spans: SpanReader, turns: Sequence[Turn], speech_mask: SpeechMask,
-                     rate: int) -> tuple[SpanReader, ChangesHeard]:
-    """``read_spans`` that also reads the neighbourhood of every change between touching turns (in the same pass),
-    and the :class:`voicegender.listen.turn_edges.ChangesHeard` it keeps their
-    :func:`voicegender.listen.turn_edges.change_evidence` in (a row per change)."""
-    changes = [(i, int(round(turns[i].end_s * rate))) for i in range(len(turns) - 1)
-               if abs(turns[i].end_s - turns[i + 1].start_s) < 1e-9]
-    around = [neighbourhood(c, rate) for _, c in changes]
-    heard = ChangesHeard(len(changes))
-
-    def read(spans: Sequence[tuple[int, int]]) -> Iterator[tuple[int, np.ndarray]]:
-        n = len(spans)
-        for j, samples in read_spans([*spans, *around]):
-            if j < n:
-                yield j, samples
-            else:
-                i, c = changes[j - n]
-                a = around[j - n][0]
-                pair = (int(round(turns[i].start_s * rate)), int(round(turns[i + 1].end_s * rate)))
-                found = change_evidence(samples, a, c, rate, pair, speech_mask(a, a + len(samples)))
-                if found is not None:
-                    heard.keep(j - n, i, found)
-
-    return read, heard
-
-
 def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: SpeechMask, options: SpeakerOptions,
             rate: int, read_spans: SpanReader | None = None, encoder: SpeakerEmbedder | None = None,
             threshold: float = 0.5, narrowband: bool = False) -> Diarization:
@@ -428,25 +398,19 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
     turns = split_turns(windows, regions, speech_mask, options, rate)
     if not turns:
         return Diarization()
-    heard = ChangesHeard(0)  # filled by the encoder's read
-    voices = None  # the same, for the resegmentation
+    voices = None  # the speakers' cepstral voices, heard in the encoder's read
     if read_spans is not None and encoder is not None or windows.embedding is None:
         if read_spans is None or encoder is None:
             return Diarization()  # neither a speaker encoder nor the window embeddings to describe turns with
         give_back_free_memory()  # what the first pass freed, before the encoder's threads allocate
-        read = read_spans
-        if options.place_changes:
-            read, heard = _reading_changes(read_spans, turns, speech_mask, rate)
         voices = TurnVoices(len(turns)) if options.resegment else None
-        vectors = embed_turns(turns, read, encoder, speech_mask, options, rate, voices and voices.hear)
+        vectors = embed_turns(turns, read_spans, encoder, speech_mask, options, rate, voices and voices.hear)
         threshold_c = options.cluster_threshold_narrowband if narrowband else options.cluster_threshold
         embedder = "ecapa"
     else:
         vectors = turn_vectors_from_windows(turns, windows)
         threshold_c, embedder = options.cluster_threshold_ge2e, "ge2e"
     assign_speakers(turns, vectors, windows, options, threshold_c, options.spectral and embedder == "ecapa")
-    if len(heard):
-        place_changes(turns, heard)
     speakers = speakers_of(turns, windows, threshold)
     if voices is not None and read_spans is not None:
         centre = windows.centre
