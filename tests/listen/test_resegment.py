@@ -49,13 +49,14 @@ def redo(audio: np.ndarray, turns: list[FakeTurn]) -> list[FakeTurn]:
 
 
 def brute_force(scores: np.ndarray, penalty: float, min_frames: int) -> float:
-    """The best total score over every path whose runs last at least ``min_frames`` (the first run excepted)."""
+    """The best total score over every path whose runs all last at least ``min_frames`` (one state throughout when
+    there are fewer frames)."""
     n, k = scores.shape
     best = -np.inf
     for path in itertools.product(range(k), repeat=n):
         cuts = [t for t in range(1, n) if path[t] != path[t - 1]]
-        runs = np.diff([*cuts, n])
-        if len(runs) and runs.min() < min_frames:
+        runs = np.diff([0, *cuts, n])
+        if runs.min() < min(min_frames, n):
             continue
         best = max(best, scores[np.arange(n), path].sum() - penalty * len(cuts))
     return best
@@ -64,13 +65,22 @@ def brute_force(scores: np.ndarray, penalty: float, min_frames: int) -> float:
 @pytest.mark.parametrize("seed", range(12))
 def test_viterbi_finds_the_best_path_that_keeps_every_turn_long_enough(seed: int):
     rng = np.random.default_rng(seed)
-    k, n, d = int(rng.integers(2, 4)), int(rng.integers(4, 8)), int(rng.integers(1, 4))
+    k, n, d = int(rng.integers(2, 4)), int(rng.integers(2, 8)), int(rng.integers(1, 5))
     scores = rng.normal(size=(n, k))
     path = viterbi_min_duration(scores, 0.7, d)
     cuts = np.flatnonzero(np.diff(path)) + 1
-    assert np.all(np.diff([*cuts, n]) >= d)  # every run after the first lasts at least d frames
+    assert np.all(np.diff([0, *cuts, n]) >= min(d, n))  # every run lasts at least d frames
     total = scores[np.arange(n), path].sum() - 0.7 * len(cuts)
     assert total == pytest.approx(brute_force(scores, 0.7, d))
+
+
+def test_a_piece_starts_and_ends_with_turns_long_enough():
+    scores = np.full((40, 2), [0.1, 0.0])
+    scores[:3, 1] = 2.0  # the first 3 frames the other state: too short a turn of their own at the start
+    path = viterbi_min_duration(scores, 1.0, 15)
+    assert np.all(np.diff([0, *(np.flatnonzero(np.diff(path)) + 1), 40]) >= 15)
+    assert viterbi_min_duration(scores, 1.0, 1)[:4].tolist() == [1, 1, 1, 0]  # allowed when turns may be short
+    assert viterbi_min_duration(scores[:5], 1.0, 15).tolist() == [1] * 5  # shorter than a turn: one state
 
 
 def test_viterbi_keeps_a_blip_shorter_than_a_turn_out():
@@ -101,12 +111,14 @@ def test_turns_that_are_right_stay_as_they_are():
     assert np.max(np.abs([t.end_s for t in turns] - np.array([4.0, 8.0, 12.0, 16.0]))) <= 0.1
 
 
-def test_only_touching_turns_of_two_or_more_speakers_are_read_again():
+def test_only_touching_turns_of_two_or_more_speakers_with_voices_are_read_again():
     turns = [FakeTurn(0.0, 3.0, 0), FakeTurn(3.0, 6.0, 0),  # one speaker: nothing to decide
              FakeTurn(7.0, 9.0, 0), FakeTurn(9.0, 12.0, 1),  # two speakers
              FakeTurn(13.0, 15.0, 1), FakeTurn(15.0, 15.2, 2)]  # speaker 2: too little audio for a voice
     voices = {0: object(), 1: object()}
     assert pieces(turns, voices) == [[2, 3]]
+    # a turn of a speaker without a voice stays, and cuts the run it is in
+    assert pieces([FakeTurn(0.0, 3.0, 0), FakeTurn(3.0, 3.2, 2), FakeTurn(3.2, 6.0, 1)], voices) == []
     audio = track([(0.0, 6.0, 0), (7.0, 9.0, 0), (9.0, 12.0, 1), (13.0, 15.0, 1), (15.0, 15.2, 2)])
     read = []
 
@@ -209,3 +221,12 @@ def test_silence_and_scraps_describe_no_voice():
     voices.hear(2, synth_voice(120.0, 2.0, seed=2))
     assert set(voices.voices([0, 1, 2])) == {2}
     assert not voices.stats[:2].any()
+
+
+def test_a_piece_the_reader_does_not_give_back_keeps_its_turns():
+    audio = track([(0.0, 4.0, 0), (4.0, 8.0, 1)])
+    turns = [FakeTurn(0.0, 4.0, 0), FakeTurn(4.0, 8.0, 1)]
+    assert resegment(turns, heard(audio, turns), lambda spans: iter(()), RATE, FakeTurn) == turns
+    past_the_end = lambda spans: ((i, np.zeros(0, np.float32)) for i in range(len(spans)))  # noqa: E731
+    out = resegment(turns, heard(audio, turns), past_the_end, RATE, FakeTurn)
+    assert [(t.start_s, t.end_s, t.speaker) for t in out] == [(0.0, 4.0, 0), (4.0, 8.0, 1)]

@@ -135,12 +135,12 @@ class TurnVoices:
 def viterbi_min_duration(scores: np.ndarray, penalty: float, min_frames: int) -> np.ndarray:
     """The best state per frame of a hidden Markov model whose states are the columns of ``scores`` (frames, k)
     (each frame's log-likelihood of each state): changing state costs ``penalty``, and a state once entered is kept
-    at least ``min_frames`` frames (the path starts settled in any state, and ends settled: the last run too is
-    that long). Each state is a chain of ``min_frames`` sub-states; memory: 3 bytes per frame and state."""
+    at least ``min_frames`` frames, the first and the last run too (fewer frames than that: one state throughout).
+    Each state is a chain of ``min_frames`` sub-states; memory: 3 bytes per frame and state."""
     n, k = scores.shape
-    d = max(1, int(min_frames))
+    d = max(1, min(int(min_frames), n))
     best = np.full((k, d), -np.inf)
-    best[:, d - 1] = scores[0]
+    best[:, 0] = scores[0]  # every path enters its first state at the first frame
     held = np.zeros((n, k), bool)  # in the chain's last sub-state: stayed there (else came from the one before)
     came = np.zeros((n, k), np.int16)  # entering a state: the state it came from
     states = np.arange(k)
@@ -179,21 +179,23 @@ def viterbi_min_duration(scores: np.ndarray, penalty: float, min_frames: int) ->
 
 
 def pieces(turns: Sequence, voices: dict[int, Voice]) -> list[list[int]]:
-    """Runs of touching turns (indices), at most :data:`PIECE_MAX_S` long, that hold two or more speakers with a
-    voice: what is decoded again."""
+    """Runs of touching turns (indices) of speakers with a voice, at most :data:`PIECE_MAX_S` long, that hold
+    two or more speakers: what is decoded again. A turn of a speaker without a voice (too little audio to describe
+    it) stays as it is and ends a run: decoding could only give its time to someone else."""
     out: list[list[int]] = []
     run: list[int] = []
 
     def close() -> None:
-        if len({turns[i].speaker for i in run if turns[i].speaker in voices}) >= 2:
+        if len({turns[i].speaker for i in run}) >= 2:
             out.append(list(run))
 
     for i, t in enumerate(turns):
         touching = run and abs(turns[run[-1]].end_s - t.start_s) < 1e-9
-        if run and (not touching or t.end_s - turns[run[0]].start_s > PIECE_MAX_S):
+        if run and (not touching or t.end_s - turns[run[0]].start_s > PIECE_MAX_S or t.speaker not in voices):
             close()
             run = []
-        run.append(i)
+        if t.speaker in voices:
+            run.append(i)
     if run:
         close()
     return out
@@ -212,6 +214,7 @@ def _piece_cepstra(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             continue
         cep, active = cepstra(part)
         n = (len(part) + HOP - 1) // HOP  # frames centred inside this chunk
+        active[[0, n - 1]] = False  # half of a chunk's first and last frame is the filterbank's zero padding
         ceps.append(cep[:n])
         loud.append(active[:n])
     return np.concatenate(ceps)[::KEEP_EVERY], np.concatenate(loud)[::KEEP_EVERY]
@@ -220,7 +223,10 @@ def _piece_cepstra(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def decode_piece(samples: np.ndarray, start: int, turns: Sequence, voices: dict[int, Voice],
                  rate: int) -> list[tuple[float, float, int]]:
     """The new turns (start_s, end_s, speaker) of one piece: ``turns`` (touching, with ``start_s``, ``end_s`` and
-    ``speaker``) whose audio ``samples`` begins at sample ``start``."""
+    ``speaker``) whose audio ``samples`` begins at sample ``start``; the turns as they were when the audio is too
+    short to say anything."""
+    if len(samples) < 4 * HOP:
+        return [(t.start_s, t.end_s, t.speaker) for t in turns]
     cep, loud = _piece_cepstra(samples)
     times = (start + np.arange(len(cep)) * KEEP_EVERY * HOP) / rate  # frame centres
     speakers = sorted({t.speaker for t in turns if t.speaker in voices})
@@ -243,7 +249,7 @@ def resegment(turns: list, voices: TurnVoices, read_spans: SpanReader, rate: int
               make_turn: Callable[[float, float, int], object]) -> list:
     """The turns decoded again (see the module): ``turns`` with their speakers, ``voices`` heard from their
     embeddings' audio, ``read_spans`` a third read of the audio, ``make_turn(start_s, end_s, speaker)`` a new turn.
-    Turns outside any decoded piece are kept as they are."""
+    Turns outside any decoded piece, or of a piece the reader did not give back, are kept as they are."""
     if rate != SAMPLE_RATE:
         raise ValueError(f"turns are decoded at {SAMPLE_RATE} Hz, not {rate}")
     heard = voices.voices([t.speaker for t in turns])
@@ -256,7 +262,7 @@ def resegment(turns: list, voices: TurnVoices, read_spans: SpanReader, rate: int
         mine = [turns[i] for i in todo[j]]
         decoded[todo[j][0]] = [make_turn(a, b, s) for a, b, s in decode_piece(samples, spans[j][0], mine, heard, rate)]
     out = []
-    skip = {i for p in todo for i in p[1:]}
+    skip = {i for p in todo if p[0] in decoded for i in p[1:]}
     for i, t in enumerate(turns):
         if i in decoded:
             out.extend(decoded[i])
