@@ -230,7 +230,8 @@ def decode_piece(samples: np.ndarray, start: int, turns: Sequence, voices: dict[
     cep, loud = _piece_cepstra(samples)
     times = (start + np.arange(len(cep)) * KEEP_EVERY * HOP) / rate  # frame centres
     speakers = sorted({t.speaker for t in turns if t.speaker in voices})
-    ll = np.stack([voices[s].log_likelihood(cep.astype(np.float64)) for s in speakers], axis=1)
+    x = cep.astype(np.float64)
+    ll = np.stack([voices[s].log_likelihood(x) for s in speakers], axis=1)
     ll -= ll.max(axis=1, keepdims=True)
     scores = LLR_WEIGHT * np.maximum(ll, -LLR_CLIP)
     scores[~loud] = 0.0

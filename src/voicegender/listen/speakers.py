@@ -276,6 +276,13 @@ def _absorb_small(labels: np.ndarray, vectors: np.ndarray, weights: np.ndarray, 
     return in_order_of_appearance(labels)
 
 
+def _time_and_runs(turns: Sequence[Turn], speaker: int) -> tuple[float, int]:
+    """A speaker's seconds in ``turns`` and its turns counted as consecutive stretches."""
+    speech = float(sum(t.end_s - t.start_s for t in turns if t.speaker == speaker))
+    runs = sum(1 for i, t in enumerate(turns) if t.speaker == speaker and (i == 0 or turns[i - 1].speaker != speaker))
+    return speech, runs
+
+
 def speakers_of(turns: Sequence[Turn], windows: Windows, threshold: float = 0.5) -> list[Speaker]:
     """Each speaker's gender, child-voice probability, speech and turns from all of its windows."""
     if not turns:
@@ -290,9 +297,8 @@ def speakers_of(turns: Sequence[Turn], windows: Windows, threshold: float = 0.5)
         pc = None
         if windows.child_logit is not None and len(idx) and w.sum() > 0:
             pc = float(sigmoid(weighted_log_odds(windows.child_logit[idx], w)))
-        runs = sum(1 for i, t in enumerate(turns) if t.speaker == s and (i == 0 or turns[i - 1].speaker != s))
-        out.append(Speaker(f"S{s + 1}", "female" if p >= threshold else "male", float(p), pc,
-                           float(sum(t.end_s - t.start_s for t in mine)), runs))
+        speech, runs = _time_and_runs(turns, s)
+        out.append(Speaker(f"S{s + 1}", "female" if p >= threshold else "male", float(p), pc, speech, runs))
     return out
 
 
@@ -305,9 +311,8 @@ def speakers_in(turns: Sequence[Turn], voices: Sequence[Speaker]) -> list[Speake
         order.setdefault(t.speaker, len(order))
     out = []
     for old, new in order.items():
-        runs = sum(1 for i, t in enumerate(turns) if t.speaker == old and (i == 0 or turns[i - 1].speaker != old))
-        speech = sum(t.end_s - t.start_s for t in turns if t.speaker == old)
-        out.append(replace(voices[old], id=f"S{new + 1}", speech_s=float(speech), turns=runs))
+        speech, runs = _time_and_runs(turns, old)
+        out.append(replace(voices[old], id=f"S{new + 1}", speech_s=speech, turns=runs))
     for t in turns:
         t.speaker = order[t.speaker]
     return out
