@@ -5,9 +5,10 @@ voices without espeak-ng) in turns of 1-4 sentences of one voice, 0.2-1.2 s paus
 quiet noise between some turns, written as a 16 kHz FLAC, turn by turn, into a temporary folder. The female and
 male seconds of the script are printed next to the answers.
 
-Each measurement runs in a fresh process. It first caps glibc's malloc arenas as ``voicegender`` does when it
-starts (:func:`voicegender.memory.limit_heap_arenas`; ``--arenas 0`` leaves glibc's default), then reports its
-peak resident memory (``VmHWM``: ``ru_maxrss`` would carry over the parent's peak through fork and exec) and, as
+Each measurement runs in a fresh process. It first caps glibc's malloc arenas and fixes its mmap threshold as
+``voicegender`` does when it starts (:func:`voicegender.memory.limit_heap_arenas` and
+:func:`~voicegender.memory.map_large_blocks`; ``--arenas 0`` leaves glibc's defaults), then reports its peak
+resident memory (``VmHWM``: ``ru_maxrss`` would carry over the parent's peak through fork and exec) and, as
 the floor nothing in predict can go under, its RSS after loading the model and predicting a 10 s clip ("base").
 × real time is the audio's duration over the wall-clock time of the call (model loading excluded). The load
 average (``os.getloadavg``) before and after is printed with every figure: the machine is shared.
@@ -147,10 +148,11 @@ def write_conversation(path: Path, hours: float, seed: int = 0) -> dict:
 
 # --- one measurement per process ------------------------------------------------------------------------------
 def child(kind: str, path: str, model: str | None, arenas: int) -> None:
-    from voicegender.memory import limit_heap_arenas
+    from voicegender.memory import limit_heap_arenas, map_large_blocks
 
     if arenas:
         limit_heap_arenas(arenas)
+        map_large_blocks()
     from voicegender.audio.synth import synth_voice
     from voicegender.listen.predict import PredictOptions, load_model, predict_files, predict_waveform
     from voicegender.listen.segment import SegmentOptions, speaking_time, timeline_file

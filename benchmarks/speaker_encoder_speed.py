@@ -7,8 +7,9 @@ repetitions are interleaved across the rows (round robin) and the median is prin
 row; "x float32" is the ratio of CPU time to the float32 row of the same length. Table 1b: how close int8's
 embeddings are to float32's on the same clips (cosine = dot product: the rows are L2-normalised).
 
-Table 2 (whole processes, ``python -c``, start-up included): each process caps glibc's malloc arenas as the command
-line does (:func:`voicegender.memory.limit_heap_arenas`, first thing), builds ``SpeakerEncoder(checkpoint_path(),
+Table 2 (whole processes, ``python -c``, start-up included): each process caps glibc's malloc arenas and fixes its mmap
+threshold as the command line does (:func:`voicegender.memory.limit_heap_arenas` and ``map_large_blocks``, first
+thing), builds ``SpeakerEncoder(checkpoint_path(),
 precision=...)`` and embeds ``--processes-clips`` clips of 2 s of synthetic speech in batches of 8 on two threads
 side by side, as ``voicegender.listen.speakers.embed_turns`` does. Wall time (median; the precisions alternate),
 the child's own CPU time and its split into start-up and embedding, and its peak RSS (``VmHWM`` from
@@ -58,8 +59,9 @@ FLOOR = "floor"
 CHILD = """
 import time
 t0 = time.perf_counter()
-from voicegender.memory import limit_heap_arenas
+from voicegender.memory import limit_heap_arenas, map_large_blocks
 arenas = limit_heap_arenas()
+map_large_blocks()
 import json, sys
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np

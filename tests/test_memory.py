@@ -69,3 +69,51 @@ def test_an_arena_limit_below_one_is_refused():
 
     with pytest.raises(ValueError, match="arenas must be >= 1"):
         limit_heap_arenas(0)
+
+
+_FREE_BIG_BLOCKS = """
+import sys
+from voicegender.memory import map_large_blocks
+said = map_large_blocks() if sys.argv[1] == "mapped" else None
+def resident_mb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+first = bytearray(300_000)  # mapped by glibc's first threshold (128 kB) ...
+del first  # ... and freed: by default the threshold now rises past 300 kB
+blocks, alive = [], []
+for _ in range(200):  # ~60 MB of 300 kB blocks, each followed by a small block that stays
+    blocks.append(bytearray(300_000))
+    alive.append(bytearray(2_000))
+held = resident_mb()
+del blocks
+print(said, held - resident_mb())
+"""
+
+
+def _given_back_mb(mode: str) -> tuple[str, float]:
+    """(what map_large_blocks said, MB given back by freeing 60 MB of 300 kB blocks) in a fresh process."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+    run = subprocess.run([sys.executable, "-c", _FREE_BIG_BLOCKS, mode], capture_output=True, text=True,
+                         check=True, env=env)
+    said, mb = run.stdout.split()
+    return said, float(mb)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mmap threshold: Linux only")
+def test_big_blocks_go_back_to_the_system_when_freed_once_mapped():
+    if not give_back_free_memory():
+        pytest.skip("not glibc")
+    said, mb = _given_back_mb("mapped")
+    assert said == "True" and mb > 50
+    said, mb = _given_back_mb("default")  # glibc's rising threshold: the blocks came from the heap, and stay
+    assert said == "None" and mb < 10
+
+
+def test_a_threshold_below_one_is_refused():
+    from voicegender.memory import map_large_blocks
+
+    with pytest.raises(ValueError, match="thresholds must be positive"):
+        map_large_blocks(0)

@@ -16,7 +16,7 @@ import sys
 
 from ..errors import VoiceGenderError
 from ..extras import MissingExtraError, extra_for
-from ..memory import limit_heap_arenas
+from ..memory import limit_heap_arenas, map_large_blocks
 from . import listen, models, research, speakers  # noqa: F401  (importing them registers their commands)
 from .common import EXIT_USER_ERROR, app, err
 
@@ -27,6 +27,7 @@ __all__ = ["app", "main"]
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: sys.argv[1:]); returns the exit code."""
     limit_heap_arenas()  # before any thread: predict's workers and the web server's threads share the arenas
+    map_large_blocks()  # and big blocks do not leave holes in them (voicegender.memory)
     args = _global_options_first(list(sys.argv[1:] if argv is None else argv))
     debug = "--debug" in args
     try:
