@@ -41,16 +41,21 @@ ctypes.CDLL(None).malloc_stats()  # one "Arena n:" block per arena, on stderr
 """
 
 
-def _arenas(limit: str, arena_max_env: str | None = None) -> tuple[str, int]:
-    """(what limit_heap_arenas said, arenas glibc made) in a fresh process whose 4 threads allocate at once."""
+def _fresh_process(script: str, argument: str, unset: tuple[str, ...], **environment: str):
+    """``python -c script argument`` with the variables ``unset`` taken out of this environment and
+    ``environment`` added (the malloc settings are read when a process starts)."""
     import os
     import subprocess
 
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
-    if arena_max_env is not None:
-        env["MALLOC_ARENA_MAX"] = arena_max_env
-    run = subprocess.run([sys.executable, "-c", _COUNT_ARENAS, limit], capture_output=True, text=True, check=True,
-                         env=env)
+    env = {k: v for k, v in os.environ.items() if k not in unset} | environment
+    return subprocess.run([sys.executable, "-c", script, argument], capture_output=True, text=True, check=True,
+                          env=env)
+
+
+def _arenas(limit: str, arena_max_env: str | None = None) -> tuple[str, int]:
+    """(what limit_heap_arenas said, arenas glibc made) in a fresh process whose 4 threads allocate at once."""
+    given = {} if arena_max_env is None else {"MALLOC_ARENA_MAX": arena_max_env}
+    run = _fresh_process(_COUNT_ARENAS, limit, ("MALLOC_ARENA_MAX",), **given)
     return run.stdout.strip(), run.stderr.count("Arena ")
 
 
@@ -92,12 +97,7 @@ print(said, held - resident_mb())
 
 def _given_back_mb(mode: str) -> tuple[str, float]:
     """(what map_large_blocks said, MB given back by freeing 60 MB of 300 kB blocks) in a fresh process."""
-    import os
-    import subprocess
-
-    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
-    run = subprocess.run([sys.executable, "-c", _FREE_BIG_BLOCKS, mode], capture_output=True, text=True,
-                         check=True, env=env)
+    run = _fresh_process(_FREE_BIG_BLOCKS, mode, ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"))
     said, mb = run.stdout.split()
     return said, float(mb)
 
@@ -115,5 +115,5 @@ def test_big_blocks_go_back_to_the_system_when_freed_once_mapped():
 def test_a_threshold_below_one_is_refused():
     from voicegender.memory import map_large_blocks
 
-    with pytest.raises(ValueError, match="thresholds must be positive"):
+    with pytest.raises(ValueError, match="threshold must be >= 1"):
         map_large_blocks(0)

@@ -67,10 +67,7 @@ def limit_heap_arenas(arenas: int = HEAP_ARENAS) -> bool:
     environment is the user's choice and wins: nothing is changed then."""
     if int(arenas) < 1:
         raise ValueError(f"arenas must be >= 1, got {arenas}")
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return False
-    mallopt = _glibc("mallopt", ctypes.c_int, ctypes.c_int)
-    return mallopt is not None and mallopt(_M_ARENA_MAX, int(arenas)) == 1
+    return _mallopt(((_M_ARENA_MAX, int(arenas), "MALLOC_ARENA_MAX"),))
 
 
 def map_large_blocks(threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM_THRESHOLD) -> bool:
@@ -80,9 +77,16 @@ def map_large_blocks(threshold: int = MMAP_THRESHOLD, trim_threshold: int = TRIM
     ``MALLOC_MMAP_THRESHOLD_`` or ``MALLOC_TRIM_THRESHOLD_`` in the environment is the user's choice and wins:
     nothing is changed then. Process-wide, like :func:`limit_heap_arenas`."""
     if int(threshold) < 1 or int(trim_threshold) < 0:
-        raise ValueError(f"thresholds must be positive, got {threshold} and {trim_threshold}")
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_") or os.environ.get("MALLOC_TRIM_THRESHOLD_"):
+        raise ValueError(f"threshold must be >= 1 and trim_threshold >= 0, got {threshold} and {trim_threshold}")
+    return _mallopt(((_M_TRIM_THRESHOLD, int(trim_threshold), "MALLOC_TRIM_THRESHOLD_"),
+                     (_M_MMAP_THRESHOLD, int(threshold), "MALLOC_MMAP_THRESHOLD_")))
+
+
+def _mallopt(settings: tuple[tuple[int, int, str], ...]) -> bool:
+    """Set each (mallopt parameter, value, the environment variable that sets it too) in order; whether all were
+    set. Nothing is set when any of the variables is in the environment (the user's choice wins) or this is not
+    glibc."""
+    if any(os.environ.get(variable) for _, _, variable in settings):
         return False
     mallopt = _glibc("mallopt", ctypes.c_int, ctypes.c_int)
-    return (mallopt is not None and mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)) == 1
-            and mallopt(_M_MMAP_THRESHOLD, int(threshold)) == 1)
+    return mallopt is not None and all(mallopt(parameter, value) == 1 for parameter, value, _ in settings)

@@ -411,7 +411,7 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
         if read_spans is None or encoder is None:
             return Diarization()  # neither a speaker encoder nor the window embeddings to describe turns with
         give_back_free_memory()  # what the first pass freed, before the encoder's threads allocate
-        voices = TurnVoices(len(turns)) if options.resegment else None
+        voices = TurnVoices(len(turns)) if options.resegment and rate == DECODE_RATE else None
         vectors = embed_turns(turns, read_spans, encoder, speech_mask, options, rate, voices and voices.hear)
         threshold_c = options.cluster_threshold_narrowband if narrowband else options.cluster_threshold
         embedder = "ecapa"
@@ -420,7 +420,7 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
         threshold_c, embedder = options.cluster_threshold_ge2e, "ge2e"
     assign_speakers(turns, vectors, windows, options, threshold_c, options.spectral and embedder == "ecapa")
     speakers = speakers_of(turns, windows, threshold)
-    if voices is not None and read_spans is not None and rate == DECODE_RATE:
+    if voices is not None:  # the encoder's read heard them: read_spans is given and the rate is the decoder's
         centre = windows.centre
 
         def make_turn(start_s: float, end_s: float, speaker: int) -> Turn:
