@@ -102,3 +102,36 @@ def test_narrow_band_recordings_keep_close_voices_apart():
     wide = diarize(w, [(0, 23 * RATE)], all_speech, options, RATE, read_spans, Encoder())
     narrow = diarize(w, [(0, 23 * RATE)], all_speech, options, RATE, read_spans, Encoder(), narrowband=True)
     assert len(wide.speakers) == 3 and len(narrow.speakers) == 4
+
+
+def test_a_speakers_gender_is_heard_inside_its_turns():
+    """Short turns of a woman between long turns of a man who sounds very male: windows across the changes hear
+    him too, so the woman's gender comes from the windows wholly inside her turns."""
+    from voicegender.listen.speakers import Turn, gender_windows, speakers_of
+
+    layout = [(0.0, 6.0, 1), (6.0, 8.0, 0), (8.0, 14.0, 1), (14.0, 16.0, 0), (16.0, 22.0, 1)]
+    w = windows_of(layout, {0: 1.0, 1: -8.0})
+    centre = w.centre
+    turns = []
+    for a, b, k in layout:
+        inside = np.flatnonzero((centre >= a * RATE) & (centre < b * RATE))
+        turns.append(Turn(a, b, inside, b - a, k))
+    hers = [t for t in turns if t.speaker == 0]
+    chosen = gender_windows(hers, w, RATE)
+    assert np.all(w.start[chosen] >= 6 * RATE) and len(chosen) >= 2  # only windows wholly inside her turns
+    assert all(6 * RATE <= s and s + w.n_samples <= 8 * RATE or 14 * RATE <= s and s + w.n_samples <= 16 * RATE
+               for s in w.start[chosen])
+    # every window centred in her turns would average to male (the man's -8 in the windows across the changes)
+    centred = np.concatenate([t.windows for t in hers])
+    assert np.average(w.logit[centred], weights=w.weight[centred]) < 0
+    assert [s.label for s in speakers_of(turns, w, RATE)] == ["female", "male"]
+
+
+def test_a_speaker_of_short_turns_only_is_heard_in_the_windows_centred_in_them():
+    from voicegender.listen.speakers import Turn, gender_windows
+
+    layout = [(0.0, 5.0, 1), (5.0, 6.0, 0), (6.0, 11.0, 1)]  # her one turn is shorter than a window
+    w = windows_of(layout, {0: 2.0, 1: -2.0})
+    inside = np.flatnonzero((w.centre >= 5 * RATE) & (w.centre < 6 * RATE))
+    hers = [Turn(5.0, 6.0, inside, 1.0, 0)]
+    assert list(gender_windows(hers, w, RATE)) == list(inside) and len(inside) == 2
