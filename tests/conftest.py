@@ -113,6 +113,18 @@ def espeak(text: str, voice: str = "en+m3", pitch: int = 30, trim: bool = False,
     return librosa.effects.trim(speech, top_db=40)[0] if trim else speech
 
 
+def melody(seconds: float = 6.0, seed: int = 0, sr: int = 16_000) -> np.ndarray:
+    """Plucked harmonic notes on a chromatic scale: music-like, not speech."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.3 * sr)) / sr
+    env = np.exp(-3 * t) * (1 - np.exp(-200 * t))
+    notes = []
+    for _ in range(int(seconds / 0.3)):
+        f = 220 * 2 ** (rng.integers(0, 12) / 12)
+        notes.append(sum(0.5**k * np.sin(2 * np.pi * f * (k + 1) * t) for k in range(6)) * env)
+    return (0.2 * np.concatenate(notes)).astype(np.float32)
+
+
 def pitch_scorer(waves: list[np.ndarray], sr: int = 16_000) -> np.ndarray:
     """A deterministic stand-in for a trained model: p_female from the median pitch of the loud frames
     (above 165 Hz: female)."""

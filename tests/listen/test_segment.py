@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import espeak as _espeak
-from conftest import pitch_scorer, requires_espeak
+from conftest import melody, pitch_scorer, requires_espeak
 
 from voicegender.cli import main
 from voicegender.listen.segment import (
@@ -25,7 +25,7 @@ from voicegender.listen.segment import (
 )
 from voicegender.listen.smoothing import viterbi_2state
 from voicegender.listen.writers import read_timeline, write_timeline
-from voicegender.speech.vad import FRAME_S
+from voicegender.speech.vad import FRAME_S, VadConfig
 
 SR = 16_000
 
@@ -98,6 +98,32 @@ def test_timeline_covers_file_and_marks_pauses():
     assert segments[0].p_female is None and segments[-1].end_s == 10.0
     assert all(a.end_s == b.start_s for a, b in itertools.pairwise(segments))
     assert build_timeline(np.zeros(10, np.float32), [], 0.32) == [Segment(0.0, 0.32, "no_speech", None)]
+
+
+def test_speech_that_stops_into_music_ends_where_the_voice_does():
+    """A voice (0.5-3.5 s) followed by 4 s of music 6 dB below it, then quiet noise: silero's probabilities fall
+    slowly into the music, and the region ends at the voice's last confident frame instead, the same however the
+    audio is cut into blocks."""
+    from voicegender.audio.synth import synth_noise, synth_voice
+
+    voice = synth_voice(180, 3.0, seed=0)
+    music = melody(4.0, seed=0)
+    music *= 0.5 * np.sqrt(np.mean(voice**2) / np.mean(music**2))
+    x = np.concatenate([np.zeros(SR // 2, np.float32), voice, music, synth_noise(2.0, seed=0, level=0.001)])
+    options = SegmentOptions(speakers=False)
+
+    def speech_end(opts: SegmentOptions, block: int) -> float:
+        segments, _ = segment_stream([x[i:i + block] for i in range(0, len(x), block)], constant_scorer, opts)
+        return max(s.end_s for s in segments if s.label != "no_speech")
+
+    untrimmed = SegmentOptions(speakers=False, vad_config=VadConfig(threshold=0.4, neg_threshold=0.35, pad_s=0.15,
+                                                                    min_silence_s=0.5))
+    carried = speech_end(untrimmed, len(x))
+    trimmed = speech_end(options, len(x))
+    assert carried > 3.5 + 0.15 + 0.15  # the hysteresis carries the region on into the music, past the padding
+    assert 3.35 <= trimmed <= 3.5 + 0.15  # the voice's end and at most the padding
+    assert carried - trimmed >= 0.25
+    assert speech_end(options, 7_777) == pytest.approx(trimmed, abs=1e-6)
 
 
 def test_long_file_in_bounded_memory(tmp_path):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, espeak, requires_espeak, requires_shared_data
+from conftest import SHARED_DATA, espeak, melody, requires_espeak, requires_shared_data
 
 from voicegender.audio.synth import synth_noise, synth_tone, synth_voice
 from voicegender.speech import vad, vad_model
@@ -12,18 +14,6 @@ from voicegender.speech import vad, vad_model
 SR = 16_000
 
 
-
-
-def melody(seconds: float = 6.0, seed: int = 0) -> np.ndarray:
-    """Plucked harmonic notes on a chromatic scale: music-like, not speech."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(0.3 * SR)) / SR
-    env = np.exp(-3 * t) * (1 - np.exp(-200 * t))
-    notes = []
-    for _ in range(int(seconds / 0.3)):
-        f = 220 * 2 ** (rng.integers(0, 12) / 12)
-        notes.append(sum(0.5**k * np.sin(2 * np.pi * f * (k + 1) * t) for k in range(6)) * env)
-    return (0.2 * np.concatenate(notes)).astype(np.float32)
 
 
 @requires_espeak
@@ -80,6 +70,39 @@ def test_torchscript_fallback_agrees():
 def _probs(*runs: tuple[float, float]) -> np.ndarray:
     """Frame probabilities from (value, seconds) runs."""
     return np.concatenate([np.full(int(round(s / vad.FRAME_S)), v, np.float32) for v, s in runs])
+
+
+def test_frame_levels_are_the_frames_silero_scores():
+    x = np.concatenate([np.full(vad.FRAME_SAMPLES, 0.1, np.float32), np.full(vad.FRAME_SAMPLES, 0.01, np.float32),
+                        np.ones(100, np.float32)])  # the last, partial frame has no level
+    assert vad.frame_levels_db(x) == pytest.approx([-20.0, -40.0], abs=1e-4)
+
+
+def _levels(*runs: tuple[float, float]) -> np.ndarray:
+    return _probs(*runs)  # (dB, seconds) runs
+
+
+# a talk that stops into sound silero still half hears: 1.98 s of confident speech, 0.64 s fading, then 2.4 s below the
+# off threshold (what follows a region: music, a crowd, or silence)
+FADING = _probs((0.95, 1.984), (0.6, 0.64), (0.2, 2.4))  # 62, 20 and 75 frames
+TRIM = vad.VadConfig(threshold=0.4, neg_threshold=0.35, pad_s=0.0, min_silence_s=0.5, tail_threshold=0.8)
+
+
+@pytest.mark.parametrize(("pause_db", "end_s"), [(-8.0, 1.984), (-30.0, 2.624)])
+def test_a_region_followed_by_loud_sound_ends_at_its_last_confident_frame(pause_db: float, end_s: float):
+    levels = _levels((-5.0, 2.624), (pause_db, 2.4))  # speech at -5 dB; the pause 3 dB or 25 dB below it
+    assert vad.segments_from_probs(FADING, TRIM, levels_db=levels) == [(0.0, pytest.approx(end_s))]
+    # without levels, or without a tail threshold, the region is silero's
+    assert vad.segments_from_probs(FADING, TRIM) == [(0.0, pytest.approx(2.624))]
+    assert vad.segments_from_probs(FADING, dataclasses.replace(TRIM, tail_threshold=None),
+                                   levels_db=levels) == [(0.0, pytest.approx(2.624))]
+
+
+def test_a_short_loud_pause_is_the_talks_own():
+    probs = np.concatenate([FADING[:100], _probs((0.95, 1.024))])  # speech again after 0.576 s
+    levels = _levels((-5.0, 2.624), (-8.0, 0.576), (-5.0, 1.024))
+    regions = vad.segments_from_probs(probs, TRIM, levels_db=levels)
+    assert regions[0] == (0.0, pytest.approx(2.624))
 
 
 def test_state_machine_thresholds_and_durations():

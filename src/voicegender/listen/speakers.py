@@ -120,7 +120,7 @@ class Speaker:
 
     id: str  # "S1", "S2", ... in order of first appearance
     label: str  # "female" | "male"
-    p_female: float  # from all of the speaker's windows
+    p_female: float  # from its windows (gender_windows)
     p_child: float | None  # probability of a child's voice; None when the model does not estimate it
     speech_s: float  # seconds of the timeline given to this speaker (its segments; they add up to the speech time)
     turns: int  # turns (consecutive stretches of this speaker)

@@ -69,6 +69,10 @@ class VadConfig:
     min_silence_s: float = 0.1  # pauses shorter than this do not split a region
     pad_s: float = 0.03  # added before and after each region (clipped to the audio, overlaps merged)
     warmup_s: float = 0.0  # digital silence run through the model before the audio (see WARMUP_S); 0: silero's own
+    # A region followed by a loud pause (see trim_loud_tails) ends at its last frame >= this; None: not trimmed
+    tail_threshold: float | None = None
+    loud_pause_db: float = 15.0  # a pause is loud when its median frame level is less than this below the speech's
+    loud_pause_s: float = 1.0  # ... and it lasts at least this long (shorter pauses are the talk's own)
 
     @property
     def off_threshold(self) -> float:
@@ -80,14 +84,48 @@ class VadConfig:
 
 
 # --- probabilities -> regions -----------------------------------------------------------------------------------
+def frame_levels_db(samples16k: np.ndarray) -> np.ndarray:
+    """The level (dB of the mean square) of each whole :data:`FRAME_SAMPLES` frame of 16 kHz audio: the frames
+    silero scores."""
+    x = np.asarray(samples16k, np.float32).reshape(-1)
+    frames = x[:len(x) // FRAME_SAMPLES * FRAME_SAMPLES].reshape(-1, FRAME_SAMPLES)  # a view: no copy of the audio
+    power = np.einsum("ij,ij->i", frames, frames) / FRAME_SAMPLES
+    return (10.0 * np.log10(power + 1e-10)).astype(np.float32)
+
+
+def trim_loud_tails(regions: list[list[int]], probs: np.ndarray, levels_db: np.ndarray,
+                    cfg: VadConfig) -> list[list[int]]:
+    """Regions (frame indices [start, end)) whose following pause is loud end at their last frame whose
+    probability is at least ``cfg.tail_threshold``.
+
+    silero's probabilities fall slowly when speech stops but sound goes on (music, a jingle, a crowd): the hysteresis
+    carries the region on into it. A pause is loud when it lasts at least ``cfg.loud_pause_s`` and its median frame
+    level (its first 2 s) is less than ``cfg.loud_pause_db`` below the region's speech (its frames >= 0.5); a pause
+    of silence or of quiet noise leaves the region as it is."""
+    pause_max = int(round(2.0 / FRAME_S))
+    out = []
+    for j, (a, b) in enumerate(regions):
+        following = regions[j + 1][0] if j + 1 < len(regions) else len(probs)
+        pause = levels_db[b:min(following, b + pause_max)]
+        speech = levels_db[a:b][probs[a:min(b, len(levels_db))] >= 0.5] if b > a else levels_db[:0]
+        if ((following - b) * FRAME_S >= cfg.loud_pause_s and len(pause) and len(speech)
+                and np.median(pause) > np.median(speech) - cfg.loud_pause_db):
+            confident = np.flatnonzero(probs[a:b] >= cfg.tail_threshold)
+            if len(confident):
+                b = a + int(confident[-1]) + 1
+        out.append([a, b])
+    return out
+
+
 def segments_from_probs(probs: np.ndarray, cfg: VadConfig = VadConfig(), duration_s: float | None = None,
-                        frame_s: float = FRAME_S) -> list[tuple[float, float]]:
+                        frame_s: float = FRAME_S, levels_db: np.ndarray | None = None) -> list[tuple[float, float]]:
     """Speech regions ``[(start_s, end_s), ...]`` from frame probabilities (silero's state machine).
 
     Speech starts at the first frame >= ``cfg.threshold`` and ends where probabilities stay below
-    ``cfg.off_threshold`` for at least ``cfg.min_silence_s``; regions shorter than ``cfg.min_speech_s`` are
-    dropped; each region is padded by ``cfg.pad_s`` (overlaps merged) and clipped to ``duration_s``
-    (default: the frames' extent).
+    ``cfg.off_threshold`` for at least ``cfg.min_silence_s``; with ``levels_db`` (:func:`frame_levels_db`) and a
+    ``cfg.tail_threshold``, regions followed by a loud pause end earlier (:func:`trim_loud_tails`); regions shorter
+    than ``cfg.min_speech_s`` are dropped; each region is padded by ``cfg.pad_s`` (overlaps merged) and clipped to
+    ``duration_s`` (default: the frames' extent).
     """
     probs = np.asarray(probs, np.float32)
     total = len(probs) * frame_s if duration_s is None else duration_s
@@ -110,6 +148,9 @@ def segments_from_probs(probs: np.ndarray, cfg: VadConfig = VadConfig(), duratio
                 start = silent_since = None
     if start is not None:
         regions.append([start * frame_s, len(probs) * frame_s])
+    if cfg.tail_threshold is not None and levels_db is not None and len(regions):
+        frames = [[int(round(a / frame_s)), int(round(b / frame_s))] for a, b in regions]
+        regions = [[a * frame_s, b * frame_s] for a, b in trim_loud_tails(frames, probs, levels_db, cfg)]
     out: list[list[float]] = []
     for s, e in regions:
         if e - s < cfg.min_speech_s:
