@@ -288,8 +288,8 @@ def _time_and_runs(turns: Sequence[Turn], speaker: int) -> tuple[float, int]:
 # A speaker's gender is decided from its windows that lie wholly inside its turns when these hold at least this much
 # speech (the windows' speech shares added up), else from every window whose centre lies in one of its turns. In a
 # murmur of 0.5-3 s turns most 1.5 s windows cross a change and hear two voices. Replayed on the development
-# conversations' timelines (300 mixes, seeds 1000 and 2000; docs/CONVERSATIONS.md): 7 speakers answered the other
-# way, all 7 now right, babble gender accuracy 0.903 / 0.920 -> 0.911 / 0.936; 0.5-4 the same
+# conversations' timelines (300 mixes, seeds 1000 and 2000; docs/CONVERSATIONS.md): 9 speakers answered the other
+# way, 8 of them now right, babble gender accuracy 0.903 / 0.920 -> 0.911 / 0.936; 0.5-4 the same
 GENDER_INSIDE_MIN_SPEECH = 1.0
 
 

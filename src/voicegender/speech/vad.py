@@ -93,8 +93,8 @@ def frame_levels_db(samples16k: np.ndarray) -> np.ndarray:
     return (10.0 * np.log10(power + 1e-10)).astype(np.float32)
 
 
-def trim_loud_tails(regions: list[list[int]], probs: np.ndarray, levels_db: np.ndarray,
-                    cfg: VadConfig) -> list[list[int]]:
+def trim_loud_tails(regions: list[list[int]], probs: np.ndarray, levels_db: np.ndarray, cfg: VadConfig,
+                    frame_s: float = FRAME_S) -> list[list[int]]:
     """Regions (frame indices [start, end)) whose following pause is loud end at their last frame whose
     probability is at least ``cfg.tail_threshold``.
 
@@ -102,13 +102,13 @@ def trim_loud_tails(regions: list[list[int]], probs: np.ndarray, levels_db: np.n
     carries the region on into it. A pause is loud when it lasts at least ``cfg.loud_pause_s`` and its median frame
     level (its first 2 s) is less than ``cfg.loud_pause_db`` below the region's speech (its frames >= 0.5); a pause
     of silence or of quiet noise leaves the region as it is."""
-    pause_max = int(round(2.0 / FRAME_S))
+    pause_max = int(round(2.0 / frame_s))
     out = []
     for j, (a, b) in enumerate(regions):
         following = regions[j + 1][0] if j + 1 < len(regions) else len(probs)
         pause = levels_db[b:min(following, b + pause_max)]
         speech = levels_db[a:b][probs[a:min(b, len(levels_db))] >= 0.5] if b > a else levels_db[:0]
-        if ((following - b) * FRAME_S >= cfg.loud_pause_s and len(pause) and len(speech)
+        if ((following - b) * frame_s >= cfg.loud_pause_s and len(pause) and len(speech)
                 and np.median(pause) > np.median(speech) - cfg.loud_pause_db):
             confident = np.flatnonzero(probs[a:b] >= cfg.tail_threshold)
             if len(confident):
@@ -150,7 +150,7 @@ def segments_from_probs(probs: np.ndarray, cfg: VadConfig = VadConfig(), duratio
         regions.append([start * frame_s, len(probs) * frame_s])
     if cfg.tail_threshold is not None and levels_db is not None and len(regions):
         frames = [[int(round(a / frame_s)), int(round(b / frame_s))] for a, b in regions]
-        regions = [[a * frame_s, b * frame_s] for a, b in trim_loud_tails(frames, probs, levels_db, cfg)]
+        regions = [[a * frame_s, b * frame_s] for a, b in trim_loud_tails(frames, probs, levels_db, cfg, frame_s)]
     out: list[list[float]] = []
     for s, e in regions:
         if e - s < cfg.min_speech_s:
