@@ -43,7 +43,6 @@ from ..speech.vad import (
     VAD_SAMPLE_RATE,
     StreamingVad,
     VadConfig,
-    frame_levels_db,
     segments_from_probs,
 )
 from ..threads import blas_single_thread, torch_threads
@@ -449,25 +448,11 @@ class TimelineBuilder:
         self._scorer = _WindowScorer(model, options, self._hop, self._win, keep_embeddings=encoder is None)
         self._probs = _Growing()  # frame probabilities
         self._levels = _Growing()  # each frame's level in dB (the frames silero scores)
-        self._level_rest = np.zeros(0, np.float32)  # samples after the last whole frame
         self._buf = np.zeros(0, np.float32)  # audio from sample self._buf_start on
         self._buf_start = 0
         self._next_win = 0  # start sample of the next window
         self._last_end = 0  # end sample of the last window
         self._total = 0
-
-    def _add_levels(self, block: np.ndarray) -> None:
-        """The levels of the frames ``block`` completes (the samples after the last whole frame wait for the next)."""
-        head = 0
-        if len(self._level_rest):  # the frame the last block began
-            head = min(len(block), FRAME_SAMPLES - len(self._level_rest))
-            self._level_rest = np.concatenate([self._level_rest, block[:head]])
-            if len(self._level_rest) < FRAME_SAMPLES:
-                return
-            self._levels.add(frame_levels_db(self._level_rest))
-        whole = head + (len(block) - head) // FRAME_SAMPLES * FRAME_SAMPLES
-        self._levels.add(frame_levels_db(block[head:whole]))
-        self._level_rest = block[whole:].copy()
 
     def _emit(self, start: int, end: int) -> None:
         frames = self._probs.values[start // FRAME_SAMPLES:-(-end // FRAME_SAMPLES)]
@@ -480,8 +465,9 @@ class TimelineBuilder:
         """The next block of 16 kHz float audio."""
         block = np.asarray(block, np.float32).reshape(-1)
         self._total += len(block)
-        self._probs.add(self._vad.feed(block))
-        self._add_levels(block)
+        probs, levels = self._vad.feed_with_levels(block)
+        self._probs.add(probs)
+        self._levels.add(levels)
         if self.options.speakers:
             self._bandwidth.feed(block)
         self._buf = np.concatenate([self._buf, block])

@@ -27,6 +27,7 @@ from .vad_model import (  # the model's side, importable from here too (where us
     FRAME_SAMPLES,
     VAD_SAMPLE_RATE,
     StreamingVad,
+    frame_levels_db,  # noqa: F401  (the levels segments_from_probs reads)
     frame_probabilities,
     stream_probabilities,  # noqa: F401
 )
@@ -84,15 +85,6 @@ class VadConfig:
 
 
 # --- probabilities -> regions -----------------------------------------------------------------------------------
-def frame_levels_db(samples16k: np.ndarray) -> np.ndarray:
-    """The level (dB of the mean square) of each whole :data:`FRAME_SAMPLES` frame of 16 kHz audio: the frames
-    silero scores."""
-    x = np.asarray(samples16k, np.float32).reshape(-1)
-    frames = x[:len(x) // FRAME_SAMPLES * FRAME_SAMPLES].reshape(-1, FRAME_SAMPLES)  # a view: no copy of the audio
-    power = np.einsum("ij,ij->i", frames, frames) / FRAME_SAMPLES
-    return (10.0 * np.log10(power + 1e-10)).astype(np.float32)
-
-
 def trim_loud_tails(regions: list[list[int]], probs: np.ndarray, levels_db: np.ndarray, cfg: VadConfig,
                     frame_s: float = FRAME_S) -> list[list[int]]:
     """Regions (frame indices [start, end)) whose following pause is loud end at their last frame whose
@@ -107,7 +99,7 @@ def trim_loud_tails(regions: list[list[int]], probs: np.ndarray, levels_db: np.n
     for j, (a, b) in enumerate(regions):
         following = regions[j + 1][0] if j + 1 < len(regions) else len(probs)
         pause = levels_db[b:min(following, b + pause_max)]
-        speech = levels_db[a:b][probs[a:min(b, len(levels_db))] >= 0.5] if b > a else levels_db[:0]
+        speech = levels_db[a:b][probs[a:min(b, len(levels_db))] >= 0.5]
         if ((following - b) * frame_s >= cfg.loud_pause_s and len(pause) and len(speech)
                 and np.median(pause) > np.median(speech) - cfg.loud_pause_db):
             confident = np.flatnonzero(probs[a:b] >= cfg.tail_threshold)
@@ -129,7 +121,7 @@ def segments_from_probs(probs: np.ndarray, cfg: VadConfig = VadConfig(), duratio
     """
     probs = np.asarray(probs, np.float32)
     total = len(probs) * frame_s if duration_s is None else duration_s
-    regions: list[list[float]] = []
+    regions: list[list[int]] = []  # frame indices [start, end)
     start = None  # frame index where the current region started
     silent_since = None  # frame index where the current pause started
     min_silence = cfg.min_silence_s / frame_s
@@ -144,15 +136,15 @@ def segments_from_probs(probs: np.ndarray, cfg: VadConfig = VadConfig(), duratio
             if silent_since is None:
                 silent_since = i
             if i - silent_since >= min_silence:
-                regions.append([start * frame_s, silent_since * frame_s])
+                regions.append([start, silent_since])
                 start = silent_since = None
     if start is not None:
-        regions.append([start * frame_s, len(probs) * frame_s])
-    if cfg.tail_threshold is not None and levels_db is not None and len(regions):
-        frames = [[int(round(a / frame_s)), int(round(b / frame_s))] for a, b in regions]
-        regions = [[a * frame_s, b * frame_s] for a, b in trim_loud_tails(frames, probs, levels_db, cfg, frame_s)]
+        regions.append([start, len(probs)])
+    if cfg.tail_threshold is not None and levels_db is not None:
+        regions = trim_loud_tails(regions, probs, levels_db, cfg, frame_s)
     out: list[list[float]] = []
-    for s, e in regions:
+    for a, b in regions:
+        s, e = a * frame_s, b * frame_s
         if e - s < cfg.min_speech_s:
             continue
         s, e = max(0.0, s - cfg.pad_s), min(total, e + cfg.pad_s)

@@ -212,6 +212,15 @@ def frame_probabilities(samples16k: np.ndarray, warmup_frames: int = 0) -> np.nd
     return np.concatenate([vad.feed(samples16k), vad.finish()])
 
 
+def frame_levels_db(samples16k: np.ndarray) -> np.ndarray:
+    """The level (dB of the mean square) of each whole :data:`FRAME_SAMPLES` frame of 16 kHz audio: the frames
+    silero scores."""
+    x = np.asarray(samples16k, np.float32).reshape(-1)
+    frames = x[:len(x) // FRAME_SAMPLES * FRAME_SAMPLES].reshape(-1, FRAME_SAMPLES)  # a view: no copy of the audio
+    power = np.einsum("ij,ij->i", frames, frames) / FRAME_SAMPLES
+    return (10.0 * np.log10(power + 1e-10)).astype(np.float32)
+
+
 class StreamingVad:
     """Frame probabilities of audio fed block by block (any block sizes), equal to scoring it all at once.
 
@@ -244,13 +253,20 @@ class StreamingVad:
             out.append(probs)
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
-    def feed(self, block: np.ndarray) -> np.ndarray:
+    def _whole_frames(self, block: np.ndarray) -> np.ndarray:
+        """The whole frames the pending samples and ``block`` make, (n, FRAME_SAMPLES); the rest waits."""
         data = np.concatenate([self._pending, np.asarray(block, np.float32).reshape(-1)])
         whole = len(data) // FRAME_SAMPLES * FRAME_SAMPLES
         self._pending = data[whole:]
-        if whole == 0:
-            return np.zeros(0, np.float32)
-        return self._run(data[:whole].reshape(-1, FRAME_SAMPLES))
+        return data[:whole].reshape(-1, FRAME_SAMPLES)
+
+    def feed(self, block: np.ndarray) -> np.ndarray:
+        return self._run(self._whole_frames(block))
+
+    def feed_with_levels(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`feed`, and the level of each frame it scored (:func:`frame_levels_db`)."""
+        frames = self._whole_frames(block)
+        return self._run(frames), frame_levels_db(frames)
 
     def finish(self) -> np.ndarray:
         if len(self._pending) == 0:
