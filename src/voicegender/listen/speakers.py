@@ -449,8 +449,8 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
         vectors = turn_vectors_from_windows(turns, windows)
         threshold_c, embedder = options.cluster_threshold_ge2e, "ge2e"
     assign_speakers(turns, vectors, windows, options, threshold_c, options.spectral and embedder == "ecapa")
-    speakers = speakers_of(turns, windows, rate, threshold)
     if voices is not None:  # the encoder's read heard them: read_spans is given and the rate is the decoder's
+        found = max(t.speaker for t in turns) + 1  # the speakers the clustering found
         centre = windows.centre
 
         def make_turn(start_s: float, end_s: float, speaker: int) -> Turn:
@@ -459,7 +459,7 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
             return Turn(start_s, end_s, inside, float(np.count_nonzero(speech_mask(a, b))) / rate, speaker)
 
         decoded = resegment(turns, voices, read_spans, rate, make_turn)
-        if len({t.speaker for t in decoded}) >= min(options.min_speakers, len(speakers)):  # a number given holds
-            turns, speakers = decoded, speakers_in(decoded, speakers_of(decoded, windows, rate, threshold))
-    return Diarization(turns, speakers, embedder)
+        if len({t.speaker for t in decoded}) >= min(options.min_speakers, found):  # a number given still holds
+            return Diarization(decoded, speakers_in(decoded, speakers_of(decoded, windows, rate, threshold)), embedder)
+    return Diarization(turns, speakers_of(turns, windows, rate, threshold), embedder)
 
