@@ -18,6 +18,9 @@ Frames are ``frame_s`` long and count at their centre (:func:`voicegender.voice.
   ``JaccardErrorRate`` with the same collar, over the whole file (uem = [0, duration]). DER maps hypothesis speakers
   to reference speakers (Hungarian), so it says nothing about gender: never use it for that.
 * **speaker count**: distinct hypothesis speakers minus reference speakers.
+* **overlapped speech** (a system that marks it): frames of reference cross-talk, frames marked, and frames both;
+  precision and recall pool them over mixes. The second voice's lines a system lists in overlapped stretches count
+  in DER / JER (a reference's overlapped speech is scored); the figures without them are kept beside.
 """
 
 from __future__ import annotations
@@ -115,9 +118,21 @@ def diarization_errors(turns: Iterable[Turn], hypothesis: Hypothesis, duration_s
     return {"der": float(der), "jer": float(jer)}
 
 
-def score_mix(reference: dict, hypothesis: Hypothesis, frame_s: float = 0.01, diarization: bool = True) -> dict:
+def overlap_frames(reference_counts: np.ndarray, overlaps: Sequence[tuple[float, float]], frame_s: float) -> dict:
+    """Frames of reference cross-talk (two speakers or more), frames the system marks as overlapped, and both."""
+    marked = frame_mask(overlaps, len(reference_counts) * frame_s, frame_s)[:len(reference_counts)]
+    truth = reference_counts >= 2
+    return {"reference": int(truth.sum()), "marked": int(marked.sum()), "both": int((truth & marked).sum())}
+
+
+def score_mix(reference: dict, hypothesis: Hypothesis, frame_s: float = 0.01, diarization: bool = True,
+              overlaps: Sequence[tuple[float, float]] | None = None,
+              second_voices: Hypothesis | None = None) -> dict:
     """Every figure of one system on one mix (see the module docstring); DER/JER only when the hypothesis has
-    speakers and ``diarization`` (pyannote.metrics present)."""
+    speakers and ``diarization`` (pyannote.metrics present). ``overlaps``: the stretches the system marks as two
+    voices at once (scored against the reference's cross-talk frames); ``second_voices``: the extra
+    ``(start, end, label, speaker)`` lines it lists there (RTTM's), counted in DER/JER, which are also given
+    without them (``der_single``, ``jer_single``)."""
     duration = reference["duration_s"]
     turns = reference_turns(reference)
     ref_genders = frame_genders(turns, duration, frame_s)
@@ -134,8 +149,13 @@ def score_mix(reference: dict, hypothesis: Hypothesis, frame_s: float = 0.01, di
            "speakers_hyp": None if speakers is None else len(speakers),
            "speaker_count_error": None if speakers is None else len(speakers) - n_ref,
            "der": None, "jer": None}
+    if overlaps is not None:
+        out["overlap_frames"] = overlap_frames(frame_speaker_counts(turns, duration, frame_s), overlaps, frame_s)
     if speakers is not None and diarization:
-        out.update(diarization_errors(turns, hypothesis, duration))
+        out.update(diarization_errors(turns, [*hypothesis, *(second_voices or [])], duration))
+        if second_voices:
+            single = diarization_errors(turns, hypothesis, duration)
+            out.update(der_single=single["der"], jer_single=single["jer"])
     return out
 
 

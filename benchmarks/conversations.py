@@ -166,10 +166,11 @@ def model_files(args) -> dict[str, Path | None]:
 def run_voicegender(mixes: list[Mix], heads: dict[str, Path | None], known_speakers: bool = False) -> dict:
     """segment_file on each mix's WAV, in this process; the model of each test corpus loaded and warmed up first.
     ``known_speakers``: each mix's number of speakers is given (``--num-speakers``)."""
-    from voicegender import load_model, segment_file
+    from voicegender import load_model
     from voicegender.audio.decode import read_first_seconds
-    from voicegender.listen.segment import SegmentOptions, segment_stream
+    from voicegender.listen.segment import SegmentOptions, segment_stream, timeline_file
     from voicegender.listen.speakers import SpeakerOptions
+    from voicegender.listen.writers import overlap_turns
 
     models = {}
     for corpus in sorted({m.corpus for m in mixes}):
@@ -181,11 +182,15 @@ def run_voicegender(mixes: list[Mix], heads: dict[str, Path | None], known_speak
         options = SegmentOptions(speaker_options=SpeakerOptions(min_speakers=mix.n_speakers,
                                                                 max_speakers=mix.n_speakers)) \
             if known_speakers else SegmentOptions()
-        segments, duration = segment_file(mix.path, models[mix.corpus], options, show_progress=False)
+        timeline = timeline_file(mix.path, models[mix.corpus], options, show_progress=False)
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        speakers = {s.id: s.label for s in timeline.speakers}
         mix.results["voicegender"] = {
-            "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
-            "segments": [(round(s.start_s, 3), round(s.end_s, 3), s.label, getattr(s, "speaker", None))
-                         for s in segments]}
+            "seconds": seconds, "cpu_seconds": cpu,
+            "segments": [(round(s.start_s, 3), round(s.end_s, 3), s.label, s.speaker) for s in timeline.segments],
+            "overlaps": [(round(o.start_s, 3), round(o.end_s, 3), list(o.speakers)) for o in timeline.overlaps],
+            "second_voices": [(onset, round(onset + duration, 3), speakers[name], name)
+                              for name, onset, duration in overlap_turns(timeline)]}
         print(f"  voicegender {i}/{len(mixes)} {mix.name}: {mix.reference['duration_s']:.0f} s in "
               f"{mix.results['voicegender']['seconds']:.1f} s", file=sys.stderr)
     return {"how": "in-process segment_file per WAV (decode, speech detection, model, smoothing), model loaded and "
@@ -227,7 +232,10 @@ def run_ina(mixes: list[Mix], python: Path, threads: int, models: Path | None, f
 def score_all(mixes: list[Mix], frame_s: float, diarization: bool) -> None:
     for mix in mixes:
         for result in mix.results.values():
-            result["scores"] = scoring.score_mix(mix.reference, result["segments"], frame_s, diarization)
+            overlaps = result.get("overlaps")
+            result["scores"] = scoring.score_mix(mix.reference, result["segments"], frame_s, diarization,
+                                                 None if overlaps is None else [(a, b) for a, b, _ in overlaps],
+                                                 result.get("second_voices"))
 
 
 def _cell(spread: dict | None, scale: float = 1.0, digits: int = 3) -> str:
@@ -304,6 +312,7 @@ def print_tables(mixes: list[Mix], systems: list[str], conditions: list[str]) ->
             f = cell_figures([m for m in mixes if m.n_speakers == k], system)
             summary["by_speakers"][f"{k}/{system}"] = f
             print(table_row(str(k), system, f))
+    print_overlaps(mixes, systems, conditions, summary)
     goal = [m for m in mixes if 2 <= m.n_speakers <= 4 and CONDITIONS[m.condition].crosstalk_s == 0]
     print("\nIssue 19's speaker goals, on 2–4-speaker conversations without cross-talk "
           f"({len(goal)} mixes): DER <= 15 %, speaker count exact on >= 80 %")
@@ -316,6 +325,39 @@ def print_tables(mixes: list[Mix], systems: list[str], conditions: list[str]) ->
             print(f"  {system}: DER {100 * f['der']['mean']:.1f} %, JER {100 * f['jer']['mean']:.1f} %, "
                   f"count exact {100 * f['speaker_count_exact']:.0f} %")
     return summary
+
+
+def print_overlaps(mixes: list[Mix], systems: list[str], conditions: list[str], summary: dict) -> None:
+    """Overlapped speech per condition, for the systems that mark it: frame precision and recall (pooled), and
+    DER with and without the second voices' lines."""
+    rows = []
+    for system in systems:
+        for condition in conditions:
+            scores = [m.results[system]["scores"] for m in mixes if m.condition == condition and system in m.results]
+            frames = [s["overlap_frames"] for s in scores if "overlap_frames" in s]
+            if not frames:
+                continue
+            ref, marked, both = (sum(f[k] for f in frames) for k in ("reference", "marked", "both"))
+            speech = sum(s["frames"]["frames"] for s in scores)
+            with_lines = [s["der"] for s in scores if s["der"] is not None]
+            without = [s.get("der_single", s["der"]) for s in scores if s["der"] is not None]
+            figures = {"reference_share": ref / speech if speech else None, "marked_share": marked / speech
+                       if speech else None, "precision": both / marked if marked else None,
+                       "recall": both / ref if ref else None,
+                       "der": float(np.mean(with_lines)) if with_lines else None,
+                       "der_without_second_voices": float(np.mean(without)) if without else None}
+            summary.setdefault("overlaps", {})[f"{condition}/{system}"] = figures
+
+            def pct(v):
+                return "-" if v is None else f"{100 * v:.1f}"
+            rows.append(f"| {condition} | {system} | {pct(figures['reference_share'])} | "
+                        f"{pct(figures['marked_share'])} | {pct(figures['precision'])} | {pct(figures['recall'])} | "
+                        f"{pct(figures['der'])} | {pct(figures['der_without_second_voices'])} |")
+    if rows:
+        print("\n### overlapped speech (frames of speech; DER over all mixes of the condition)\n")
+        print("| condition | system | reference cross-talk % | marked % | precision % | recall % | DER % | DER "
+              "without the second voices % |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("\n".join(rows))
 
 
 def speed(mixes: list[Mix], system: str) -> dict | None:

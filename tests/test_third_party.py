@@ -8,13 +8,13 @@ import hashlib
 import re
 from pathlib import Path
 
-from voicegender.speech import vad_fast
+from voicegender.speech import overlap, vad_fast
 from voicegender.voice import encoder_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "voicegender"
 ROW = re.compile(r"^\| `(src/[^`]+)` \| ([\d,]+) \| `([0-9a-f]{64})` \|$", re.MULTILINE)
-MODEL_FOLDERS = ("ge2e", "silero_vad", "ecapa")
+MODEL_FOLDERS = ("ge2e", "silero_vad", "ecapa", "pyannote_segmentation")
 
 
 def _listed() -> dict[str, tuple[int, str]]:
@@ -46,12 +46,14 @@ def test_each_model_folder_carries_its_licence_and_notice():
             assert (PACKAGE / "assets" / folder / name).is_file(), f"assets/{folder}/{name}"
     assert "Apache License" in (PACKAGE / "assets" / "ge2e" / "LICENSE").read_text()
     assert "Silero Team" in (PACKAGE / "assets" / "silero_vad" / "LICENSE").read_text()
+    assert "Copyright (c) 2020 CNRS" in (PACKAGE / "assets" / "pyannote_segmentation" / "LICENSE").read_text()
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
 
 
 def test_the_sources_named_are_the_ones_the_code_checks():
     text = (ROOT / "THIRD_PARTY.md").read_text()
-    for source in (encoder_onnx.SOURCE, vad_fast.SOURCE):
+    for source in (encoder_onnx.SOURCE, vad_fast.SOURCE, overlap.SOURCE):
         assert source["source_sha256"] in text
-    for folder, source in (("ge2e", encoder_onnx.SOURCE), ("silero_vad", vad_fast.SOURCE)):
+    for folder, source in (("ge2e", encoder_onnx.SOURCE), ("silero_vad", vad_fast.SOURCE),
+                           ("pyannote_segmentation", overlap.SOURCE)):
         assert source["source_sha256"] in (PACKAGE / "assets" / folder / "NOTICE").read_text()

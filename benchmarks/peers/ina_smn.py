@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["FRAME_S", "PATCH_SAMPLES", "SPEECH_MUSIC_NOISE_LABELS", "ModelError", "frame_labels", "frame_posteriors",
-           "log_mel_spectrogram", "sparse_posteriors"]
+           "log_mel_spectrogram", "sparse_hidden", "sparse_posteriors"]
 
 
 class ModelError(RuntimeError):
@@ -78,6 +78,7 @@ MODEL_FILE = "speech_music_noise.npz"  # in $VOICEGENDER_INA_DIR, as setup.sh's 
 MAKE_COMMAND = ("bash benchmarks/peers/setup.sh (or, with ina's venv and models there: "
                 ".cache/peers/ina/venv/bin/python benchmarks/peers/make_ina_smn.py)")
 SOURCE_SHA256 = "f04b5e3c86fa2e81666d106b0867350fe7858c7bd006c2a74c27b5b45507e7d8"  # ina's .hdf5 (0.5.1 sdist)
+HIDDEN_UNITS = 256  # the last hidden dense layer
 BATCH_PATCHES = 64  # patches per forward pass: keeps the im2col copies (7 MB for conv2) near the caches
 _FFT_BLOCK = 4096  # mel frames per FFT block: bounds the complex spectrum of long signals (17 MB)
 
@@ -233,6 +234,16 @@ class _Network:
     def __call__(self, frames: np.ndarray, step: int = PATCH_STEP) -> np.ndarray:
         """(n_patches, 3) float32 class probabilities of the patches starting every ``step`` frames of ``frames``;
         0.5 everywhere for the patches that are not finite."""
+        h, finite = self.hidden(frames, step)
+        logits = h @ self.dense[-1][0] + self.dense[-1][1]
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs = e / e.sum(axis=1, keepdims=True)
+        probs[~finite] = UNKNOWN_POSTERIOR
+        return probs
+
+    def hidden(self, frames: np.ndarray, step: int = PATCH_STEP) -> tuple[np.ndarray, np.ndarray]:
+        """The last hidden layer (n_patches, 256) of the patches starting every ``step`` frames of ``frames`` (what
+        the softmax layer reads), and which patches are finite."""
         h, finite = self.first_block(frames, step)  # (n, 16, 9, 64)
         (w2, b2), (w3, b3), (w4, b4) = self.convs
         h = np.maximum(_conv(h, w2) + b2, 0)  # (n, 14, 7, 128)
@@ -244,11 +255,7 @@ class _Network:
         h = np.maximum(_conv(h, w4).max(axis=(1, 2)) + b4, 0)  # (n, 4, 1, 256) -> pool 4x1 -> (n, 256)
         for weight, bias in self.dense[:-1]:
             h = np.maximum(h @ weight + bias, 0)
-        logits = h @ self.dense[-1][0] + self.dense[-1][1]
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs = e / e.sum(axis=1, keepdims=True)
-        probs[~finite] = UNKNOWN_POSTERIOR
-        return probs
+        return h, finite
 
 
 def _conv(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -372,6 +379,28 @@ def sparse_posteriors(wave16k: np.ndarray, hop_s: float = 0.5) -> np.ndarray:
     if len(mspec) == 0:
         return np.zeros((0, len(SPEECH_MUSIC_NOISE_LABELS)), np.float32)
     return _patch_posteriors(mspec, step)
+
+
+def sparse_hidden(wave16k: np.ndarray, hop_s: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """The network's last hidden layer for patches starting every ``hop_s`` seconds, as :func:`sparse_posteriors`
+    lays them out: (n_patches, 256) float32 (what ina's softmax layer reads: a learned description of 0.68 s of
+    audio, for fitting another layer on) and (n_patches,) bool, which patches are finite (the others hold
+    digital silence and no description)."""
+    step = int(round(hop_s / (HOP_SAMPLES / SAMPLE_RATE)))
+    if step < 1:
+        raise ValueError(f"hop_s {hop_s}: at least {HOP_SAMPLES / SAMPLE_RATE} s")
+    mspec = log_mel_spectrogram(wave16k)
+    if len(mspec) == 0:
+        return np.zeros((0, HIDDEN_UNITS), np.float32), np.zeros(0, bool)
+    bands = _pad_short(mspec)[:, :N_MELS_USED]
+    n_patches = (len(bands) - PATCH_FRAMES) // step + 1
+    network = _cached_network()
+    hidden, finite = np.empty((n_patches, HIDDEN_UNITS), np.float32), np.empty(n_patches, bool)
+    for start in range(0, n_patches, BATCH_PATCHES):
+        stop = min(start + BATCH_PATCHES, n_patches)
+        hidden[start:stop], finite[start:stop] = network.hidden(bands[step * start:step * (stop - 1) + PATCH_FRAMES],
+                                                                step)
+    return hidden, finite
 
 
 def _patch_posteriors(mspec: np.ndarray, step: int) -> np.ndarray:

@@ -114,7 +114,8 @@ def test_csv_has_a_speaker_column():
 
 def test_json_carries_the_summary_and_the_speakers():
     data = json.loads(timeline_json(TIMELINE, "talk.wav"))
-    assert list(data) == ["path", "duration_s", "speaking_time", "summary", "speakers", "segments"]
+    assert list(data) == ["path", "duration_s", "speaking_time", "summary", "speakers", "segments", "overlaps"]
+    assert data["overlaps"] == []  # none marked in this timeline (tests/speech/test_overlap.py has some)
     assert data["path"] == "talk.wav" and data["duration_s"] == 13.5
     assert data["speaking_time"] == TIMELINE.speaking_time().as_dict()
     assert data["summary"] == json.loads(json.dumps(TIMELINE.summary()))

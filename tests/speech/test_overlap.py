@@ -1,0 +1,116 @@
+"""Overlapped speech (pyannote/segmentation-3.0 via onnxruntime): two real voices talking at once are found, one
+after the other are not; streaming equals one pass; regions and the speakers named in them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voicegender.listen.segment import Overlap, Segment, Timeline, overlaps_with_speakers
+from voicegender.listen.speakers import Speaker
+from voicegender.speech import overlap
+from voicegender.speech.overlap import (
+    FRAME_DURATION_S,
+    FRAME_STEP_S,
+    OverlapDetector,
+    overlap_probabilities,
+    overlap_regions,
+)
+
+pytestmark = pytest.mark.skipif(not overlap.available(), reason="needs onnxruntime")
+SR = 16_000
+
+
+def _voices() -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The two Common Voice examples (CC0): a woman's and a man's sentence, the man at the woman's loudness; and
+    where each one's speech starts and ends (silero, s) as (female end, male start)."""
+    from voicegender.audio.decode import load_audio
+    from voicegender.examples import EXAMPLES_DIR
+    from voicegender.speech.vad_model import frame_probabilities
+
+    female = load_audio(str(EXAMPLES_DIR / "commonvoice_female_en.ogg"), SR).samples
+    male = load_audio(str(EXAMPLES_DIR / "commonvoice_male_en.ogg"), SR).samples
+    male = male * np.sqrt(np.mean(female ** 2) / np.mean(male ** 2))
+    female_end = (np.flatnonzero(frame_probabilities(female) > 0.5)[-1] + 1) * 512
+    male_start = np.flatnonzero(frame_probabilities(male) > 0.5)[0] * 512
+    return female, male, female_end, male_start
+
+
+def _conversation(overlap_s: float) -> tuple[np.ndarray, float, float]:
+    """The man starts talking ``overlap_s`` before the woman stops; returns the audio and the reference overlap."""
+    female, male, female_end, male_start = _voices()
+    start = int(female_end - overlap_s * SR - male_start)
+    x = np.zeros(max(len(female), start + len(male)) + SR, np.float32)
+    x[:len(female)] += female
+    x[start:start + len(male)] += male
+    return x, (start + male_start) / SR, female_end / SR
+
+
+def test_two_voices_at_once_are_found_and_one_after_the_other_are_not():
+    together, a, b = _conversation(1.5)
+    found = overlap_regions(overlap_probabilities(together))
+    assert len(found) == 1, found
+    start, end = found[0]
+    assert a - 0.3 <= start and end <= b + 0.3, (found, a, b)
+    assert min(end, b) - max(start, a) >= 0.5 * (b - a), (found, a, b)  # most of the overlap is marked
+    apart, _, _ = _conversation(-0.5)  # half a second of silence between them
+    assert overlap_regions(overlap_probabilities(apart)) == []
+
+
+def test_fed_in_odd_blocks_it_equals_one_pass():
+    x, _, _ = _conversation(1.5)
+    x = np.concatenate([x, x, x])  # ~22 s: three chunks and a last one ending at the end
+    whole = overlap_probabilities(x)
+    detector = OverlapDetector()
+    for i in range(0, len(x), 7777):
+        detector.feed(x[i:i + 7777])
+    assert np.array_equal(detector.finish(), whole)
+    assert len(whole) == int(np.ceil(len(x) / SR / FRAME_STEP_S))
+
+
+def test_short_and_empty_audio():
+    assert len(overlap_probabilities(np.zeros(SR, np.float32))) == int(np.ceil(1 / FRAME_STEP_S))
+    assert overlap_probabilities(np.zeros(0, np.float32)).shape == (0,)
+    assert overlap_regions(overlap_probabilities(np.zeros(3 * SR, np.float32))) == []
+
+
+def test_regions_from_probabilities():
+    p = np.zeros(100, np.float32)
+    p[10:20] = 0.9  # 10 frames: 0.169 s
+    p[50:53] = 0.6  # 3 frames: 0.05 s, under the minimum
+    (start, end), = overlap_regions(p)
+    centre = FRAME_DURATION_S / 2
+    assert start == pytest.approx(10 * FRAME_STEP_S + centre - FRAME_STEP_S / 2, abs=1e-4)
+    assert end == pytest.approx(19 * FRAME_STEP_S + centre + FRAME_STEP_S / 2, abs=1e-4)
+    assert len(overlap_regions(p, min_duration_s=0.0)) == 2
+    assert overlap_regions(p, threshold=0.95) == []
+
+
+def test_the_speakers_named_in_an_overlap_are_the_nearest_two():
+    segments = [Segment(0.0, 1.0, "no_speech"), Segment(1.0, 4.0, "female", 0.9, "S1"),
+                Segment(4.0, 6.0, "male", 0.1, "S2"), Segment(6.0, 9.0, "female", 0.8, "S3"),
+                Segment(9.0, 10.0, "no_speech")]
+    at_change, inside, nowhere = overlaps_with_speakers([(3.7, 4.2), (7.0, 7.5), (12.0, 12.5)], segments)[:2] + [None]
+    assert (at_change.speakers, at_change.labels) == (("S1", "S2"), ("female", "male"))  # S1 has more speech near
+    assert (inside.speakers, inside.labels) == (("S3",), ("female",))  # no one else within 0.5 s
+    assert len(overlaps_with_speakers([(12.0, 12.5)], segments)) == 0
+
+
+def test_rttm_lists_the_second_voice_and_json_and_textgrid_the_overlaps(tmp_path):
+    from voicegender.listen.writers import overlap_turns, read_timeline, timeline_json, timeline_rttm, write_textgrid
+
+    segments = [Segment(0.0, 4.0, "female", 0.9, "S1"), Segment(4.0, 6.0, "male", 0.1, "S2")]
+    speakers = [Speaker("S1", "female", 0.9, 0.0, 4.0, 1), Speaker("S2", "male", 0.1, 0.0, 2.0, 1)]
+    timeline = Timeline(segments, speakers, 6.0, "ecapa", [Overlap(3.7, 4.2, ("S1", "S2"), ("female", "male"))])
+    assert overlap_turns(timeline) == [("S2", 3.7, 0.3), ("S1", 4.0, 0.2)]
+    lines = [line.split() for line in timeline_rttm(timeline, "talk.wav").splitlines()]
+    assert [(f[3], f[4], f[7]) for f in lines] == [("0.000", "4.000", "S1"), ("3.700", "0.300", "S2"),
+                                                   ("4.000", "2.000", "S2"), ("4.000", "0.200", "S1")]
+    import json
+
+    data = json.loads(timeline_json(timeline))
+    assert data["overlaps"] == [{"start_s": 3.7, "end_s": 4.2, "speakers": ["S1", "S2"], "labels": ["female", "male"]}]
+    assert data["summary"]["overlap_s"] == 0.5
+    out = write_textgrid(timeline, tmp_path / "t.TextGrid")
+    assert '"overlap"' in out.read_text() and '"S1+S2"' in out.read_text()
+    assert [s.label for s in read_timeline(out)] == ["female", "male"]  # the gender tier reads back as before
