@@ -779,7 +779,7 @@ def test_the_schema_describes_the_upload_and_its_errors(client):
     assert body["required"] == ["file"] and body["properties"]["file"]["format"] == "binary"
     assert {"200", "400", "403", "408", "413", "415", "503"} <= set(post["responses"])
     answer = post["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
-    assert set(PREDICT_FIELDS) | {"timeline", "speakers", "summary", "overlay_png", "cam"} <= set(answer)
+    assert set(PREDICT_FIELDS) | {"timeline", "speakers", "summary", "overlaps", "overlay_png", "cam"} <= set(answer)
     assert set(answer["timeline"]["items"]["properties"]) == {"start_s", "end_s", "label", "p_female", "speaker"}
     assert set(answer["speakers"]["items"]["properties"]) == {"speaker", "label", "p_female", "p_child", "speech_s",
                                                               "turns"}

@@ -211,9 +211,11 @@ def test_the_page_names_each_speaker_and_sums_them_up(server_url, browser_page, 
     summary = {"duration_s": 27.0, "female_s": 16.0, "male_s": 8.0, "no_speech_s": 3.0, "speech_s": 24.0,
                "female_share": 0.6667, "male_share": 0.3333, "speakers": 4, "female_speakers": 2, "male_speakers": 2,
                "female_speaker_share": 0.5, "speaker_embedding": "ecapa", "by_speaker": speakers}
+    overlaps = [{"start_s": 7.7, "end_s": 8.3, "speakers": ["S1", "S2"], "labels": ["female", "male"]},
+                {"start_s": 16.0, "end_s": 16.5, "speakers": ["S1"], "labels": ["female"]}]
     answer = {"path": "meeting.wav", "label": "female", "p_female": 0.8, "p_child": 0.1, "duration_s": 27.0,
               "speech_s": 24.0, "female_s": 16.0, "male_s": 8.0, "timeline": timeline, "speakers": speakers,
-              "summary": summary, "overlay_png": None}
+              "summary": summary, "overlaps": overlaps, "overlay_png": None}
     page = browser_page
     page.route("**/api/predict*", lambda route: route.fulfill(status=200, content_type="application/json",
                                                                 body=json.dumps(answer)))
@@ -241,6 +243,15 @@ def test_the_page_names_each_speaker_and_sums_them_up(server_url, browser_page, 
                          ["S2", "Male", "4.0 %", "6.00 s", "25 %", "2"],
                          ["S3", "Female (possibly a child)", "81.0 %", "4.00 s", "17 %", "1"],
                          ["S4", "Male", "12.0 %", "2.00 s", "8 %", "1"]]
+        # where two voices overlap: marks under the timeline, at their place, named in words
+        marks = page.locator("#overlaps .overlap")
+        assert marks.count() == 2 and page.is_visible("#overlaps") and page.is_visible("#overlap-legend")
+        assert [m.get_attribute("title") for m in marks.all()] == ["S1 and S2 at once: 7.7–8.3 s",
+                                                                   "S1 and another voice at once: 16.0–16.5 s"]
+        strip = page.eval_on_selector("#overlaps", "e => e.getBoundingClientRect().width")
+        left = page.eval_on_selector("#overlaps .overlap", "e => e.offsetLeft")
+        assert left == pytest.approx(strip * 7.7 / 27.0, abs=2)
+        assert "S1 and S2 from 7.7 to 8.3 s" in page.get_attribute("#overlaps", "aria-label")
         if os.environ.get("VOICEGENDER_SPEAKERS_SCREENSHOT"):
             page.locator("#timeline-block").screenshot(path=os.environ["VOICEGENDER_SPEAKERS_SCREENSHOT"])
     finally:

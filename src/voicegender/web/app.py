@@ -92,7 +92,13 @@ _SUMMARY = {"type": ["object", "null"], "description": "the timeline's summary (
     "male_share": _NUMBER_OR_NULL, "speakers": {"type": "integer"}, "female_speakers": {"type": "integer"},
     "male_speakers": {"type": "integer"}, "female_speaker_share": _NUMBER_OR_NULL,
     "speaker_embedding": {"type": ["string", "null"], "enum": ["ecapa", "ge2e", None]},
+    "overlap_s": {**_NUMBER_OR_NULL, "description": "seconds where two voices speak at once; null without speakers"},
     "by_speaker": {"type": "array", "items": _SPEAKER}}}
+_OVERLAP = {"type": "object", "description": "a stretch where two voices speak at once", "properties": {
+    "start_s": {"type": "number"}, "end_s": {"type": "number"},
+    "speakers": {"type": "array", "items": {"type": "string"}, "description": "the two speakers heard (one when the "
+                 "second voice was not told apart)"},
+    "labels": {"type": "array", "items": {"type": "string", "enum": ["female", "male"]}}}}
 _ANSWER = {"type": "object", "description": "the fields of `voicegender predict --format json`; with ?explain=1 "
            "also the picture and, for recordings longer than 10 s (up to 60 min), who speaks when", "properties": {
     "path": {"type": "string", "description": "the uploaded file's name, for display"},
@@ -106,7 +112,9 @@ _ANSWER = {"type": "object", "description": "the fields of `voicegender predict 
     "speakers": {"type": ["array", "null"], "items": _SPEAKER, "description": "with a timeline, its speakers "
                  "(empty when none were told apart); else, as `predict --format json`, the speakers of a recording "
                  "that holds more than one voice, and absent (null with ?explain=1) otherwise"},
-    "summary": _SUMMARY}}
+    "summary": _SUMMARY,
+    "overlaps": {"type": ["array", "null"], "items": _OVERLAP, "description": "with a timeline: where two voices "
+                 "speak at once"}}}
 # The body is read by hand (limits, back-pressure, stalls), so FastAPI cannot see it: the schema says what it is
 PREDICT_OPENAPI = {
     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -377,7 +385,7 @@ def create_app(model: Any = None, max_upload_mb: float = 25, token: str | None =
             result["path"] = name
             if explain:
                 samples = await anyio.to_thread.run_sync(backend.first_seconds, path)
-                result.update(timeline=None, summary=None, speakers=result.get("speakers"))
+                result.update(timeline=None, summary=None, overlaps=None, speakers=result.get("speakers"))
                 if backend.LONG_AUDIO_S < pred.duration_s <= backend.TIMELINE_MAX_S:  # timeline, speakers, summary
                     if pred.timeline is not None:  # the one the answer's speaking time and speakers came from
                         result.update(backend.timeline_answer(pred.timeline))

@@ -228,9 +228,10 @@ def spectrogram_png(samples16k: np.ndarray) -> bytes:
 def timeline_answer(t: Any) -> dict[str, Any]:
     """A :class:`voicegender.listen.segment.Timeline` as the answer's fields: ``{"timeline": [{"start_s", "end_s",
     "label", "p_female", "speaker"}], "speakers": [{"speaker", "label", "p_female", "p_child", "speech_s",
-    "turns"}], "summary": Timeline.summary()}``; ``speakers`` is empty when no speakers were told apart."""
+    "turns"}], "summary": Timeline.summary(), "overlaps": [{"start_s", "end_s", "speakers", "labels"}]}``;
+    ``speakers`` and ``overlaps`` are empty when no speakers were told apart."""
     return {"timeline": [s.as_dict() for s in t.segments], "speakers": [s.as_dict() for s in t.speakers],
-            "summary": t.summary()}
+            "summary": t.summary(), "overlaps": [o.as_dict() for o in t.overlaps]}
 
 
 def timeline(path: str, served: ServedModel, speakers: int | None = None) -> dict[str, Any]:

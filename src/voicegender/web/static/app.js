@@ -178,7 +178,7 @@ function showResult(d, blob) {
   $("explain-note-text").textContent = d.explain_note || "";
   $("explain-note-summary").textContent = d.cam ? "What this map explains" : "No attribution map this time \u2014 why?";
 
-  showTimeline(d.timeline, d.duration_s, d.speakers);
+  showTimeline(d.timeline, d.duration_s, d.speakers, d.overlaps);
   showSpeakers(d.timeline && d.timeline.length ? d.summary : null, d.speakers);
   $("timeline-note").hidden = !d.timeline_note;
   $("timeline-note").textContent = d.timeline_note || "";
@@ -206,10 +206,11 @@ function speakerShades(speakers) {
 
 const pct = (x) => `${Math.round(100 * x)} %`;
 
-function showTimeline(segments, duration, speakers) {
+function showTimeline(segments, duration, speakers, overlaps) {
   const block = $("timeline-block");
   const tl = $("timeline");
   tl.replaceChildren();
+  $("overlaps").replaceChildren();
   if (!segments || segments.length === 0) { block.hidden = true; return; }
   const total = duration || segments[segments.length - 1].end_s;
   const shades = speakerShades(speakers);
@@ -234,6 +235,7 @@ function showTimeline(segments, duration, speakers) {
     summary.push(`${who} from ${s.start_s.toFixed(1)} to ${s.end_s.toFixed(1)} s`);
   }
   tl.setAttribute("aria-label", `Timeline: ${summary.join("; ")}`);
+  showOverlaps(overlaps, total);
   drawAxis(total);
   block.hidden = false;
 }
@@ -289,6 +291,26 @@ function showSpeakers(summary, speakers) {
 }
 
 // Ticks at a round step (1, 2, 5, 10, 15, 30 s, 1, 2, 5, 10 min ...) giving at most ~8 labels.
+// Under the timeline, a thin strip marks where two voices speak at once, named with the speakers heard there.
+function showOverlaps(overlaps, total) {
+  const strip = $("overlaps");
+  const list = overlaps || [];
+  strip.hidden = list.length === 0;
+  $("overlap-legend").hidden = list.length === 0;
+  const said = [];
+  for (const o of list) {
+    const mark = document.createElement("div");
+    mark.className = "overlap";
+    mark.style.left = `${(100 * o.start_s) / total}%`;
+    mark.style.width = `${(100 * (o.end_s - o.start_s)) / total}%`;
+    const who = o.speakers.length > 1 ? o.speakers.join(" and ") : `${o.speakers[0]} and another voice`;
+    mark.title = `${who} at once: ${o.start_s.toFixed(1)}–${o.end_s.toFixed(1)} s`;
+    strip.appendChild(mark);
+    said.push(`${who} from ${o.start_s.toFixed(1)} to ${o.end_s.toFixed(1)} s`);
+  }
+  strip.setAttribute("aria-label", list.length ? `Two voices at once: ${said.join("; ")}` : "");
+}
+
 function drawAxis(total) {
   const axis = $("timeline-axis");
   axis.replaceChildren();
