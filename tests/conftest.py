@@ -192,3 +192,29 @@ def windows_of(turns: list[tuple[float, float, int]], genders: dict[int, float],
     return Windows(start=starts.astype(np.int64), n_samples=WINDOW_SAMPLES, hop=WINDOW_HOP, weight=np.ones(n),
                    logit=np.array(logit), child_logit=np.full(n, -3.0), change=change,
                    embedding=emb.astype(np.float16))
+
+
+def _example_voices() -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The two Common Voice examples (CC0): a woman's and a man's sentence, the man at the woman's loudness; and
+    where each one's speech starts and ends (silero, s) as (female end, male start)."""
+    from voicegender.audio.decode import load_audio
+    from voicegender.examples import EXAMPLES_DIR
+    from voicegender.speech.vad_model import frame_probabilities
+
+    female = load_audio(str(EXAMPLES_DIR / "commonvoice_female_en.ogg"), 16_000).samples
+    male = load_audio(str(EXAMPLES_DIR / "commonvoice_male_en.ogg"), 16_000).samples
+    male = male * np.sqrt(np.mean(female ** 2) / np.mean(male ** 2))
+    female_end = (np.flatnonzero(frame_probabilities(female) > 0.5)[-1] + 1) * 512
+    male_start = np.flatnonzero(frame_probabilities(male) > 0.5)[0] * 512
+    return female, male, female_end, male_start
+
+
+def overlapping_voices(overlap_s: float) -> tuple[np.ndarray, float, float]:
+    """The two Common Voice examples (CC0), the man starting ``overlap_s`` before the woman stops (negative: a
+    pause between them); the audio and the reference overlap (start_s, end_s)."""
+    female, male, female_end, male_start = _example_voices()
+    start = int(female_end - overlap_s * 16_000 - male_start)
+    x = np.zeros(max(len(female), start + len(male)) + 16_000, np.float32)
+    x[:len(female)] += female
+    x[start:start + len(male)] += male
+    return x, (start + male_start) / 16_000, female_end / 16_000

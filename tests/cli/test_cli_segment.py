@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import espeak, pitch_scorer, requires_espeak
+from conftest import espeak, overlapping_voices, pitch_scorer, requires_espeak
 
 from voicegender.cli import main
 from voicegender.voice.model import Scores
@@ -140,3 +140,21 @@ def test_predict_gives_a_long_recording_as_many_speakers_as_it_is_told(tmp_path,
     answer = json.loads(capsys.readouterr().out)
     assert [s["speaker"] for s in answer["speakers"]] == [f"S{i}" for i in range(1, given + 1)]
     assert sum(s["speech_s"] for s in answer["speakers"]) == pytest.approx(answer["speech_s"], abs=0.01)
+
+
+def test_two_voices_at_once_are_in_the_json_the_table_and_the_summary(tmp_path, capsys):
+    """Two real voices (the Common Voice examples) overlapping for 1.5 s: JSON lists the stretch, the table and
+    the summary line say it; --no-overlaps marks none."""
+    audio, start, end = overlapping_voices(1.5)
+    path = tmp_path / "two.wav"
+    sf.write(path, audio, SR)
+    assert main(["-q", "segment", str(path), "-f", "json"]) == 0
+    captured = capsys.readouterr()
+    overlaps = json.loads(captured.out)["overlaps"]
+    assert len(overlaps) == 1 and start - 0.3 <= overlaps[0]["start_s"] and overlaps[0]["end_s"] <= end + 0.3
+    assert "two voices at once for" in captured.err
+    assert main(["-q", "segment", str(path)]) == 0
+    assert "two voices at once" in capsys.readouterr().out
+    assert main(["-q", "segment", str(path), "-f", "json", "--no-overlaps"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["overlaps"] == [] and "two voices at once" not in captured.err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import overlapping_voices
 
 from voicegender.listen.segment import Overlap, Segment, Timeline, overlaps_with_speakers
 from voicegender.listen.speakers import Speaker
@@ -21,44 +22,19 @@ pytestmark = pytest.mark.skipif(not overlap.available(), reason="needs onnxrunti
 SR = 16_000
 
 
-def _voices() -> tuple[np.ndarray, np.ndarray, float, float]:
-    """The two Common Voice examples (CC0): a woman's and a man's sentence, the man at the woman's loudness; and
-    where each one's speech starts and ends (silero, s) as (female end, male start)."""
-    from voicegender.audio.decode import load_audio
-    from voicegender.examples import EXAMPLES_DIR
-    from voicegender.speech.vad_model import frame_probabilities
-
-    female = load_audio(str(EXAMPLES_DIR / "commonvoice_female_en.ogg"), SR).samples
-    male = load_audio(str(EXAMPLES_DIR / "commonvoice_male_en.ogg"), SR).samples
-    male = male * np.sqrt(np.mean(female ** 2) / np.mean(male ** 2))
-    female_end = (np.flatnonzero(frame_probabilities(female) > 0.5)[-1] + 1) * 512
-    male_start = np.flatnonzero(frame_probabilities(male) > 0.5)[0] * 512
-    return female, male, female_end, male_start
-
-
-def _conversation(overlap_s: float) -> tuple[np.ndarray, float, float]:
-    """The man starts talking ``overlap_s`` before the woman stops; returns the audio and the reference overlap."""
-    female, male, female_end, male_start = _voices()
-    start = int(female_end - overlap_s * SR - male_start)
-    x = np.zeros(max(len(female), start + len(male)) + SR, np.float32)
-    x[:len(female)] += female
-    x[start:start + len(male)] += male
-    return x, (start + male_start) / SR, female_end / SR
-
-
 def test_two_voices_at_once_are_found_and_one_after_the_other_are_not():
-    together, a, b = _conversation(1.5)
+    together, a, b = overlapping_voices(1.5)
     found = overlap_regions(overlap_probabilities(together))
     assert len(found) == 1, found
     start, end = found[0]
     assert a - 0.3 <= start and end <= b + 0.3, (found, a, b)
     assert min(end, b) - max(start, a) >= 0.5 * (b - a), (found, a, b)  # most of the overlap is marked
-    apart, _, _ = _conversation(-0.5)  # half a second of silence between them
+    apart, _, _ = overlapping_voices(-0.5)  # half a second of silence between them
     assert overlap_regions(overlap_probabilities(apart)) == []
 
 
 def test_fed_in_odd_blocks_it_equals_one_pass():
-    x, _, _ = _conversation(1.5)
+    x, _, _ = overlapping_voices(1.5)
     x = np.concatenate([x, x, x])  # ~22 s: three chunks and a last one ending at the end
     whole = overlap_probabilities(x)
     detector = OverlapDetector()
@@ -112,3 +88,27 @@ def test_json_and_textgrid_carry_the_overlaps_and_rttm_one_line_per_segment(tmp_
     assert [s.label for s in read_timeline(out)] == ["female", "male"]  # the gender tier reads back as before
     lines = [line.split() for line in timeline_rttm(timeline, "talk.wav").splitlines()]
     assert [(f[3], f[4], f[7]) for f in lines] == [("0.000", "4.000", "S1"), ("4.000", "2.000", "S2")]
+
+
+def test_segment_marks_the_overlap_and_leaves_the_segments_as_they_were(tmp_path):
+    """The whole pipeline (speakers by the gender model's own embeddings, as on a machine without the speaker
+    encoder): the stretch where the two voices overlap is marked, twice in a recording that holds the conversation
+    twice; without overlaps the segments are the same and none is marked."""
+    import soundfile as sf
+
+    from voicegender.listen.segment import SegmentOptions, timeline_file
+
+    once, a, b = overlapping_voices(1.5)
+    gap = np.zeros(SR // 2, np.float32)
+    path = tmp_path / "twice.wav"
+    sf.write(path, np.concatenate([once, gap, once]), SR)
+    marked = timeline_file(path, None, SegmentOptions(), show_progress=False, encoder=None)
+    plain = timeline_file(path, None, SegmentOptions(overlaps=False), show_progress=False, encoder=None)
+    assert [(s.start_s, s.end_s, s.label, s.speaker) for s in marked.segments] == \
+           [(s.start_s, s.end_s, s.label, s.speaker) for s in plain.segments]
+    assert plain.overlaps == []
+    second = (len(once) + len(gap)) / SR
+    assert len(marked.overlaps) == 2, marked.overlaps
+    for o, (start, end) in zip(marked.overlaps, [(a, b), (a + second, b + second)], strict=True):
+        assert start - 0.3 <= o.start_s and o.end_s <= end + 0.3 and o.speakers and o.speakers[0].startswith("S")
+    assert marked.summary()["overlap_s"] == pytest.approx(sum(o.end_s - o.start_s for o in marked.overlaps), abs=1e-3)
