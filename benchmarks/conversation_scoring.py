@@ -19,8 +19,8 @@ Frames are ``frame_s`` long and count at their centre (:func:`voicegender.voice.
   to reference speakers (Hungarian), so it says nothing about gender: never use it for that.
 * **speaker count**: distinct hypothesis speakers minus reference speakers.
 * **overlapped speech** (a system that marks it): frames of reference cross-talk, frames marked, and frames both;
-  precision and recall pool them over mixes. The second voice's lines a system lists in overlapped stretches count
-  in DER / JER (a reference's overlapped speech is scored); the figures without them are kept beside.
+  precision and recall pool them over mixes. DER / JER with the second voice's lines an overlap-aware RTTM would
+  add in overlapped stretches are kept beside (a reference's overlapped speech is scored).
 """
 
 from __future__ import annotations
@@ -131,8 +131,8 @@ def score_mix(reference: dict, hypothesis: Hypothesis, frame_s: float = 0.01, di
     """Every figure of one system on one mix (see the module docstring); DER/JER only when the hypothesis has
     speakers and ``diarization`` (pyannote.metrics present). ``overlaps``: the stretches the system marks as two
     voices at once (scored against the reference's cross-talk frames); ``second_voices``: the extra
-    ``(start, end, label, speaker)`` lines it lists there (RTTM's), counted in DER/JER, which are also given
-    without them (``der_single``, ``jer_single``)."""
+    ``(start, end, label, speaker)`` lines an overlap-aware RTTM would list there: DER/JER with them too
+    (``der_second_voices``, ``jer_second_voices``)."""
     duration = reference["duration_s"]
     turns = reference_turns(reference)
     ref_genders = frame_genders(turns, duration, frame_s)
@@ -152,10 +152,10 @@ def score_mix(reference: dict, hypothesis: Hypothesis, frame_s: float = 0.01, di
     if overlaps is not None:
         out["overlap_frames"] = overlap_frames(frame_speaker_counts(turns, duration, frame_s), overlaps, frame_s)
     if speakers is not None and diarization:
-        out.update(diarization_errors(turns, [*hypothesis, *(second_voices or [])], duration))
+        out.update(diarization_errors(turns, hypothesis, duration))
         if second_voices:
-            single = diarization_errors(turns, hypothesis, duration)
-            out.update(der_single=single["der"], jer_single=single["jer"])
+            both = diarization_errors(turns, [*hypothesis, *second_voices], duration)
+            out.update(der_second_voices=both["der"], jer_second_voices=both["jer"])
     return out
 
 

@@ -345,7 +345,7 @@ def print_tables(mixes: list[Mix], systems: list[str], conditions: list[str]) ->
 
 def print_overlaps(mixes: list[Mix], systems: list[str], conditions: list[str], summary: dict) -> None:
     """Overlapped speech per condition, for the systems that mark it: frame precision and recall (pooled), and
-    DER with and without the second voices' lines."""
+    DER as written (without second-voice lines) and with them."""
     rows = []
     for system in systems:
         for condition in conditions:
@@ -355,24 +355,24 @@ def print_overlaps(mixes: list[Mix], systems: list[str], conditions: list[str], 
                 continue
             ref, marked, both = (sum(f[k] for f in frames) for k in ("reference", "marked", "both"))
             speech = sum(s["frames"]["frames"] for s in scores)
-            with_lines = [s["der"] for s in scores if s["der"] is not None]
-            without = [s.get("der_single", s["der"]) for s in scores if s["der"] is not None]
+            without = [s["der"] for s in scores if s["der"] is not None]
+            with_lines = [s.get("der_second_voices", s["der"]) for s in scores if s["der"] is not None]
             figures = {"reference_share": ref / speech if speech else None, "marked_share": marked / speech
                        if speech else None, "precision": both / marked if marked else None,
                        "recall": both / ref if ref else None,
-                       "der": float(np.mean(with_lines)) if with_lines else None,
-                       "der_without_second_voices": float(np.mean(without)) if without else None}
+                       "der": float(np.mean(without)) if without else None,
+                       "der_with_second_voices": float(np.mean(with_lines)) if with_lines else None}
             summary.setdefault("overlaps", {})[f"{condition}/{system}"] = figures
 
             def pct(v):
                 return "-" if v is None else f"{100 * v:.1f}"
             rows.append(f"| {condition} | {system} | {pct(figures['reference_share'])} | "
                         f"{pct(figures['marked_share'])} | {pct(figures['precision'])} | {pct(figures['recall'])} | "
-                        f"{pct(figures['der'])} | {pct(figures['der_without_second_voices'])} |")
+                        f"{pct(figures['der'])} | {pct(figures['der_with_second_voices'])} |")
     if rows:
         print("\n### overlapped speech (frames of speech; DER over all mixes of the condition)\n")
         print("| condition | system | reference cross-talk % | marked % | precision % | recall % | DER % | DER "
-              "without the second voices % |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+              "with second-voice lines % |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         print("\n".join(rows))
 
 

@@ -96,6 +96,22 @@ def test_der_and_jer_with_pyannote():
     assert s["speakers_hyp"] == 3 and s["speaker_count_error"] == 1 and s["der"] > 0
 
 
+def test_overlaps_are_scored_on_the_cross_talk_frames_and_second_voices_beside_der():
+    hyp = [(0.0, 3.8, "female", "S1"), (3.8, 8.0, "male", "S2"), (9.0, 10.0, "female", "S1")]
+    # marked 3.6-4.2 s: 0.4 s of it on the reference's 0.5 s of cross-talk (3.5-4.0), 0.2 s beside it
+    s = scoring.score_mix(REFERENCE, hyp, 0.01, diarization=False, overlaps=[(3.6, 4.2)])
+    assert s["overlap_frames"] == {"reference": 50, "marked": 60, "both": 40}
+    assert "overlap_frames" not in scoring.score_mix(REFERENCE, hyp, 0.01, diarization=False)
+    pytest.importorskip("pyannote.metrics", reason="pyannote.metrics not installed (pip install -e '.[bench]')")
+    ref = [Turn("A", "female", 0, 10), Turn("B", "male", 8, 20)]  # 2 s of cross-talk, 8-10 s
+    hyp = [(0.0, 9.0, "female", "S1"), (9.0, 20.0, "male", "S2")]
+    mix = {"duration_s": 20.0, "turns": [t.__dict__ for t in ref], "music": []}
+    right = scoring.score_mix(mix, hyp, second_voices=[(8.0, 9.0, "male", "S2"), (9.0, 10.0, "female", "S1")])
+    wrong = scoring.score_mix(mix, hyp, second_voices=[(2.0, 4.0, "male", "S2")])
+    assert right["der"] == wrong["der"] > 0  # DER as written: the segments alone
+    assert right["der_second_voices"] < right["der"] < wrong["der_second_voices"]
+
+
 def test_spread():
     assert scoring.spread([1.0, None, 3.0]) == {"mean": 2.0, "min": 1.0, "max": 3.0, "n": 2}
     assert scoring.spread([None]) is None
