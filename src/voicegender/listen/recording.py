@@ -62,7 +62,9 @@ def _should_stream(path: Path) -> bool:
 def _segment_options(options: PredictOptions):
     from .segment import SegmentOptions
 
-    return SegmentOptions(threshold=options.threshold, speaker_options=options.speaker_options)
+    # overlaps only for a timeline that is shown (the web page's explain): predict's answers do not carry them
+    return SegmentOptions(threshold=options.threshold, speaker_options=options.speaker_options,
+                          overlaps=options.keep_timeline)
 
 
 def _timeline(model: Model, options: PredictOptions, read_spans=None):
