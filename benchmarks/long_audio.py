@@ -14,7 +14,8 @@ the floor nothing in predict can go under, its RSS after loading the model and p
 average (``os.getloadavg``) before and after is printed with every figure: the machine is shared.
 
 ``--kinds``: ``predict`` (default options), ``predict-label-only`` (no speaking time: ``speaking_time_above_s``
-infinite, what the speaking time costs on long files), ``segment`` (with speakers), ``segment-no-speakers``.
+infinite, what the speaking time costs on long files), ``segment`` (with speakers and overlaps),
+``segment-no-overlaps`` (with speakers, without the overlap detector), ``segment-no-speakers``.
 
 ``--hostile``: a WAV whose header claims 4 GB but holds 1 s; a FLAC of 24 h of digital silence (a few MB);
 60 s of 8 channels at 384 kHz. ``--cost``: predict's time per file on short clips (single voice and two voices)
@@ -57,8 +58,9 @@ SENTENCES = (
     "My grandmother grew tomatoes, beans and potatoes in her small garden.",
 )
 # predict-label-only: speaking_time_above_s=inf; segment: with speakers (the speaker encoder when it is fetched);
-# segment-no-speakers: SegmentOptions(speakers=False), the gender timeline alone
-KINDS = ("predict", "predict-label-only", "segment", "segment-no-speakers")
+# segment-no-overlaps: with speakers, without the overlap detector (what it costs); segment-no-speakers:
+# SegmentOptions(speakers=False), the gender timeline alone
+KINDS = ("predict", "predict-label-only", "segment", "segment-no-overlaps", "segment-no-speakers")
 VOICES = (("en+m3", 30, "male"), ("en+m1", 20, "male"), ("en+m7", 40, "male"),
           ("en+f3", 70, "female"), ("en+f2", 80, "female"), ("en+f4", 60, "female"))
 
@@ -167,11 +169,13 @@ def child(kind: str, path: str, model: str | None, arenas: int) -> None:
         (p,) = predict_files([path], loaded, options, show_progress=False)
         duration, answer = p.duration_s, p.as_dict()
     else:
-        options = SegmentOptions(speakers=kind == "segment")
+        options = SegmentOptions(speakers=kind != "segment-no-speakers", overlaps=kind == "segment")
         timeline = timeline_file(path, loaded, options, show_progress=False)
         duration = timeline.duration_s
         answer = {"segments": len(timeline.segments), **speaking_time(timeline.segments).as_dict(),
-                  "speakers": len(timeline.speakers), "speaker_embedding": timeline.embedder or None}
+                  "speakers": len(timeline.speakers), "speaker_embedding": timeline.embedder or None,
+                  "overlaps": len(timeline.overlaps), "overlap_s": round(sum(o.end_s - o.start_s
+                                                                           for o in timeline.overlaps), 1)}
     elapsed = time.perf_counter() - t0
     print(json.dumps({"kind": kind, "seconds": elapsed, "duration_s": duration, "base_mb": base,
                       "peak_mb": _peak_mb(), "load_before": load_before, "load_after": _load(),

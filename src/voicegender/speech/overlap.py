@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.resources
 import importlib.util
+import queue
 import threading
 from pathlib import Path
 
@@ -34,6 +35,7 @@ FRAME_DURATION_S = 0.0619375  # each frame's receptive field
 OVERLAP_CLASSES = slice(4, 7)  # powerset classes {1,2}, {1,3}, {2,3}
 THRESHOLD = 0.5  # a frame is overlapped when the two-voice classes hold at least half of the probability
 MIN_OVERLAP_S = 0.1  # shorter overlapped runs are dropped (a frame or two of a plosive against a vowel)
+QUEUED_CHUNKS = 2  # chunks waiting for the network's thread before the feeder waits
 
 ASSET_DIR = ("assets", "pyannote_segmentation")
 MODEL_FILE = "segmentation-3.0.onnx"
@@ -102,8 +104,11 @@ class OverlapDetector:
     (frame ``i`` centred at ``i * FRAME_STEP_S + FRAME_DURATION_S / 2`` seconds).
 
     A chunk every ``STEP_SAMPLES`` from 0, as pyannote slides them; the audio after the last full chunk is one more
-    chunk, zero-padded to 10 s (pyannote pads its last chunk so too). Held: one chunk of audio (640 kB) and the
-    frames' sums for the chunk in progress; 4 bytes per finished frame (8.5 MB for 10 h)."""
+    chunk, zero-padded to 10 s (pyannote pads its last chunk so too). The network runs in a worker thread, one chunk
+    after another in order, so it takes the second core while the caller's reading (mostly one thread) goes on;
+    at most :data:`QUEUED_CHUNKS` chunks wait for it (the feeder waits beyond that). Held: those chunks and one
+    being filled (640 kB each), the frames' sums for the chunk in progress, 4 bytes per finished frame (8.5 MB
+    for 10 h)."""
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
@@ -115,6 +120,26 @@ class OverlapDetector:
         self._n_done = 0  # frames finished
         self._sum = np.zeros(0)  # pending frames from self._n_done on: summed probabilities and chunk counts
         self._count = np.zeros(0)
+        self._queue: queue.Queue = queue.Queue(QUEUED_CHUNKS)
+        self._failure: BaseException | None = None
+        self._worker: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._failure is None:
+                try:
+                    self._add(*item)
+                except BaseException as e:  # re-raised by finish, in the caller's thread
+                    self._failure = e
+
+    def _submit(self, start: int, chunk: np.ndarray) -> None:
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._run, name="voicegender-overlaps", daemon=True)
+            self._worker.start()
+        self._queue.put((start, chunk))
 
     def _add(self, start: int, chunk: np.ndarray) -> None:
         p = chunk_probabilities(chunk, self._path)[:, OVERLAP_CLASSES].sum(axis=1)
@@ -142,7 +167,7 @@ class OverlapDetector:
             self._fill += take
             block = block[take:]
             if self._fill == CHUNK_SAMPLES:
-                self._add(self._buf_start, self._buf)
+                self._submit(self._buf_start, self._buf.copy())
                 self._buf[:CHUNK_SAMPLES - STEP_SAMPLES] = self._buf[STEP_SAMPLES:]
                 self._fill -= STEP_SAMPLES
                 self._buf_start += STEP_SAMPLES
@@ -151,7 +176,13 @@ class OverlapDetector:
         """The overlap probability of every frame up to the end of the audio (float32)."""
         ran = self._total >= CHUNK_SAMPLES  # a full chunk ran, ending at self._buf_start + CHUNK_SAMPLES - STEP
         if self._total and (not ran or self._fill > CHUNK_SAMPLES - STEP_SAMPLES):
-            self._add(self._buf_start, self._buf[:self._fill])  # the rest, zero-padded
+            self._submit(self._buf_start, self._buf[:self._fill].copy())  # the rest, zero-padded
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
+        if self._failure is not None:
+            raise self._failure
         n_frames = int(np.ceil(self._total / SAMPLE_RATE / FRAME_STEP_S))
         rest = (self._sum / np.maximum(self._count, 1)).astype(np.float32)
         out = np.concatenate([*self._done, rest])
