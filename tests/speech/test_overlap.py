@@ -9,7 +9,6 @@ from conftest import overlapping_voices
 
 from voicegender.listen.segment import Overlap, Segment, Timeline, overlaps_with_speakers
 from voicegender.listen.speakers import Speaker
-from voicegender.speech import overlap
 from voicegender.speech.overlap import (
     FRAME_DURATION_S,
     FRAME_STEP_S,
@@ -18,7 +17,6 @@ from voicegender.speech.overlap import (
     overlap_regions,
 )
 
-pytestmark = pytest.mark.skipif(not overlap.available(), reason="needs onnxruntime")
 SR = 16_000
 
 

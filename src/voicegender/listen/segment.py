@@ -38,7 +38,6 @@ import numpy as np
 from ..audio.bandwidth import BandwidthMeter
 from ..audio.decode import spans_of, stream_audio
 from ..speech.overlap import OverlapDetector, overlap_regions
-from ..speech.overlap import available as overlap_available
 from ..speech.vad import (
     FRAME_S,
     FRAME_SAMPLES,
@@ -493,7 +492,7 @@ class TimelineBuilder:
         self._thr = options.vad_config.off_threshold  # lenient frame mask inside windows; regions use the hysteresis
         self._vad = StreamingVad()
         self._bandwidth = BandwidthMeter(VAD_SAMPLE_RATE)  # telephone speakers are clustered apart more readily
-        self._overlap = OverlapDetector() if options.speakers and options.overlaps and overlap_available() else None
+        self._overlap = OverlapDetector() if options.speakers and options.overlaps else None
         self._scorer = _WindowScorer(model, options, self._hop, self._win, keep_embeddings=encoder is None)
         self._probs = _Growing()  # frame probabilities
         self._levels = _Growing()  # each frame's level in dB (the frames silero scores)

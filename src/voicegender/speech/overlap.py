@@ -17,7 +17,6 @@ holds one chunk of audio and 4 bytes per frame; :func:`overlap_regions` turns th
 from __future__ import annotations
 
 import importlib.resources
-import importlib.util
 import queue
 import threading
 from pathlib import Path
@@ -54,11 +53,6 @@ SOURCE = {
 
 _lock = threading.Lock()
 _sessions: dict[str, object] = {}
-
-
-def available() -> bool:
-    """True when onnxruntime can be imported (checked without importing it)."""
-    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def model_path() -> Path:
