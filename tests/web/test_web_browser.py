@@ -77,6 +77,19 @@ def test_upload_in_the_browser_shows_the_api_label(server_url, browser_page, tmp
     assert page.is_hidden("#error")
 
 
+def _show_faked_answer(page, server_url: str, wav: Path, answer: dict, shown: str) -> None:
+    """Upload ``wav`` on the page with the server's answer replaced by ``answer`` (the caller unroutes), and wait
+    for ``shown`` to appear."""
+    import json
+
+    page.route("**/api/predict*", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                                body=json.dumps(answer)))
+    page.goto(server_url)
+    playwright_api.expect(page.locator("#model-info")).to_contain_text("Model:")
+    page.set_input_files("#file-input", str(wav))
+    page.locator(shown).wait_for(state="visible", timeout=30_000)
+
+
 def test_long_recording_shows_the_timeline(server_url, browser_page, tmp_path: Path):
     """A 20 s "conversation" of the bundled example voices: the page draws the female/male/no_speech timeline."""
     import numpy as np
@@ -172,19 +185,13 @@ def test_microphone_recording_counts_down_and_is_predicted(server_url, browser_p
 def test_a_likely_child_voice_is_flagged_on_the_page(server_url, browser_page, tmp_path: Path, p_child, warned):
     """The page warns next to the answer when p_child reaches the server's child_flag (the API answer is faked so
     the test does not depend on finding a child's voice the model agrees on)."""
-    import json
 
     wav = write_voice(tmp_path / "child.wav", "female", seconds=1.0)
     answer = {"path": "child.wav", "label": "female", "p_female": 0.71, "p_child": p_child, "duration_s": 1.0,
               "speech_s": 0.9, "female_s": 0.9, "male_s": 0.0, "timeline": [], "overlay_png": None}
     page = browser_page
-    page.route("**/api/predict*", lambda route: route.fulfill(status=200, content_type="application/json",
-                                                                body=json.dumps(answer)))
     try:
-        page.goto(server_url)
-        playwright_api.expect(page.locator("#model-info")).to_contain_text("Model:")
-        page.set_input_files("#file-input", str(wav))
-        page.locator("[data-testid=label]").wait_for(state="visible", timeout=30_000)
+        _show_faked_answer(page, server_url, wav, answer, "[data-testid=label]")
         assert page.is_visible("[data-testid=child]") is warned
         assert page.text_content("#p-child") == f"{round(100 * p_child)} %"
         if warned:
@@ -196,7 +203,6 @@ def test_a_likely_child_voice_is_flagged_on_the_page(server_url, browser_page, t
 def test_the_page_names_each_speaker_and_sums_them_up(server_url, browser_page, tmp_path: Path):
     """Four speakers (two women, two men; one possibly a child) from a faked answer: the timeline labels each block
     with its speaker, in a shade of its gender's colour, and the summary says who spoke how much, in words."""
-    import json
 
     wav = write_voice(tmp_path / "meeting.wav", "female", seconds=1.0)
     speakers = [{"speaker": "S1", "label": "female", "p_female": 0.93, "p_child": 0.05, "speech_s": 12.0, "turns": 3},
@@ -217,13 +223,8 @@ def test_the_page_names_each_speaker_and_sums_them_up(server_url, browser_page, 
               "speech_s": 24.0, "female_s": 16.0, "male_s": 8.0, "timeline": timeline, "speakers": speakers,
               "summary": summary, "overlaps": overlaps, "overlay_png": None}
     page = browser_page
-    page.route("**/api/predict*", lambda route: route.fulfill(status=200, content_type="application/json",
-                                                                body=json.dumps(answer)))
     try:
-        page.goto(server_url)
-        playwright_api.expect(page.locator("#model-info")).to_contain_text("Model:")
-        page.set_input_files("#file-input", str(wav))
-        page.locator("[data-testid=speakers]").wait_for(state="visible", timeout=30_000)
+        _show_faked_answer(page, server_url, wav, answer, "[data-testid=speakers]")
         blocks = page.locator("#timeline .seg")
         classes = [blocks.nth(i).get_attribute("class") for i in range(blocks.count())]
         assert [c.split()[-1] for c in classes] == [t["label"] for t in timeline]
