@@ -110,3 +110,24 @@ def test_segment_marks_the_overlap_and_leaves_the_segments_as_they_were(tmp_path
     for o, (start, end) in zip(marked.overlaps, [(a, b), (a + second, b + second)], strict=True):
         assert start - 0.3 <= o.start_s and o.end_s <= end + 0.3 and o.speakers and o.speakers[0].startswith("S")
     assert marked.summary()["overlap_s"] == pytest.approx(sum(o.end_s - o.start_s for o in marked.overlaps), abs=1e-3)
+
+
+def test_a_reading_given_up_leaves_no_thread_behind_and_a_pause_changes_nothing(monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setattr(overlap, "WORKER_IDLE_S", 0.05)
+    x, _, _ = overlapping_voices(1.5)
+    x = np.concatenate([x, x, x])
+    detector = OverlapDetector()
+    detector.feed(x[:len(x) // 2])  # one chunk to the network's thread, then nothing for a while
+
+    def workers() -> int:
+        return sum(t.name == "voicegender-overlaps" for t in threading.enumerate())
+
+    deadline = time.monotonic() + 5
+    while workers() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert workers() == 0  # the thread ended while idle
+    detector.feed(x[len(x) // 2:])  # and the reading goes on: another thread, the chunks in order
+    assert np.array_equal(detector.finish(), overlap_probabilities(x))

@@ -39,6 +39,7 @@ OVERLAP_CLASSES = slice(4, 7)  # powerset classes {1,2}, {1,3}, {2,3}
 THRESHOLD = 0.5  # a frame is overlapped when the two-voice classes hold at least half of the probability
 MIN_OVERLAP_S = 0.1  # shorter overlapped runs are dropped (a frame or two of a plosive against a vowel)
 QUEUED_CHUNKS = 2  # chunks waiting for the network's thread before the feeder waits
+WORKER_IDLE_S = 30.0  # the network's thread ends after this long without a chunk (a reading given up)
 
 ASSET_DIR = ("assets", "pyannote_segmentation")
 MODEL_FILE = "segmentation-3.0.onnx"
@@ -121,10 +122,18 @@ class OverlapDetector:
         self._queue: queue.Queue = queue.Queue(QUEUED_CHUNKS)
         self._failure: BaseException | None = None
         self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()  # the worker's start and its exit when idle
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=WORKER_IDLE_S)
+            except queue.Empty:  # nothing for a while (a caller that stopped feeding and never finished): the
+                with self._lock:  # thread ends, and a later chunk starts another; chunks stay in order
+                    if self._queue.empty():
+                        self._worker = None
+                        return
+                continue
             if item is None:
                 return
             if self._failure is None:
@@ -133,11 +142,12 @@ class OverlapDetector:
                 except BaseException as e:  # re-raised by finish, in the caller's thread
                     self._failure = e
 
-    def _submit(self, start: int, chunk: np.ndarray) -> None:
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._run, name="voicegender-overlaps", daemon=True)
-            self._worker.start()
-        self._queue.put((start, chunk))
+    def _submit(self, item: tuple[int, np.ndarray] | None) -> None:
+        with self._lock:
+            self._queue.put(item)
+            if self._worker is None and item is not None:
+                self._worker = threading.Thread(target=self._run, name="voicegender-overlaps", daemon=True)
+                self._worker.start()
 
     def _add(self, start: int, chunk: np.ndarray) -> None:
         p = chunk_probabilities(chunk, self._path)[:, OVERLAP_CLASSES].sum(axis=1)
@@ -165,7 +175,7 @@ class OverlapDetector:
             self._fill += take
             block = block[take:]
             if self._fill == CHUNK_SAMPLES:
-                self._submit(self._buf_start, self._buf.copy())
+                self._submit((self._buf_start, self._buf.copy()))
                 self._buf[:CHUNK_SAMPLES - STEP_SAMPLES] = self._buf[STEP_SAMPLES:]
                 self._fill -= STEP_SAMPLES
                 self._buf_start += STEP_SAMPLES
@@ -174,10 +184,12 @@ class OverlapDetector:
         """The overlap probability of every frame up to the end of the audio (float32)."""
         ran = self._total >= CHUNK_SAMPLES  # a full chunk ran, ending at self._buf_start + CHUNK_SAMPLES - STEP
         if self._total and (not ran or self._fill > CHUNK_SAMPLES - STEP_SAMPLES):
-            self._submit(self._buf_start, self._buf[:self._fill].copy())  # the rest, zero-padded
-        if self._worker is not None:
-            self._queue.put(None)
-            self._worker.join()
+            self._submit((self._buf_start, self._buf[:self._fill].copy()))  # the rest, zero-padded
+        with self._lock:
+            worker = self._worker
+        if worker is not None:
+            self._submit(None)
+            worker.join()
             self._worker = None
         if self._failure is not None:
             raise self._failure
