@@ -9,6 +9,7 @@ from conftest import overlapping_voices
 
 from voicegender.listen.segment import Overlap, Segment, Timeline, overlaps_with_speakers
 from voicegender.listen.speakers import Speaker
+from voicegender.speech import overlap
 from voicegender.speech.overlap import (
     FRAME_DURATION_S,
     FRAME_STEP_S,
