@@ -128,7 +128,8 @@ def test_speech_that_stops_into_music_ends_where_the_voice_does():
 
 def test_long_file_in_bounded_memory(tmp_path):
     """10 minutes at 16 kHz: 38 MB as float32, 77 MB as float64; the stream keeps a block and a window (and the
-    overlap detector one 10 s chunk, 640 kB: 9.6 MB without it, 10.4 MB with it, measured)."""
+    overlap detector its chunk being filled and at most three 640 kB chunks queued or in the network: 9.6 MB without
+    it, 12.3 MB with it, measured)."""
     from voicegender.audio.synth import synth_noise, synth_voice
 
     path = tmp_path / "long.wav"
@@ -146,7 +147,7 @@ def test_long_file_in_bounded_memory(tmp_path):
     assert duration == pytest.approx(minutes * 60)
     assert segments[0].start_s == 0.0 and segments[-1].end_s == pytest.approx(minutes * 60)
     assert {s.label for s in segments} == {"male", "no_speech"}  # the constant scorer says male (0.25)
-    assert peak < 11e6, f"peak {peak / 1e6:.1f} MB"
+    assert peak < 13e6, f"peak {peak / 1e6:.1f} MB"
 
 
 def test_short_speechless_and_tiny_inputs():

@@ -132,3 +132,19 @@ def test_a_reading_given_up_leaves_no_thread_behind_and_a_pause_changes_nothing(
     assert workers() == 0  # the thread ended while idle
     detector.feed(x[len(x) // 2:])  # and the reading goes on: another thread, the chunks in order
     assert np.array_equal(detector.finish(), overlap_probabilities(x))
+
+
+def test_a_reading_that_fails_stops_the_overlap_thread_at_once():
+    import threading
+
+    from voicegender.listen.segment import segment_stream
+
+    x, _, _ = overlapping_voices(1.5)
+
+    def blocks():
+        yield np.concatenate([x, x])  # a chunk for the network's thread
+        raise OSError("the disk went away")
+
+    with pytest.raises(OSError, match="disk went away"):
+        segment_stream(blocks())
+    assert not [t for t in threading.enumerate() if t.name == "voicegender-overlaps"]

@@ -530,6 +530,11 @@ class TimelineBuilder:
         if keep_from > self._buf_start:
             self._buf, self._buf_start = self._buf[keep_from - self._buf_start:], keep_from
 
+    def close(self) -> None:
+        """Give up the timeline (a reading that failed): the overlap detector's thread ends now."""
+        if self._overlap is not None:
+            self._overlap.close()
+
     def finish(self) -> tuple[list[Segment], float]:
         """The timeline's segments and the duration in seconds (the stream is done)."""
         timeline = self.finish_timeline()
@@ -548,12 +553,12 @@ class TimelineBuilder:
         self._buf = np.zeros(0, np.float32)
         duration_s = self._total / VAD_SAMPLE_RATE
         probs = self._probs.values
+        p_overlap = None if self._overlap is None else self._overlap.finish()  # its thread joined on every path
         if self.options.speakers:
             diarization = self._diarize(probs, duration_s)
             if diarization.turns:
                 segments = speaker_segments(diarization, duration_s)
-                overlaps = [] if self._overlap is None else overlaps_with_speakers(
-                    overlap_regions(self._overlap.finish()), segments)
+                overlaps = [] if p_overlap is None else overlaps_with_speakers(overlap_regions(p_overlap), segments)
                 return Timeline(segments, diarization.speakers, duration_s, diarization.embedder, overlaps)
         return Timeline(build_timeline(probs, self._scorer.scored, duration_s, self.options, self._levels.values),
                         [], duration_s)
@@ -581,8 +586,12 @@ def _timeline_of(blocks: Iterable[np.ndarray], model: Model, options: SegmentOpt
     builder = TimelineBuilder(model, options, read_spans, encoder)
     it = progress(blocks, desc="segment", unit="block", total=None if total_s is None else
                   int(np.ceil(total_s / options.block_s))) if show_progress else blocks
-    for block in it:
-        builder.feed(block)
+    try:
+        for block in it:
+            builder.feed(block)
+    except BaseException:
+        builder.close()
+        raise
     return builder.finish_timeline()
 
 

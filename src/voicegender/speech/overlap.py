@@ -180,6 +180,16 @@ class OverlapDetector:
                 self._fill -= STEP_SAMPLES
                 self._buf_start += STEP_SAMPLES
 
+    def close(self) -> None:
+        """Stop: the chunks waiting are dropped and the network's thread ends (a reading given up)."""
+        with self._lock:
+            worker = self._worker
+            self._failure = self._failure or RuntimeError("closed")
+        if worker is not None:
+            self._submit(None)
+            worker.join()
+            self._worker = None
+
     def finish(self) -> np.ndarray:
         """The overlap probability of every frame up to the end of the audio (float32)."""
         ran = self._total >= CHUNK_SAMPLES  # a full chunk ran, ending at self._buf_start + CHUNK_SAMPLES - STEP
