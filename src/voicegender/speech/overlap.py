@@ -9,9 +9,8 @@ cross-talk at every change (docs/CONVERSATIONS.md): precision 0.62 and recall 0.
 
 The network ships inside the package as ONNX (``assets/pyannote_segmentation/``, 6 MB, made by
 ``scripts/make_onnx_assets.py`` from the checkpoint, the weights unchanged) and runs on onnxruntime: no torch or
-pyannote.audio. :class:`OverlapDetector` is fed the audio block by block (10 s chunks one after another; with a
-shorter step the probabilities of frames that several chunks see are averaged, as pyannote aggregates them) and
-holds one chunk of audio and 4 bytes per frame; :func:`overlap_regions` turns the probabilities into stretches.
+pyannote.audio. :class:`OverlapDetector` is fed the audio block by block (10 s chunks one after another) and holds
+a few chunks of audio and 4 bytes per frame; :func:`overlap_regions` turns the probabilities into stretches.
 """
 
 from __future__ import annotations
@@ -27,11 +26,11 @@ from ..errors import ModelError
 
 SAMPLE_RATE = 16_000
 CHUNK_SAMPLES = 160_000  # the 10 s the model was trained on
-# a chunk every 10 s: each frame seen once. pyannote slides its chunks every 1 s (ten times the work). Measured on
-# the development conversations' cross-talk (seed 1000, 20 mixes): a chunk every 5 s, precision 0.66 and recall
-# 0.58; every 10 s, 0.62 and 0.58 (false marks 0.5 -> 0.6 % of clean speech). The 5 s step took segment on 10 h to
-# 49.2x real time (59.3x without overlaps): under the 50x the issue asks for
-STEP_SAMPLES = 160_000
+# Consecutive chunks, each frame seen once; pyannote slides its chunks every 1 s (ten times the work) and averages
+# the frames they share. Measured on the development conversations' cross-talk (seed 1000, 20 mixes): a chunk every
+# 5 s (frames seen twice, averaged), precision 0.66 and recall 0.58; every 10 s, 0.62 and 0.58 (false marks 0.5 ->
+# 0.6 % of clean speech). The 5 s step took segment on 10 h to 49.2x real time (59.3x without overlaps): under the
+# 50x the issue asks for
 CHUNK_FRAMES = 589  # output frames per chunk
 FRAME_STEP_S = 0.016875  # seconds between output frames (the SincNet front end's stride, 270 samples)
 FRAME_DURATION_S = 0.0619375  # each frame's receptive field
@@ -102,23 +101,22 @@ class OverlapDetector:
     """Feed 16 kHz blocks, then :meth:`finish`: the probability that two voices overlap, per output frame
     (frame ``i`` centred at ``i * FRAME_STEP_S + FRAME_DURATION_S / 2`` seconds).
 
-    A chunk every ``STEP_SAMPLES`` from 0, as pyannote slides them; the audio after the last full chunk is one more
-    chunk, zero-padded to 10 s (pyannote pads its last chunk so too). The network runs in a worker thread, one chunk
-    after another in order, so it takes the second core while the caller's reading (mostly one thread) goes on;
-    at most :data:`QUEUED_CHUNKS` chunks wait for it (the feeder waits beyond that). Held: those chunks and one
-    being filled (640 kB each), the frames' sums for the chunk in progress, 4 bytes per finished frame (8.5 MB
-    for 10 h)."""
+    Consecutive 10 s chunks from 0; the audio after the last full chunk is one more chunk, zero-padded to 10 s
+    (pyannote pads its last chunk so too). A chunk's 589 frames end ~60 ms before its audio does (0.3 s of the
+    window, not 10 s, is the front end's receptive field), so the few frames between two chunks are seen by
+    neither (0 here). The network runs in a worker thread, one chunk after another in order, so it takes the
+    second core while the caller's reading (mostly one thread) goes on; at most :data:`QUEUED_CHUNKS` chunks wait
+    for it (the feeder waits beyond that). Held: those chunks and one being filled (640 kB each), 4 bytes per
+    frame (8.5 MB for 10 h)."""
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
-        self._buf = np.zeros(CHUNK_SAMPLES, np.float32)  # audio from sample self._buf_start on, self._fill of it
-        self._fill = 0
+        self._buf = np.zeros(CHUNK_SAMPLES, np.float32)  # the chunk being filled: self._fill samples from
+        self._fill = 0  # sample self._buf_start on
         self._buf_start = 0
         self._total = 0
-        self._done: list[np.ndarray] = []  # finished frames, in order
-        self._n_done = 0  # frames finished
-        self._sum = np.zeros(0)  # pending frames from self._n_done on: summed probabilities and chunk counts
-        self._count = np.zeros(0)
+        self._frames: list[np.ndarray] = []  # each chunk's overlap probabilities, in order (the worker writes)
+        self._n_frames = 0
         self._queue: queue.Queue = queue.Queue(QUEUED_CHUNKS)
         self._failure: BaseException | None = None
         self._worker: threading.Thread | None = None
@@ -149,22 +147,22 @@ class OverlapDetector:
                 self._worker = threading.Thread(target=self._run, name="voicegender-overlaps", daemon=True)
                 self._worker.start()
 
+    def _join(self) -> None:
+        """The worker's last chunk done and its thread ended (when there is one)."""
+        with self._lock:
+            worker = self._worker
+        if worker is not None:
+            self._submit(None)
+            worker.join()
+            self._worker = None
+
     def _add(self, start: int, chunk: np.ndarray) -> None:
-        p = chunk_probabilities(chunk, self._path)[:, OVERLAP_CLASSES].sum(axis=1)
+        p = chunk_probabilities(chunk, self._path)[:, OVERLAP_CLASSES].sum(axis=1).astype(np.float32)
         first = int(round(start / SAMPLE_RATE / FRAME_STEP_S))
-        # frames before this chunk's first are final: no later chunk starts earlier
-        if first > self._n_done:
-            k = min(first - self._n_done, len(self._sum))
-            self._done.append((self._sum[:k] / np.maximum(self._count[:k], 1)).astype(np.float32))
-            self._n_done += k
-            self._sum, self._count = self._sum[k:], self._count[k:]
-        end = first + len(p) - self._n_done
-        if end > len(self._sum):
-            self._sum = np.concatenate([self._sum, np.zeros(end - len(self._sum))])
-            self._count = np.concatenate([self._count, np.zeros(end - len(self._count))])
-        offset = first - self._n_done
-        self._sum[offset:end] += p
-        self._count[offset:end] += 1
+        if first > self._n_frames:  # the frames between the last chunk's and this one's
+            self._frames.append(np.zeros(first - self._n_frames, np.float32))
+        self._frames.append(p)
+        self._n_frames = first + len(p)
 
     def feed(self, block: np.ndarray) -> None:
         block = np.asarray(block, np.float32).reshape(-1)
@@ -174,39 +172,27 @@ class OverlapDetector:
             self._buf[self._fill:self._fill + take] = block[:take]
             self._fill += take
             block = block[take:]
-            if self._fill == CHUNK_SAMPLES:
-                self._submit((self._buf_start, self._buf.copy()))
-                self._buf[:CHUNK_SAMPLES - STEP_SAMPLES] = self._buf[STEP_SAMPLES:]
-                self._fill -= STEP_SAMPLES
-                self._buf_start += STEP_SAMPLES
+            if self._fill == CHUNK_SAMPLES:  # to the worker; the next chunk in a buffer of its own
+                self._submit((self._buf_start, self._buf))
+                self._buf, self._fill = np.zeros(CHUNK_SAMPLES, np.float32), 0
+                self._buf_start += CHUNK_SAMPLES
 
     def close(self) -> None:
         """Stop: the chunks waiting are dropped and the network's thread ends (a reading given up)."""
         with self._lock:
-            worker = self._worker
             self._failure = self._failure or RuntimeError("closed")
-        if worker is not None:
-            self._submit(None)
-            worker.join()
-            self._worker = None
+        self._join()
 
     def finish(self) -> np.ndarray:
         """The overlap probability of every frame up to the end of the audio (float32)."""
-        ran = self._total >= CHUNK_SAMPLES  # a full chunk ran, ending at self._buf_start + CHUNK_SAMPLES - STEP
-        if self._total and (not ran or self._fill > CHUNK_SAMPLES - STEP_SAMPLES):
+        if self._fill:
             self._submit((self._buf_start, self._buf[:self._fill].copy()))  # the rest, zero-padded
-        with self._lock:
-            worker = self._worker
-        if worker is not None:
-            self._submit(None)
-            worker.join()
-            self._worker = None
+        self._join()
         if self._failure is not None:
             raise self._failure
         n_frames = int(np.ceil(self._total / SAMPLE_RATE / FRAME_STEP_S))
-        rest = (self._sum / np.maximum(self._count, 1)).astype(np.float32)
-        out = np.concatenate([*self._done, rest])
-        self._done, self._sum, self._count = [], np.zeros(0), np.zeros(0)
+        out = np.concatenate(self._frames) if self._frames else np.zeros(0, np.float32)
+        self._frames = []
         if 0 < len(out) < n_frames:  # frames past the last chunk's (~60 ms at most): the last one holds
             out = np.concatenate([out, np.full(n_frames - len(out), out[-1], np.float32)])
         return out[:n_frames]
