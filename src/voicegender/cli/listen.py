@@ -459,9 +459,8 @@ def _timeline_summary(timeline) -> str:
     share = timeline.speaking_time().female_share
     said = f"; {n} speaker{'s' if n != 1 else ''} ({women} wom{'e' if women != 1 else 'a'}n, " \
            f"{men} m{'e' if men != 1 else 'a'}n)"
-    overlapped = sum(o.end_s - o.start_s for o in timeline.overlaps)
     return (line + said + ("" if share is None else f", women {100 * share:.0f} % of speaking time")
-            + (f"; two voices at once for {overlapped:.1f} s" if overlapped else ""))
+            + (f"; two voices at once for {timeline.overlap_s:.1f} s" if timeline.overlaps else ""))
 
 
 @app.command("record")

@@ -385,6 +385,11 @@ class Timeline:
     def speaking_time(self) -> SpeakingTime:
         return speaking_time(self.segments)
 
+    @property
+    def overlap_s(self) -> float:
+        """Seconds where two voices speak at once."""
+        return sum(o.end_s - o.start_s for o in self.overlaps)
+
     def summary(self) -> dict:
         """Speakers by gender, the female share of speaking time and of speakers, each speaker's time and turns."""
         st = self.speaking_time()
@@ -394,7 +399,7 @@ class Timeline:
                 "speakers": len(self.speakers), "female_speakers": women, "male_speakers": men,
                 "female_speaker_share": round(women / (women + men), 4) if women + men else None,
                 "speaker_embedding": self.embedder or None,
-                "overlap_s": round(sum(o.end_s - o.start_s for o in self.overlaps), 3) if self.speakers else None,
+                "overlap_s": round(self.overlap_s, 3) if self.speakers else None,
                 "by_speaker": [s.as_dict() for s in self.speakers]}
 
 
