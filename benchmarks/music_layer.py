@@ -103,15 +103,14 @@ def fit(kind: str, x: np.ndarray, y: np.ndarray):
 
 
 def frames(mix: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frame times, reference speech and music-alone frames of a mix."""
+    """Frame times, reference speech and music-alone frames of a mix (the benchmark's frames: each counts at its
+    centre, :mod:`voicegender.voice.conversations`)."""
+    from voicegender.voice.conversations import Turn, frame_mask, frame_speaker_counts
+
     ref = mix["reference"]
-    t = (np.arange(int(ref["duration_s"] / FRAME_S)) + 0.5) * FRAME_S
-    speech, music = np.zeros(len(t), bool), np.zeros(len(t), bool)
-    for turn in ref["turns"]:
-        speech |= (t >= turn["start_s"]) & (t < turn["end_s"])
-    for a, b in ref.get("music") or []:
-        music |= (t >= a) & (t < b)
-    return t, speech, music & ~speech
+    speech = frame_speaker_counts([Turn(**t) for t in ref["turns"]], ref["duration_s"], FRAME_S) > 0
+    t = (np.arange(len(speech)) + 0.5) * FRAME_S
+    return t, speech, frame_mask(ref.get("music") or [], ref["duration_s"], FRAME_S) & ~speech
 
 
 def veto_table(mixes: list[dict], p_speech: dict[str, np.ndarray]) -> list[str]:
