@@ -98,6 +98,13 @@ def test_a_region_followed_by_loud_sound_ends_at_its_last_confident_frame(pause_
                                    levels_db=levels) == [(0.0, pytest.approx(2.624))]
 
 
+@pytest.mark.parametrize(("pause_db", "end_s"), [(-8.0, 1.984 + 0.05), (-30.0, 2.624 + 0.3)])
+def test_only_a_trimmed_tail_takes_its_own_padding(pause_db: float, end_s: float):
+    levels = _levels((-5.0, 2.624), (pause_db, 2.4))
+    padded = dataclasses.replace(TRIM, pad_s=0.3, tail_pad_s=0.05)  # the region starts at 0: its start stays 0
+    assert vad.segments_from_probs(FADING, padded, levels_db=levels) == [(0.0, pytest.approx(end_s))]
+
+
 def test_a_short_loud_pause_is_the_talks_own():
     probs = np.concatenate([FADING[:100], _probs((0.95, 1.024))])  # speech again after 0.576 s
     levels = _levels((-5.0, 2.624), (-8.0, 0.576), (-5.0, 1.024))

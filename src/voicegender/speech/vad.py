@@ -74,6 +74,7 @@ class VadConfig:
     tail_threshold: float | None = None
     loud_pause_db: float = 15.0  # a pause is loud when its median frame level is less than this below the speech's
     loud_pause_s: float = 1.0  # ... and it lasts at least this long (shorter pauses are the talk's own)
+    tail_pad_s: float | None = None  # padding after the end of a region trimmed so (None: pad_s)
 
     @property
     def off_threshold(self) -> float:
@@ -86,16 +87,16 @@ class VadConfig:
 
 # --- probabilities -> regions -----------------------------------------------------------------------------------
 def trim_loud_tails(regions: list[list[int]], probs: np.ndarray, levels_db: np.ndarray, cfg: VadConfig,
-                    frame_s: float = FRAME_S) -> list[list[int]]:
+                    frame_s: float = FRAME_S) -> tuple[list[list[int]], list[bool]]:
     """Regions (frame indices [start, end)) whose following pause is loud end at their last frame whose
-    probability is at least ``cfg.tail_threshold``.
+    probability is at least ``cfg.tail_threshold``; returned with which regions were so trimmed.
 
     silero's probabilities fall slowly when speech stops but sound goes on (music, a jingle, a crowd): the hysteresis
     carries the region on into it. A pause is loud when it lasts at least ``cfg.loud_pause_s`` and its median frame
     level (its first 2 s) is less than ``cfg.loud_pause_db`` below the region's speech (its frames >= 0.5); a pause
     of silence or of quiet noise leaves the region as it is."""
     pause_max = int(round(2.0 / frame_s))
-    out = []
+    out, trimmed = [], []
     for j, (a, b) in enumerate(regions):
         following = regions[j + 1][0] if j + 1 < len(regions) else len(probs)
         pause = levels_db[b:min(following, b + pause_max)]
@@ -105,8 +106,12 @@ def trim_loud_tails(regions: list[list[int]], probs: np.ndarray, levels_db: np.n
             confident = np.flatnonzero(probs[a:b] >= cfg.tail_threshold)
             if len(confident):
                 b = a + int(confident[-1]) + 1
+                trimmed.append(True)
+                out.append([a, b])
+                continue
+        trimmed.append(False)
         out.append([a, b])
-    return out
+    return out, trimmed
 
 
 def segments_from_probs(probs: np.ndarray, cfg: VadConfig = VadConfig(), duration_s: float | None = None,
@@ -116,8 +121,9 @@ def segments_from_probs(probs: np.ndarray, cfg: VadConfig = VadConfig(), duratio
     Speech starts at the first frame >= ``cfg.threshold`` and ends where probabilities stay below
     ``cfg.off_threshold`` for at least ``cfg.min_silence_s``; with ``levels_db`` (:func:`frame_levels_db`) and a
     ``cfg.tail_threshold``, regions followed by a loud pause end earlier (:func:`trim_loud_tails`); regions shorter
-    than ``cfg.min_speech_s`` are dropped; each region is padded by ``cfg.pad_s`` (overlaps merged) and clipped to
-    ``duration_s`` (default: the frames' extent).
+    than ``cfg.min_speech_s`` are dropped; each region is padded by ``cfg.pad_s`` (overlaps merged; the end of a
+    region trimmed so by ``cfg.tail_pad_s`` when it is set) and clipped to ``duration_s`` (default: the frames'
+    extent).
     """
     probs = np.asarray(probs, np.float32)
     total = len(probs) * frame_s if duration_s is None else duration_s
@@ -140,14 +146,16 @@ def segments_from_probs(probs: np.ndarray, cfg: VadConfig = VadConfig(), duratio
                 start = silent_since = None
     if start is not None:
         regions.append([start, len(probs)])
+    trimmed = [False] * len(regions)
     if cfg.tail_threshold is not None and levels_db is not None:
-        regions = trim_loud_tails(regions, probs, levels_db, cfg, frame_s)
+        regions, trimmed = trim_loud_tails(regions, probs, levels_db, cfg, frame_s)
+    tail_pad = cfg.pad_s if cfg.tail_pad_s is None else cfg.tail_pad_s
     out: list[list[float]] = []
-    for a, b in regions:
+    for (a, b), cut in zip(regions, trimmed, strict=True):
         s, e = a * frame_s, b * frame_s
         if e - s < cfg.min_speech_s:
             continue
-        s, e = max(0.0, s - cfg.pad_s), min(total, e + cfg.pad_s)
+        s, e = max(0.0, s - cfg.pad_s), min(total, e + (tail_pad if cut else cfg.pad_s))
         if out and s <= out[-1][1]:
             out[-1][1] = max(out[-1][1], e)
         else:
