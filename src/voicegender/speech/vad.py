@@ -98,19 +98,18 @@ def trim_loud_tails(regions: list[list[int]], probs: np.ndarray, levels_db: np.n
     pause_max = int(round(2.0 / frame_s))
     out, trimmed = [], []
     for j, (a, b) in enumerate(regions):
+        cut = False
         following = regions[j + 1][0] if j + 1 < len(regions) else len(probs)
         pause = levels_db[b:min(following, b + pause_max)]
         speech = levels_db[a:b][probs[a:min(b, len(levels_db))] >= 0.5]
         if ((following - b) * frame_s >= cfg.loud_pause_s and len(pause) and len(speech)
                 and np.median(pause) > np.median(speech) - cfg.loud_pause_db):
             confident = np.flatnonzero(probs[a:b] >= cfg.tail_threshold)
-            if len(confident):
+            cut = len(confident) > 0
+            if cut:
                 b = a + int(confident[-1]) + 1
-                trimmed.append(True)
-                out.append([a, b])
-                continue
-        trimmed.append(False)
         out.append([a, b])
+        trimmed.append(cut)
     return out, trimmed
 
 
