@@ -3,6 +3,7 @@ writers, speaking time."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import tracemalloc
 from pathlib import Path
@@ -102,8 +103,8 @@ def test_timeline_covers_file_and_marks_pauses():
 
 def test_speech_that_stops_into_music_ends_where_the_voice_does():
     """A voice (0.5-3.5 s) followed by 4 s of music 6 dB below it, then quiet noise: silero's probabilities fall
-    slowly into the music, and the region ends at the voice's last confident frame instead, the same however the
-    audio is cut into blocks."""
+    slowly into the music, and the region ends at the voice's last confident frame instead, unpadded, the same
+    however the audio is cut into blocks."""
     from voicegender.audio.synth import synth_noise, synth_voice
 
     voice = synth_voice(180, 3.0, seed=0)
@@ -121,8 +122,10 @@ def test_speech_that_stops_into_music_ends_where_the_voice_does():
     carried = speech_end(untrimmed, len(x))
     trimmed = speech_end(options, len(x))
     assert carried > 3.5 + 0.15 + 0.15  # the hysteresis carries the region on into the music, past the padding
-    assert 3.35 <= trimmed <= 3.5 + 0.15  # the voice's end and at most the padding
-    assert carried - trimmed >= 0.25
+    assert 3.5 - 0.25 <= trimmed <= 3.5  # the voice's last confident frame, not padded into the music
+    assert carried - trimmed >= 0.4
+    padded = dataclasses.replace(options, vad_config=dataclasses.replace(options.vad_config, tail_pad_s=None))
+    assert speech_end(padded, len(x)) == pytest.approx(trimmed + 0.15, abs=1e-6)  # with the usual padding
     assert speech_end(options, 7_777) == pytest.approx(trimmed, abs=1e-6)
 
 
