@@ -118,6 +118,7 @@ def test_random_augment_is_seeded():
 @pytest.mark.parametrize("name", list(augment.CODECS))
 def test_codec_round_trip_keeps_length_and_the_voice(name):
     wave = synth_voice(150.0, 1.0, SR, seed=4)
+    # the dev install takes the fit extras' PyAV pin, whose wheels carry every encoder; a failure here is a broken pin
     out = augment.codec(wave, SR, name)
     assert out.shape == wave.shape and out.dtype == np.float32
     # the codec delays the signal a little: compare at the best lag within 60 ms
@@ -171,3 +172,11 @@ def test_telephone_companding_law():
     assert np.corrcoef(mu, a)[0, 1] > 0.99  # two quantisations of the same band-limited signal
     with pytest.raises(ValueError, match="companding law"):
         augment.telephone(wave, SR, law="gsm")
+
+
+def test_a_codec_missing_from_pyav_names_the_extra_that_brings_it(monkeypatch):
+    from voicegender.extras import MissingExtraError
+
+    monkeypatch.setitem(augment.CODECS, "amr_nb", ("no_such_encoder", 8_000, (4_750,)))
+    with pytest.raises(MissingExtraError, match=r"amr_nb channel .*no_such_encoder.*pip install 'voicegender\[fit\]'"):
+        augment.codec(synth_voice(150.0, 0.2, SR), SR, "amr_nb")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..extras import MissingExtraError
 from .decode import resample
 
 TELEPHONE_BAND = (300.0, 3400.0)  # Hz, the G.712 telephone channel's pass band
@@ -107,8 +108,13 @@ def codec(wave: np.ndarray, sr: int, name: str, bit_rate: int | None = None) -> 
     if name not in CODECS:
         raise ValueError(f"unknown codec {name!r}; one of {', '.join(CODECS)}")
     encoder_name, rate, rates = CODECS[name]
+    try:
+        enc = av.CodecContext.create(encoder_name, "w")
+    except av.codec.codec.UnknownCodecError:
+        # the fit extras pin a PyAV whose wheels carry every encoder of CODECS (pyproject.toml)
+        raise MissingExtraError(f"the {name} channel (FFmpeg's {encoder_name} encoder, not in PyAV {av.__version__})",
+                                "fit") from None
     x = np.clip(resample(_f32(wave), sr, rate), -1.0, 1.0).astype(np.float32)
-    enc = av.CodecContext.create(encoder_name, "w")
     enc.sample_rate = rate
     enc.layout = "mono"
     enc.format = enc.codec.audio_formats[0].name if enc.codec.audio_formats else "s16"
