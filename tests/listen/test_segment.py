@@ -362,3 +362,46 @@ def test_cli_segment_prints_the_speaking_time(tmp_path, capsys, monkeypatch):
     assert main(["segment", str(audio), "--out", str(tmp_path / "t.csv")]) == 0
     assert "no_speech 3.0 s" in capsys.readouterr().err
     assert (tmp_path / "t.csv").read_text().splitlines()[0] == "start_s,end_s,label,p_female,speaker"
+
+
+class _ThreadRecordingModel:
+    """A model that scores each clip on its own (by its pitch) and notes which thread scored how many clips."""
+
+    name, version, metadata, speech_check, scores_clips_apart = "pitch", "", {}, None, True
+
+    def __init__(self) -> None:
+        import threading
+
+        self.calls: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
+
+    def score(self, waves):
+        import threading
+
+        from voicegender.voice.model import Scores
+
+        with self._lock:
+            self.calls.append((threading.current_thread().name, len(waves)))
+        return Scores(pitch_scorer(list(waves)))
+
+
+def test_a_batch_of_windows_is_scored_on_two_threads_with_the_answers_of_one(tmp_path):
+    import threading
+
+    from voicegender.audio.synth import synth_voice
+
+    # 39 s of voice: a woman, a man, a woman (about 50 windows of speech: one batch, split in two parts)
+    path = tmp_path / "voices.wav"
+    sf.write(path, np.concatenate([synth_voice(f0, 13.0, seed=i) for i, f0 in enumerate((220, 110, 230))]), SR)
+    answers = {}
+    for threads in (1, 2):
+        model = _ThreadRecordingModel()
+        options = SegmentOptions(speakers=False, score_threads=threads)
+        answers[threads] = segment_file(path, model, options, show_progress=False)
+        names = {name for name, _ in model.calls}
+        assert (len(names) == 2) == (threads == 2), model.calls
+        assert sum(n for _, n in model.calls) >= 2 * 8  # enough clips for two parts of SCORE_PART_MIN
+    assert answers[1] == answers[2]
+    voiced = [s.label for s in answers[2][0] if s.label != "no_speech"]
+    assert [label for label, _ in itertools.groupby(voiced)] == ["female", "male", "female"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("voicegender-score")]  # let go at the end

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +49,7 @@ from ..speech.vad import (
 )
 from ..threads import blas_single_thread, torch_threads
 from ..voice.loading import load_model
-from ..voice.model import Model, logit, score_speech, sigmoid
+from ..voice.model import SCORE_PART_MIN, Model, Scores, joined_scores, logit, score_parts, score_speech, sigmoid
 from .smoothing import fill_nearest, frame_scores, median_filter, merge_short_runs, runs_of, viterbi_2state
 from .speakers import Diarization, SpanReader, Speaker, SpeakerEmbedder, SpeakerOptions, Windows, diarize
 
@@ -160,6 +161,10 @@ class SegmentOptions:
                                                                     tail_pad_s=0.0))
     block_s: float = 30.0  # seconds of audio decoded at a time (memory bound)
     batch_windows: int = 64  # windows per model call
+    # threads each batch of windows is scored on, for models that score each clip on its own (the shipped kind;
+    # others take one call): the GE2E encoder is most of the timeline's work, and without speakers nothing else
+    # runs beside it. predict's speaking time keeps 1 (its worker threads already fill the cores)
+    score_threads: int = 2
     torch_threads: int = 1  # torch threads for the model (see voicegender.threads.torch_threads); 0: unchanged
     # speaker turns and speakers (voicegender.listen.speakers): each speech stretch gets the gender of its speaker,
     # decided from all of that speaker's speech; False: the gender of each stretch from its own windows (Viterbi)
@@ -207,6 +212,9 @@ class _WindowScorer:
         self.embeddings: list[np.ndarray] = []  # float16 blocks, when keep_embeddings
         self.keep_embeddings = keep_embeddings
         self.has_child = self.has_embeddings = True
+        threads = options.score_threads if model.scores_clips_apart else 1
+        # the calling thread scores one part itself: threads - 1 more
+        self._pool = ThreadPoolExecutor(threads - 1, "voicegender-score") if threads > 1 else None
 
     def add(self, start_frame: int, n_frames: int, weight: float, speech: np.ndarray, start: int) -> None:
         self.pending.append((start_frame, n_frames, weight, speech, start))
@@ -216,7 +224,7 @@ class _WindowScorer:
     def flush(self) -> None:
         if not self.pending:
             return
-        scores = score_speech(self.model, [x[3] for x in self.pending])
+        scores = self._score([x[3] for x in self.pending])
         z = logit(scores.p_female)
         self._scored.append(np.column_stack([np.array([(f, n, w) for f, n, w, *_ in self.pending], np.float64), z]))
         self._starts.append(np.array([x[4] for x in self.pending], np.int64))
@@ -231,6 +239,23 @@ class _WindowScorer:
             if self.keep_embeddings:
                 self.embeddings.append(emb.astype(np.float16))
         self.pending = []
+
+    def _score(self, waves: list[np.ndarray]) -> Scores:
+        """:func:`score_speech` of a batch, its parts (:func:`score_parts`) on the pool's threads and this one: the
+        same answers as one call (each clip is scored on its own)."""
+        parts = 1 if self._pool is None else min(self.options.score_threads, len(waves) // SCORE_PART_MIN)
+        if parts <= 1:
+            return score_speech(self.model, waves)
+        *others, (a, b) = score_parts(waves, parts)
+        futures = [self._pool.submit(score_speech, self.model, waves[i:j]) for i, j in others]
+        last = score_speech(self.model, waves[a:b])
+        return joined_scores([f.result() for f in futures] + [last])
+
+    def close(self) -> None:
+        """Let the scoring threads go (after the last :meth:`flush`, or when the reading failed)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def _distance(self, start: int, e: np.ndarray) -> float:
         """1 - cosine to the window ``lag`` hops before this one (NaN when it was not scored or not on the grid)."""
@@ -541,7 +566,8 @@ class TimelineBuilder:
             self._buf, self._buf_start = self._buf[keep_from - self._buf_start:], keep_from
 
     def close(self) -> None:
-        """Give up the timeline (a reading that failed): the overlap detector's thread ends now."""
+        """Give up the timeline (a reading that failed): the overlap detector's and the scoring threads end now."""
+        self._scorer.close()
         if self._overlap is not None:
             self._overlap.close()
 
@@ -560,6 +586,7 @@ class TimelineBuilder:
         if self._last_end < self._total:  # a last window ending at the end of the file (the whole file if shorter)
             self._emit(max(0, self._total - self._win), self._total)
         self._scorer.flush()
+        self._scorer.close()
         self._buf = np.zeros(0, np.float32)
         duration_s = self._total / VAD_SAMPLE_RATE
         probs = self._probs.values

@@ -19,17 +19,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
-from ..voice.model import Model, Scores, score_speech
+from ..voice.model import SCORE_PART_MIN, Model, Scores, joined_scores, score_parts, score_speech
 from .prediction import Prepared
 
 log = logging.getLogger(__name__)
 
 CLOSE_JOIN_S = 2.0  # at the end of a run, seconds to wait for the worker threads to leave (stuck ones are not)
 MAX_STUCK_DECODES = 4  # worker threads replaced per run while their decoder is stuck; then remaining files: error
-# A batch's speech is scored by the worker threads, in parts of at least this many clips: the GE2E encoder runs
-# one 1.6 s window per short clip, and onnxruntime's LSTM costs 5.3 ms per window one at a time but 2.3-2.6 ms
-# from 4 windows on (1 thread; 8: 2.6, 16: 2.5, 32: 2.6, 64: 2.5 ms).
-SCORE_PART_MIN = 8
 
 
 # --- one file's progress: what the watchdog watches ----------------------------------------------------------------
@@ -79,12 +75,7 @@ def score_batch(model: Model, waves: list[np.ndarray], workers: Workers | None) 
     parts = 1 if workers is None or not model.scores_clips_apart else min(workers.size, len(waves) // SCORE_PART_MIN)
     if parts <= 1:
         return score_speech(model, waves)
-    from ..voice.embeddings import PARTIAL_SAMPLES
-
-    # equal work per part: the encoder's windows grow with the clip's length (short clips are one window)
-    cost = np.cumsum([max(len(w), PARTIAL_SAMPLES) for w in waves])
-    cuts = [0, *np.searchsorted(cost, cost[-1] * np.arange(1, parts) / parts).tolist(), len(waves)]
-    spans = [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+    spans = score_parts(waves, parts)
     futures = [workers.submit(_score_part, model, waves[a:b], urgent=True)[0] for a, b in spans]
     results = []
     for future, (a, b) in zip(futures, spans, strict=True):
@@ -96,10 +87,7 @@ def score_batch(model: Model, waves: list[np.ndarray], workers: Workers | None) 
                 if workers.exhausted and future.cancel():
                     results.append(score_speech(model, waves[a:b]))
                     break
-    female = np.concatenate([r.p_female for r in results])
-    child = None if any(r.p_child is None for r in results) else np.concatenate([r.p_child for r in results])
-    emb = None if any(r.embeddings is None for r in results) else np.concatenate([r.embeddings for r in results])
-    return Scores(female, child, emb)
+    return joined_scores(results)
 
 
 # --- the threads and the watchdog ----------------------------------------------------------------------------------
