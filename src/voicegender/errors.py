@@ -1,4 +1,5 @@
-"""Exceptions raised for bad user input. The CLI prints them as one line (no traceback unless --debug)."""
+"""Exceptions raised for bad user input, or a disk that refuses an output. The CLI prints them as one line (no
+traceback unless --debug)."""
 
 
 class VoiceGenderError(Exception):
@@ -15,3 +16,7 @@ class CorpusError(VoiceGenderError):
 
 class ModelError(VoiceGenderError):
     """A checkpoint or weights file cannot be used (missing, wrong hash, incompatible)."""
+
+
+class OutputError(VoiceGenderError):
+    """An output file cannot be written (the disk is full or read-only, the path is not writable)."""

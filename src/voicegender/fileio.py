@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import OutputError
+
+# what a disk says when it takes no more: full, over quota, read-only, a file larger than it allows
+DISK_REFUSALS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
     """Write ``path`` through a private temporary file in the same folder, then rename it into place.
 
     Readers never see a half-written file, and several processes writing the same path do not collide; on any
-    error the temporary file is removed and the old file (if any) is left as it was.
+    error the temporary file is removed and the old file (if any) is left as it was. A ``path`` that is a device or
+    a pipe (``-o /dev/null``, a FIFO a reader waits on) is written into, never replaced: there is no file to keep.
+
+    Raises
+    ------
+    OutputError (a :class:`VoiceGenderError`) naming ``path`` when the disk refuses the writing (full, read-only,
+    over quota); other errors of ``write`` as they are.
     """
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        try:
+            with open(path, "wb") as f:
+                write(f)
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write ({e.strerror or e})") from e
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -23,8 +42,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
             write(f)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results get the permissions a plain open() gives
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in DISK_REFUSALS:
+            kept = "the file there is unchanged" if path.is_file() else "nothing was written"
+            raise OutputError(f"{path}: cannot write ({e.strerror}); {kept}") from e
         raise
     return path
 

@@ -173,3 +173,27 @@ def test_absurd_sample_rates_and_truncation_are_errors_when_streamed_too(tmp_pat
     sf.write(whole, TONE, SR, subtype="PCM_16")
     with pytest.raises(AudioTooLong):  # a caller's limit on decoded bytes (predict streams such files instead)
         load_audio(whole, max_bytes=1000)
+
+
+def test_a_header_with_no_channels_is_an_error_streamed_or_whole(tmp_path: Path):
+    import struct
+
+    path = tmp_path / "ch0.wav"
+    sf.write(path, TONE, SR, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<H", data, data.find(b"fmt ") + 10, 0)  # the fmt chunk's channel count
+    path.write_bytes(bytes(data))
+    for read in (lambda: load_audio(path), lambda: list(stream_audio(path))):
+        with pytest.raises(AudioDecodeError, match="ch0.wav: "):
+            read()
+
+
+def test_a_file_name_that_is_not_utf8_is_read(tmp_path: Path):
+    import os
+
+    name = os.fsdecode(b"voice-\xff\xfe.wav")  # bytes another system wrote: surrogates in the text
+    sf.write(os.fsencode(tmp_path) + b"/voice-\xff\xfe.wav", TONE, SR, subtype="PCM_16")
+    whole = load_audio(tmp_path / name, 16_000).samples
+    streamed = np.concatenate(list(stream_audio(tmp_path / name, 16_000)))
+    assert len(whole) == len(streamed) == pytest.approx(len(TONE) * 16_000 / SR, abs=2)
+    assert audio_duration(tmp_path / name) == pytest.approx(len(TONE) / SR)

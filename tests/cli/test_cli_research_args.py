@@ -263,3 +263,22 @@ def test_a_voice_head_is_not_an_exportable_network(tmp_path, capsys, manifest):
     assert line == (f"error: {DEFAULT_HEAD}: a voice head from `voicegender fit` (.npz), not a network checkpoint "
                     "from `voicegender train`; only networks from `voicegender train` export to ONNX")
     assert "a voice head from `voicegender fit` (.npz)" in error_line(capsys, "evaluate", DEFAULT_HEAD, manifest)
+
+
+def test_explain_names_a_missing_or_foreign_model_before_looking_for_clips(tmp_path, capsys):
+    assert error_line(capsys, "explain", tmp_path / "missing.pt") == (
+        f"error: {tmp_path / 'missing.pt'}: no such file or folder (a run folder, a checkpoint .pt or a voice head "
+        ".npz)")
+    text = tmp_path / "notes.wav"
+    text.write_text("not a model")
+    assert error_line(capsys, "explain", text).startswith(f"error: {text}: not a voicegender checkpoint")
+
+
+def test_explain_does_not_replace_an_earlier_explain_without_force(tmp_path, capsys, manifest):
+    earlier = tmp_path / "ex"
+    earlier.mkdir()
+    (earlier / "summary.json").write_text("{}")
+    line = error_line(capsys, "explain", "--corpus", manifest, "-o", earlier)
+    assert line == f"error: {earlier}: holds an earlier explain (summary.json); give --out another folder, or add " \
+                   "--force to replace it"
+    assert (earlier / "summary.json").read_text() == "{}"

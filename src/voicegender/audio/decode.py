@@ -9,7 +9,9 @@ soundfile does), so the int16 scale the seed project used is simply ``samples * 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +99,17 @@ def _check_rate(path: Path, rate: int) -> None:
         raise AudioDecodeError(f"{path}: sample rate {rate} Hz is not usable audio (at least {MIN_SAMPLE_RATE} Hz)")
 
 
+def soundfile_name(path: str | os.PathLike) -> str | bytes:
+    """``path`` as soundfile takes it: the text, or the file system's own bytes for a name that is not valid in
+    its encoding (a file copied from another system: soundfile would fail to encode the text; PyAV takes it)."""
+    name = os.fspath(path)
+    try:
+        name.encode(sys.getfilesystemencoding())
+    except UnicodeEncodeError:
+        return os.fsencode(name)
+    return name
+
+
 def _too_long(path: Path, frames: int, channels: int, max_bytes: int | None) -> None:
     if max_bytes is not None and frames * max(1, channels) * 4 > max_bytes:
         raise AudioTooLong(f"{path}: {frames} frames x {channels} channels exceed {max_bytes / 1e6:.0f} MB decoded")
@@ -114,7 +127,7 @@ def _soundfile_blocks(f: sf.SoundFile, frames: int) -> Iterator[np.ndarray]:
 
 
 def _read_soundfile(path: Path, max_bytes: int | None = None) -> tuple[np.ndarray, int]:
-    with sf.SoundFile(str(path)) as f:
+    with sf.SoundFile(soundfile_name(path)) as f:
         _check_rate(path, f.samplerate)
         _too_long(path, f.frames, f.channels, max_bytes)
         size = max(1, MAX_BLOCK_BYTES // (4 * max(1, f.channels)))
@@ -241,7 +254,7 @@ def audio_duration(path: str | Path) -> float:
     path = Path(path)
     _check_file(path)
     try:
-        info = sf.info(str(path))
+        info = sf.info(soundfile_name(path))
         if info.frames > 0:
             return info.frames / info.samplerate
     except (sf.LibsndfileError, RuntimeError):
@@ -265,7 +278,7 @@ def stream_audio(path: str | Path, sr: int = SAMPLE_RATE, block_s: float = 30.0,
     if missing:
         raise AudioDecodeError(f"{path}: truncated WAV file ({missing} bytes of audio data missing)")
     try:
-        info = sf.info(str(path))
+        info = sf.info(soundfile_name(path))
     except (sf.LibsndfileError, RuntimeError):
         info = None
     if info is not None and info.frames > 0:
@@ -296,7 +309,7 @@ def stream_audio(path: str | Path, sr: int = SAMPLE_RATE, block_s: float = 30.0,
 
 
 def _soundfile_mono_blocks(path: Path, frames: int) -> Iterator[np.ndarray]:
-    with sf.SoundFile(str(path)) as f:
+    with sf.SoundFile(soundfile_name(path)) as f:
         blocks = _soundfile_blocks(f, frames)
         while True:
             try:
@@ -325,12 +338,16 @@ def _pyav_blocks(path: Path, block_s: float, on_progress: ProgressCallback | Non
     if rate < MIN_SAMPLE_RATE:
         container.close()
         _check_rate(path, rate)
+    try:  # a header that says 0 channels (or a layout FFmpeg cannot convert) fails here, before any decoding
+        resampler = av.AudioResampler(format="flt", layout=stream.layout.name if stream.layout else None,
+                                      rate=rate)
+    except (ValueError, av.FFmpegError) as e:
+        container.close()
+        raise _unreadable(path, e) from e
 
     def generate() -> Iterator[np.ndarray]:
         pending: list[np.ndarray] = []
         size = 0
-        resampler = av.AudioResampler(format="flt", layout=stream.layout.name if stream.layout else None,
-                                      rate=rate)
         try:
             for frame in _decoding(path, container, stream):
                 for out in resampler.resample(frame):

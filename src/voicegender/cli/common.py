@@ -121,6 +121,10 @@ def check_output_path(path: Path, option: str = "--out", force: bool | None = No
         raise VoiceGenderError(f"{option}: empty path")
     if path.is_dir():
         raise VoiceGenderError(f"{path}: is a folder; {option} needs a file name")
+    if path.exists() and not path.is_file():  # a device or a pipe (/dev/null, a FIFO): written into, not replaced
+        if not os.access(path, os.W_OK):
+            raise VoiceGenderError(f"{path}: cannot write to it (permission denied)")
+        return path
     if force is False and path.is_file() and path.stat().st_size > 0:
         raise VoiceGenderError(f"{path}: already exists; give {option} another name, or add --force to replace it")
     parent = path.parent

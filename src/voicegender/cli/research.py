@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..errors import VoiceGenderError
+from ..errors import ModelError, VoiceGenderError
 from ..extras import require
 from ..voice.model_files import check_checkpoint_file
 from .common import (  # noqa: F401
@@ -312,6 +312,8 @@ def explain_cmd(
     baseline: Annotated[str, typer.Option(help="masked band value: mean (clip set's average) | min")] = "mean",
     threads: Annotated[int, typer.Option(help="torch CPU threads (1 is fastest for these small batches and the "
                                               "GE2E LSTM, and on a shared CPU)")] = 1,
+    force: Annotated[bool, typer.Option("--force", help="replace the pictures of an earlier explain in --out "
+                                                        "(without it: an error)", show_default=False)] = False,
 ) -> None:
     """Class-activation maps per class, per-band occlusion and their agreement, as pictures."""
     require("research", "voicegender explain")
@@ -322,6 +324,9 @@ def explain_cmd(
         raise VoiceGenderError(f"--baseline {baseline!r}: must be mean or min")
     check_number(threads, "--threads", minimum=1)
     check_output_folder(out_dir, "--out")
+    if not force and (out_dir / "summary.json").is_file():  # an earlier explain's pictures are there
+        raise VoiceGenderError(f"{out_dir}: holds an earlier explain (summary.json); give --out another folder, or "
+                               "add --force to replace it")
     import torch
 
     from ..corpora import load_corpus
@@ -334,16 +339,18 @@ def explain_cmd(
             parse_method(spec)
     except VoiceGenderError as e:
         raise VoiceGenderError(f"--methods: {e}") from e
+    if model is not None and not model.exists():  # before the run folder's test.csv is looked for beside it
+        raise ModelError(f"{model}: no such file or folder (a run folder, a checkpoint .pt or a voice head .npz)")
+    if model is not None and model.suffix.lower() != ".npz":  # the model is checked before the clips are looked for
+        candidate = model / "model.pt" if model.is_dir() else model
+        if candidate.is_file():
+            check_checkpoint_file(candidate, "explain takes it only with its own name ending in .npz")
     if corpus is None:  # the run's test.csv (resolve_model's run folder)
         run_dir = None if model is None else model if model.is_dir() else model.parent
         if run_dir is None or not (run_dir / "test.csv").is_file():
             raise VoiceGenderError("give --corpus (a corpus folder or CSV manifest): there is no run test.csv")
         corpus = run_dir / "test.csv"
     clips = load_corpus(corpus).clips
-    if model is not None and model.suffix.lower() != ".npz":
-        candidate = model / "model.pt" if model.is_dir() else model
-        if candidate.is_file():
-            check_checkpoint_file(candidate, "explain takes it only with its own name ending in .npz")
     torch.set_num_threads(threads)
 
     loaded, _ = resolve_model(model)

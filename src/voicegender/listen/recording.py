@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..audio.decode import AudioTooLong, load_audio, spans_of, stream_audio
+from ..audio.decode import AudioTooLong, load_audio, soundfile_name, spans_of, stream_audio
 from ..errors import ModelError, VoiceGenderError
 from ..speech.classified import classified_speech
 from ..speech.vad import TONAL_MAX_S, VAD_SAMPLE_RATE, SpeechStream, holds_a_syllable, looks_tonal, speech_seconds
@@ -50,7 +50,7 @@ def _one_line(text: str) -> str:
 def _should_stream(path: Path) -> bool:
     """Long (by the header) or large once decoded: decode block by block instead of all at once."""
     try:
-        info = sf.info(str(path))
+        info = sf.info(soundfile_name(path))
         if info.frames > 0:
             return (info.frames / info.samplerate > STREAM_ABOVE_S
                     or info.frames * max(1, info.channels) * 4 > MAX_DECODE_BYTES)

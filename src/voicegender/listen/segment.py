@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..audio.bandwidth import BandwidthMeter
-from ..audio.decode import spans_of, stream_audio
+from ..audio.decode import soundfile_name, spans_of, stream_audio
 from ..speech.overlap import OverlapDetector, overlap_regions
 from ..speech.vad import (
     FRAME_S,
@@ -671,7 +671,7 @@ def timeline_file(path: str | os.PathLike, model=None, options: SegmentOptions =
     import soundfile as sf
 
     try:  # only for the progress bar; never decode the file for it (audio_duration would, for m4a/webm)
-        info = sf.info(str(path))
+        info = sf.info(soundfile_name(path))
         total_s = info.frames / info.samplerate if info.frames > 0 else None
     except (sf.LibsndfileError, RuntimeError, OSError):
         total_s = None

@@ -277,7 +277,9 @@ def write_timeline(timeline: Timeline | Sequence[Segment], out: str | os.PathLik
         return write_textgrid(timeline, out)
     text = timeline_text(timeline, fmt, path if str(path) or fmt != "rttm" else out)
     with deferred_signals():
-        atomic_write(out, lambda f: f.write(text.encode("utf-8")))
+        # a file name that is not valid UTF-8 (read from a disk that holds other bytes) is written as \udcXX
+        # escapes: readable, and JSON reads them back as the same name
+        atomic_write(out, lambda f: f.write(text.encode("utf-8", "backslashreplace")))
     return out
 
 
