@@ -87,3 +87,42 @@ def test_ages_from_numbers_and_common_voice_bands():
     assert age_years("twenties") == 25.0 and age_years(" Fifties ") == 55.0
     assert age_years("teens") is None  # Common Voice's band spans children and adults
     assert age_years("") is None and age_years(None) is None and age_years("unknown") is None
+
+
+# --- manifest rows that cannot be clips: one line naming the file and the line(s), before any audio is read --------
+@pytest.mark.parametrize("text, message", [
+    ("path,speaker,gender\na.wav,,female\nb.wav,s1,male\nc.wav, ,male\n",
+     "m.csv: empty speaker on lines 2, 4: every row names who speaks, or its clips all become one speaker"),
+    ("path,speaker,gender\n,s1,female\n", "m.csv: empty path on line 2: every row names its recording"),
+    ("path,speaker,gender,path\na.wav,s1,female,x.wav\n",
+     "m.csv: the header names column 'path' more than once (columns 1 and 4); keep one"),
+    ("path,speaker,gender\na.wav\n", "m.csv: line 2 has 1 field, the header has 3"),
+    ("path,speaker,gender\na.wav,s1,female,x\n", "m.csv: line 2 has 4 fields, the header has 3"),
+    ('path,speaker,gender\na.wav,s1,female\n"b.wav,s2,male\nc.wav,s3,male\n',
+     "m.csv: unterminated quote from line 3: the rest of the file would be one cell; close the quote"),
+    ('path,speaker,gender\n"a.wav,s1,female\nb.wav",s2\n',
+     "m.csv: line 2 has 2 fields, the header has 3 (a quote opened on line 2 closes on line 3)"),
+    ("path,speaker,gender\na.wav,A,female\nb.wav,B,male\na.wav,B,female\n",
+     "m.csv: a.wav is listed with different speakers: 'A' on line 2, 'B' on line 4; a recording has one speaker and "
+     "one gender"),
+    ("path,speaker,gender\na.wav,A,female\n./a.wav,A,m\n",
+     "m.csv: ./a.wav is listed with different genders: 'female' on line 2, 'male' on line 3"),
+])
+def test_manifest_rows_that_cannot_be_clips_are_errors_naming_the_lines(tmp_path: Path, text: str, message: str):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(text)
+    with pytest.raises(CorpusError) as e:
+        load_manifest(manifest)
+    assert str(e.value).startswith(str(tmp_path)) and message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_repeated_manifest_row_counts_once_with_a_warning(tmp_path: Path, caplog):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,speaker,gender,age\na.wav,s1,female,30\n./a.wav,s1,F,30\nb.wav,s2,male,40,\n\n"
+                        "a.wav,s1,female,30\n")  # a trailing empty field and a blank line are no problem
+    with caplog.at_level("WARNING", logger="voicegender"):
+        corpus = load_manifest(manifest)
+    assert [(c.path, c.speaker, c.gender, c.age) for c in corpus.clips] == [
+        (tmp_path / "a.wav", "s1", "female", 30.0), (tmp_path / "b.wav", "s2", "male", 40.0)]
+    assert f"{manifest}: 2 row(s) repeat an earlier row's path, speaker and gender (lines 3, 6); each clip counts " \
+           "once" in caplog.text

@@ -16,10 +16,12 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from .audio.decode import AUDIO_EXTENSIONS, audio_files
 from .errors import CorpusError
@@ -126,7 +128,7 @@ def load_manifest(csv_path: str | Path, name: str | None = None) -> Corpus:
         if b"\0" in head:
             raise CorpusError(f"{not_text}: it holds NUL bytes (binary, or UTF-16: save it as UTF-8)")
         with csv_path.open(newline="", encoding="utf-8-sig") as f:
-            clips = _manifest_clips(csv.DictReader(f), csv_path, root, name)
+            clips = _manifest_clips(f, csv_path, root, name)
     except UnicodeDecodeError as e:
         raise CorpusError(f"{not_text}: undecodable bytes ({e.reason})") from e
     except csv.Error as e:
@@ -138,25 +140,90 @@ def load_manifest(csv_path: str | Path, name: str | None = None) -> Corpus:
     return Corpus(name, root, clips, _kind_of([c.path for c in clips], csv_path))
 
 
-def _manifest_clips(reader: csv.DictReader, csv_path: Path, root: Path, name: str) -> list[Clip]:
-    """The clips of a manifest's rows (``reader`` over its text); CorpusError names the file and line."""
-    columns = [c.strip() for c in (reader.fieldnames or [])]
+def _manifest_clips(text: TextIO, csv_path: Path, root: Path, name: str) -> list[Clip]:
+    """The clips of a manifest's rows; CorpusError names the file and the line(s).
+
+    A row repeated as it is (the same path, speaker and gender) counts once, with a warning: listed twice, a clip
+    would weigh double in its speaker's answer and in training. The same path with another speaker or gender is an
+    error: one recording has one speaker and one gender, and which row is right only the manifest's author knows.
+    """
+    columns, rows = _manifest_rows(text, csv_path)
     missing = {"path", "speaker", "gender"} - set(columns)
     if missing:
         raise CorpusError(f"{csv_path}: manifest lacks column(s) {', '.join(sorted(missing))} "
                           f"(it has: {', '.join(columns) or 'none'})")
-    clips = []
-    for row in reader:
-        line = reader.line_num
-        row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
-        if any("\0" in v for v in row.values()):
-            raise CorpusError(f"{csv_path}:{line}: NUL bytes in the row: not a text CSV manifest")
-        if not row["path"]:
-            raise CorpusError(f"{csv_path}:{line}: empty path")
-        extra = {k: v for k, v in row.items() if k not in ("path", "speaker", "gender")}
-        clips.append(Clip(root / row["path"], row["speaker"], normalise_gender(row["gender"], f"{csv_path}:{line}"),
-                          name, extra))
+    for column, why in (("path", "every row names its recording"),
+                        ("speaker", "every row names who speaks, or its clips all become one speaker")):
+        empty = [line for line, row in rows if not row[column]]
+        if empty:
+            raise CorpusError(f"{csv_path}: empty {column} on {_line_list(empty)}: {why}")
+    clips: list[Clip] = []
+    first: dict[str, tuple[int, Clip]] = {}  # a clip's path (normalised) -> its first line and clip
+    repeated: list[int] = []
+    for line, row in rows:
+        clip = Clip(root / row["path"], row["speaker"], normalise_gender(row["gender"], f"{csv_path}:{line}"), name,
+                    {k: v for k, v in row.items() if k not in ("path", "speaker", "gender")})
+        key = os.path.normpath(clip.path)
+        if key not in first:
+            first[key] = line, clip
+            clips.append(clip)
+            continue
+        seen_line, seen = first[key]
+        for what, before, now in (("speakers", seen.speaker, clip.speaker), ("genders", seen.gender, clip.gender)):
+            if before != now:
+                raise CorpusError(f"{csv_path}: {row['path']} is listed with different {what}: {before!r} on line "
+                                  f"{seen_line}, {now!r} on line {line}; a recording has one speaker and one gender")
+        repeated.append(line)
+    if repeated:
+        log.warning("%s: %d row(s) repeat an earlier row's path, speaker and gender (%s); each clip counts once",
+                    csv_path, len(repeated), _line_list(repeated))
     return clips
+
+
+def _manifest_rows(text: TextIO, csv_path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """A manifest's columns and rows, each row as (its first line, {column: cell}), cells stripped, blank lines
+    skipped. CorpusError (the file and the line) for what would put a cell in the wrong column, which the gender
+    check further on would report as a wrong gender: a column named twice, a row with more or fewer fields than the
+    header, a quote left open (the rest of the file would be one cell)."""
+    reader = csv.reader(text, strict=True)  # strict: a quote left open is an error, not the rest of the file
+    end = 0  # the last line read: a row starts on the line after the previous one ends
+    rows = []
+    try:
+        columns = [c.strip() for c in next(reader, [])]
+        end = reader.line_num
+        twice = [c for c, n in Counter(columns).items() if c and n > 1]
+        if twice:
+            where = " and ".join(str(i) for i, c in enumerate(columns, 1) if c == twice[0])
+            raise CorpusError(f"{csv_path}: the header names column {twice[0]!r} more than once (columns {where}); "
+                              "keep one")
+        for cells in reader:
+            start, end = end + 1, reader.line_num
+            if not cells:
+                continue
+            surplus = cells[len(columns):]
+            if len(cells) < len(columns) or any(c.strip() for c in surplus):
+                spans = f" (a quote opened on line {start} closes on line {end})" if end > start else ""
+                raise CorpusError(f"{csv_path}: line {start} has {_count(len(cells), 'field')}, the header has "
+                                  f"{len(columns)}{spans}")
+            if any("\0" in c for c in cells):
+                raise CorpusError(f"{csv_path}:{start}: NUL bytes in the row: not a text CSV manifest")
+            rows.append((start, {c: v.strip() for c, v in zip(columns, cells, strict=False) if c}))
+    except csv.Error as e:
+        if "unexpected end of data" in str(e):
+            raise CorpusError(f"{csv_path}: unterminated quote from line {end + 1}: the rest of the file would be one "
+                              "cell; close the quote") from e
+        raise CorpusError(f"{csv_path}:{end + 1}: not a readable CSV row ({e})") from e
+    return columns, rows
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"
+
+
+def _line_list(lines: list[int], shown: int = 10) -> str:
+    """``"line 3"``, ``"lines 2, 5"``, or the first ``shown`` and how many more."""
+    more = f" and {len(lines) - shown} more" if len(lines) > shown else ""
+    return f"line{'s' if len(lines) > 1 else ''} {', '.join(str(n) for n in lines[:shown])}{more}"
 
 
 def load_audiomnist(root: str | Path, name: str | None = None) -> Corpus:

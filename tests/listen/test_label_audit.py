@@ -77,3 +77,20 @@ def test_a_page_with_nothing_to_hear_says_so(ranked, tmp_path):
     fine = [s for s in ranked if s.verdict == "ok"]
     text = write_audit_page(fine, tmp_path / "fine", "synthetic").read_text()
     assert "<audio" not in text and "nothing to listen to" in text
+
+
+def test_a_speaker_whose_every_clip_failed_is_its_own_verdict_and_listed_on_the_page(ranked, tmp_path):
+    name = b"sp\xff".decode("utf-8", "surrogateescape")  # a folder named in bytes that are not UTF-8
+    gone = pool_speaker(name, [ClipScore(f"{name}/a.wav", name, "male", None, None, 0.0,
+                                         error=f"{name}/a.wav: file not found")])
+    silent = pool_speaker("quiet", [ClipScore("q.wav", "quiet", "male", None, None, 0.0)])
+    assert (verdict(gone), verdict(silent)) == ("failed", "no_speech")
+    judged = audit([*ranked, gone, silent])
+    assert summary(judged) == ("6 speakers: 1 flagged, 1 whose every clip failed, 1 without speech, 3 agree with "
+                               "their label")
+    page = write_audit_page(judged, tmp_path / "page", name)
+    text = page.read_bytes().decode("utf-8")  # the whole page is UTF-8, the name's byte escaped
+    assert "<h1>Label audit: sp\\udcff</h1>" in text and "<h3>sp\\udcff</h3>" in text
+    assert "Every clip failed: nothing was heard" in text and "sp\\udcff/a.wav: file not found" in text
+    assert "labelled male; its only clip failed, so nothing was heard" in text
+    assert len(re.findall("<audio", text)) == 3  # m2's clips; a clip that failed gets none

@@ -15,6 +15,7 @@ from voicegender.listen.speaker_answers import (
     corpus_clips,
     pool_speaker,
     pool_speakers,
+    readable,
     score_clips,
     speaker_answers,
 )
@@ -127,3 +128,23 @@ def test_an_image_manifest_is_refused(tmp_path: Path):
     (tmp_path / "manifest.csv").write_text("path,speaker,gender\na.jpg,s1,female\n")
     with pytest.raises(CorpusError, match="images"):
         corpus_clips(tmp_path / "manifest.csv")
+
+
+def test_a_speaker_whose_every_clip_failed_is_failed_not_silent():
+    def clip(name: str, p: float | None, error: str | None = None) -> ClipScore:
+        return ClipScore(name, "s", "female", p, None, 1.0 if p is not None else 0.0, error=error)
+
+    gone = pool_speaker("s", [clip("a.wav", None, "a.wav: file not found"), clip("b.wav", None, "b.wav: empty")])
+    assert (gone.answer, gone.clips, gone.answered, gone.failed, gone.p_female) == ("failed", 2, 0, 2, None)
+    quiet = pool_speaker("s", [clip("a.wav", None, "a.wav: file not found"), clip("b.wav", None)])
+    assert (quiet.answer, quiet.failed) == ("no_speech", 1)  # one clip was heard: it holds no speech
+    partial = pool_speaker("s", [clip("a.wav", None, "a.wav: file not found"), clip("b.wav", 0.9)])
+    assert (partial.answer, partial.answered, partial.failed) == ("female", 1, 1)  # answered from the other clip
+    assert partial.as_dict()["failed"] == 1 and gone.as_dict()["answer"] == "failed"
+
+
+def test_names_that_are_not_utf8_are_written_with_their_bytes_escaped():
+    name = b"sp\xff".decode("utf-8", "surrogateescape")  # how Python reads a folder named in such bytes
+    answer = pool_speaker(name, [ClipScore(f"{name}/a.wav", name, None, 0.9, None, 1.0)])
+    assert answer.as_dict()["speaker"] == name and readable(name) == "sp\\udcff"  # as predict writes such paths
+    assert readable("anna") == "anna" and readable("sp\ud800") == "sp\\ud800"  # a surrogate from no file name

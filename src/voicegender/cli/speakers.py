@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import VoiceGenderError
 from .common import (
@@ -53,8 +54,8 @@ def _options(threshold: float, no_vad: bool):
 
 
 def _answers(corpus: Path, model, options, pitch: bool):
-    """The corpus's speakers, scored; clip failures reported on stderr (one line each, at most 10)."""
-    from ..listen.speaker_answers import corpus_clips, pool_speakers, score_clips
+    """The corpus's speakers, scored; clip failures reported on stderr (one line each, at most 10, and how many)."""
+    from ..listen.speaker_answers import FAILED, corpus_clips, pool_speakers, readable, score_clips
     from ..voice.loading import load_model
 
     name, clips = corpus_clips(corpus)
@@ -62,23 +63,39 @@ def _answers(corpus: Path, model, options, pitch: bool):
         raise VoiceGenderError(f"{corpus}: no recordings found")
     loaded = load_model(model)
     scores = score_clips(clips, loaded, options, pitch)
+    rows = pool_speakers(scores, options.threshold)
     failed = [s for s in scores if s.error is not None]
     for s in failed[:10]:
-        err.print(f"error: {s.error}", markup=False, soft_wrap=True)
-    if failed:
-        err.print(f"{len(failed)} of {len(scores)} clip(s) failed; the speakers are answered from the others",
-                  markup=False, soft_wrap=True)
-    return name, loaded, pool_speakers(scores, options.threshold)
+        err.print(f"error: {readable(s.error)}", markup=False, soft_wrap=True)
+    lost = sum(r.answer == FAILED for r in rows)
+    if failed and len(failed) < len(scores):
+        them = (f"{lost} speaker(s) whose every clip failed are answered {FAILED}, the others from their other clips"
+                if lost else "their speakers are answered from their other clips")
+        err.print(f"{len(failed)} of {len(scores)} clip(s) failed ('failed' column); {them}", markup=False,
+                  soft_wrap=True)
+    return readable(name), loaded, rows
+
+
+def _every_clip_failed(corpus: Path, rows) -> None:
+    """A one-line error and exit code 1 when no clip of the corpus could be read (after the output is written: its
+    rows say which speakers): no speaker is answered, which a run must not pass for silence."""
+    if rows and all(r.clips == r.failed for r in rows):
+        clips = sum(r.clips for r in rows)
+        err.print(f"error: {corpus}: every clip failed ({clips} of {clips}); no speaker is answered", markup=False,
+                  soft_wrap=True)
+        raise typer.Exit(1)
 
 
 def _write(rows, fmt: str, out_file: Path | None) -> None:
-    """The speakers as JSON lines or CSV, to --out (replaced atomically) or stdout."""
+    """The speakers as JSON lines or CSV, to --out (replaced atomically) or stdout. A name that is not valid UTF-8
+    is written with its bytes as \\udcff escapes (:func:`~voicegender.listen.speaker_answers.readable`; JSON's own
+    escapes read back as the name), so the text is always UTF-8 and nothing computed is lost to it at the end."""
     import csv
     import io
     import json
 
     from ..fileio import atomic_write
-    from ..listen.speaker_answers import FIELDS
+    from ..listen.speaker_answers import FIELDS, readable
 
     buffer = io.StringIO()
     if fmt == "csv":
@@ -87,31 +104,36 @@ def _write(rows, fmt: str, out_file: Path | None) -> None:
         writer.writerows(r.as_dict() for r in rows)
     else:
         buffer.writelines(json.dumps(r.as_dict()) + "\n" for r in rows)
+    text = readable(buffer.getvalue())
     if out_file is None:
-        sys.stdout.write(buffer.getvalue())
+        sys.stdout.write(text)
         return
-    atomic_write(out_file, lambda f: f.write(buffer.getvalue().encode("utf-8")))
+    atomic_write(out_file, lambda f: f.write(text.encode("utf-8")))
     err.print(f"wrote {len(rows)} speaker(s) to {out_file}", markup=False, soft_wrap=True)
 
 
 def _table(rows, title: str, caption: str | None = None) -> Table:
+    """The speakers as a table; cells are plain text (a speaker named ``[/x]`` is no markup to rich), with a
+    ``failed`` column when a clip failed."""
+    from ..listen.speaker_answers import readable
+
     labelled = any(r.label is not None for r in rows)
     audited = any(r.verdict is not None for r in rows)
     columns = ["speaker", *(["verdict"] if audited else []), *(["label"] if labelled else []), "answer", "p_female",
                *(["p_label"] if labelled else []), "p_child", "pitch_hz", "agree", *(["against"] if labelled else []),
-               "speech_s"]
+               *(["failed"] if any(r.failed for r in rows) else []), "speech_s"]
     if all(r.p_child is None for r in rows):
         columns.remove("p_child")
-    table = Table(title=title, caption=caption, caption_justify="left")
+    table = Table(title=Text(title), caption=caption, caption_justify="left")
     for c in columns:
         table.add_column(c, justify="left" if c in ("speaker", "verdict", "label", "answer") else "right")
     for r in rows:
-        cells = {"speaker": r.speaker, "verdict": r.verdict or "", "label": r.label or "", "answer": r.answer,
+        cells = {"speaker": readable(r.speaker), "verdict": r.verdict or "", "label": r.label or "", "answer": r.answer,
                  "p_female": _num(r.p_female, 3), "p_label": _num(r.p_label, 3), "p_child": _num(r.p_child, 2),
                  "pitch_hz": _num(r.pitch_hz, 0), "agree": f"{r.agree}/{r.answered}",
                  "against": "" if r.against_label is None else f"{r.against_label}/{r.answered}",
-                 "speech_s": f"{r.speech_s:.1f}"}
-        table.add_row(*(cells[c] for c in columns))
+                 "failed": f"{r.failed}/{r.clips}", "speech_s": f"{r.speech_s:.1f}"}
+        table.add_row(*(Text(cells[c]) for c in columns))
     return table
 
 
@@ -143,8 +165,9 @@ def speakers_cmd(corpus: Corpus, model: Model = None, fmt: Format = None, out_fi
     name, _, rows = _answers(corpus, model, options, not no_pitch)
     if kind != "table":
         _write(rows, kind, out_file)
-        return
-    out.print(_table(rows, f"{name}: {len(rows)} speakers"))
+    else:
+        out.print(_table(rows, f"{name}: {len(rows)} speakers"))
+    _every_clip_failed(corpus, rows)
 
 
 @app.command("audit")
@@ -197,3 +220,4 @@ def audit_cmd(
                                 options.threshold)
         err.print(f"page: {path}", markup=False, soft_wrap=True)
     err.print(summary(ranked), markup=False, soft_wrap=True)
+    _every_clip_failed(corpus, ranked)

@@ -1,11 +1,12 @@
 """The label audit's page (``voicegender audit --html DIR``): ``DIR/index.html`` with a player for each clip of
 every speaker the audit did not pass (flagged, likely children, clips labelled both ways), so that a curator can
-listen and decide.
+listen and decide, and the files of the speakers whose every clip failed, with why, to fix them.
 
 The research report's page (:mod:`voicegender.research.report`) needs the research extras; this one is plain HTML
 and CSS with no script, made in the light install. The clips sit beside it as 16 kHz 16-bit WAV (what the model
 heard, the first :data:`CLIP_MAX_S` seconds; every browser plays it): ``DIR/clips/<rank>/<n>.wav``, linked relatively,
-so the folder can be moved or zipped as a whole.
+so the folder can be moved or zipped as a whole. Names and paths that are not UTF-8 show their bytes as ``\\udcff``
+(:func:`~voicegender.listen.speaker_answers.readable`).
 """
 
 from __future__ import annotations
@@ -21,17 +22,18 @@ from ..audio.decode import read_first_seconds
 from ..errors import VoiceGenderError
 from ..fileio import atomic_write
 from .label_audit import AuditRule, summary
-from .speaker_answers import ClipScore, SpeakerAnswer
+from .speaker_answers import FAILED, ClipScore, SpeakerAnswer, readable
 
 log = logging.getLogger(__name__)
 
 PAGE_NAME = "index.html"
 CLIP_MAX_S = 30.0  # seconds of each clip copied beside the page
 SAMPLE_RATE = 16_000
-LISTED = ("flagged", "child", "mixed")  # the verdicts that get players, in this order
+LISTED = ("flagged", "child", "mixed", FAILED)  # the verdicts listed (with players but for failed), in this order
 HEADINGS = {"flagged": "Flagged: the audio contradicts the label",
             "child": "Likely children: contradicted, but a child's voice (not flagged)",
-            "mixed": "Clips labelled both ways"}
+            "mixed": "Clips labelled both ways",
+            FAILED: "Every clip failed: nothing was heard (fix or remove the files)"}
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #ddd;padding:.3em .6em;
@@ -57,7 +59,7 @@ def write_audit_page(ranked: Sequence[SpeakerAnswer], folder: str | Path, corpus
                        for n, c in enumerate(clips, 1))
         more = len(speaker.scores) - len(clips)
         note = f"<p class=small>{more} more clip{'s' if more > 1 else ''} not shown (--max-clips)</p>" if more else ""
-        sections.append((speaker.verdict, f"<section id=s{k}><h3>{html.escape(speaker.speaker)}</h3>"
+        sections.append((speaker.verdict, f"<section id=s{k}><h3>{_text(speaker.speaker)}</h3>"
                          f"<p>{html.escape(evidence(speaker))}</p><table><tr><th class=l>clip</th><th>p_female</th>"
                          f"<th>pitch Hz</th><th>speech s</th><th class=l>file</th></tr>{rows}</table>{note}"
                          "</section>"))
@@ -68,7 +70,7 @@ def write_audit_page(ranked: Sequence[SpeakerAnswer], folder: str | Path, corpus
             body.append(f"<h2>{html.escape(HEADINGS[v])}</h2>" + "".join(mine))
     if not shown:
         body.append("<p>Every speaker's audio agrees with its label: nothing to listen to.</p>")
-    title = f"Label audit: {corpus}"
+    title = f"Label audit: {readable(corpus)}"
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}</body></html>")
     path = folder / PAGE_NAME
@@ -78,6 +80,9 @@ def write_audit_page(ranked: Sequence[SpeakerAnswer], folder: str | Path, corpus
 
 def evidence(s: SpeakerAnswer) -> str:
     """One sentence: the label, what the audio says, and how sure (for the page and the table's caption)."""
+    if s.answer == FAILED:
+        clips = "its only clip" if s.clips == 1 else f"all {s.clips} of its clips"
+        return f"labelled {s.label}; {clips} failed, so nothing was heard"
     if s.label == "mixed":
         n_f = sum(c.label == "female" for c in s.scores)
         return (f"labelled female on {n_f} and male on {len(s.scores) - n_f} of {len(s.scores)} clips; heard as "
@@ -106,9 +111,10 @@ def _against(c: ClipScore, label: str | None) -> float:
 
 
 def _clip_row(c: ClipScore, folder: Path, rel: str, label: str | None, threshold: float) -> str:
-    player = _copy_clip(c.path, folder / rel)
+    player = c.error is None and _copy_clip(c.path, folder / rel)  # a clip that failed would only fail again
     audio = (f'<audio controls preload=none src="{html.escape(rel)}"></audio>' if player
              else "<span class=small>(cannot be read)</span>")
+    why = f"<br><span class=small>{_text(c.error)}</span>" if c.error is not None else ""
     if c.p_female is None:
         p = "no speech" if c.error is None else "failed"
     else:
@@ -118,7 +124,7 @@ def _clip_row(c: ClipScore, folder: Path, rel: str, label: str | None, threshold
     pitch = "" if c.pitch_hz is None else f"{c.pitch_hz:.0f}"
     label_note = f" <span class=small>({c.label})</span>" if label == "mixed" else ""
     return (f"<tr><td class=l>{audio}</td><td>{p}</td><td>{pitch}</td><td>{c.speech_s:.1f}</td>"
-            f"<td class=l><span class=small>{html.escape(c.path)}</span>{label_note}</td></tr>")
+            f"<td class=l><span class=small>{_text(c.path)}</span>{label_note}{why}</td></tr>")
 
 
 def _copy_clip(source: str, target: Path) -> bool:
@@ -155,7 +161,7 @@ def _overview(shown: Sequence[SpeakerAnswer]) -> str:
     if not shown:
         return ""
     rows = "".join(
-        f"<tr><td><a href=#s{k}>{k}</a></td><td class=l>{html.escape(s.speaker)}</td><td class=l>{s.verdict}</td>"
+        f"<tr><td><a href=#s{k}>{k}</a></td><td class=l>{_text(s.speaker)}</td><td class=l>{s.verdict}</td>"
         f"<td class=l>{s.label}</td><td class=l>{s.answer}</td><td>{_num(s.p_female, 3)}</td>"
         f"<td>{_num(s.p_child, 2)}</td><td>{_num(s.pitch_hz, 0)}</td>"
         f"<td>{'' if s.against_label is None else f'{s.against_label} / {s.answered}'}</td></tr>"
@@ -163,6 +169,11 @@ def _overview(shown: Sequence[SpeakerAnswer]) -> str:
     return ("<table><tr><th></th><th class=l>speaker</th><th class=l>verdict</th><th class=l>label</th>"
             "<th class=l>heard</th><th>p_female</th><th>p_child</th><th>pitch Hz</th><th>against label</th></tr>"
             f"{rows}</table>")
+
+
+def _text(name: str) -> str:
+    """A name, path or message as page text: readable (bytes that are not UTF-8 as \\udcff) and escaped."""
+    return html.escape(readable(name))
 
 
 def _num(x: float | None, places: int) -> str:

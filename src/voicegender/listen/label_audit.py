@@ -9,7 +9,8 @@ reaches ``child_p`` (:data:`~voicegender.voice.default_model.CHILD_FLAG`) is rep
 before puberty gender from voice is unreliable, so that is not evidence of a wrong label.
 
 Verdicts: ``flagged`` (the label is likely wrong: listen), ``child`` (contradicted, but a child's voice), ``mixed``
-(the corpus labels the speaker's clips both ways), ``no_speech`` (no clip holds speech), ``ok``.
+(the corpus labels the speaker's clips both ways), ``failed`` (every clip failed: nothing was heard, which is not
+silence), ``no_speech`` (no clip holds speech), ``ok``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from dataclasses import dataclass, replace
 
 from ..errors import VoiceGenderError
 from ..voice.default_model import CHILD_FLAG
-from .speaker_answers import MIXED, SpeakerAnswer
+from .speaker_answers import FAILED, MIXED, SpeakerAnswer
 
-VERDICTS = ("flagged", "child", "mixed", "no_speech", "ok")
+VERDICTS = ("flagged", "child", "mixed", FAILED, "no_speech", "ok")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class AuditRule:
 
 def verdict(speaker: SpeakerAnswer, rule: AuditRule = AuditRule()) -> str:
     """What the audit says of one speaker (see the module's docstring)."""
+    if speaker.answer == FAILED:  # before mixed: until its files are read, nothing can be checked
+        return FAILED
     if speaker.label == MIXED:
         return "mixed"
     if speaker.p_label is None or not speaker.answered:
@@ -77,6 +80,8 @@ def summary(ranked: Sequence[SpeakerAnswer]) -> str:
         parts.append(f"{counts['child']} likely child{'ren' if counts['child'] > 1 else ''} (not flagged)")
     if counts["mixed"]:
         parts.append(f"{counts['mixed']} with clips labelled both ways")
+    if counts[FAILED]:
+        parts.append(f"{counts[FAILED]} whose every clip failed")
     if counts["no_speech"]:
         parts.append(f"{counts['no_speech']} without speech")
     parts.append(f"{counts['ok']} agree with their label")

@@ -4,7 +4,9 @@ pooled per speaker.
 A speaker's many clips are right far more often than any one of them: on corpora the model never saw, pooling made
 every speaker right on four corpora whose single clips score 0.964-1.000 (issue 21). Pooling is the same as for the
 speakers of a recording (:func:`voicegender.voice.model.weighted_log_odds`): the clips' female log-odds averaged,
-weighted by their seconds of speech; ``p_child`` likewise. Clips without speech (or that fail) do not vote.
+weighted by their seconds of speech; ``p_child`` likewise. Clips without speech (or that fail) do not vote. A
+speaker whose every clip failed is answered ``failed``, not ``no_speech``: nobody heard it, so nothing says it is
+silent (``failed`` counts a speaker's failed clips in every case).
 
 Corpora: what :func:`voicegender.corpora.load_corpus` reads (a CSV manifest with ``path, speaker, gender``, an
 AudioMNIST folder, ``female/<speaker>/`` and ``male/<speaker>/`` folders), or a folder of **one sub-folder per
@@ -33,10 +35,11 @@ log = logging.getLogger(__name__)
 
 PITCH_READ_S = 30.0  # seconds of a clip read for its pitch (a clip's median needs no more; long files stay cheap)
 MIXED = "mixed"  # the label of a speaker whose clips are labelled both female and male
+FAILED = "failed"  # the answer of a speaker whose every clip failed (none could be read)
 # the output record of a speaker (CSV columns, JSON keys); label / p_label / against_label are empty without
 # labels, verdict without an audit (voicegender.listen.label_audit)
-FIELDS = ("speaker", "label", "answer", "p_female", "p_label", "p_child", "pitch_hz", "clips", "answered", "agree",
-          "against_label", "speech_s", "verdict")
+FIELDS = ("speaker", "label", "answer", "p_female", "p_label", "p_child", "pitch_hz", "clips", "answered", "failed",
+          "agree", "against_label", "speech_s", "verdict")
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class SpeakerAnswer:
 
     speaker: str
     label: str | None  # "female" | "male" | "mixed" (the corpus labels its clips both ways) | None (no labels)
-    answer: str  # "female" | "male", or "no_speech" when no clip holds speech
+    answer: str  # "female" | "male", "no_speech" when no clip holds speech, "failed" when every clip failed
     p_female: float | None  # from the clips' log-odds, weighted by speech; None without speech
     p_child: float | None  # the same for the child-voice probability; None when the model does not estimate it
     pitch_hz: float | None  # median over the clips' median F0
@@ -79,6 +82,7 @@ class SpeakerAnswer:
     p_label: float | None = None  # probability of the label given the audio (p_female or 1 - p_female)
     against_label: int | None = None  # answered clips whose own answer is not the label
     verdict: str | None = None  # set by voicegender.listen.label_audit.audit
+    failed: int = 0  # clips that failed (could not be read): they do not vote
     scores: list[ClipScore] = field(default_factory=list, repr=False)  # the speaker's clips
 
     @property
@@ -94,8 +98,17 @@ class SpeakerAnswer:
         return {"speaker": self.speaker, "label": self.label, "answer": self.answer,
                 "p_female": rounded(self.p_female, 4), "p_label": rounded(self.p_label, 4),
                 "p_child": rounded(self.p_child, 4), "pitch_hz": rounded(self.pitch_hz, 1), "clips": self.clips,
-                "answered": self.answered, "agree": self.agree, "against_label": self.against_label,
+                "answered": self.answered, "failed": self.failed, "agree": self.agree,
+                "against_label": self.against_label,
                 "speech_s": rounded(self.speech_s, 1), "verdict": self.verdict}
+
+
+def readable(text: str) -> str:
+    """``text`` as any UTF-8 output can hold it. Python holds a file name that is not valid UTF-8 with its bytes as
+    the lone surrogates U+DC80-U+DCFF, which no UTF-8 file, terminal or page takes (writing one raised after all the
+    scoring); they are written as ``\\udcff`` escapes, as ``predict`` writes such paths
+    (:func:`voicegender.listen.jobs.encode_text`) and stderr shows them: readable, and the bytes can be told back."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # --- which clips ---------------------------------------------------------------------------------------------------
@@ -180,10 +193,12 @@ def pool_speaker(speaker: str, scores: Sequence[ClipScore], threshold: float = 0
     labels = {s.label for s in scores}
     label = None if labels <= {None} else labels.pop() if len(labels) == 1 else MIXED
     answered = [s for s in scores if s.p_female is not None]
+    failed = sum(s.error is not None for s in scores)
     speech_s = float(sum(s.speech_s for s in scores))
     if not answered:
-        return SpeakerAnswer(speaker, label, "no_speech", None, None, None, len(scores), 0, 0, speech_s,
-                             against_label=0 if label in LABELS else None, scores=list(scores))
+        answer = FAILED if failed == len(scores) else "no_speech"
+        return SpeakerAnswer(speaker, label, answer, None, None, None, len(scores), 0, 0, speech_s,
+                             against_label=0 if label in LABELS else None, failed=failed, scores=list(scores))
     weights = np.array([max(s.speech_s, 1e-3) for s in answered])  # a clip scored at all has some speech
     p = float(sigmoid(weighted_log_odds(logit(np.array([s.p_female for s in answered])), weights)))
     p_child = None
@@ -193,7 +208,8 @@ def pool_speaker(speaker: str, scores: Sequence[ClipScore], threshold: float = 0
     own = ["female" if s.p_female >= threshold else "male" for s in answered]
     pitches = [s.pitch_hz for s in answered if s.pitch_hz is not None]
     out = SpeakerAnswer(speaker, label, answer, p, p_child, float(np.median(pitches)) if pitches else None,
-                        len(scores), len(answered), sum(a == answer for a in own), speech_s, scores=list(scores))
+                        len(scores), len(answered), sum(a == answer for a in own), speech_s, failed=failed,
+                        scores=list(scores))
     if label in LABELS:
         out.p_label = p if label == "female" else 1.0 - p
         out.against_label = sum(a != label for a in own)
