@@ -24,15 +24,30 @@ class World:
 
 
 def world_from_env(env: dict[str, str] | None = None) -> World:
-    """The rank and world size torchrun (or any launcher using its variables) gave this process."""
+    """The rank and world size torchrun (or any launcher using its variables) gave this process.
+
+    Raises ValueError naming the variable when one is not a whole number, or when WORLD_SIZE is above 1 without
+    RANK: taking rank 0 then would have every process of a badly launched job do the same share of the work.
+    """
     env = os.environ if env is None else env
-    try:
-        size = int(env.get("WORLD_SIZE", "1"))
-        rank = int(env.get("RANK", "0"))
-        local_size = int(env.get("LOCAL_WORLD_SIZE", str(size)))
-        local_rank = int(env.get("LOCAL_RANK", str(rank)))
-    except ValueError as e:
-        raise ValueError(f"RANK/WORLD_SIZE must be integers ({e})") from e
+
+    def number(name: str, default: int) -> int:
+        text = env.get(name)
+        if text is None:
+            return default
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{name}={text!r} is not a whole number; launchers such as torchrun set it (unset it "
+                             "to run alone)") from None
+
+    size = number("WORLD_SIZE", 1)
+    if size > 1 and "RANK" not in env:
+        raise ValueError(f"WORLD_SIZE={size} is set but RANK is not: each process needs its own RANK "
+                         f"(0 to {size - 1}), as torchrun sets it; unset WORLD_SIZE to run alone")
+    rank = number("RANK", 0)
+    local_size = number("LOCAL_WORLD_SIZE", size)
+    local_rank = number("LOCAL_RANK", rank)
     if size < 1 or not 0 <= rank < size:
         raise ValueError(f"RANK={rank} is not in 0..WORLD_SIZE-1 (WORLD_SIZE={size})")
     return World(rank, size, local_rank, max(1, local_size))

@@ -3,8 +3,10 @@ timeline files."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -282,3 +284,137 @@ def test_signals_wait_for_the_file_being_replaced(tmp_path: Path):
     finally:
         signal.signal(signal.SIGINT, before)
     assert len(json.loads(out.read_text())["segments"]) == 3
+
+
+# --- robustness: names, full disks, error lines, spellings, torn parts ----------------------------------------------
+NAMES = [os.fsdecode(b"bad\xff\xfebytes.wav"), "new\nline.wav", "sep\u2028arated.wav", 'a,b "q".wav', "ünï.wav"]
+
+
+@pytest.mark.parametrize("ext", [".jsonl", ".csv"])
+def test_names_that_are_not_plain_text_are_written_readably_and_resumed(tmp_path: Path, ext: str):
+    """A name that is not valid UTF-8 (bytes from another system) broke the writing with UnicodeEncodeError, a
+    newline split a CSV row in two and U+2028 a JSON line: the good files got no line and --resume never ended."""
+    (wave,) = write_files(tmp_path / "audio", 1)
+    files = [str(shutil.copy(wave, tmp_path / name)) for name in NAMES]
+    out = tmp_path / f"r{ext}"
+    assert run_predictions(files, out, scorer, FAST, show_progress=False).written == 5
+    data = out.read_bytes()
+    data.decode("utf-8")  # valid text: the undecodable bytes are escapes
+    assert b"bad\\udcff\\udcfebytes.wav" in data
+    assert paths_in(out) == files  # read back as the very names
+    again = run_predictions(files, out, scorer, FAST, resume=True, show_progress=False)
+    assert (again.skipped, again.written) == (5, 0) and out.read_bytes() == data
+
+
+def filling_disk(monkeypatch, room: int) -> None:
+    """The disk of every result file takes ``room`` more bytes, then says ENOSPC (a write cut short first)."""
+    import voicegender.listen.jobs as jobs
+
+    class FullDisk:
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, data):
+            nonlocal room
+            if room == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            taken = self.file.write(data[:room])
+            room -= taken
+            return taken
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+    opened = jobs.ResultsFile.open
+
+    def open_on_a_filling_disk(self, *args, **kwargs):
+        opened(self, *args, **kwargs)
+        self._file = FullDisk(self._file)
+        return self
+
+    monkeypatch.setattr(jobs.ResultsFile, "open", open_on_a_filling_disk)
+
+
+@pytest.mark.parametrize("ext", [".jsonl", ".csv"])
+def test_a_full_disk_stops_the_job_in_one_line_keeping_the_lines_written(tmp_path: Path, monkeypatch, ext: str):
+    files = write_files(tmp_path / "audio", 10)
+    out = tmp_path / f"r{ext}"
+    whole = run_predictions(files, tmp_path / f"all{ext}", scorer, FAST, show_progress=False).out.stat().st_size
+    filling_disk(monkeypatch, room=whole // 2)  # the first batch (4 lines) fits, not the ten lines
+    with pytest.raises(VoiceGenderError) as said:
+        run_predictions(files, out, scorer, FAST, show_progress=False)
+    partial = tmp_path / f"r{ext}.partial"
+    assert str(said.value) == (f"{partial}: cannot write (No space left on device); the lines written so far are "
+                               "kept; free space and run again with --resume")
+    assert partial.read_bytes().endswith(b"\n")  # the batch cut short is taken back: complete lines only
+    done = paths_in(partial)
+    assert 0 < len(done) < len(files) and done == files[:len(done)] and not out.exists()
+    monkeypatch.undo()
+    job = run_predictions(files, out, scorer, FAST, resume=True, show_progress=False)
+    assert (job.skipped, job.written) == (len(done), len(files) - len(done)) and paths_in(out) == files
+
+
+def test_resume_tries_error_lines_again_and_matches_paths_however_spelled(tmp_path: Path, monkeypatch):
+    """--resume kept a file's error line forever (the missing file now there, the exit code 0); and ../a.wav and
+    .././a.wav were two files to it."""
+    monkeypatch.chdir(tmp_path)
+    files = [os.path.relpath(f) for f in write_files(tmp_path / "audio", 4)]
+    late = "audio/late.wav"  # not there yet: its line is an error
+    out = Path("r.jsonl")
+    job = run_predictions([*files, late], out, scorer, FAST, show_progress=False)
+    assert (job.written, job.failed) == (5, 1)
+    before = out.read_bytes().splitlines(keepends=True)
+    assert json.loads(before[4])["label"] == "error"
+    write_files(Path("more"), 1)
+    os.replace("more/f000.wav", late)
+    respelled = ["./" + f.replace("/", "/./") for f in files]
+    job = run_predictions([*respelled, late], out, scorer, FAST, resume=True, show_progress=False)
+    assert (job.skipped, job.written, job.failed, job.retried, job.failed_kept) == (4, 1, 0, 1, 0)
+    after = out.read_bytes().splitlines(keepends=True)
+    assert after[:4] == before[:4]  # the other lines byte for byte
+    assert json.loads(after[4])["path"] == late and json.loads(after[4])["label"] in ("female", "male")
+
+    os.remove(late)
+    run_predictions([late], "s.jsonl", scorer, FAST, show_progress=False)  # an error line ...
+    job = run_predictions(files[:1], "s.jsonl", scorer, FAST, resume=True, show_progress=False)
+    assert (job.written, job.retried, job.failed_kept) == (1, 0, 1)  # ... of a file not given again is kept, counted
+    assert paths_in(Path("s.jsonl")) == [late, files[0]]
+
+
+def test_merge_refuses_to_replace_or_to_write_an_incomplete_merge(tmp_path: Path):
+    files = write_files(tmp_path / "audio", 6)
+    part = run_predictions(files, tmp_path / "r.jsonl", scorer, FAST, show_progress=False).out
+    out = tmp_path / "all.jsonl"
+    out.write_text("a merge someone uses\n")
+    with pytest.raises(VoiceGenderError, match="all.jsonl: already exists; .* add --force"):
+        merge_results(out, [part])
+    missing = str(tmp_path / "audio" / "gone.wav")
+    report = merge_results(out, [part], expected=[*files, missing], force=True)
+    assert report.missing == [missing] and not report.written
+    assert out.read_text() == "a merge someone uses\n"
+    report = merge_results(out, [part], expected=files, force=True)
+    assert report.complete and report.written and paths_in(out) == files
+
+
+@pytest.mark.parametrize("ext", [".jsonl", ".csv"])
+def test_merge_keeps_a_complete_last_line_without_its_newline_and_names_a_torn_part(tmp_path: Path, ext: str):
+    files = write_files(tmp_path / "audio", 3)
+    part = run_predictions(files, tmp_path / f"r{ext}", scorer, FAST, show_progress=False).out
+    whole = part.read_bytes()
+    part.write_bytes(whole[:-1])  # a tool (or an editor) left the last line without its newline
+    report = merge_results(tmp_path / "all.jsonl", [part], expected=files)
+    assert report.complete and paths_in(tmp_path / "all.jsonl") == files
+    part.write_bytes(whole[:-12])  # cut inside the last line
+    with pytest.raises(VoiceGenderError, match=rf"r{ext}: its last line is cut off"):
+        merge_results(tmp_path / "again.jsonl", [part])
+    assert not (tmp_path / "again.jsonl").exists()
+
+
+def test_a_job_refuses_an_out_that_is_a_pipe_or_device_and_leaves_it_be(tmp_path: Path):
+    files = write_files(tmp_path / "audio", 2)
+    fifo = tmp_path / "results.jsonl"
+    os.mkfifo(fifo)
+    for resume in (False, True):
+        with pytest.raises(VoiceGenderError, match="results.jsonl: not a regular file; a job's --out must be one"):
+            run_predictions(files, fifo, scorer, FAST, show_progress=False, resume=resume)
+    assert fifo.is_fifo() and not (tmp_path / "results.jsonl.partial").exists()

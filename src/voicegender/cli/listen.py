@@ -172,12 +172,18 @@ def predict_cmd(
         check_output_folder(explain_dir, "--explain")
     if batch_size is not None:
         options = dataclasses.replace(options, batch_size=batch_size)
-    local = world_from_env().local_size
+    try:
+        local = world_from_env().local_size
+    except ValueError as e:  # a variable a launcher sets is wrong: said even with --shard (it sets the workers)
+        raise VoiceGenderError(str(e)) from e
     if local > 1 and options.workers == 0:  # processes on one machine share its cores
         options = dataclasses.replace(options, workers=max(1, min(4, (os.cpu_count() or 1) // local)))
     files = expand_paths(paths)
     if not files:
         raise VoiceGenderError(f"no audio files found in {', '.join(paths)}")
+    if shard is None and part.count > 1:  # set by a launcher, or left in the shell: a share is never taken unsaid
+        err.print(f"shard {part.index}/{part.count} from RANK/WORLD_SIZE: {len(part.select(files))} of {len(files)} "
+                  "file(s)", markup=False, soft_wrap=True)
     if out_file is not None:
         _predict_to_file(files, out_file, result_format(out_file, None if fmt == "table" else fmt), model, options,
                          resume, part, explain_dir, force)
@@ -262,9 +268,14 @@ def _predict_to_file(files: list[str], out_file: Path, fmt: str, model, options,
                   f"{job.partial}; run the same command with --resume to finish", markup=False, soft_wrap=True)
         raise typer.Exit(128 + job.interrupted)
     skipped = f", {job.skipped} already there" if job.skipped else ""
-    err.print(f"wrote {job.written} line(s) to {job.out}{shard_note}{skipped}", markup=False, soft_wrap=True)
-    if job.failed:
-        err.print(f"{job.failed} of {job.written} file(s) failed")
+    retried = f" ({job.retried} error line(s) from before tried again)" if job.retried else ""
+    err.print(f"wrote {job.written} line(s) to {job.out}{shard_note}{skipped}{retried}", markup=False,
+              soft_wrap=True)
+    failed = [f"{job.failed} of {job.written} file(s) failed"] if job.failed else []
+    if job.failed_kept:  # the file's own error lines count: its exit code says whether the file is all answers
+        failed.append(f"{job.failed_kept} error line(s) from before kept in {job.out} (files not given this time)")
+    if failed:
+        err.print("; ".join(failed), markup=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -280,17 +291,34 @@ def merge_cmd(
     expect: Annotated[list[str] | None, typer.Option(
         help="the inputs the shards were given (files, folders, globs; repeatable): report files without a line",
         show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help=REPLACE_OUT_HELP, show_default=False)] = False,
 ) -> None:
     """Combine the result files of sharded `predict --out` runs into one; report missing shards and files without
-    a line or with several (exit code 1 if there are any)."""
+    a line or with several (exit code 1 if there are any). Nothing is written while shards or files are missing."""
     from ..listen.merge import merge_results
     from ..listen.predict import expand_paths
 
-    check_output_path(out_file)  # merge_results keeps a complete merge when shards are missing
+    # the place is checked before the parts are read, but a missing folder is made only when there is a merge to
+    # write (a failed merge leaves no empty folder behind)
+    made = None
+    if out_file.parent.is_dir():
+        check_output_path(out_file, force=force)  # creates nothing: its folder is there
+    else:
+        check_output_folder(out_file.parent, "--out")
+        made = out_file.parent
+        while not made.parent.is_dir() and made.parent != made:  # the first folder that is not there
+            made = made.parent
     expected = expand_paths(expect) if expect else None
-    report = merge_results(out_file, parts or None, expected)
-    err.print(f"merged {report.rows} line(s) from {len(report.parts)} file(s) into {report.out}", markup=False,
-              soft_wrap=True)
+    report = merge_results(out_file, parts or None, expected, force=force)
+    if report.written:
+        if made is not None:
+            err.print(f"created the folder {made} for --out {out_file}", markup=False, soft_wrap=True)
+        err.print(f"merged {report.rows} line(s) from {len(report.parts)} file(s) into {report.out}", markup=False,
+                  soft_wrap=True)
+    else:
+        err.print(f"{report.out}: not written, the merge is incomplete ({report.rows} line(s) from "
+                  f"{len(report.parts)} file(s)); merge again when the shards have finished, or name the parts to "
+                  "merge (without --expect) to keep what there is", markup=False, soft_wrap=True)
     for what, names in (("missing shard", report.missing_parts), ("no line for", report.missing),
                         ("several lines for (first kept)", report.duplicated),
                         ("not among the expected inputs (kept)", report.unexpected)):
@@ -372,6 +400,8 @@ def segment_cmd(
 
     check_threshold(threshold)
     check_number(min_segment, "--min-segment", minimum=0)
+    if out_file is not None and out_file.is_dir():  # before its (missing) extension is taken for a format
+        check_output_path(out_file)
     try:
         kind = timeline_format(out_file, fmt) if out_file is not None else (fmt and timeline_format("-", fmt))
     except ValueError as e:

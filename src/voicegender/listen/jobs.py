@@ -8,10 +8,14 @@ file has its line. So ``results.jsonl`` is always either the complete previous f
   the job stops and says so, and ``results.jsonl.partial`` holds complete lines only (its name says it is
   partial). Exit code 128 + the signal number (130, 143).
 * SIGKILL, a crash, a power cut: ``.partial`` holds complete lines and perhaps one torn last line.
+* A full disk: the batch being written is taken back, the job stops with a one-line error, ``.partial`` holds the
+  complete lines written before.
 * ``--resume`` continues ``.partial`` (dropping a torn last line), or, without one, a finished ``results.jsonl``
   (new inputs are added to it): files that already have a line are skipped, so a killed job loses nothing and
-  repeats nothing. A new run without ``--resume`` refuses to overwrite a ``.partial`` (it holds work), and a finished
-  ``results.jsonl`` too unless ``--force`` says to replace it.
+  repeats nothing; a file whose line is an error is tried again (the missing file may be there now). Paths are
+  matched normalised (``./a.wav`` is ``a.wav``: :func:`path_key`). A new run without ``--resume`` refuses to
+  overwrite a ``.partial`` (it holds work), and a finished ``results.jsonl`` too unless ``--force`` says to replace
+  it.
 
 ``--shard K/N`` keeps the inputs whose path hashes to K (``shard_index``: SHA-1 of the path as listed, so the
 split does not depend on the order or the machine) and writes ``results.part-K-of-N.jsonl``; under torchrun the
@@ -21,6 +25,7 @@ shard is RANK/WORLD_SIZE. :func:`voicegender.listen.merge.merge_results` (``voic
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -34,12 +39,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import VoiceGenderError
+from ..errors import OutputError, VoiceGenderError
 from ..fileio import atomic_write
 from ..voice.loading import load_model
 from .predict import iter_predictions
 from .prediction import FIELDS, Prediction, PredictOptions
-from .writers import prediction_csv_header, prediction_csv_row, prediction_json
+from .writers import prediction_csv_header
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +127,31 @@ def result_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     return RESULT_FORMATS[ext]
 
 
+# A file name that is not valid UTF-8 (bytes from another system, held by Python as the surrogates U+DC80-U+DCFF) is
+# written as the escapes \udc80-\udcff: valid text, readable, and lossless. JSON reads them back as the same
+# surrogates; CSV has no escapes of its own, so a CSV cell's \udcXX is read back as one (a name that truly holds a
+# backslash followed by "udc" and two such hex digits is read as the other one: not a name anybody writes).
+_ESCAPED_SURROGATE = re.compile(r"\\udc[89a-f][0-9a-f]")
+
+
+def encode_text(text: str) -> bytes:
+    """Lines of a result file as bytes: UTF-8, with a name that is not valid UTF-8 as \\udcXX escapes."""
+    return text.encode("utf-8", "backslashreplace")
+
+
+def _unescape(cell: str) -> str:
+    """A CSV cell with the \\udcXX escapes of :func:`encode_text` turned back into the name's own surrogates."""
+    if "\\udc" not in cell:
+        return cell
+    return _ESCAPED_SURROGATE.sub(lambda m: chr(int(m[0][2:], 16)), cell)
+
+
+def path_key(path: str | os.PathLike) -> str:
+    """What tells two spellings of one input apart from two inputs: the path normalised as :func:`shard_index`
+    does (``.././a.wav`` is ``../a.wav``). Result lines keep the path as it was given; they are matched by this."""
+    return os.path.normpath(os.fspath(path))
+
+
 def _typed(row: dict) -> dict:
     """A CSV row with numbers as floats and empty cells as None, like Prediction.as_dict()."""
     out = {}
@@ -131,69 +161,133 @@ def _typed(row: dict) -> dict:
         elif k == "error" and v in ("", None) and row.get("label") != "error":
             continue
         else:
-            out[k] = v
+            out[k] = _unescape(v) if isinstance(v, str) else v
     return out
 
 
-def read_results(path: str | os.PathLike, fmt: str | None = None, strict_header: bool = False
-                 ) -> tuple[list[dict], int]:
-    """The rows of a result file and the byte length of its complete lines.
+@dataclass
+class _Record:
+    """One row of a result file and its bytes there (its newline included), kept as they are when the file is
+    continued. ``row`` is None for a blank line."""
 
-    A last line without its newline is a torn write (a job killed while writing) and is not a row. Any other
-    unreadable line is an error naming the file and line. ``strict_header``: a CSV file must have this version's
-    columns (rows are about to be appended to it).
-    """
-    path = Path(path)
-    fmt = result_format(path, fmt)
+    row: dict | None
+    raw: bytes
+
+
+@dataclass
+class _Contents:
+    """A result file read: its CSV header line (b"" for JSON lines), its complete records, their byte length (the
+    header's included), and whether it ends in a record cut off while being written."""
+
+    header: bytes
+    records: list[_Record]
+    complete: int
+    torn: bool
+
+
+def _read_contents(path: Path, fmt: str, strict_header: bool, unterminated: str) -> _Contents:
     try:
         data = path.read_bytes()
     except OSError as e:
         raise VoiceGenderError(f"{path}: cannot read it ({e.strerror or e})") from e
-    complete = data.rfind(b"\n") + 1
+    end = data.rfind(b"\n") + 1
     try:
-        text = data[:complete].decode("utf-8")
+        text = data[:end].decode("utf-8")
     except UnicodeDecodeError as e:
         raise VoiceGenderError(f"{path}: not UTF-8 text (byte {e.start}); not a result file?") from e
-    rows: list[dict] = []
-    if fmt == "json":
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as e:
-                raise VoiceGenderError(f"{path}: line {n} is not a JSON object ({e}); not a result file?") from e
-            if not isinstance(row, dict) or "path" not in row:
-                raise VoiceGenderError(f"{path}: line {n} has no 'path'; not a result file?")
-            rows.append(row)
-        return rows, complete
-    if not text:
-        return rows, complete
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
-    if "path" not in header or "label" not in header:
+    lines = [line + "\n" for line in text.split("\n")[:-1]]  # "\n" only: a name may hold U+2028 or U+0085
+    tail = data[end:]
+    torn = bool(tail)
+    if tail and unterminated == "keep":
+        try:
+            lines.append(tail.decode("utf-8"))
+            torn = False  # unless it is not a complete record: seen below
+        except UnicodeDecodeError:  # cut inside a character
+            pass
+    if fmt == "csv":
+        return _csv_contents(path, lines, strict_header, torn)
+    records = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            records.append(_Record(None, line.encode("utf-8")))
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            if n == len(lines) and not line.endswith("\n"):  # a last line cut off while it was written
+                return _Contents(b"", records, sum(len(r.raw) for r in records), True)
+            raise VoiceGenderError(f"{path}: line {n} is not a JSON object ({e}); not a result file?") from e
+        if not isinstance(row, dict) or "path" not in row:
+            raise VoiceGenderError(f"{path}: line {n} has no 'path'; not a result file?")
+        records.append(_Record(row, line.encode("utf-8")))
+    return _Contents(b"", records, sum(len(r.raw) for r in records), torn)
+
+
+def _csv_contents(path: Path, lines: list[str], strict_header: bool, torn: bool) -> _Contents:
+    """The records of a CSV result file from its lines (a record holds several when a quoted name holds a
+    newline). The last record is cut off when it ends inside a quoted cell or, without its newline, lacks cells."""
+    reader = csv.reader(iter(lines))
+    header_cells = next(reader, None)
+    if header_cells is None:
+        return _Contents(b"", [], 0, torn)
+    header = "".join(lines[:reader.line_num]).encode("utf-8")
+    if "path" not in header_cells or "label" not in header_cells:
         raise VoiceGenderError(f"{path}: no path/label header; not a result file?")
-    if strict_header and ",".join(header) != prediction_csv_header():
-        raise VoiceGenderError(f"{path}: its columns ({','.join(header)}) are not this version's "
+    if strict_header and ",".join(header_cells) != prediction_csv_header():
+        raise VoiceGenderError(f"{path}: its columns ({','.join(header_cells)}) are not this version's "
                                f"({prediction_csv_header()}); finish it with the version that started it, or "
                                "start again without --resume")
-    rows = []
-    for n, r in enumerate(reader, 2):
-        try:
-            rows.append(_typed(r))
-        except (TypeError, ValueError) as e:
-            raise VoiceGenderError(f"{path}: line {n} has a value that is not a number ({e}); not a result "
-                                   "file?") from e
-    return rows, complete
+    records: list[_Record] = []
+    first = reader.line_num
+    for cells in reader:
+        record = "".join(lines[first:reader.line_num])
+        if reader.line_num == len(lines) and (record.count('"') % 2 or not record.endswith("\n")
+                                              and len(cells) != len(header_cells)):
+            return _Contents(header, records, len(header) + sum(len(r.raw) for r in records), True)
+        if not cells:
+            records.append(_Record(None, record.encode("utf-8")))
+        else:
+            # as csv.DictReader: missing cells None, extra ones under None
+            row = dict(zip(header_cells, cells, strict=False))
+            row.update(dict.fromkeys(header_cells[len(cells):]))
+            if len(cells) > len(header_cells):
+                row[None] = cells[len(header_cells):]
+            try:
+                records.append(_Record(_typed(row), record.encode("utf-8")))
+            except (TypeError, ValueError) as e:
+                raise VoiceGenderError(f"{path}: line {first + 1} has a value that is not a number ({e}); not a "
+                                       "result file?") from e
+        first = reader.line_num
+    return _Contents(header, records, len(header) + sum(len(r.raw) for r in records), torn)
+
+
+def read_results(path: str | os.PathLike, fmt: str | None = None, strict_header: bool = False,
+                 unterminated: str = "drop") -> tuple[list[dict], int]:
+    """The rows of a result file and the byte length of its complete records.
+
+    A last line without its newline is, with ``unterminated="drop"``, a torn write (a job killed while writing; its
+    ``.partial`` is continued without it) and not a row; with ``"keep"`` (a finished file, which a person or a
+    tool may have left without its last newline) it is a row when it is a complete record, else a one-line error
+    saying the file is torn. Any other unreadable line is an error naming the file and line. ``strict_header``: a
+    CSV file must have this version's columns (rows are about to be appended to it).
+    """
+    path = Path(path)
+    contents = _read_contents(path, result_format(path, fmt), strict_header, unterminated)
+    if contents.torn and unterminated == "keep":
+        raise VoiceGenderError(f"{path}: its last line is cut off (torn: the job writing it was killed?); finish "
+                               "that job with --resume, or delete the broken line")
+    return [r.row for r in contents.records if r.row is not None], contents.complete
 
 
 def row_line(row: dict, fmt: str) -> str:
-    """One result row as a line of the file's format (``json`` or ``csv``), without the newline."""
+    """One result row as a line of the file's format (``json`` or ``csv``), without the newline; written with
+    :func:`encode_text`. A CSV cell holding a line break is quoted (csv quotes only the line terminator's
+    characters: with none, a name holding a newline would split its row in two)."""
     if fmt == "json":
         return json.dumps(row, ensure_ascii=False)
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow(["" if row.get(k) is None else row[k] for k in (*FIELDS, "error")])
-    return buf.getvalue()
+    csv.writer(buf, lineterminator="\r\n").writerow(["" if row.get(k) is None else row[k] for k in (*FIELDS, "error")])
+    return buf.getvalue().removesuffix("\r\n")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -218,12 +312,17 @@ class ResultsFile:
         self.partial = self.out.with_name(self.out.name + PARTIAL_SUFFIX)
         self.resume = resume
         self.force = force  # a new run may replace a finished ``out`` (never a .partial: resume or delete it)
-        self.done: set[str] = set()  # paths that already have a line
+        self.done: set[str] = set()  # paths (path_key) that already have a line
+        self.failed_kept = 0  # error lines already there and kept: their files are not retried (not among the inputs)
+        self.retried = 0  # error lines already there and dropped: their files are tried again
         self._file = None
 
     def check(self) -> None:
         """One-line error when starting afresh would lose written lines: a ``.partial`` (an interrupted run) or,
         unless ``force``, a finished non-empty ``out``. Nothing is written."""
+        if self.out.exists() and not self.out.is_file() and not self.out.is_dir():  # /dev/null, a FIFO
+            raise VoiceGenderError(f"{self.out}: not a regular file; a job's --out must be one (its lines go to "
+                                   f"{self.partial.name}, renamed into place when every file has its line)")
         if self.resume:
             return
         if self.partial.is_file():
@@ -233,47 +332,72 @@ class ResultsFile:
             raise VoiceGenderError(f"{self.out}: already holds results; add --resume to keep them and add the files "
                                    "it lacks, give --out another name, or add --force to replace it")
 
-    def open(self) -> ResultsFile:
-        """Start (or, with ``resume``, continue) the ``.partial`` file; fills :attr:`done`."""
+    def open(self, retry: Iterable[str] | None = None) -> ResultsFile:
+        """Start (or, with ``resume``, continue) the ``.partial`` file; fills :attr:`done`.
+
+        Resuming drops the error lines of the files in ``retry`` (every error line when None), so that they are
+        tried again: the missing file may be there now, the broken one repaired. The other lines stay byte for
+        byte; error lines of files not in ``retry`` stay too (nothing would replace them), counted in
+        :attr:`failed_kept`.
+        """
         self.check()
         self.out.parent.mkdir(parents=True, exist_ok=True)
         source = None
         if self.resume:
             source = self.partial if self.partial.is_file() else self.out if self.out.is_file() else None
-        if source is not None:
-            rows, complete = read_results(source, self.fmt, strict_header=True)
-            self.done = {str(r["path"]) for r in rows}
-            if source == self.out:  # a finished file gets new inputs: continue from a copy of it
-                data = self.out.read_bytes()[:complete]
-                atomic_write(self.partial, lambda f: f.write(data))
-            elif complete < self.partial.stat().st_size:
-                log.warning("%s: dropping a torn last line (the run was killed while writing)", self.partial)
-                os.truncate(self.partial, complete)
-            self._file = self.partial.open("ab")
-            if self.fmt == "csv" and complete == 0:
-                self._write_text(prediction_csv_header() + "\n")
-        else:
-            self._file = self.partial.open("wb")
+        if source is None:
+            self._file = self.partial.open("wb", buffering=0)
             if self.fmt == "csv":
                 self._write_text(prediction_csv_header() + "\n")
+            return self
+        contents = _read_contents(source, self.fmt, strict_header=True, unterminated="drop")
+        again = None if retry is None else {path_key(p) for p in retry}
+        kept = [r for r in contents.records if r.row is None or r.row.get("label") != "error"
+                or (again is not None and path_key(str(r.row["path"])) not in again)]
+        self.done = {path_key(str(r.row["path"])) for r in kept if r.row is not None}
+        self.failed_kept = sum(r.row is not None and r.row.get("label") == "error" for r in kept)
+        self.retried = len(contents.records) - len(kept)
+        if contents.torn and source == self.partial:
+            log.warning("%s: dropping a torn last line (the run was killed while writing)", self.partial)
+        data = contents.header + b"".join(r.raw for r in kept)
+        if source == self.out or len(kept) < len(contents.records):  # a copy of the file, or without its errors
+            atomic_write(self.partial, lambda f: f.write(data))
+        elif contents.torn:
+            os.truncate(self.partial, contents.complete)
+        self._file = self.partial.open("ab", buffering=0)
+        if self.fmt == "csv" and not contents.header:
+            self._write_text(prediction_csv_header() + "\n")
         return self
 
     def _write_text(self, text: str) -> None:
-        self._file.write(text.encode("utf-8"))  # one write call per batch: lines are never interleaved
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        """``text`` (whole lines) at the end of the file and on the disk before returning. One write call per batch
+        (unbuffered: nothing is left in a buffer to fail again at close), so lines are never interleaved; when the
+        disk refuses it, the file is cut back to its complete lines and the error says what is kept."""
+        data = memoryview(encode_text(text))
+        start = self._file.seek(0, os.SEEK_END)
+        try:
+            while data:
+                data = data[self._file.write(data):]
+            os.fsync(self._file.fileno())
+        except OSError as e:
+            try:
+                self._file.truncate(start)  # frees space: works on a full disk
+            except OSError:
+                pass  # a torn last line then, which --resume drops
+            what = "free space" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "fix that"
+            raise OutputError(f"{self.partial}: cannot write ({e.strerror or e}); the lines written so far are "
+                              f"kept; {what} and run again with --resume") from e
 
     def write(self, predictions: list[Prediction]) -> None:
         """Append one line per prediction, flushed to disk before returning."""
         if predictions:
-            line = prediction_json if self.fmt == "json" else prediction_csv_row
-            self._write_text("".join(line(p) + "\n" for p in predictions))
+            self._write_text("".join(row_line(p.as_dict(), self.fmt) + "\n" for p in predictions))
 
     def close(self) -> None:
         """Stop writing; the ``.partial`` file stays (complete lines)."""
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            file.close()
 
     def commit(self) -> Path:
         """Every file has its line: ``.partial`` becomes ``out`` (atomically replacing any previous file)."""
@@ -295,6 +419,8 @@ class JobResult:
     written: int  # lines written by this run
     failed: int  # error rows among them
     interrupted: int | None = None  # the signal (SIGINT, SIGTERM) that stopped the job early
+    failed_kept: int = 0  # error rows already in the file for files not among the inputs (kept, not retried)
+    retried: int = 0  # error rows already in the file that this run replaced by trying their files again
 
     @property
     def remaining(self) -> int:
@@ -366,13 +492,15 @@ def run_predictions(files: Iterable[str], out: str | os.PathLike, model=None,
 
     Parameters
     ----------
-    files : audio paths (``predict.expand_paths`` output); a path listed twice is predicted once.
+    files : audio paths (``predict.expand_paths`` output); a path listed twice is predicted once (``a.wav`` and
+        ``./a.wav`` are one path: :func:`path_key`), under the spelling listed first.
     out : the result file (.jsonl or .csv); with ``shard.count > 1`` the shard's part (:meth:`Shard.output`).
     model : None (the shipped model), a model file, or a loaded model (:func:`voicegender.listen.predict.load_model`).
     options : how files are predicted (default ``PredictOptions()``); lines are written (and fsynced) a batch of
         ``options.batch_size`` files at a time.
     fmt : ``json`` or ``csv`` (default: from the extension).
-    resume : skip files that already have a line in ``<out>.partial`` or ``out``.
+    resume : skip files that already have a line in ``<out>.partial`` or ``out``; a file whose line is an error
+        is tried again (its line replaced).
     force : without ``resume``, replace a finished ``out`` (else a non-empty one is a VoiceGenderError, raised before
         the model is loaded: its lines are never lost silently).
     shard : predict only this shard's files.
@@ -384,13 +512,17 @@ def run_predictions(files: Iterable[str], out: str | os.PathLike, model=None,
     the previous file, and ``partial`` has the finished lines).
     """
     options = options or PredictOptions()
-    files = shard.select(list(dict.fromkeys(str(f) for f in files)))
+    first: dict[str, str] = {}  # each file once, under the spelling listed first
+    for f in files:
+        first.setdefault(path_key(f), str(f))
+    files = shard.select(first.values())
     results = ResultsFile(shard.output(out), fmt, resume, force)
     results.check()  # before the model loads: a file that must not be replaced is said at once
     loaded = load_model(model)  # before touching any file: a bad model leaves everything as it was
-    results.open()
-    todo = [f for f in files if f not in results.done]
-    job = JobResult(results.out, results.partial, len(files), len(files) - len(todo), 0, 0)
+    results.open(retry=files)
+    todo = [f for f in files if path_key(f) not in results.done]
+    job = JobResult(results.out, results.partial, len(files), len(files) - len(todo), 0, 0,
+                    failed_kept=results.failed_kept, retried=results.retried)
     if not todo:
         job.out = results.commit()
         return job
@@ -432,6 +564,11 @@ def run_predictions(files: Iterable[str], out: str | os.PathLike, model=None,
                 if len(batch) >= options.batch_size:
                     flush()
             flush()  # lines already computed are complete answers: keep them, interrupted or not
+    except BaseException:  # a disk that takes no more, a failing model: the batch being decoded is let finish, as
+        stop.set()  # Python exiting while a decoding thread runs native code aborts the process (exit code 134)
+        if producer.is_alive():
+            producer.join(timeout=5.0)
+        raise
     finally:
         stop.set()
         results.close()

@@ -1,7 +1,7 @@
 """Combining the result files of sharded ``predict --out`` runs (``voicegender merge``): the shards of an output
 found by name (``<stem>.part-K-of-N.jsonl|csv``), one line per file, and a report of the shards missing or
-unfinished, the files without a line and those with more than one. An existing merged file is never replaced by
-a merge with shards missing.
+unfinished, the files without a line and those with more than one. Nothing is written when shards or files are
+missing, and an existing file is replaced only when asked (``force``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import VoiceGenderError
 from ..fileio import atomic_write
-from .jobs import PART_NAME, PARTIAL_SUFFIX, read_results, result_format, row_line
+from .jobs import PART_NAME, PARTIAL_SUFFIX, encode_text, path_key, read_results, result_format, row_line
 from .writers import prediction_csv_header
 
 
@@ -21,12 +21,13 @@ class MergeReport:
     """What :func:`merge_results` found."""
 
     out: Path
-    rows: int  # lines written to ``out``
+    rows: int  # lines for ``out`` (written when ``written``)
     parts: list[Path]  # the files read
     missing_parts: list[str] = field(default_factory=list)  # "part K of N" not found, or only its .partial
     missing: list[str] = field(default_factory=list)  # expected files without a line
     duplicated: list[str] = field(default_factory=list)  # files with more than one line (the first is kept)
     unexpected: list[str] = field(default_factory=list)  # lines for files not among the expected (kept)
+    written: bool = False  # ``out`` holds the merge (not when shards or files are missing)
 
     @property
     def complete(self) -> bool:
@@ -63,12 +64,17 @@ def find_parts(out: str | os.PathLike) -> tuple[list[Path], list[str]]:
 
 
 def merge_results(out: str | os.PathLike, parts: list[str | os.PathLike] | None = None,
-                  expected: list[str] | None = None, fmt: str | None = None) -> MergeReport:
+                  expected: list[str] | None = None, fmt: str | None = None, force: bool = False) -> MergeReport:
     """Combine result files (the shards of ``out`` when ``parts`` is None) into ``out``, written atomically.
 
-    Each file gets one line (the first found); with ``expected`` (the inputs given to predict, expanded) the
-    lines follow their order and files without a line are reported. Parts may be JSON lines or CSV, whatever
-    ``out`` is.
+    Each file gets one line (the first found; ``a.wav`` and ``./a.wav`` are one file, :func:`jobs.path_key`); with
+    ``expected`` (the inputs given to predict, expanded) the lines follow their order and files without a line are
+    reported. Parts may be JSON lines or CSV, whatever ``out`` is; a part whose last line lacks its newline keeps
+    it when it is a complete record (else a one-line error: the part is torn).
+
+    An incomplete merge (shards missing, expected files without a line) is not written (``written`` False): a file
+    that looks finished but lacks lines would be used as one. An existing non-empty ``out`` is replaced only with
+    ``force`` (else a VoiceGenderError, raised after the parts are read, before anything is written).
     """
     out = Path(out)
     fmt = result_format(out, fmt)
@@ -81,10 +87,10 @@ def merge_results(out: str | os.PathLike, parts: list[str | os.PathLike] | None 
     for part in part_paths:
         if not part.is_file():
             raise VoiceGenderError(f"{part}: no such result file")
-        for row in read_results(part)[0]:
-            key = str(row["path"])
+        for row in read_results(part, unterminated="keep")[0]:
+            key = path_key(str(row["path"]))
             if key in rows:
-                duplicated[key] = None
+                duplicated[str(row["path"])] = None
             else:
                 rows[key] = row
     if missing_parts and out.exists():
@@ -94,12 +100,19 @@ def merge_results(out: str | os.PathLike, parts: list[str | os.PathLike] | None 
     report = MergeReport(out, len(rows), part_paths, missing_parts, duplicated=list(duplicated))
     order = list(rows)
     if expected is not None:
-        wanted = list(dict.fromkeys(str(e) for e in expected))
-        wanted_set = set(wanted)
-        report.missing = [e for e in wanted if e not in rows]
-        report.unexpected = [k for k in rows if k not in wanted_set]
-        order = [e for e in wanted if e in rows] + report.unexpected
+        wanted: dict[str, str] = {}  # each file once, under the spelling listed first
+        for e in expected:
+            wanted.setdefault(path_key(str(e)), str(e))
+        report.missing = [e for k, e in wanted.items() if k not in rows]
+        extra = [k for k in rows if k not in wanted]
+        report.unexpected = [str(rows[k]["path"]) for k in extra]
+        order = [k for k in wanted if k in rows] + extra
+    if report.missing_parts or report.missing:
+        return report
+    if not force and out.is_file() and out.stat().st_size > 0:
+        raise VoiceGenderError(f"{out}: already exists; give --out another name, or add --force to replace it")
     lines = ([prediction_csv_header()] if fmt == "csv" else []) + [row_line(rows[k], fmt) for k in order]
     text = "".join(line + "\n" for line in lines)
-    atomic_write(out, lambda f: f.write(text.encode("utf-8")))
+    atomic_write(out, lambda f: f.write(encode_text(text)))
+    report.written = True
     return report
