@@ -51,6 +51,19 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     return path
 
 
+def utf8_bytes(text: str) -> bytes:
+    """``text`` as UTF-8 for any output file. Python holds a file name that is not valid UTF-8 (bytes another system
+    wrote) with those bytes as the lone surrogates U+DC80-U+DCFF, which no UTF-8 file, terminal or page takes; they
+    are written as ``\\udcff`` escapes, as stderr shows them: valid text, readable, and JSON reads them back as the
+    same name (:func:`voicegender.listen.jobs.read_results` turns a CSV cell's escapes back too)."""
+    return text.encode("utf-8", "backslashreplace")
+
+
+def readable(text: str) -> str:
+    """``text`` as :func:`utf8_bytes` writes it, as a string (for tables, pages and messages)."""
+    return utf8_bytes(text).decode("utf-8")
+
+
 def _umask() -> int:
     mask = os.umask(0)  # reading the umask means setting it; put it straight back
     os.umask(mask)

@@ -10,12 +10,12 @@ import pytest
 from conftest import SPEAKER_CORPUS, write_speaker_corpus, write_voice
 
 from voicegender.errors import CorpusError
+from voicegender.fileio import readable
 from voicegender.listen.speaker_answers import (
     ClipScore,
     corpus_clips,
     pool_speaker,
     pool_speakers,
-    readable,
     score_clips,
     speaker_answers,
 )

@@ -55,7 +55,8 @@ def _options(threshold: float, no_vad: bool):
 
 def _answers(corpus: Path, model, options, pitch: bool):
     """The corpus's speakers, scored; clip failures reported on stderr (one line each, at most 10, and how many)."""
-    from ..listen.speaker_answers import FAILED, corpus_clips, pool_speakers, readable, score_clips
+    from ..fileio import readable
+    from ..listen.speaker_answers import FAILED, corpus_clips, pool_speakers, score_clips
     from ..voice.loading import load_model
 
     name, clips = corpus_clips(corpus)
@@ -88,14 +89,14 @@ def _every_clip_failed(corpus: Path, rows) -> None:
 
 def _write(rows, fmt: str, out_file: Path | None) -> None:
     """The speakers as JSON lines or CSV, to --out (replaced atomically) or stdout. A name that is not valid UTF-8
-    is written with its bytes as \\udcff escapes (:func:`~voicegender.listen.speaker_answers.readable`; JSON's own
+    is written with its bytes as \\udcff escapes (:func:`voicegender.fileio.readable`; JSON's own
     escapes read back as the name), so the text is always UTF-8 and nothing computed is lost to it at the end."""
     import csv
     import io
     import json
 
-    from ..fileio import atomic_write
-    from ..listen.speaker_answers import FIELDS, readable
+    from ..fileio import atomic_write, readable
+    from ..listen.speaker_answers import FIELDS
 
     buffer = io.StringIO()
     if fmt == "csv":
@@ -115,7 +116,7 @@ def _write(rows, fmt: str, out_file: Path | None) -> None:
 def _table(rows, title: str, caption: str | None = None) -> Table:
     """The speakers as a table; cells are plain text (a speaker named ``[/x]`` is no markup to rich), with a
     ``failed`` column when a clip failed."""
-    from ..listen.speaker_answers import readable
+    from ..fileio import readable
 
     labelled = any(r.label is not None for r in rows)
     audited = any(r.verdict is not None for r in rows)

@@ -6,7 +6,7 @@ The research report's page (:mod:`voicegender.research.report`) needs the resear
 and CSS with no script, made in the light install. The clips sit beside it as 16 kHz 16-bit WAV (what the model
 heard, the first :data:`CLIP_MAX_S` seconds; every browser plays it): ``DIR/clips/<rank>/<n>.wav``, linked relatively,
 so the folder can be moved or zipped as a whole. Names and paths that are not UTF-8 show their bytes as ``\\udcff``
-(:func:`~voicegender.listen.speaker_answers.readable`).
+(:func:`voicegender.fileio.readable`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import soundfile as sf
 
 from ..audio.decode import read_first_seconds
 from ..errors import VoiceGenderError
-from ..fileio import atomic_write
+from ..fileio import atomic_write, readable
 from .label_audit import AuditRule, summary
-from .speaker_answers import FAILED, ClipScore, SpeakerAnswer, readable
+from .speaker_answers import FAILED, ClipScore, SpeakerAnswer
 
 log = logging.getLogger(__name__)
 

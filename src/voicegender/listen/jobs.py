@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OutputError, VoiceGenderError
-from ..fileio import atomic_write
+from ..fileio import atomic_write, utf8_bytes
 from ..voice.loading import load_model
 from .predict import iter_predictions
 from .prediction import FIELDS, Prediction, PredictOptions
@@ -134,13 +134,9 @@ def result_format(path: str | os.PathLike, fmt: str | None = None) -> str:
 _ESCAPED_SURROGATE = re.compile(r"\\udc[89a-f][0-9a-f]")
 
 
-def encode_text(text: str) -> bytes:
-    """Lines of a result file as bytes: UTF-8, with a name that is not valid UTF-8 as \\udcXX escapes."""
-    return text.encode("utf-8", "backslashreplace")
-
 
 def _unescape(cell: str) -> str:
-    """A CSV cell with the \\udcXX escapes of :func:`encode_text` turned back into the name's own surrogates."""
+    """A CSV cell with the \\udcXX escapes of :func:`utf8_bytes` turned back into the name's own surrogates."""
     if "\\udc" not in cell:
         return cell
     return _ESCAPED_SURROGATE.sub(lambda m: chr(int(m[0][2:], 16)), cell)
@@ -281,7 +277,7 @@ def read_results(path: str | os.PathLike, fmt: str | None = None, strict_header:
 
 def row_line(row: dict, fmt: str) -> str:
     """One result row as a line of the file's format (``json`` or ``csv``), without the newline; written with
-    :func:`encode_text`. A CSV cell holding a line break is quoted (csv quotes only the line terminator's
+    :func:`utf8_bytes`. A CSV cell holding a line break is quoted (csv quotes only the line terminator's
     characters: with none, a name holding a newline would split its row in two)."""
     if fmt == "json":
         return json.dumps(row, ensure_ascii=False)
@@ -373,7 +369,7 @@ class ResultsFile:
         """``text`` (whole lines) at the end of the file and on the disk before returning. One write call per batch
         (unbuffered: nothing is left in a buffer to fail again at close), so lines are never interleaved; when the
         disk refuses it, the file is cut back to its complete lines and the error says what is kept."""
-        data = memoryview(encode_text(text))
+        data = memoryview(utf8_bytes(text))
         start = self._file.seek(0, os.SEEK_END)
         try:
             while data:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import VoiceGenderError
-from ..fileio import atomic_write
-from .jobs import PART_NAME, PARTIAL_SUFFIX, encode_text, path_key, read_results, result_format, row_line
+from ..fileio import atomic_write, utf8_bytes
+from .jobs import PART_NAME, PARTIAL_SUFFIX, path_key, read_results, result_format, row_line
 from .writers import prediction_csv_header
 
 
@@ -113,6 +113,6 @@ def merge_results(out: str | os.PathLike, parts: list[str | os.PathLike] | None 
         raise VoiceGenderError(f"{out}: already exists; give --out another name, or add --force to replace it")
     lines = ([prediction_csv_header()] if fmt == "csv" else []) + [row_line(rows[k], fmt) for k in order]
     text = "".join(line + "\n" for line in lines)
-    atomic_write(out, lambda f: f.write(encode_text(text)))
+    atomic_write(out, lambda f: f.write(utf8_bytes(text)))
     report.written = True
     return report

@@ -103,13 +103,6 @@ class SpeakerAnswer:
                 "speech_s": rounded(self.speech_s, 1), "verdict": self.verdict}
 
 
-def readable(text: str) -> str:
-    """``text`` as any UTF-8 output can hold it. Python holds a file name that is not valid UTF-8 with its bytes as
-    the lone surrogates U+DC80-U+DCFF, which no UTF-8 file, terminal or page takes (writing one raised after all the
-    scoring); they are written as ``\\udcff`` escapes, as ``predict`` writes such paths
-    (:func:`voicegender.listen.jobs.encode_text`) and stderr shows them: readable, and the bytes can be told back."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
 
 # --- which clips ---------------------------------------------------------------------------------------------------
 def corpus_clips(path: str | Path) -> tuple[str, list[SpeakerClip]]:

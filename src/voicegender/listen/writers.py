@@ -49,7 +49,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ..fileio import atomic_write
+from ..fileio import atomic_write, utf8_bytes
 from .prediction import FIELDS, Prediction
 from .segment import Segment, Timeline
 
@@ -277,9 +277,7 @@ def write_timeline(timeline: Timeline | Sequence[Segment], out: str | os.PathLik
         return write_textgrid(timeline, out)
     text = timeline_text(timeline, fmt, path if str(path) or fmt != "rttm" else out)
     with deferred_signals():
-        # a file name that is not valid UTF-8 (read from a disk that holds other bytes) is written as \udcXX
-        # escapes: readable, and JSON reads them back as the same name
-        atomic_write(out, lambda f: f.write(text.encode("utf-8", "backslashreplace")))
+        atomic_write(out, lambda f: f.write(utf8_bytes(text)))  # a name that is not valid UTF-8 as \udcXX escapes
     return out
 
 
