@@ -405,3 +405,20 @@ def test_a_batch_of_windows_is_scored_on_two_threads_with_the_answers_of_one(tmp
     voiced = [s.label for s in answers[2][0] if s.label != "no_speech"]
     assert [label for label, _ in itertools.groupby(voiced)] == ["female", "male", "female"]
     assert not [t for t in threading.enumerate() if t.name.startswith("voicegender-score")]  # let go at the end
+
+
+def test_a_model_that_fails_on_a_scoring_thread_fails_the_timeline_and_lets_the_threads_go(tmp_path):
+    import threading
+
+    from voicegender.audio.synth import synth_voice
+    from voicegender.errors import ModelError
+
+    class Failing(_ThreadRecordingModel):
+        def score(self, waves):
+            raise ModelError("weights gone")
+
+    path = tmp_path / "voice.wav"
+    sf.write(path, synth_voice(200, 6.0), SR)
+    with pytest.raises(ModelError, match="weights gone"):
+        segment_file(path, Failing(), SegmentOptions(speakers=False, score_threads=2), show_progress=False)
+    assert not [t for t in threading.enumerate() if t.name.startswith("voicegender-score")]

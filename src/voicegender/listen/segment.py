@@ -28,10 +28,11 @@ The result covers the whole file without gaps: no_speech segments fill everythin
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,9 +162,10 @@ class SegmentOptions:
                                                                     tail_pad_s=0.0))
     block_s: float = 30.0  # seconds of audio decoded at a time (memory bound)
     batch_windows: int = 64  # windows per model call
-    # threads each batch of windows is scored on, for models that score each clip on its own (the shipped kind;
-    # others take one call): the GE2E encoder is most of the timeline's work, and without speakers nothing else
-    # runs beside it. predict's speaking time keeps 1 (its worker threads already fill the cores)
+    # threads each batch of windows is scored on, in parts for models that score each clip on its own (the shipped
+    # kind), while the reading thread decodes and detects speech in the next block: the GE2E encoder is most of the
+    # timeline's work. 1: scored in the reading thread. predict's speaking time keeps 1 (its worker threads
+    # already fill the cores)
     score_threads: int = 2
     torch_threads: int = 1  # torch threads for the model (see voicegender.threads.torch_threads); 0: unchanged
     # speaker turns and speakers (voicegender.listen.speakers): each speech stretch gets the gender of its speaker,
@@ -192,6 +194,9 @@ def _window_speech(window: np.ndarray, start: int, frame_mask: np.ndarray) -> np
     return window[frame_mask[frame_of_sample]]
 
 
+MAX_BATCHES_AHEAD = 1  # batches of windows being scored on the pool while the reading thread fills the next
+
+
 class _WindowScorer:
     """Collects windows as audio streams in and scores them in batches; keeps, per window, (start_frame, n_frames,
     weight, logit) in ``scored`` and, for the speaker turns, its first sample, its child log-odds and the cosine
@@ -212,9 +217,10 @@ class _WindowScorer:
         self.embeddings: list[np.ndarray] = []  # float16 blocks, when keep_embeddings
         self.keep_embeddings = keep_embeddings
         self.has_child = self.has_embeddings = True
-        threads = options.score_threads if model.scores_clips_apart else 1
-        # the calling thread scores one part itself: threads - 1 more
-        self._pool = ThreadPoolExecutor(threads - 1, "voicegender-score") if threads > 1 else None
+        self.threads = options.score_threads if model.scores_clips_apart else 1
+        # batches being scored on the pool, oldest first, each with its parts' futures; kept in order
+        self._running: collections.deque[tuple[list, list[Future]]] = collections.deque()
+        self._pool = ThreadPoolExecutor(self.threads, "voicegender-score") if self.threads > 1 else None
 
     def add(self, start_frame: int, n_frames: int, weight: float, speech: np.ndarray, start: int) -> None:
         self.pending.append((start_frame, n_frames, weight, speech, start))
@@ -222,40 +228,52 @@ class _WindowScorer:
             self.flush()
 
     def flush(self) -> None:
+        """Score the pending windows: at once on this thread, or (with :attr:`threads` > 1) in parts on the pool
+        while this thread reads on; results are kept in the windows' order as their batches finish."""
         if not self.pending:
             return
-        scores = self._score([x[3] for x in self.pending])
+        batch, self.pending = self.pending, []
+        waves = [x[3] for x in batch]
+        if self._pool is None:
+            self._keep(batch, score_speech(self.model, waves))
+            return
+        parts = score_parts(waves, max(1, min(self.threads, len(waves) // SCORE_PART_MIN)))
+        self._running.append((batch, [self._pool.submit(score_speech, self.model, waves[a:b]) for a, b in parts]))
+        while len(self._running) > MAX_BATCHES_AHEAD:
+            self._keep_oldest()
+
+    def finish(self) -> None:
+        """Score what is pending and wait for every batch (before :attr:`scored` or :meth:`windows` are read)."""
+        self.flush()
+        while self._running:
+            self._keep_oldest()
+
+    def _keep_oldest(self) -> None:
+        batch, futures = self._running.popleft()
+        self._keep(batch, joined_scores([f.result() for f in futures]))
+
+    def _keep(self, batch: list, scores: Scores) -> None:
         z = logit(scores.p_female)
-        self._scored.append(np.column_stack([np.array([(f, n, w) for f, n, w, *_ in self.pending], np.float64), z]))
-        self._starts.append(np.array([x[4] for x in self.pending], np.int64))
+        self._scored.append(np.column_stack([np.array([(f, n, w) for f, n, w, *_ in batch], np.float64), z]))
+        self._starts.append(np.array([x[4] for x in batch], np.int64))
         self.has_child = self.has_child and scores.p_child is not None
         if self.has_child:
             self._child.append(logit(scores.p_child).astype(np.float32))
         self.has_embeddings = self.has_embeddings and scores.embeddings is not None and self.options.speakers
         if self.has_embeddings:
             emb = np.asarray(scores.embeddings, np.float32)
-            self._change.append(np.array([self._distance(x[4], e) for x, e in zip(self.pending, emb, strict=True)],
+            self._change.append(np.array([self._distance(x[4], e) for x, e in zip(batch, emb, strict=True)],
                                          np.float32))
             if self.keep_embeddings:
                 self.embeddings.append(emb.astype(np.float16))
-        self.pending = []
-
-    def _score(self, waves: list[np.ndarray]) -> Scores:
-        """:func:`score_speech` of a batch, its parts (:func:`score_parts`) on the pool's threads and this one: the
-        same answers as one call (each clip is scored on its own)."""
-        parts = 1 if self._pool is None else min(self.options.score_threads, len(waves) // SCORE_PART_MIN)
-        if parts <= 1:
-            return score_speech(self.model, waves)
-        *others, (a, b) = score_parts(waves, parts)
-        futures = [self._pool.submit(score_speech, self.model, waves[i:j]) for i, j in others]
-        last = score_speech(self.model, waves[a:b])
-        return joined_scores([f.result() for f in futures] + [last])
 
     def close(self) -> None:
-        """Let the scoring threads go (after the last :meth:`flush`, or when the reading failed)."""
+        """Let the scoring threads go (after :meth:`finish`, or when the reading failed: batches still waiting are
+        dropped)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        self._running.clear()
 
     def _distance(self, start: int, e: np.ndarray) -> float:
         """1 - cosine to the window ``lag`` hops before this one (NaN when it was not scored or not on the grid)."""
@@ -585,7 +603,11 @@ class TimelineBuilder:
             self._next_win += self._hop
         if self._last_end < self._total:  # a last window ending at the end of the file (the whole file if shorter)
             self._emit(max(0, self._total - self._win), self._total)
-        self._scorer.flush()
+        try:
+            self._scorer.finish()  # the model's own errors surface here, from its threads
+        except BaseException:
+            self.close()
+            raise
         self._scorer.close()
         self._buf = np.zeros(0, np.float32)
         duration_s = self._total / VAD_SAMPLE_RATE
