@@ -600,3 +600,35 @@ def test_the_speaker_encoders_second_read_keeps_the_watchdog_informed(tmp_path):
     with pytest.raises(BaseException) as stopped:
         list(recording._file_spans(path, given_up)(spans))
     assert type(stopped.value).__name__ == "_Abandoned"
+
+
+def test_one_long_recording_scores_its_timeline_on_two_threads_and_many_on_one(tmp_path: Path):
+    """The timeline drawn for a long recording's speaking time scores its windows on two threads when it is the only
+    recording (the other worker would idle), on its worker alone among many; the answers are the same."""
+    import threading
+
+    from voicegender.audio.synth import synth_voice
+    from voicegender.voice.model import Scores
+
+    class Recording:
+        name, version, metadata, speech_check, scores_clips_apart = "pitch", "", {}, None, True
+
+        def __init__(self) -> None:
+            self.threads: set[str] = set()
+
+        def score(self, waves):
+            self.threads.add(threading.current_thread().name)
+            return Scores(pitch_scorer(list(waves)))
+
+    paths = []
+    for i, f0 in enumerate((220, 110)):
+        paths.append(tmp_path / f"voice{i}.wav")
+        sf.write(paths[-1], np.concatenate([synth_voice(f0, 12.0, seed=i), synth_voice(f0, 12.0, seed=i + 5)]), 16_000)
+    alone, among = Recording(), Recording()
+    (one,) = predict_files(paths[:1], alone, show_progress=False)
+    both = predict_files(paths, among, show_progress=False)
+    assert any(t.startswith("voicegender-score") for t in alone.threads), alone.threads
+    assert not any(t.startswith("voicegender-score") for t in among.threads), among.threads
+    assert one.speech_s > 8 and one.female_s > 0  # the timeline drew its speaking time
+    assert (one.label, one.p_female, one.female_s, one.male_s) == (both[0].label, both[0].p_female, both[0].female_s,
+                                                                   both[0].male_s)

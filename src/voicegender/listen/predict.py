@@ -11,6 +11,7 @@ in chunks).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -116,8 +117,15 @@ def predict_file(path: str | os.PathLike, model=None, options: PredictOptions = 
     those have the decode watchdog).
     """
     model = load_model(model)
+    options = _one_recording(options)
     with blas_single_thread(), torch_threads(options.torch_threads):
         return _finish([analyse_file(path, model, options, Watch())], model, options)[0]
+
+
+def _one_recording(options: PredictOptions) -> PredictOptions:
+    """``options`` for predicting a single recording: its timeline (when it is long) scores on two threads unless
+    the caller chose (:attr:`PredictOptions.score_threads`)."""
+    return options if options.score_threads else dataclasses.replace(options, score_threads=2)
 
 
 # --- many files ----------------------------------------------------------------------------------------------------
@@ -137,6 +145,8 @@ def iter_predictions(paths: Iterable[str | os.PathLike], model=None, options: Pr
 
     paths = list(paths)
     model = load_model(model)
+    if len(paths) == 1:
+        options = _one_recording(options)
     n_workers = options.workers or min(4, os.cpu_count() or 1)
     batches = [paths[i:i + options.batch_size] for i in range(0, len(paths), options.batch_size)]
     bar = progress(range(len(paths)), desc="predict", unit="file") if show_progress else iter(range(len(paths)))

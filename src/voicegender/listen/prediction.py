@@ -107,6 +107,10 @@ class PredictOptions:
     # keep the timeline drawn for the speaking time on the answer (Prediction.timeline), for a caller that also
     # shows it (the web page's explain): off by default, so that jobs over many files hold no timelines
     keep_timeline: bool = False
+    # threads the timeline of a long recording scores its windows on (SegmentOptions.score_threads); 0: 2 when
+    # one recording is predicted (predict_file, or one path: the other worker would idle), 1 for many (the workers
+    # already fill the cores)
+    score_threads: int = 0
 
 
 @dataclass

@@ -64,7 +64,7 @@ def _segment_options(options: PredictOptions):
 
     # overlaps only for a timeline that is shown (the web page's explain): predict's answers do not carry them
     return SegmentOptions(threshold=options.threshold, speaker_options=options.speaker_options,
-                          overlaps=options.keep_timeline, score_threads=1)
+                          overlaps=options.keep_timeline, score_threads=options.score_threads or 1)
 
 
 def _timeline(model: Model, options: PredictOptions, read_spans=None):
