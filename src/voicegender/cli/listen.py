@@ -142,7 +142,7 @@ def predict_cmd(
 
     from ..listen.jobs import Shard, result_format
     from ..listen.predict import expand_paths, iter_predictions
-    from ..listen.writers import prediction_csv_header, prediction_csv_row, prediction_json
+    from ..listen.writers import prediction_csv_header, prediction_line
     from ..voice.loading import load_model
     from ..world import world_from_env
 
@@ -203,7 +203,7 @@ def predict_cmd(
         if fmt == "table":
             rows.append(p)
             continue
-        sys.stdout.write((prediction_json(p) if fmt == "json" else prediction_csv_row(p)) + "\n")
+        sys.stdout.write(prediction_line(p.as_dict(), fmt) + "\n")
         sys.stdout.flush()
     if fmt == "table" and rows:
         out.print(_prediction_table(rows))

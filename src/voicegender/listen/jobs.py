@@ -27,7 +27,6 @@ from __future__ import annotations
 import csv
 import errno
 import hashlib
-import io
 import json
 import logging
 import os
@@ -44,7 +43,7 @@ from ..fileio import atomic_write, utf8_bytes
 from ..voice.loading import load_model
 from .predict import iter_predictions
 from .prediction import FIELDS, Prediction, PredictOptions
-from .writers import prediction_csv_header
+from .writers import prediction_csv_header, prediction_line
 
 log = logging.getLogger(__name__)
 
@@ -275,17 +274,6 @@ def read_results(path: str | os.PathLike, fmt: str | None = None, strict_header:
     return [r.row for r in contents.records if r.row is not None], contents.complete
 
 
-def row_line(row: dict, fmt: str) -> str:
-    """One result row as a line of the file's format (``json`` or ``csv``), without the newline; written with
-    :func:`utf8_bytes`. A CSV cell holding a line break is quoted (csv quotes only the line terminator's
-    characters: with none, a name holding a newline would split its row in two)."""
-    if fmt == "json":
-        return json.dumps(row, ensure_ascii=False)
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\r\n").writerow(["" if row.get(k) is None else row[k] for k in (*FIELDS, "error")])
-    return buf.getvalue().removesuffix("\r\n")
-
-
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -387,7 +375,7 @@ class ResultsFile:
     def write(self, predictions: list[Prediction]) -> None:
         """Append one line per prediction, flushed to disk before returning."""
         if predictions:
-            self._write_text("".join(row_line(p.as_dict(), self.fmt) + "\n" for p in predictions))
+            self._write_text("".join(prediction_line(p.as_dict(), self.fmt) + "\n" for p in predictions))
 
     def close(self) -> None:
         """Stop writing; the ``.partial`` file stays (complete lines)."""

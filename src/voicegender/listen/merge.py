@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..errors import VoiceGenderError
 from ..fileio import atomic_write, utf8_bytes
-from .jobs import PART_NAME, PARTIAL_SUFFIX, path_key, read_results, result_format, row_line
-from .writers import prediction_csv_header
+from .jobs import PART_NAME, PARTIAL_SUFFIX, path_key, read_results, result_format
+from .writers import prediction_csv_header, prediction_line
 
 
 @dataclass
@@ -111,7 +111,7 @@ def merge_results(out: str | os.PathLike, parts: list[str | os.PathLike] | None 
         return report
     if not force and out.is_file() and out.stat().st_size > 0:
         raise VoiceGenderError(f"{out}: already exists; give --out another name, or add --force to replace it")
-    lines = ([prediction_csv_header()] if fmt == "csv" else []) + [row_line(rows[k], fmt) for k in order]
+    lines = ([prediction_csv_header()] if fmt == "csv" else []) + [prediction_line(rows[k], fmt) for k in order]
     text = "".join(line + "\n" for line in lines)
     atomic_write(out, lambda f: f.write(utf8_bytes(text)))
     report.written = True

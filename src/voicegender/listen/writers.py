@@ -83,22 +83,22 @@ def deferred_signals(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM))
 
 
 # --- predictions --------------------------------------------------------------------------------------------
-def prediction_json(prediction: Prediction) -> str:
-    """One JSON line (no trailing newline)."""
-    return json.dumps(prediction.as_dict(), ensure_ascii=False)
-
-
 def prediction_csv_header(with_error: bool = True) -> str:
     """The CSV header line (no newline): the contract's columns, then ``error``."""
     return ",".join(FIELDS + (("error",) if with_error else ()))
 
 
-def prediction_csv_row(prediction: Prediction) -> str:
-    """One CSV line (no newline); None becomes an empty cell."""
-    d = prediction.as_dict()
+def prediction_line(row: dict, fmt: str) -> str:
+    """One answer (:meth:`Prediction.as_dict`, or a row read back from a result file) as a line of ``fmt`` (``json``
+    or ``csv``: the contract's columns, then ``error``; None an empty cell), without the newline; stdout, job
+    files and merges all write it (files through :func:`voicegender.fileio.utf8_bytes`). A CSV cell holding a line
+    break is quoted (csv quotes only the line terminator's characters: with none, a name holding a newline would
+    split its row in two)."""
+    if fmt == "json":
+        return json.dumps(row, ensure_ascii=False)
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow(["" if d.get(k) is None else d[k] for k in (*FIELDS, "error")])
-    return buf.getvalue()
+    csv.writer(buf, lineterminator="\r\n").writerow(["" if row.get(k) is None else row[k] for k in (*FIELDS, "error")])
+    return buf.getvalue().removesuffix("\r\n")
 
 
 def write_predictions(predictions: Iterable[Prediction], stream: TextIO, fmt: str = "json") -> None:
@@ -106,7 +106,7 @@ def write_predictions(predictions: Iterable[Prediction], stream: TextIO, fmt: st
     if fmt == "csv":
         stream.write(prediction_csv_header() + "\n")
     for p in predictions:
-        stream.write((prediction_json(p) if fmt == "json" else prediction_csv_row(p)) + "\n")
+        stream.write(prediction_line(p.as_dict(), fmt) + "\n")
 
 
 def _opt_float(text: str | None) -> float | None:
