@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +63,19 @@ def utf8_bytes(text: str) -> bytes:
 def readable(text: str) -> str:
     """``text`` as :func:`utf8_bytes` writes it, as a string (for tables, pages and messages)."""
     return utf8_bytes(text).decode("utf-8")
+
+
+# what utf8_bytes writes for a byte that was not UTF-8: \udc80-\udcff (a name that truly holds a backslash followed
+# by "udc" and two such hex digits reads back as the other one: not a name anybody writes)
+_ESCAPED_SURROGATE = re.compile(r"\\udc[89a-f][0-9a-f]")
+
+
+def unescaped(text: str) -> str:
+    """The inverse of :func:`readable`: ``\\udcXX`` escapes back into the name's own surrogates (for a format
+    without escapes of its own, as CSV; JSON reads them back itself)."""
+    if "\\udc" not in text:
+        return text
+    return _ESCAPED_SURROGATE.sub(lambda m: chr(int(m[0][2:], 16)), text)
 
 
 def _umask() -> int:

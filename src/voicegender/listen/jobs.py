@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OutputError, VoiceGenderError
-from ..fileio import atomic_write, utf8_bytes
+from ..fileio import atomic_write, unescaped, utf8_bytes
 from ..voice.loading import load_model
 from .predict import iter_predictions
 from .prediction import FIELDS, Prediction, PredictOptions
@@ -126,21 +126,6 @@ def result_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     return RESULT_FORMATS[ext]
 
 
-# A file name that is not valid UTF-8 (bytes from another system, held by Python as the surrogates U+DC80-U+DCFF) is
-# written as the escapes \udc80-\udcff: valid text, readable, and lossless. JSON reads them back as the same
-# surrogates; CSV has no escapes of its own, so a CSV cell's \udcXX is read back as one (a name that truly holds a
-# backslash followed by "udc" and two such hex digits is read as the other one: not a name anybody writes).
-_ESCAPED_SURROGATE = re.compile(r"\\udc[89a-f][0-9a-f]")
-
-
-
-def _unescape(cell: str) -> str:
-    """A CSV cell with the \\udcXX escapes of :func:`utf8_bytes` turned back into the name's own surrogates."""
-    if "\\udc" not in cell:
-        return cell
-    return _ESCAPED_SURROGATE.sub(lambda m: chr(int(m[0][2:], 16)), cell)
-
-
 def path_key(path: str | os.PathLike) -> str:
     """What tells two spellings of one input apart from two inputs: the path normalised as :func:`shard_index`
     does (``.././a.wav`` is ``../a.wav``). Result lines keep the path as it was given; they are matched by this."""
@@ -156,7 +141,7 @@ def _typed(row: dict) -> dict:
         elif k == "error" and v in ("", None) and row.get("label") != "error":
             continue
         else:
-            out[k] = _unescape(v) if isinstance(v, str) else v
+            out[k] = unescaped(v) if isinstance(v, str) else v  # CSV has no escapes of its own
     return out
 
 
@@ -176,8 +161,11 @@ class _Contents:
 
     header: bytes
     records: list[_Record]
-    complete: int
     torn: bool
+
+    @property
+    def complete(self) -> int:
+        return len(self.header) + sum(len(r.raw) for r in self.records)
 
 
 def _read_contents(path: Path, fmt: str, strict_header: bool, unterminated: str) -> _Contents:
@@ -210,12 +198,12 @@ def _read_contents(path: Path, fmt: str, strict_header: bool, unterminated: str)
             row = json.loads(line)
         except ValueError as e:
             if n == len(lines) and not line.endswith("\n"):  # a last line cut off while it was written
-                return _Contents(b"", records, sum(len(r.raw) for r in records), True)
+                return _Contents(b"", records, True)
             raise VoiceGenderError(f"{path}: line {n} is not a JSON object ({e}); not a result file?") from e
         if not isinstance(row, dict) or "path" not in row:
             raise VoiceGenderError(f"{path}: line {n} has no 'path'; not a result file?")
         records.append(_Record(row, line.encode("utf-8")))
-    return _Contents(b"", records, sum(len(r.raw) for r in records), torn)
+    return _Contents(b"", records, torn)
 
 
 def _csv_contents(path: Path, lines: list[str], strict_header: bool, torn: bool) -> _Contents:
@@ -224,7 +212,7 @@ def _csv_contents(path: Path, lines: list[str], strict_header: bool, torn: bool)
     reader = csv.reader(iter(lines))
     header_cells = next(reader, None)
     if header_cells is None:
-        return _Contents(b"", [], 0, torn)
+        return _Contents(b"", [], torn)
     header = "".join(lines[:reader.line_num]).encode("utf-8")
     if "path" not in header_cells or "label" not in header_cells:
         raise VoiceGenderError(f"{path}: no path/label header; not a result file?")
@@ -238,7 +226,7 @@ def _csv_contents(path: Path, lines: list[str], strict_header: bool, torn: bool)
         record = "".join(lines[first:reader.line_num])
         if reader.line_num == len(lines) and (record.count('"') % 2 or not record.endswith("\n")
                                               and len(cells) != len(header_cells)):
-            return _Contents(header, records, len(header) + sum(len(r.raw) for r in records), True)
+            return _Contents(header, records, True)
         if not cells:
             records.append(_Record(None, record.encode("utf-8")))
         else:
@@ -253,7 +241,7 @@ def _csv_contents(path: Path, lines: list[str], strict_header: bool, torn: bool)
                 raise VoiceGenderError(f"{path}: line {first + 1} has a value that is not a number ({e}); not a "
                                        "result file?") from e
         first = reader.line_num
-    return _Contents(header, records, len(header) + sum(len(r.raw) for r in records), torn)
+    return _Contents(header, records, torn)
 
 
 def read_results(path: str | os.PathLike, fmt: str | None = None, strict_header: bool = False,
