@@ -130,9 +130,7 @@ def check_output_path(path: Path, option: str = "--out", force: bool | None = No
     parent = path.parent
     try:
         if not parent.is_dir():
-            missing = parent
-            while not missing.parent.exists() and missing.parent != missing:  # the first folder that is not there
-                missing = missing.parent
+            missing = first_missing_folder(parent)
             parent.mkdir(parents=True)
             err.print(f"created the folder {missing} for {option} {path}", markup=False, soft_wrap=True)
     except (FileExistsError, NotADirectoryError) as e:
@@ -141,6 +139,15 @@ def check_output_path(path: Path, option: str = "--out", force: bool | None = No
         raise VoiceGenderError(f"{path}: cannot write in {parent} ({e.strerror or e})") from e
     _probe(parent, path)
     return path
+
+
+def first_missing_folder(folder: Path) -> Path:
+    """The outermost folder of ``folder``'s path that is not there (``folder`` itself when its parent is): the one
+    to name when saying that folders were created for an output."""
+    missing = Path(folder)
+    while not missing.parent.exists() and missing.parent != missing:
+        missing = missing.parent
+    return missing
 
 
 def check_output_folder(path: Path, option: str) -> Path:

@@ -22,6 +22,7 @@ from .common import (  # noqa: F401
     check_output_path,
     check_threshold,
     err,
+    first_missing_folder,
     out,
     result,
 )
@@ -305,9 +306,7 @@ def merge_cmd(
         check_output_path(out_file, force=force)  # creates nothing: its folder is there
     else:
         check_output_folder(out_file.parent, "--out")
-        made = out_file.parent
-        while not made.parent.is_dir() and made.parent != made:  # the first folder that is not there
-            made = made.parent
+        made = first_missing_folder(out_file.parent)
     expected = expand_paths(expect) if expect else None
     report = merge_results(out_file, parts or None, expected, force=force)
     if report.written:
