@@ -56,3 +56,16 @@ def test_an_out_that_is_a_pipe_needs_no_force_and_a_folder_is_refused(tmp_path):
     assert check_output_path(fifo, force=False) == fifo  # nothing there to lose
     with pytest.raises(VoiceGenderError, match="is a folder"):
         check_output_path(tmp_path, force=False)
+
+
+def test_a_symlink_has_its_target_written_and_stays_a_link(tmp_path):
+    target, link = tmp_path / "kept" / "answers.csv", tmp_path / "answers.csv"
+    target.parent.mkdir()
+    target.write_bytes(b"old\n")
+    link.symlink_to(target)
+    assert atomic_write(link, lambda f: f.write(b"new\n")) == target
+    assert link.is_symlink() and target.read_bytes() == b"new\n"
+    dangling = tmp_path / "later.csv"
+    dangling.symlink_to(tmp_path / "kept" / "later.csv")
+    atomic_write(dangling, lambda f: f.write(b"x\n"))
+    assert dangling.is_symlink() and (tmp_path / "kept" / "later.csv").read_bytes() == b"x\n"

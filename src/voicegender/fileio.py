@@ -16,19 +16,27 @@ from .errors import OutputError
 DISK_REFUSALS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
+def link_target(path: str | os.PathLike[str]) -> Path:
+    """Where writing ``path`` belongs: the file a symbolic link points to (a link the user made says where the output
+    goes; replacing it would cut the link), else ``path`` itself. A link to a missing file gives that file."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
     """Write ``path`` through a private temporary file in the same folder, then rename it into place.
 
     Readers never see a half-written file, and several processes writing the same path do not collide; on any
     error the temporary file is removed and the old file (if any) is left as it was. A ``path`` that is a device or
-    a pipe (``-o /dev/null``, a FIFO a reader waits on) is written into, never replaced: there is no file to keep.
+    a pipe (``-o /dev/null``, a FIFO a reader waits on) is written into, never replaced: there is no file to keep; a
+    symbolic link has its target written, and stays a link.
 
     Raises
     ------
     OutputError (a :class:`VoiceGenderError`) naming ``path`` when the disk refuses the writing (full, read-only,
     over quota); other errors of ``write`` as they are.
     """
-    path = Path(path)
+    path = link_target(path)
     if path.exists() and not path.is_file() and not path.is_dir():
         try:
             with open(path, "wb") as f:

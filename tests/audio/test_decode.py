@@ -114,6 +114,20 @@ def test_zero_length_and_nan_files(tmp_path: Path):
         load_audio(nan)
 
 
+def test_float_samples_far_beyond_full_scale_are_one_error_and_a_loud_float_file_is_read(tmp_path: Path):
+    """Float WAVs may pass full scale (1.0); 1e19 is not a recording: its squares overflow the spectra downstream
+    (numpy warnings and a no_speech answer before). Both readers say so with the peak; 1e3 is read as it is."""
+    huge = tmp_path / "huge.wav"
+    sf.write(huge, (TONE * 1e19).astype(np.float32), SR, subtype="FLOAT")
+    with pytest.raises(AudioDecodeError, match=r"huge.wav: holds sample values up to 5e\+18"):
+        load_audio(huge)
+    with pytest.raises(AudioDecodeError, match=r"huge.wav: holds sample values up to 5e\+18"):
+        list(stream_audio(huge))
+    loud = tmp_path / "loud.wav"
+    sf.write(loud, (TONE * 1e3).astype(np.float32), SR, subtype="FLOAT")
+    assert float(np.abs(load_audio(loud, sr=None).samples).max()) == pytest.approx(1e3 * np.abs(TONE).max(), rel=1e-5)
+
+
 def test_stream_equals_whole_file_resampling(tmp_path: Path):
     path = tmp_path / "long.flac"
     signal = np.tile(TONE, 5)

@@ -239,6 +239,24 @@ def test_predict_explain_pictures_a_bounded_stretch_of_a_long_file(tmp_path: Pat
     assert f"map: {tmp_path / 'maps' / 'long.png'}{span}" in captured.err
 
 
+def test_predict_explain_never_replaces_a_picture_already_in_its_folder(tmp_path: Path, monkeypatch, capsys):
+    """A second run into the same DIR wrote its pictures over the first run's; now they take the next free name."""
+    import soundfile as sf
+
+    import voicegender.research.explain
+    from voicegender.audio.synth import synth_voice
+
+    runs = iter([b"first", b"second", b"third"])
+    monkeypatch.setattr(voicegender.research.explain, "explain_clip_png", lambda *a, **k: next(runs))
+    sf.write(tmp_path / "voice.wav", synth_voice(200.0, 2.0, 16_000, seed=1), 16_000)
+    maps = tmp_path / "maps"
+    for _ in range(3):
+        assert main(["-q", "predict", str(tmp_path / "voice.wav"), "--explain", str(maps), "-f", "json"]) == 0
+    assert {p.name: p.read_bytes() for p in maps.iterdir()} == {
+        "voice.png": b"first", "voice_2.png": b"second", "voice_3.png": b"third"}
+    assert f"map: {maps / 'voice_3.png'}" in capsys.readouterr().err
+
+
 def test_predict_explain_says_why_a_file_without_speech_has_no_picture(tmp_path: Path, monkeypatch, capsys):
     import numpy as np
     import soundfile as sf

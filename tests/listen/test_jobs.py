@@ -418,3 +418,19 @@ def test_a_job_refuses_an_out_that_is_a_pipe_or_device_and_leaves_it_be(tmp_path
         with pytest.raises(VoiceGenderError, match="results.jsonl: not a regular file; a job's --out must be one"):
             run_predictions(files, fifo, scorer, FAST, show_progress=False, resume=resume)
     assert fifo.is_fifo() and not (tmp_path / "results.jsonl.partial").exists()
+
+
+def test_an_out_that_is_a_symlink_gets_its_results_in_the_target_and_stays_a_link(tmp_path: Path):
+    """A link the user made (results.jsonl -> store/results.jsonl) says where results belong: before, the
+    finished run renamed its file over the link, cutting it."""
+    files = write_files(tmp_path / "audio", 3)
+    (tmp_path / "store").mkdir()
+    target, link = tmp_path / "store" / "results.jsonl", tmp_path / "results.jsonl"
+    link.symlink_to(target)  # to a file not there yet
+    run_predictions(files[:2], link, scorer, FAST, show_progress=False)
+    assert link.is_symlink() and len(paths_in(target)) == 2
+    run_predictions(files, link, scorer, FAST, show_progress=False, resume=True)
+    assert link.is_symlink() and sorted(paths_in(target)) == sorted(files)
+    run_predictions(files[:1], link, scorer, FAST, show_progress=False, force=True)
+    assert link.is_symlink() and paths_in(link) == files[:1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio", "results.jsonl", "store"]  # no stray .partial

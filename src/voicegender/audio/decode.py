@@ -36,6 +36,9 @@ def audio_files(folder: str | Path) -> list[Path]:
 # A header claiming a lower rate is a lie or not audio: at 1 Hz, 16,000 samples would "last" 4.4 hours and resample
 # to a gigabyte of float32 at 16 kHz. The lowest rate in real use is 4 kHz (old telephony); speech needs more.
 MIN_SAMPLE_RATE = 1_000  # Hz
+# Float samples are full scale at +-1; a float file may go past it, but not by 120 dB: values beyond this are not a
+# recording (a header's scale misread, random bytes), and their squares overflow the float32 spectra downstream
+MAX_SAMPLE_MAGNITUDE = 1e6
 MAX_BLOCK_BYTES = 4_000_000  # decoded float32 per block of stream_audio (8 channels at 384 kHz: 0.33 s)
 
 ProgressCallback = Callable[[int], None]  # called with the frames just decoded (may be 0); may raise to stop
@@ -92,6 +95,18 @@ def _wav_missing_bytes(path: Path) -> int:
                 return max(0, pos + 8 + chunk_size - size)
             pos += 8 + chunk_size + (chunk_size & 1)
     return 0
+
+
+def _check_values(path: Path, samples: np.ndarray) -> None:
+    """One-line error for NaN or infinite samples, or samples far beyond full scale (:data:`MAX_SAMPLE_MAGNITUDE`)."""
+    if not samples.size:
+        return
+    peak = float(np.max(np.abs(samples)))
+    if not np.isfinite(peak):
+        raise AudioDecodeError(f"{path}: contains NaN or infinite sample values")
+    if peak > MAX_SAMPLE_MAGNITUDE:
+        raise AudioDecodeError(f"{path}: holds sample values up to {peak:.3g}; float audio is full scale at 1, and "
+                               f"values beyond {MAX_SAMPLE_MAGNITUDE:.0e} are not a recording")
 
 
 def _check_rate(path: Path, rate: int) -> None:
@@ -231,7 +246,7 @@ def load_audio(path: str | Path, sr: int | None = SAMPLE_RATE, *, max_bytes: int
     Raises
     ------
     AudioDecodeError naming the file when it is missing, empty, not audio, truncated, has no samples, has
-    NaN/Inf samples or a sample rate below :data:`MIN_SAMPLE_RATE`.
+    NaN/Inf samples, samples beyond :data:`MAX_SAMPLE_MAGNITUDE`, or a sample rate below :data:`MIN_SAMPLE_RATE`.
     """
     path = Path(path)
     _check_file(path)
@@ -242,8 +257,7 @@ def load_audio(path: str | Path, sr: int | None = SAMPLE_RATE, *, max_bytes: int
         raise AudioDecodeError(f"{path}: truncated WAV file ({missing} bytes of audio data missing)")
     if frames.shape[0] == 0:
         raise AudioDecodeError(f"{path}: contains no audio samples (zero length)")
-    if not np.isfinite(frames).all():
-        raise AudioDecodeError(f"{path}: contains NaN or infinite sample values")
+    _check_values(path, frames)
     mono = to_mono(frames)
     target = rate if sr is None else sr
     return Audio(resample(mono, rate, target), target, rate, frames.shape[1])
@@ -293,8 +307,7 @@ def stream_audio(path: str | Path, sr: int = SAMPLE_RATE, block_s: float = 30.0,
     for block in blocks:
         if on_progress is not None and info is not None and info.frames > 0:
             on_progress(len(block))
-        if not np.isfinite(block).all():
-            raise AudioDecodeError(f"{path}: contains NaN or infinite sample values")
+        _check_values(path, block)
         out = stream.resample_chunk(block) if stream is not None else block
         produced += len(out)
         if len(out):

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..errors import VoiceGenderError
 from ..extras import require
+from ..fileio import atomic_write
 from .common import (  # noqa: F401
     EXIT_USER_ERROR,
     MODEL_HELP,
@@ -330,7 +331,8 @@ def merge_cmd(
 
 
 class _PictureWriter:
-    """Writes one overlay PNG per predicted file (``predict --explain DIR``), never overwriting within a run."""
+    """Writes one overlay PNG per predicted file (``predict --explain DIR``) as DIR/<name>.png, or <name>_2.png, ...
+    when that is taken (by another file of the run, or a picture already there: nothing in DIR is replaced)."""
 
     def __init__(self, folder: Path, loaded) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -348,7 +350,7 @@ class _PictureWriter:
             return
         stem = Path(prediction.path).stem
         name, n = f"{stem}.png", 1
-        while name in self.used:
+        while name in self.used or (self.folder / name).exists():  # a picture there (an earlier run's) is kept
             n += 1
             name = f"{stem}_{n}.png"
         self.used.add(name)
@@ -356,8 +358,8 @@ class _PictureWriter:
         start, end = loudest_span(samples)
         span = picture_span(start / SAMPLE_RATE, end / SAMPLE_RATE, prediction.duration_s)
         title = f"Why '{prediction.label}' (p_female {prediction.p_female:.2f}): where the model heard it{span}"
-        (self.folder / name).write_bytes(explain_clip_png(samples[start:end], SAMPLE_RATE, self.loaded, title=title,
-                                                          target=prediction.label))
+        png = explain_clip_png(samples[start:end], SAMPLE_RATE, self.loaded, title=title, target=prediction.label)
+        atomic_write(self.folder / name, lambda f: f.write(png))
         err.print(f"map: {self.folder / name}{span}", markup=False, soft_wrap=True)
 
 

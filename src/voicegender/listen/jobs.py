@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import OutputError, VoiceGenderError
-from ..fileio import atomic_write, unescaped, utf8_bytes
+from ..fileio import atomic_write, link_target, unescaped, utf8_bytes
 from ..voice.loading import load_model
 from .predict import iter_predictions
 from .prediction import FIELDS, Prediction, PredictOptions
@@ -279,8 +279,8 @@ class ResultsFile:
     """The output of one job: lines appended to ``<out>.partial``, renamed to ``out`` by :meth:`commit`."""
 
     def __init__(self, out: str | os.PathLike, fmt: str | None = None, resume: bool = False, force: bool = False):
-        self.out = Path(out)
-        self.fmt = result_format(self.out, fmt)
+        self.out = link_target(out)  # a symlink's target gets the results; the link stays
+        self.fmt = result_format(Path(out), fmt)
         self.partial = self.out.with_name(self.out.name + PARTIAL_SUFFIX)
         self.resume = resume
         self.force = force  # a new run may replace a finished ``out`` (never a .partial: resume or delete it)
