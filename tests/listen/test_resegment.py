@@ -48,17 +48,18 @@ def redo(audio: np.ndarray, turns: list[FakeTurn]) -> list[FakeTurn]:
     return resegment(turns, heard(audio, turns), lambda spans: spans_of([audio], spans), RATE, FakeTurn)
 
 
-def brute_force(scores: np.ndarray, penalty: float, min_frames: int) -> float:
+def brute_force(scores: np.ndarray, penalty: float | np.ndarray, min_frames: int) -> float:
     """The best total score over every path whose runs all last at least ``min_frames`` (one state throughout when
-    there are fewer frames)."""
+    there are fewer frames); a change into frame t costs ``penalty`` (or ``penalty[t]``)."""
     n, k = scores.shape
+    cost = np.broadcast_to(np.asarray(penalty, float), (n,))
     best = -np.inf
     for path in itertools.product(range(k), repeat=n):
         cuts = [t for t in range(1, n) if path[t] != path[t - 1]]
         runs = np.diff([0, *cuts, n])
         if runs.min() < min(min_frames, n):
             continue
-        best = max(best, scores[np.arange(n), path].sum() - penalty * len(cuts))
+        best = max(best, scores[np.arange(n), path].sum() - cost[cuts].sum())
     return best
 
 
@@ -72,6 +73,28 @@ def test_viterbi_finds_the_best_path_that_keeps_every_turn_long_enough(seed: int
     assert np.all(np.diff([0, *cuts, n]) >= min(d, n))  # every run lasts at least d frames
     total = scores[np.arange(n), path].sum() - 0.7 * len(cuts)
     assert total == pytest.approx(brute_force(scores, 0.7, d))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_viterbi_with_a_cost_per_frame_finds_the_best_path(seed: int):
+    rng = np.random.default_rng(100 + seed)
+    k, n, d = int(rng.integers(2, 4)), int(rng.integers(2, 8)), int(rng.integers(1, 4))
+    scores = rng.normal(size=(n, k))
+    cost = rng.uniform(0.0, 2.0, size=n)
+    path = viterbi_min_duration(scores, cost, d)
+    cuts = np.flatnonzero(np.diff(path)) + 1
+    assert np.all(np.diff([0, *cuts, n]) >= min(d, n))
+    assert scores[np.arange(n), path].sum() - cost[cuts].sum() == pytest.approx(brute_force(scores, cost, d))
+
+
+def test_a_change_is_taken_where_it_costs_less():
+    scores = np.zeros((40, 2))
+    scores[:, 0] = 0.1
+    scores[20:, 1] = 0.2  # the other state is better from frame 20 on, by less than a change costs
+    assert viterbi_min_duration(scores, 3.0, 5).tolist() == [0] * 40
+    cost = np.full(40, 3.0)
+    cost[20] = 0.5  # ... except at frame 20 (a local speaker change heard there)
+    assert viterbi_min_duration(scores, cost, 5).tolist() == [0] * 20 + [1] * 20
 
 
 def test_a_piece_starts_and_ends_with_turns_long_enough():
@@ -101,6 +124,32 @@ def test_a_short_turn_the_changes_missed_is_found():
     assert abs(turns[3].start_s - 9.0) <= 0.1
     assert turns[0].start_s == 0.0 and turns[-1].end_s == 13.0  # the piece's ends stay
     assert all(a.end_s == b.start_s for a, b in zip(turns[:-1], turns[1:], strict=True))
+
+
+def test_a_change_costs_nothing_where_the_local_speakers_surely_change(monkeypatch):
+    """The decoding's change cost follows pyannote's local speaker change: SWITCH_PENALTY where there is none, 0
+    where it is sure, and the same turns as without it when the audio says the same."""
+    from voicegender.listen import resegment as module
+    from voicegender.speech.overlap import LocalChange
+
+    true = [(0.0, 4.0, 0), (4.0, 4.8, 1), (4.8, 9.0, 0), (9.0, 13.0, 1)]
+    audio = track(true)
+    step = 0.016875
+    scores = np.zeros(int(13.0 / step), np.uint8)
+    scores[int(round(6.0 / step))] = 255  # sure at 6.0 s
+    scores[int(round(8.0 / step))] = 51  # a fifth as sure at 8.0 s
+    change = LocalChange(scores, step_s=step, first_s=0.0)
+    costs = []
+    viterbi = module.viterbi_min_duration
+    monkeypatch.setattr(module, "viterbi_min_duration", lambda s, cost, d: costs.append(cost) or viterbi(s, cost, d))
+    given = [FakeTurn(0.0, 9.0, 0), FakeTurn(9.0, 13.0, 1)]
+    turns = resegment(given, heard(audio, given), lambda spans: spans_of([audio], spans), RATE, FakeTurn, change)
+    (cost,), times = costs, np.arange(len(costs[0])) * module.FRAME_S  # frame times from the piece start, 0 s
+    assert cost[np.argmin(np.abs(times - 6.0))] == 0.0 and cost.max() == module.SWITCH_PENALTY
+    assert cost[np.argmin(np.abs(times - 8.0))] == pytest.approx(0.8 * module.SWITCH_PENALTY)
+    assert np.count_nonzero(cost < module.SWITCH_PENALTY) == 2
+    assert [(t.speaker, round(t.start_s, 1)) for t in turns] == [(t.speaker, round(t.start_s, 1)) for t in redo(
+        audio, given)]
 
 
 def test_turns_that_are_right_stay_as_they_are():

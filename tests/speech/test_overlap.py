@@ -148,3 +148,50 @@ def test_a_reading_that_fails_stops_the_overlap_thread_at_once():
     with pytest.raises(OSError, match="disk went away"):
         segment_stream(blocks())
     assert not [t for t in threading.enumerate() if t.name == "voicegender-overlaps"]
+
+
+def _powerset(classes: list[int]) -> np.ndarray:
+    """Frames of sure powerset classes (0 nobody, 1-3 one local speaker, 4-6 two)."""
+    return np.eye(7)[classes]
+
+
+def test_local_speaker_change_is_one_voice_ending_where_another_starts():
+    from voicegender.speech.overlap import CHANGE_HALF_FRAMES as H
+    from voicegender.speech.overlap import local_speaker_change
+
+    change = local_speaker_change(_powerset([1] * 100 + [2] * 100))
+    assert int(np.argmax(change)) == 100 and change[100] == pytest.approx(1.0)
+    assert change[:100 - H].max() == 0.0 and change[100 + H:].max() == 0.0
+    assert local_speaker_change(_powerset([0] * 100 + [1] * 100)).max() == 0.0  # a voice after silence: no change
+    assert local_speaker_change(_powerset([1] * 100 + [0] * 100)).max() == 0.0  # ... nor silence after a voice
+    through_overlap = local_speaker_change(_powerset([1] * 100 + [4] * 10 + [2] * 100))  # 1, then 1 and 2, then 2
+    assert 100 <= int(np.argmax(through_overlap)) <= 110 and through_overlap.max() >= 0.7
+    assert local_speaker_change(_powerset([1] * 100 + [2] * 100), half=150).max() == 0.0  # shorter than 2 halves
+
+
+def test_local_speaker_change_between_two_real_voices_is_at_the_pause_between_them():
+    x, man_starts, woman_ends = overlapping_voices(-0.3)  # the woman, 0.3 s of silence, the man
+    detector = OverlapDetector()
+    detector.feed(x)
+    detector.finish()
+    assert detector.speaker_change.dtype == np.uint8  # a byte a frame
+    change = overlap.LocalChange(detector.speaker_change)
+    times = change.first_s + np.arange(len(change.scores)) * change.step_s
+    scores = change.at(times)
+    peak = times[int(np.argmax(scores))]
+    assert woman_ends - 0.15 <= peak <= man_starts + 0.15 and scores.max() >= 0.3
+    far = np.abs(times - (woman_ends + man_starts) / 2) > 0.6
+    assert scores[far].max() < 0.1
+
+
+def test_local_change_at_times_is_the_nearest_frames():
+    scores = np.zeros(100, np.float32)
+    scores[50] = 0.8
+    change = overlap.LocalChange(scores)
+    at50 = change.first_s + 50 * change.step_s
+    assert change.at(np.array([at50, at50 + 0.4 * change.step_s])).tolist() == pytest.approx([0.8, 0.8])
+    assert change.at(np.array([at50 + 0.6 * change.step_s]))[0] == 0.0
+    assert change.at(np.array([-5.0, 1e4])).tolist() == [0.0, 0.0]
+    assert overlap.LocalChange(np.zeros(0, np.float32)).at(np.array([1.0])).tolist() == [0.0]
+    assert overlap.LocalChange(np.array([0, 255, 51], np.uint8)).at(
+        change.first_s + np.arange(3) * change.step_s).tolist() == pytest.approx([0.0, 1.0, 0.2])  # steps of 1/255

@@ -34,6 +34,7 @@ from typing import Protocol
 import numpy as np
 
 from ..memory import give_back_free_memory
+from ..speech.overlap import LocalChange
 from ..voice.model import sigmoid, weighted_log_odds
 from .clustering import cluster, cosine_distances, in_order_of_appearance
 from .resegment import SAMPLE_RATE as DECODE_RATE
@@ -422,14 +423,17 @@ def embed_turns(turns: Sequence[Turn], read_spans: SpanReader, encoder: SpeakerE
 
 def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: SpeechMask, options: SpeakerOptions,
             rate: int, read_spans: SpanReader | None = None, encoder: SpeakerEmbedder | None = None,
-            threshold: float = 0.5, narrowband: bool = False) -> Diarization:
+            threshold: float = 0.5, narrowband: bool = False, local_change: LocalChange | None = None
+            ) -> Diarization:
     """Turns and speakers of a recording from its scored windows and speech regions (sample spans).
 
     ``read_spans`` and ``encoder`` (a speaker encoder with ``embed(waves) -> (n, d)``): when both are given, each
     turn is embedded by the encoder from a second read of the audio; else turns are described by their windows'
     GE2E embeddings (with :attr:`SpeakerOptions.cluster_threshold_ge2e`). ``speech_mask(a, b)``: which samples of
     [a, b) lie in speech frames. ``narrowband`` (a telephone recording): the encoder's turns are clustered with
-    :attr:`SpeakerOptions.cluster_threshold_narrowband`. Returns empty when the model gives no window embeddings.
+    :attr:`SpeakerOptions.cluster_threshold_narrowband`. ``local_change``: where pyannote's local speakers change
+    (the overlap detector's, :class:`voicegender.speech.overlap.LocalChange`), which makes a change of speaker
+    cheaper there when the turns are decoded again. Returns empty when the model gives no window embeddings.
     """
     if windows.change is None or not len(windows.start):
         return Diarization()
@@ -458,7 +462,7 @@ def diarize(windows: Windows, regions: Sequence[tuple[int, int]], speech_mask: S
             inside = np.arange(np.searchsorted(centre, a), np.searchsorted(centre, b))
             return Turn(start_s, end_s, inside, float(np.count_nonzero(speech_mask(a, b))) / rate, speaker)
 
-        decoded = resegment(turns, voices, read_spans, rate, make_turn)
+        decoded = resegment(turns, voices, read_spans, rate, make_turn, local_change)
         if len({t.speaker for t in decoded}) >= min(options.min_speakers, found):  # a number given still holds
             return Diarization(decoded, speakers_in(decoded, speakers_of(decoded, windows, rate, threshold)), embedder)
     return Diarization(turns, speakers_of(turns, windows, rate, threshold), embedder)

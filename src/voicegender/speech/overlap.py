@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.resources
 import queue
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,11 @@ FRAME_DURATION_S = 0.0619375  # each frame's receptive field
 OVERLAP_CLASSES = slice(4, 7)  # powerset classes {1,2}, {1,3}, {2,3}
 THRESHOLD = 0.5  # a frame is overlapped when the two-voice classes hold at least half of the probability
 MIN_OVERLAP_S = 0.1  # shorter overlapped runs are dropped (a frame or two of a plosive against a vowel)
+# Which of the three local speakers each powerset class holds: a frame's probability that speaker k talks is the sum
+# of the classes holding k
+SPEAKERS_OF_CLASS = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]], np.float64)
+CHANGE_HALF_FRAMES = 18  # frames (0.3 s) either side of a point compared for a change of local speaker
+CHANGE_LEVELS = 255  # a recording's change scores are kept in this many steps (uint8: 2 MB for 10 h, not 8.5)
 QUEUED_CHUNKS = 2  # chunks waiting for the network's thread before the feeder waits
 WORKER_IDLE_S = 30.0  # the network's thread ends after this long without a chunk (a reading given up)
 
@@ -97,6 +103,45 @@ def chunk_probabilities(chunk: np.ndarray, path: Path | None = None) -> np.ndarr
     return np.exp(log_probs, dtype=np.float64)
 
 
+def local_speaker_change(probs: np.ndarray, half: int = CHANGE_HALF_FRAMES) -> np.ndarray:
+    """How surely the local speaker changes at each frame of one chunk (CHUNK_FRAMES,), from its powerset
+    probabilities: comparing the ``half`` frames before frame t with the ``half`` from it, the most any local
+    speaker's activity falls, or the most any other's rises, whichever is less (0 to 1: one voice ending where
+    another starts; a voice ending into silence or starting from it is no change). 0 within ``half`` of the
+    chunk's ends: the local speakers of two chunks are not the same numbering."""
+    active = np.asarray(probs, np.float64) @ SPEAKERS_OF_CLASS
+    n = len(active)
+    out = np.zeros(n, np.float32)
+    if n < 2 * half + 1:
+        return out
+    cum = np.vstack([np.zeros((1, active.shape[1])), np.cumsum(active, axis=0)])
+    t = np.arange(half, n - half + 1)  # frame t: the frames [t - half, t) against [t, t + half)
+    before = (cum[t] - cum[t - half]) / half
+    after = (cum[t + half] - cum[t]) / half
+    out[t] = np.clip(np.minimum((before - after).max(axis=1), (after - before).max(axis=1)), 0.0, 1.0)
+    return out
+
+
+@dataclass(frozen=True)
+class LocalChange:
+    """A recording's local speaker change score per frame (:func:`local_speaker_change`, chunk after chunk), from
+    0 to 1, or as uint8 in :data:`CHANGE_LEVELS` steps (:attr:`OverlapDetector.speaker_change`): frame t's
+    boundary lies at ``first_s + t * step_s`` seconds."""
+
+    scores: np.ndarray
+    step_s: float = FRAME_STEP_S
+    first_s: float = FRAME_DURATION_S / 2 - FRAME_STEP_S / 2
+
+    def at(self, times_s: np.ndarray) -> np.ndarray:
+        """The score (0 to 1, float32) of the frame nearest each of ``times_s`` (seconds); 0 outside the
+        recording."""
+        i = np.round((np.asarray(times_s, np.float64) - self.first_s) / self.step_s).astype(np.int64)
+        ok = (i >= 0) & (i < len(self.scores))
+        out = np.zeros(len(i), np.float32)
+        out[ok] = self.scores[i[ok]]
+        return out / CHANGE_LEVELS if self.scores.dtype == np.uint8 else out
+
+
 class OverlapDetector:
     """Feed 16 kHz blocks, then :meth:`finish`: the probability that two voices overlap, per output frame
     (frame ``i`` centred at ``i * FRAME_STEP_S + FRAME_DURATION_S / 2`` seconds).
@@ -116,6 +161,9 @@ class OverlapDetector:
         self._buf_start = 0
         self._total = 0
         self._frames: list[np.ndarray] = []  # each chunk's overlap probabilities, in order (the worker writes)
+        self._changes: list[np.ndarray] = []  # each chunk's local speaker change (local_speaker_change), in order
+        # per frame, set by finish: the local speaker change in CHANGE_LEVELS steps (uint8: 1 byte a frame)
+        self.speaker_change: np.ndarray | None = None
         self._n_frames = 0
         self._queue: queue.Queue = queue.Queue(QUEUED_CHUNKS)
         self._failure: BaseException | None = None
@@ -157,11 +205,14 @@ class OverlapDetector:
             self._worker = None
 
     def _add(self, start: int, chunk: np.ndarray) -> None:
-        p = chunk_probabilities(chunk, self._path)[:, OVERLAP_CLASSES].sum(axis=1).astype(np.float32)
+        probs = chunk_probabilities(chunk, self._path)
+        p = probs[:, OVERLAP_CLASSES].sum(axis=1).astype(np.float32)
         first = int(round(start / SAMPLE_RATE / FRAME_STEP_S))
         if first > self._n_frames:  # the frames between the last chunk's and this one's
             self._frames.append(np.zeros(first - self._n_frames, np.float32))
+            self._changes.append(np.zeros(first - self._n_frames, np.uint8))
         self._frames.append(p)
+        self._changes.append(np.round(local_speaker_change(probs) * CHANGE_LEVELS).astype(np.uint8))
         self._n_frames = first + len(p)
 
     def feed(self, block: np.ndarray) -> None:
@@ -192,9 +243,12 @@ class OverlapDetector:
             raise self._failure
         n_frames = int(np.ceil(self._total / SAMPLE_RATE / FRAME_STEP_S))
         out = np.concatenate(self._frames) if self._frames else np.zeros(0, np.float32)
-        self._frames = []
+        change = np.concatenate(self._changes) if self._changes else np.zeros(0, np.uint8)
+        self._frames, self._changes = [], []
         if 0 < len(out) < n_frames:  # frames past the last chunk's (~60 ms at most): the last one holds
             out = np.concatenate([out, np.full(n_frames - len(out), out[-1], np.float32)])
+            change = np.concatenate([change, np.zeros(n_frames - len(change), np.uint8)])
+        self.speaker_change = change[:n_frames]
         return out[:n_frames]
 
 
