@@ -13,8 +13,9 @@ read of the audio decodes the speech again, frame by frame:
    :data:`LLR_WEIGHT` and clipped at :data:`LLR_CLIP` below the best, silent frames no evidence), plus
    :data:`PRIOR` for the speaker the frame's turn already had.
 3. A hidden Markov model whose states are those speakers finds the best path: a change costs
-   :data:`SWITCH_PENALTY` and every turn lasts at least :data:`MIN_TURN_S` (:func:`viterbi_min_duration`). Its
-   runs are the new turns.
+   :data:`SWITCH_PENALTY` (less where the overlap detector's local speakers change, nothing where they surely do:
+   :data:`LOCAL_CHANGE_DISCOUNT`) and every turn lasts at least :data:`MIN_TURN_S` (:func:`viterbi_min_duration`).
+   Its runs are the new turns.
 
 Development conversations (100 mixes, seed 1000, `benchmarks/conversations.py --from-mixes`; gender accuracy on
 speech frames / female share error in points / DER on 2-4 speakers, the turns as they were → decoded again): clean
