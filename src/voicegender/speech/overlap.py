@@ -10,7 +10,9 @@ cross-talk at every change (docs/CONVERSATIONS.md): precision 0.62 and recall 0.
 The network ships inside the package as ONNX (``assets/pyannote_segmentation/``, 6 MB, made by
 ``scripts/make_onnx_assets.py`` from the checkpoint, the weights unchanged) and runs on onnxruntime: no torch or
 pyannote.audio. :class:`OverlapDetector` is fed the audio block by block (10 s chunks one after another) and holds
-a few chunks of audio and 4 bytes per frame; :func:`overlap_regions` turns the probabilities into stretches.
+a few chunks of audio and 5 bytes per frame; :func:`overlap_regions` turns the probabilities into stretches. The
+same output says where the chunk's local speakers change (:func:`local_speaker_change`, :class:`LocalChange`), which
+the turns' decoding (:mod:`voicegender.listen.resegment`) reads.
 """
 
 from __future__ import annotations
@@ -151,8 +153,8 @@ class OverlapDetector:
     window, not 10 s, is the front end's receptive field), so the few frames between two chunks are seen by
     neither (0 here). The network runs in a worker thread, one chunk after another in order, so it takes the
     second core while the caller's reading (mostly one thread) goes on; at most :data:`QUEUED_CHUNKS` chunks wait
-    for it (the feeder waits beyond that). Held: those chunks and one being filled (640 kB each), 4 bytes per
-    frame (8.5 MB for 10 h)."""
+    for it (the feeder waits beyond that). Held: those chunks and one being filled (640 kB each), 5 bytes per
+    frame (the overlap probability and :attr:`speaker_change`: 10.7 MB for 10 h)."""
 
     def __init__(self, path: Path | None = None) -> None:
         self._path = path
