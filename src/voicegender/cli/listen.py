@@ -336,7 +336,7 @@ class _PictureWriter:
 
     def __init__(self, folder: Path, loaded) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.loaded, self.used = folder, loaded, set()
+        self.folder, self.loaded = folder, loaded
 
     def write(self, prediction) -> None:
         """The picture of one answer, or a line saying why there is none (no speech: nothing to explain)."""
@@ -350,10 +350,9 @@ class _PictureWriter:
             return
         stem = Path(prediction.path).stem
         name, n = f"{stem}.png", 1
-        while name in self.used or (self.folder / name).exists():  # a picture there (an earlier run's) is kept
+        while (self.folder / name).exists():  # a picture there (this run's or an earlier one's) is kept
             n += 1
             name = f"{stem}_{n}.png"
-        self.used.add(name)
         samples = read_first_seconds(prediction.path, PICTURE_READ_S)  # bounded, however long the file (audio.py)
         start, end = loudest_span(samples)
         span = picture_span(start / SAMPLE_RATE, end / SAMPLE_RATE, prediction.duration_s)
