@@ -39,7 +39,7 @@ import numpy as np
 
 from ..audio.bandwidth import BandwidthMeter
 from ..audio.decode import soundfile_name, spans_of, stream_audio
-from ..speech.overlap import LocalChange, OverlapDetector, overlap_regions
+from ..speech.overlap import OverlapDetector, overlap_regions
 from ..speech.vad import (
     FRAME_S,
     FRAME_SAMPLES,
@@ -633,8 +633,7 @@ class TimelineBuilder:
             frames = np.arange(a, b) // FRAME_SAMPLES
             return speech[np.minimum(frames, len(speech) - 1)] if len(speech) else np.zeros(b - a, bool)
 
-        change = None if self._overlap is None else self._overlap.speaker_change
-        local = None if change is None else LocalChange(change)
+        local = None if self._overlap is None else self._overlap.speaker_change
         return diarize(windows, regions, speech_mask, self.options.speaker_options, VAD_SAMPLE_RATE,
                        self._read_spans, self._encoder, self.options.threshold, self._bandwidth.narrowband, local)
 

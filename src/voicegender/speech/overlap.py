@@ -164,8 +164,8 @@ class OverlapDetector:
         self._total = 0
         self._frames: list[np.ndarray] = []  # each chunk's overlap probabilities, in order (the worker writes)
         self._changes: list[np.ndarray] = []  # each chunk's local speaker change (local_speaker_change), in order
-        # per frame, set by finish: the local speaker change in CHANGE_LEVELS steps (uint8: 1 byte a frame)
-        self.speaker_change: np.ndarray | None = None
+        # set by finish: the local speaker change of every frame, in CHANGE_LEVELS steps (uint8: 1 byte a frame)
+        self.speaker_change: LocalChange | None = None
         self._n_frames = 0
         self._queue: queue.Queue = queue.Queue(QUEUED_CHUNKS)
         self._failure: BaseException | None = None
@@ -250,7 +250,7 @@ class OverlapDetector:
         if 0 < len(out) < n_frames:  # frames past the last chunk's (~60 ms at most): the last one holds
             out = np.concatenate([out, np.full(n_frames - len(out), out[-1], np.float32)])
             change = np.concatenate([change, np.zeros(n_frames - len(change), np.uint8)])
-        self.speaker_change = change[:n_frames]
+        self.speaker_change = LocalChange(change[:n_frames])
         return out[:n_frames]
 
 
