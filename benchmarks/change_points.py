@@ -56,27 +56,19 @@ def read_mix(wav: Path, model) -> dict:
 
 
 def local_points(change, region: tuple[int, int], threshold: float) -> list[int]:
-    """Sample positions of local changes inside ``region``: the surest within +- LOCAL_SPACING_S above ``threshold``,
-    at least MIN_TURN_S from the region's edges and from each other (greedy, surest first)."""
+    """Sample positions of local changes inside ``region``, picked as the turns' cuts are
+    (:func:`voicegender.listen.speakers.surest_changes`): the surest within +- LOCAL_SPACING_S above ``threshold``,
+    at least MIN_TURN_S from the region's edges and from each other."""
+    from voicegender.listen.speakers import surest_changes
+
     a, b = region
     first = max(0, int(np.ceil((a / RATE - change.first_s) / change.step_s)))
     last = min(len(change.scores), int(np.floor((b / RATE - change.first_s) / change.step_s)) + 1)
     if last <= first:
         return []
     times = change.first_s + np.arange(first, last) * change.step_s
-    scores = change.at(times)
     points = np.round(times * RATE).astype(np.int64)
-    spacing, edge = LOCAL_SPACING_S * RATE, MIN_TURN_S * RATE
-    kept: list[int] = []
-    for k in np.argsort(-scores, kind="stable"):
-        p = int(points[k])
-        if scores[k] < threshold:
-            break
-        if p - a < edge or b - p < edge or any(abs(p - q) < max(spacing, edge) for q in kept):
-            continue
-        if scores[k] >= scores[np.abs(points - p) <= spacing].max():
-            kept.append(p)
-    return sorted(kept)
+    return surest_changes(points, change.at(times), region, threshold, LOCAL_SPACING_S * RATE, MIN_TURN_S * RATE)
 
 
 def reference_changes(rttm: Path) -> list[float]:

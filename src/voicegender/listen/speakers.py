@@ -160,19 +160,26 @@ def change_points(windows: Windows, region: tuple[int, int], options: SpeakerOpt
     a, b = region
     inside = np.flatnonzero((windows.start >= a - windows.hop) & (windows.start + windows.n_samples <= b + windows.hop)
                             & np.isfinite(windows.change))
-    points_arr, scores_arr = windows.start[inside], windows.change[inside]
-    spacing = options.change_spacing_s * _rate(windows)
-    edge = options.min_turn_s * _rate(windows)
-    changes = []
-    for k in np.argsort(-scores_arr):  # greedy: highest first, none within the spacing of a kept one
-        p, s = int(points_arr[k]), scores_arr[k]
-        if s < options.change_threshold:
+    return surest_changes(windows.start[inside], windows.change[inside], region, options.change_threshold,
+                          options.change_spacing_s * _rate(windows), options.min_turn_s * _rate(windows))
+
+
+def surest_changes(points: np.ndarray, scores: np.ndarray, region: tuple[int, int], threshold: float,
+                   spacing: float, edge: float) -> list[int]:
+    """The positions among ``points`` (samples, each with its change score) kept as changes inside ``region``:
+    greedily, highest score first, those at or above ``threshold`` that are the highest within +- ``spacing``, at
+    least ``edge`` from the region's ends and ``max(spacing, edge)`` from a change already kept; in order."""
+    a, b = region
+    changes: list[int] = []
+    for k in np.argsort(-scores):
+        p, s = int(points[k]), scores[k]
+        if s < threshold:
             break
         if p - a < edge or b - p < edge:
             continue
         if any(abs(p - c) < max(spacing, edge) for c in changes):
             continue
-        if _is_local_peak(points_arr, scores_arr, k, spacing):
+        if _is_local_peak(points, scores, k, spacing):
             changes.append(p)
     return sorted(changes)
 
