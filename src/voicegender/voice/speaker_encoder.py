@@ -60,6 +60,9 @@ EMBEDDING_DIM = 192  # size of one embedding
 MIN_FRAMES = 5
 MIN_SAMPLES = (MIN_FRAMES - 1) * fbank.HOP  # 640 samples = 40 ms: 1 + 640 // 160 = 5 frames
 DEFAULT_THREADS = 1  # onnxruntime intra-op threads; a 2nd costs 10-25 % more CPU for at best half the wall time
+# Within one call of SpeakerEncoder.embed, clips up to this many frames (4 s) leave their buffers in onnxruntime's
+# arena for the next clip; the run of a longer clip, and the call's last run, empty it when they end.
+ARENA_KEEP_FRAMES = 400
 
 # --- the checkpoint and where to get it ---------------------------------------------------------------------------
 CHECKPOINT_SHA256 = "0575cb64845e6b9a10db9bcb74d5ac32b326b8dc90352671d345e2ee3d0126a2"
@@ -337,9 +340,15 @@ class SpeakerEncoder:
         if self.threads > 1:  # idle pool threads would spin for ~ms after each run, stealing other work's core
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only
-        # Without the arena, the memory one long clip needed goes back after its run: after a 30 s clip the process
-        # kept 234 MB instead of 472 (at the same speed, measured on 1.5 s and 3 s clips).
-        options.enable_cpu_mem_arena = False
+        # The buffers of a run stay in onnxruntime's arena for the next one. Without it every run of a 2 s clip
+        # mapped its ~2 MB activations afresh (voicegender.memory maps blocks over 256 kB), and the kernel's
+        # page faults were an eighth of the encoder's CPU time in `segment`. Without the memory pattern the arena
+        # holds the largest set of buffers alive at once, not every buffer of the run (2 s clips: +21 MB instead
+        # of +38 MB resident). It is emptied after a clip longer than ARENA_KEEP_FRAMES (a 30 s clip would keep
+        # 430 MB) and at the end of every call (embed), so nothing is held between calls.
+        options.enable_mem_pattern = False
+        self._give_back = ort.RunOptions()
+        self._give_back.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         graph = model_folder(self.path, digest, plan)
         try:
             self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
@@ -365,7 +374,10 @@ class SpeakerEncoder:
         out = np.zeros((len(clips), EMBEDDING_DIM), np.float32)
         for i, clip in enumerate(clips):
             clip = (clip - clip.mean(dtype=np.float64)).astype(np.float32)  # DC removed
-            out[i] = self.session.run([self.output_name], {self.input_name: fbank.features(clip)})[0][0]
+            features = fbank.features(clip)
+            last = i == len(clips) - 1
+            run_options = self._give_back if last or len(features[0]) > ARENA_KEEP_FRAMES else None
+            out[i] = self.session.run([self.output_name], {self.input_name: features}, run_options)[0][0]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return (out / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
 
