@@ -43,6 +43,12 @@ def _private_cache(tmp_path_factory):
         os.environ["VOICEGENDER_CACHE_DIR"] = before
 
 
+def resident_mb() -> float:
+    """This process's resident memory in MB (Linux: VmRSS from /proc/self/status)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
 def write_voice(path: Path, gender: str, seed: int = 0, seconds: float = 0.8, sr: int = 16_000) -> Path:
     """Write a synthetic male (120 Hz) or female (220 Hz) voice clip; returns the path."""
     f0 = FEMALE_F0 if gender == "female" else MALE_F0

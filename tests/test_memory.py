@@ -3,13 +3,9 @@
 import sys
 
 import pytest
+from conftest import resident_mb
 
 from voicegender.memory import give_back_free_memory
-
-
-def _resident_mb() -> float:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim: Linux only")
@@ -19,9 +15,9 @@ def test_memory_freed_below_a_live_block_goes_back_to_the_system():
     blocks = [bytearray(1000) for _ in range(60_000)]  # ~60 MB of heap, not mmap: malloc keeps it when freed
     last = blocks[-1]  # alive at the heap's top, so freeing the others cannot shrink the heap by itself
     del blocks
-    held = _resident_mb()
+    held = resident_mb()
     assert give_back_free_memory()
-    assert held - _resident_mb() > 30
+    assert held - resident_mb() > 30
     assert len(last) == 1000
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, requires_shared_data
+from conftest import SHARED_DATA, requires_shared_data, resident_mb
 
 from voicegender.audio.synth import synth_voice
 from voicegender.cache import sha256_file
@@ -380,11 +380,7 @@ def test_embeddings_are_unit_rows_per_clip(random_encoder: SpeakerEncoder):
     assert float(shifted[0] @ emb[0]) > 0.9999 and float(shifted[1] @ emb[0]) > 0.9999
 
 
-def _resident_mb() -> float:
-    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-@pytest.mark.skipif(not Path("/proc/self/statm").is_file(), reason="resident memory is read from /proc (Linux)")
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="resident memory is read from /proc (Linux)")
 def test_the_arena_keeps_no_memory_after_a_long_clip_and_changes_no_answer(random_encoder: SpeakerEncoder):
     """Within a call, short clips reuse onnxruntime's arena; a clip longer than ARENA_KEEP_FRAMES empties it after
     its run (kept, a 30 s clip would hold ~300 MB more), and so does every call's last run. None of it changes an
@@ -393,9 +389,9 @@ def test_the_arena_keeps_no_memory_after_a_long_clip_and_changes_no_answer(rando
     short = 0.1 * rng.standard_normal(32_000).astype(np.float32)
     long = 0.1 * rng.standard_normal(30 * 16_000).astype(np.float32)
     first = random_encoder.embed([short])
-    before = _resident_mb()
+    before = resident_mb()
     after_long = random_encoder.embed([short, long, short, short])
-    grown = _resident_mb() - before
+    grown = resident_mb() - before
     np.testing.assert_array_equal(after_long[[0, 2, 3]], np.repeat(first, 3, axis=0))
     assert grown < 100, f"{grown:.0f} MB kept after a 30 s clip"
 
